@@ -1,0 +1,191 @@
+//! A native test driver for operators: the host's call sequence without wasm, for `cargo test`.
+
+use crate::{Error, KeyedState, Operator, Output, OwnedBatch, Settings};
+
+/// An input record the operator refused, as the host would send it to the dead-letter
+/// destination.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The record's partition key.
+    pub partition_key: String,
+    /// The record's data.
+    pub data: Vec<u8>,
+    /// When the record arrived, in ms since the Unix epoch.
+    pub arrival_time_ms: i64,
+    /// The shard it came from.
+    pub shard_id: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+impl DeadLetter {
+    /// The dead letter for `record`, refused for `reason`.
+    pub fn new(record: &crate::Record<'_>, reason: impl Into<String>) -> Self {
+        Self {
+            partition_key: record.partition_key.to_string(),
+            data: record.data.to_vec(),
+            arrival_time_ms: record.arrival_time_ms,
+            shard_id: record.shard_id.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Drives one operator instance the way the host does: records are gathered into a batch,
+/// which is processed when it is full, when time advances, or when the input ends.
+///
+/// Processing time starts at 0 and moves only when [`set_time`](Self::set_time) or
+/// [`advance_time`](Self::advance_time) says so; records pushed get the current processing time
+/// as their arrival time unless pushed with [`push_at`](Self::push_at).
+pub struct Harness<O: Operator> {
+    operator: O,
+    settings: Settings,
+    pending: OwnedBatch,
+    batch_size: usize,
+    outputs: Output,
+    dead_letters: Vec<DeadLetter>,
+}
+
+impl<O: Operator> Harness<O> {
+    /// Initialise an operator with `settings`, on shard `shard-0`, with batches of 1,024.
+    pub fn new(settings: &[(&str, &str)]) -> Result<Self, Error> {
+        let settings = Settings::from_pairs(settings);
+        let operator = O::init(&settings)?;
+        Ok(Self {
+            operator,
+            settings,
+            pending: OwnedBatch::new("shard-0"),
+            batch_size: 1024,
+            outputs: Output::default(),
+            dead_letters: Vec::new(),
+        })
+    }
+
+    /// Process a batch whenever `records` records are pending (at least 1).
+    pub fn with_batch_size(mut self, records: usize) -> Self {
+        self.batch_size = records.max(1);
+        self
+    }
+
+    /// Name the shard records come from.
+    pub fn with_shard_id(mut self, shard_id: &str) -> Self {
+        self.pending.shard_id = shard_id.to_string();
+        self
+    }
+
+    /// Add a record arriving now. A full batch is processed at once; an error from it is kept
+    /// for the next call that returns a `Result` ([`flush`](Self::flush) and the like).
+    pub fn push(&mut self, partition_key: &str, data: &[u8]) -> &mut Self {
+        let now = self.pending.now_ms;
+        self.push_at(partition_key, data, now)
+    }
+
+    /// Add a record with an explicit arrival time (ms since the Unix epoch).
+    pub fn push_at(&mut self, partition_key: &str, data: &[u8], arrival_time_ms: i64) -> &mut Self {
+        self.pending.push(partition_key, data, arrival_time_ms);
+        if self.pending.len() >= self.batch_size {
+            // Surfaced again by the next flush: a failed batch stays pending.
+            let _ = self.flush();
+        }
+        self
+    }
+
+    /// Process the pending records now, as one batch.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut out = Output::default();
+        self.operator.process(&self.pending.view(), &mut out)?;
+        for rejection in &out.rejected {
+            if let Some(record) = self.pending.view().records().nth(rejection.index as usize) {
+                self.dead_letters.push(DeadLetter::new(&record, rejection.reason.clone()));
+            }
+        }
+        out.rejected.clear();
+        self.outputs.append(&out);
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Set processing time (ms since the Unix epoch) without telling the operator; records
+    /// pushed afterwards carry it.
+    pub fn set_time(&mut self, now_ms: i64) -> &mut Self {
+        let _ = self.flush();
+        self.pending.now_ms = now_ms;
+        self
+    }
+
+    /// Process pending records, move processing time to `now_ms` and tick the operator.
+    pub fn advance_time(&mut self, now_ms: i64) -> Result<(), Error> {
+        self.flush()?;
+        self.pending.now_ms = now_ms;
+        let mut out = Output::default();
+        self.operator.tick(now_ms, &mut out)?;
+        self.outputs.append(&out);
+        Ok(())
+    }
+
+    /// Process pending records and end the input.
+    pub fn end_input(&mut self) -> Result<(), Error> {
+        self.flush()?;
+        let mut out = Output::default();
+        self.operator.finish(self.pending.now_ms, &mut out)?;
+        self.outputs.append(&out);
+        Ok(())
+    }
+
+    /// Process a prepared batch as the host would (pending records go first).
+    pub fn process(&mut self, batch: &OwnedBatch) -> Result<(), Error> {
+        self.flush()?;
+        let saved = std::mem::replace(&mut self.pending, batch.clone());
+        let result = self.flush();
+        self.pending = saved;
+        self.pending.now_ms = batch.now_ms;
+        result
+    }
+
+    /// Everything emitted so far.
+    pub fn output(&self) -> &Output {
+        &self.outputs
+    }
+
+    /// Everything emitted so far, as `(key, data)` strings (data decoded as UTF-8, lossily).
+    pub fn output_strings(&self) -> Vec<(String, String)> {
+        self.outputs.iter().map(|(k, d)| (k.to_string(), String::from_utf8_lossy(d).into_owned())).collect()
+    }
+
+    /// Remove and return everything emitted so far.
+    pub fn take_output(&mut self) -> Output {
+        std::mem::take(&mut self.outputs)
+    }
+
+    /// Records the operator refused so far.
+    pub fn dead_letters(&self) -> &[DeadLetter] {
+        &self.dead_letters
+    }
+
+    /// The operator's keyed snapshot (pending records are processed first), sorted by key.
+    pub fn snapshot(&mut self) -> Result<Vec<KeyedState>, Error> {
+        self.flush()?;
+        let mut state = Vec::new();
+        self.operator.snapshot(&mut state)?;
+        state.sort();
+        Ok(state)
+    }
+
+    /// Replace the operator with a fresh instance of the same settings restored from `state`,
+    /// as the host does on a swap, a reshard or a restart. Output collected so far is kept.
+    pub fn restart_from(&mut self, state: Vec<KeyedState>) -> Result<(), Error> {
+        self.flush()?;
+        let mut operator = O::init(&self.settings)?;
+        operator.restore(state)?;
+        self.operator = operator;
+        Ok(())
+    }
+
+    /// The operator itself.
+    pub fn operator(&self) -> &O {
+        &self.operator
+    }
+}

@@ -1,0 +1,116 @@
+//! What one operator call produces: output records, packed like input records, and the input
+//! records the operator refused.
+
+/// Lengths of one output record; mirrors `output-meta` in `wit/operator.wit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutputMeta {
+    /// Length in bytes of the partition key.
+    pub key_len: u32,
+    /// Length in bytes of the data.
+    pub data_len: u32,
+}
+
+/// An input record the operator refused, with the reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// Index of the record in its batch.
+    pub index: u32,
+    /// Why the record was refused.
+    pub reason: String,
+}
+
+/// Output of one call: records to write to the sink, and rejected input records.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Output {
+    /// Keys and data of the output records, back to back.
+    pub bytes: Vec<u8>,
+    /// One entry per output record.
+    pub records: Vec<OutputMeta>,
+    /// Input records refused by the operator.
+    pub rejected: Vec<Rejection>,
+}
+
+impl Output {
+    /// Emit a record with this partition key and data.
+    #[inline]
+    pub fn emit(&mut self, partition_key: &str, data: &[u8]) {
+        self.emit_with(partition_key, |buf| buf.extend_from_slice(data));
+    }
+
+    /// Emit a record whose data `write` appends to the buffer it is given: serialise straight
+    /// into the output, with no intermediate allocation.
+    #[inline]
+    pub fn emit_with(&mut self, partition_key: &str, write: impl FnOnce(&mut Vec<u8>)) {
+        self.bytes.extend_from_slice(partition_key.as_bytes());
+        let start = self.bytes.len();
+        write(&mut self.bytes);
+        self.records.push(OutputMeta {
+            key_len: partition_key.len() as u32,
+            data_len: (self.bytes.len() - start) as u32,
+        });
+    }
+
+    /// Refuse input record `index` of the current batch: the host sends it to the dead-letter
+    /// destination with `reason`.
+    pub fn reject(&mut self, index: u32, reason: impl Into<String>) {
+        self.rejected.push(Rejection { index, reason: reason.into() });
+    }
+
+    /// Number of output records.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether there is neither an output record nor a rejection.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.rejected.is_empty()
+    }
+
+    /// Remove everything, keeping capacity.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.records.clear();
+        self.rejected.clear();
+    }
+
+    /// Append all of `other`'s records and rejections.
+    pub fn append(&mut self, other: &Output) {
+        self.bytes.extend_from_slice(&other.bytes);
+        self.records.extend_from_slice(&other.records);
+        self.rejected.extend_from_slice(&other.rejected);
+    }
+
+    /// The output records as `(partition key, data)`, in order. A key that is not UTF-8 (only
+    /// possible if the buffers were filled by hand) reads as empty.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &[u8])> + '_ {
+        let mut at = 0usize;
+        self.records.iter().map(move |meta| {
+            let key_end = at + meta.key_len as usize;
+            let end = key_end + meta.data_len as usize;
+            let key = self.bytes.get(at..key_end).unwrap_or_default();
+            let data = self.bytes.get(key_end..end).unwrap_or_default();
+            at = end;
+            (std::str::from_utf8(key).unwrap_or_default(), data)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emitted_records_read_back_in_order() {
+        let mut out = Output::default();
+        out.emit("AMZN", b"1");
+        out.emit_with("GOOG", |b| b.extend_from_slice(b"22"));
+        out.reject(3, "bad");
+        let got: Vec<_> = out.iter().collect();
+        assert_eq!(got, vec![("AMZN", &b"1"[..]), ("GOOG", &b"22"[..])]);
+        assert_eq!(out.rejected, vec![Rejection { index: 3, reason: "bad".into() }]);
+        let mut all = Output::default();
+        all.append(&out);
+        all.append(&out);
+        assert_eq!(all.iter().count(), 4);
+    }
+}
