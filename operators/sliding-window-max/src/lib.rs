@@ -1,0 +1,333 @@
+//! weir's default operator: per ticker, the maximum price and the number of trades over sliding
+//! windows, one output record per (ticker, window) that saw at least one trade.
+//!
+//! Windows are `[start, start + window)` with `start` a multiple of `slide` counted from the Unix
+//! epoch, so a trade belongs to `window / slide` windows. In event time (the default) a window
+//! fires when the watermark (the newest event time seen minus `out-of-orderness`) reaches its
+//! end; in processing time it fires when the host's clock does. Whatever is pending fires when
+//! the input ends.
+//!
+//! A trade is late, and goes to the dead-letter destination, only when every window it belongs
+//! to has already fired; a trade behind the watermark that still belongs to an open window
+//! counts in that window (Flink's rule for sliding windows with no allowed lateness).
+//!
+//! Layout: [`config`] (settings), [`trade`] (reading a record), [`panes`] (one key's windows),
+//! [`snapshot`] (the keyed state format); this file holds the keys, the watermark and the
+//! timers that fire windows in order.
+
+pub mod config;
+pub mod panes;
+pub mod snapshot;
+pub mod trade;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::rc::Rc;
+
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use weir_operator::{Batch, Error, INSTANCE_KEY, KeyedState, Operator, Output, Settings};
+
+pub use config::{Config, TimeMode};
+use panes::Panes;
+
+/// "No time yet": below every real time.
+const NEVER: i64 = i64::MIN;
+
+/// One ticker's state.
+#[derive(Debug)]
+struct Key {
+    ticker: Box<str>,
+    panes: Panes,
+    /// End of the last window fired for this key (NEVER if none).
+    last_fired_end: i64,
+    /// End of the window this key's live timer fires (i64::MAX if none).
+    timer: i64,
+}
+
+/// The sliding-window-max operator.
+#[derive(Debug)]
+pub struct SlidingWindowMax {
+    config: Config,
+    /// The JSON field names, shared so a batch can read them while the state changes.
+    fields: Rc<trade::Fields>,
+    pane_ms: i64,
+    keys: Vec<Key>,
+    /// Ticker to index in `keys`. FxHash: fast for short strings and the same in every build,
+    /// which keeps outputs identical natively and in wasm.
+    index: FxHashMap<Box<str>, u32>,
+    /// (window end, key) of pending windows, earliest first. An entry whose end is not its key's
+    /// `timer` any more is stale and skipped.
+    timers: BinaryHeap<Reverse<(i64, u32)>>,
+    max_event_time: i64,
+    watermark: i64,
+}
+
+impl SlidingWindowMax {
+    /// An operator with this configuration.
+    pub fn new(config: Config) -> Self {
+        Self {
+            pane_ms: config.pane_ms(),
+            fields: Rc::new(trade::Fields {
+                time: config.event_time_field.clone(),
+                ticker: config.ticker_field.clone(),
+                price: config.price_field.clone(),
+            }),
+            config,
+            keys: Vec::new(),
+            index: FxHashMap::default(),
+            timers: BinaryHeap::new(),
+            max_event_time: NEVER,
+            watermark: NEVER,
+        }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The current watermark in ms (`i64::MIN` before the first trade).
+    pub fn watermark(&self) -> i64 {
+        self.watermark
+    }
+
+    /// End of the first window after the one ending at `after` (or the first window at all)
+    /// that contains the pane starting at `pane`.
+    fn first_end_containing(&self, pane: i64, after: i64) -> i64 {
+        let (w, s) = (self.config.window_ms, self.config.slide_ms);
+        // The earliest window containing the pane starts just above pane - window.
+        let first = (pane - w).div_euclid(s) * s + s + w;
+        if after == NEVER { first } else { first.max((after - w).div_euclid(s) * s + s + w) }
+    }
+
+    fn key_id(&mut self, ticker: &str) -> u32 {
+        if let Some(&id) = self.index.get(ticker) {
+            return id;
+        }
+        let id = self.keys.len() as u32;
+        self.keys.push(Key {
+            ticker: ticker.into(),
+            panes: Panes::new(),
+            last_fired_end: NEVER,
+            timer: i64::MAX,
+        });
+        self.index.insert(ticker.into(), id);
+        id
+    }
+
+    /// Add one trade at `time`; `Err` says why it is late.
+    fn add(&mut self, ticker: &str, time: i64, price: f64) -> Result<(), String> {
+        let (w, s) = (self.config.window_ms, self.config.slide_ms);
+        let last_window_end = time.div_euclid(s) * s + w;
+        if last_window_end <= self.watermark {
+            return Err(format!(
+                "late: event time {} is {} ms behind the watermark {}, and every window it belongs to \
+                 has been emitted (raise out-of-orderness, now {} ms, to wait longer)",
+                timestamp(time),
+                self.watermark - time,
+                timestamp(self.watermark),
+                self.config.out_of_orderness_ms
+            ));
+        }
+        let pane = time.div_euclid(self.pane_ms) * self.pane_ms;
+        let candidate = self.first_end_containing(pane, self.watermark);
+        let id = self.key_id(ticker);
+        let key = &mut self.keys[id as usize];
+        key.panes.add(pane, price);
+        if candidate < key.timer {
+            key.timer = candidate;
+            self.timers.push(Reverse((candidate, id)));
+        }
+        Ok(())
+    }
+
+    /// Move the watermark to `to` (never back) and fire the windows it passes.
+    #[inline]
+    fn advance_watermark(&mut self, to: i64, out: &mut Output) {
+        if to > self.watermark {
+            self.watermark = to;
+        }
+        self.fire_until(self.watermark, out);
+    }
+
+    /// Fire, in order of end, every pending window ending at or before `limit`.
+    fn fire_until(&mut self, limit: i64, out: &mut Output) {
+        while let Some(&Reverse((end, id))) = self.timers.peek() {
+            if end > limit {
+                break;
+            }
+            self.timers.pop();
+            let w = self.config.window_ms;
+            let s = self.config.slide_ms;
+            let key = &mut self.keys[id as usize];
+            if key.timer != end {
+                continue;
+            }
+            let agg = key.panes.fire(end, w);
+            key.last_fired_end = end;
+            if agg.count > 0 {
+                emit(out, &key.ticker, end - w, end, agg.max, agg.count);
+            }
+            // The next window with a pane in it: end + slide if a pane remains inside it, else
+            // the first window containing the next pane.
+            key.timer = match key.panes.first_from(end + s - w) {
+                None => i64::MAX,
+                Some(pane) => {
+                    let first = (pane - w).div_euclid(s) * s + s + w;
+                    first.max(end + s)
+                }
+            };
+            if key.timer != i64::MAX {
+                self.timers.push(Reverse((key.timer, id)));
+            }
+        }
+    }
+}
+
+/// One result record, as JSON.
+#[derive(Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+struct WindowResult<'a> {
+    ticker: &'a str,
+    window_start: Millis,
+    window_end: Millis,
+    max_price: f64,
+    trades: u64,
+}
+
+/// A time written as RFC 3339 UTC with millisecond precision.
+struct Millis(i64);
+
+impl Serialize for Millis {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match jiff::Timestamp::from_millisecond(self.0) {
+            Ok(ts) => s.collect_str(&format_args!("{ts:.3}")),
+            Err(_) => s.serialize_i64(self.0),
+        }
+    }
+}
+
+fn timestamp(ms: i64) -> String {
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(ts) => format!("{ts:.3}"),
+        Err(_) => ms.to_string(),
+    }
+}
+
+fn emit(out: &mut Output, ticker: &str, start: i64, end: i64, max_price: f64, trades: u64) {
+    let result =
+        WindowResult { ticker, window_start: Millis(start), window_end: Millis(end), max_price, trades };
+    out.emit_with(ticker, |buf| {
+        // Writing a plain struct into a Vec cannot fail: no I/O, no non-string map keys.
+        let _ = serde_json::to_writer(buf, &result);
+    });
+}
+
+impl Operator for SlidingWindowMax {
+    const NAME: &'static str = "sliding-window-max";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
+    fn init(settings: &Settings) -> Result<Self, Error> {
+        Ok(Self::new(Config::from_settings(settings)?))
+    }
+
+    fn process(&mut self, batch: &Batch<'_>, out: &mut Output) -> Result<(), Error> {
+        let fields = Rc::clone(&self.fields);
+        // Windows that became due through a restore fire first.
+        self.fire_until(self.watermark, out);
+        let processing = self.config.time == TimeMode::Processing;
+        let now = batch.now_ms().max(self.watermark);
+        for record in batch.records() {
+            let parsed = match trade::parse(record.data, &fields) {
+                Ok(t) => t,
+                Err(reason) => {
+                    out.reject(record.index, reason);
+                    continue;
+                }
+            };
+            let time = if processing {
+                now
+            } else {
+                match parsed.time_ms {
+                    Some(t) => t,
+                    None => {
+                        out.reject(record.index, format!("missing field {:?}", self.config.event_time_field));
+                        continue;
+                    }
+                }
+            };
+            if let Err(reason) = self.add(&parsed.ticker, time, parsed.price) {
+                out.reject(record.index, reason);
+                continue;
+            }
+            if !processing && time > self.max_event_time {
+                self.max_event_time = time;
+                self.advance_watermark(time.saturating_sub(self.config.out_of_orderness_ms), out);
+            }
+        }
+        if processing {
+            self.advance_watermark(now, out);
+        }
+        Ok(())
+    }
+
+    fn tick(&mut self, now_ms: i64, out: &mut Output) -> Result<(), Error> {
+        if self.config.time == TimeMode::Processing {
+            self.advance_watermark(now_ms, out);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, _now_ms: i64, out: &mut Output) -> Result<(), Error> {
+        self.fire_until(i64::MAX, out);
+        Ok(())
+    }
+
+    fn snapshot(&self, out: &mut Vec<KeyedState>) -> Result<(), Error> {
+        out.push(KeyedState::new(
+            INSTANCE_KEY,
+            snapshot::encode_instance(self.max_event_time, self.watermark),
+        ));
+        for key in self.keys.iter().filter(|k| !k.panes.is_empty()) {
+            // Every window ending at or before the watermark has fired or was empty when the
+            // watermark passed it, so the key is closed through the later of the two. Stored per
+            // key, this stays right when keys of instances with different watermarks merge.
+            let closed_through = key.last_fired_end.max(self.watermark);
+            out.push(KeyedState::new(&*key.ticker, snapshot::encode_key(closed_through, key.panes.iter())));
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self, state: Vec<KeyedState>) -> Result<(), Error> {
+        for entry in state {
+            if entry.is_instance_wide() {
+                let (max_event_time, watermark) =
+                    snapshot::decode_instance(&entry.state).map_err(Error::new)?;
+                self.max_event_time = self.max_event_time.max(max_event_time);
+                self.watermark = self.watermark.max(watermark);
+                continue;
+            }
+            let (closed_through, panes) = snapshot::decode_key(&entry.state)
+                .map_err(|e| Error::new(format!("state of key {:?}: {e}", entry.key)))?;
+            let id = self.key_id(&entry.key);
+            let key = &mut self.keys[id as usize];
+            if !key.panes.is_empty() {
+                return Err(Error::new(format!("state of key {:?} was given twice", entry.key)));
+            }
+            key.panes = Panes::restore(panes, closed_through);
+            key.last_fired_end = closed_through;
+        }
+        // Timers are derived state: recompute them from the panes.
+        for id in 0..self.keys.len() {
+            let key = &self.keys[id];
+            let Some(first) = key.panes.iter().next().map(|p| p.start) else { continue };
+            let end = self.first_end_containing(first, key.last_fired_end);
+            self.keys[id].timer = end;
+            self.timers.push(Reverse((end, id as u32)));
+        }
+        Ok(())
+    }
+}
+
+weir_operator::export_operator!(SlidingWindowMax);
