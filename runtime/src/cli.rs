@@ -1,0 +1,180 @@
+//! The command line as the user types it (clap definitions, with the help text that teaches
+//! the tool); [`crate::run`] turns it into the objects that run.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::location::Location;
+
+/// weir runs stream operators compiled to WebAssembly components: it reads records, keeps
+/// keyed window state in the operator, and writes results, like a Kinesis Data Analytics /
+/// Flink application with a small host instead of a JVM cluster.
+#[derive(Parser, Debug)]
+#[command(name = "weir", version, about, long_about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run an operator over a source, writing results to a sink.
+    ///
+    /// With no arguments: generated stock trades through the built-in sliding-window-max
+    /// operator (per ticker, the maximum price over 60 s windows sliding by 10 s), results on
+    /// standard output. The generator's event time runs faster than the wall clock (1 ms per
+    /// trade, 10,000 trades/s by default: ten times), so windows close about once a second.
+    Run(Box<RunArgs>),
+    /// Check an operator component: load it, check its contract version, instantiate it and
+    /// call init with the settings; print what it is.
+    Check(CheckArgs),
+}
+
+/// Arguments of `weir run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Where records come from: `generator` (the built-in trade generator), a file of JSON
+    /// lines, or `-` for standard input. A file or standard input ends at end of file: every
+    /// pending window is emitted and weir exits 0.
+    #[arg(long, default_value = "generator", value_name = "LOCATION")]
+    pub source: Location,
+
+    /// Where results go, one JSON object per line: a file, or `-` for standard output.
+    #[arg(long, default_value = "-", value_name = "LOCATION")]
+    pub sink: Location,
+
+    /// The operator: a `.wasm` component file, or `builtin:sliding-window-max` (the default,
+    /// embedded in weir).
+    #[arg(long, default_value = "builtin:sliding-window-max", value_name = "LOCATION")]
+    pub operator: Location,
+
+    /// An operator setting, repeatable. For sliding-window-max: window=60s, slide=10s,
+    /// time=event|processing, out-of-orderness=1s, event-time-field=EVENT_TIME,
+    /// ticker-field=TICKER, price-field=PRICE.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_setting)]
+    pub settings: Vec<(String, String)>,
+
+    /// Where records the operator refuses (unparseable, late) go, one JSON object per line with
+    /// the reason; appended to if the file exists. Default: standard error.
+    #[arg(long, value_name = "FILE")]
+    pub dead_letter: Option<PathBuf>,
+
+    /// Records per operator call, at most.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub batch_size: u32,
+
+    /// How often processing time is passed to the operator when no records arrive, so that
+    /// processing-time windows fire on idle input.
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    pub tick_interval: Duration,
+
+    /// How often counters are summarised in the log.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub stats_interval: Duration,
+
+    #[command(flatten)]
+    pub generator: GeneratorArgs,
+
+    #[command(flatten)]
+    pub host: HostArgs,
+}
+
+/// Options of the built-in generator source.
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Generator source")]
+pub struct GeneratorArgs {
+    /// Trades per second of wall-clock time (0: as fast as possible).
+    #[arg(long, default_value_t = 10_000.0)]
+    pub rate: f64,
+    /// Stop after this many trades (then the input ends); default: run until interrupted.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// `default` (AMZN, GOOG, AZRE, ORCL, BABA), a number N of synthetic tickers, or a
+    /// comma-separated list.
+    #[arg(long, default_value = "default")]
+    pub tickers: weir_producer::Tickers,
+    /// Seed of the random walk.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+/// Options of the operator host.
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Operator host")]
+pub struct HostArgs {
+    /// Folder of compiled operators (keyed by sha256), so a restart does not recompile.
+    /// Default: $WEIR_CACHE_DIR, else ~/.cache/weir/compiled.
+    #[arg(long, env = "WEIR_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile the operator on every start instead of using the cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Memory an operator instance may use, in MiB.
+    #[arg(long, default_value_t = 256, value_name = "MIB")]
+    pub max_memory_mib: usize,
+    /// CPU time one operator call may take before it is interrupted (the instance is then
+    /// replaced, and the records it failed on go to the dead-letter destination).
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub max_call_time: Duration,
+}
+
+/// Arguments of `weir check`.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// The operator component (a `.wasm` file, or `builtin:sliding-window-max`).
+    #[arg(value_name = "LOCATION")]
+    pub operator: Location,
+    /// An operator setting, repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_setting)]
+    pub settings: Vec<(String, String)>,
+    #[command(flatten)]
+    pub host: HostArgs,
+}
+
+fn parse_setting(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE (for example --set window=30s)")),
+    }
+}
+
+/// Durations as `500ms`, `10s`, `1m`, `1h 30m` or ISO 8601 `PT10S`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d: jiff::SignedDuration = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not a duration ({e}); write one such as 500ms, 10s or 1m"))?;
+    Duration::try_from(d).map_err(|_| format!("{s:?} is negative; durations here must be positive"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn settings_and_durations_parse_with_helpful_errors() {
+        assert_eq!(parse_setting("window=30s"), Ok(("window".into(), "30s".into())));
+        assert_eq!(parse_setting("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert!(parse_setting("window").unwrap_err().contains("KEY=VALUE"));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("soon").unwrap_err().contains("such as 500ms"));
+    }
+
+    #[test]
+    fn run_defaults_are_the_reference_application() {
+        let cli = Cli::try_parse_from(["weir", "run"]).unwrap();
+        let Command::Run(args) = cli.command else { panic!("not run") };
+        assert_eq!(args.source, Location::Generator);
+        assert_eq!(args.sink, Location::Stdio);
+        assert_eq!(args.operator, Location::Builtin("sliding-window-max".into()));
+    }
+}

@@ -1,0 +1,137 @@
+//! What each subcommand does: build the objects from the parsed command line (locations
+//! resolved, operator loaded and checked) and run them. Everything that can be refused is
+//! refused here, before any record is read.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+
+use crate::artifact::Artifact;
+use crate::artifact::cache::{CacheOutcome, CompiledCache};
+use crate::cli::{CheckArgs, HostArgs, RunArgs};
+use crate::location::Location;
+use crate::metrics::Metrics;
+use crate::operator::{Limits, LoadedOperator, OperatorEngine, ShardOperator};
+use crate::pipeline::{self, Ending, PipelineOptions};
+use crate::sink::{DeadLetterWriter, FileSink};
+use crate::source::{FileSource, GeneratorSource, Source, now_ms};
+
+/// The operators embedded in weir, by `builtin:` name.
+pub const BUILTIN_OPERATORS: &[&str] = &["sliding-window-max"];
+
+/// Resolve an operator location to its bytes.
+pub fn resolve_operator(location: &Location) -> Result<Artifact> {
+    match location {
+        Location::File(path) => Ok(Artifact::from_file(path)?),
+        Location::Builtin(name) if name == "sliding-window-max" => Ok(Artifact::embedded_default()),
+        Location::Builtin(name) => {
+            bail!(
+                "there is no built-in operator {name:?}; built-in operators: {}",
+                BUILTIN_OPERATORS.join(", ")
+            )
+        }
+        other => bail!(
+            "operator location {other} is not supported yet: give a .wasm file or builtin:sliding-window-max"
+        ),
+    }
+}
+
+fn engine(host: &HostArgs) -> Result<OperatorEngine> {
+    let limits = Limits { max_memory_bytes: host.max_memory_mib << 20, max_call_time: host.max_call_time };
+    let cache = if host.no_cache {
+        None
+    } else {
+        host.cache_dir.clone().or_else(CompiledCache::default_dir).map(CompiledCache::new)
+    };
+    Ok(OperatorEngine::new(limits, cache)?)
+}
+
+fn load(location: &Location, settings: &[(String, String)], host: &HostArgs) -> Result<LoadedOperator> {
+    let artifact = resolve_operator(location)?;
+    let loaded = engine(host)?.load(artifact, settings)?;
+    let cache = match loaded.cache_outcome() {
+        CacheOutcome::Hit => "loaded from the compiled cache",
+        CacheOutcome::Compiled => "compiled and cached",
+        CacheOutcome::CompiledUncached => "compiled",
+    };
+    tracing::info!(
+        "operator {} {} ({}, sha256 {}) {cache} in {:.1} ms",
+        loaded.name(),
+        loaded.version(),
+        loaded.artifact().origin,
+        loaded.artifact().digest.short(),
+        loaded.load_time().as_secs_f64() * 1e3
+    );
+    Ok(loaded)
+}
+
+/// `weir check`.
+pub fn check(args: CheckArgs) -> Result<()> {
+    let loaded = load(&args.operator, &args.settings, &args.host)?;
+    println!(
+        "{}: operator {} {}, contract {}, sha256 {}",
+        loaded.artifact().origin,
+        loaded.name(),
+        loaded.version(),
+        crate::operator::CONTRACT,
+        loaded.artifact().digest
+    );
+    Ok(())
+}
+
+/// `weir run`. Returns how the run ended.
+pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()>) -> Result<Ending> {
+    let batch_size = args.batch_size as usize;
+    let loaded = load(&args.operator, &args.settings, &args.host)?;
+    let source = match &args.source {
+        Location::Generator => Source::Generator(GeneratorSource {
+            config: weir_producer::GeneratorConfig {
+                tickers: args.generator.tickers.clone(),
+                seed: args.generator.seed,
+                start_time_ms: now_ms(),
+                step_ms: 1,
+            },
+            rate: args.generator.rate,
+            count: args.generator.count,
+            batch_size,
+        }),
+        Location::Stdio => Source::File(FileSource::stdin(batch_size)),
+        Location::File(path) => Source::File(FileSource::open(path.clone(), batch_size).await?),
+        other => bail!("source {other} is not supported yet: use generator, a file or -"),
+    };
+    let sink = match &args.sink {
+        Location::Stdio => FileSink::stdout(),
+        Location::File(path) => FileSink::create(path.clone()).await?,
+        other => bail!("sink {other} is not supported yet: use a file or -"),
+    };
+    let dead_letters = match &args.dead_letter {
+        Some(path) => DeadLetterWriter::append_to(path)?,
+        None => DeadLetterWriter::stderr(),
+    };
+    let shard = source_name(&args.source);
+    let operator = ShardOperator::new(loaded, &shard, Vec::new())?;
+    let metrics = Arc::new(Metrics::default());
+    let options = PipelineOptions { tick_interval: args.tick_interval, stats_interval: args.stats_interval };
+    let started = std::time::Instant::now();
+    let ending = pipeline::run(source, operator, sink, dead_letters, metrics.clone(), options, shutdown)
+        .await
+        .context("weir run stopped")?;
+    let end = metrics.snapshot();
+    tracing::info!(
+        "{} after {:.1} s: {}",
+        match ending {
+            Ending::EndOfInput => "input ended",
+            Ending::Stopped => "stopped",
+        },
+        started.elapsed().as_secs_f64(),
+        end.summary(&Default::default(), started.elapsed())
+    );
+    Ok(ending)
+}
+
+fn source_name(location: &Location) -> String {
+    match location {
+        Location::Stdio => "stdin".into(),
+        other => other.to_string(),
+    }
+}

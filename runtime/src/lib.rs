@@ -1,0 +1,25 @@
+//! weir: a stream runtime whose operators are WebAssembly components.
+//!
+//! Data flows one way: a [`source`] reads records into batches, the [`operator`] host runs
+//! them through a component's `process`, and a [`sink`] writes the results; records the
+//! operator refuses go to the dead-letter destination ([`sink::dead_letter`]). The
+//! [`pipeline`] connects the three with bounded channels and passes processing time.
+//!
+//! Layout:
+//! - [`cli`]: the command line as typed; [`commands`]: what each subcommand builds and runs;
+//! - [`location`]: `kinesis://`, `s3://`, file and `-` locations;
+//! - [`source`]: `file` (files and stdin), `generator` (built-in trades);
+//! - [`operator`]: the wasmtime host (`engine`, `instance`, `limits`, `runner`);
+//! - [`artifact`]: component bytes and digests, the embedded default, the compiled cache;
+//! - [`sink`]: `file` (files and stdout), `dead_letter`;
+//! - [`pipeline`]: the loop; [`metrics`]: counters.
+
+pub mod artifact;
+pub mod cli;
+pub mod commands;
+pub mod location;
+pub mod metrics;
+pub mod operator;
+pub mod pipeline;
+pub mod sink;
+pub mod source;

@@ -1,0 +1,42 @@
+//! The `weir` binary: parse the command line, set up logging, run, map errors to exit codes.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use weir::cli::{Cli, Command};
+use weir::pipeline::Ending;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let result = match cli.command {
+        Command::Check(args) => weir::commands::check(args).map(|()| ExitCode::SUCCESS),
+        Command::Run(args) => tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(weir::commands::run(*args, ctrl_c())))
+            .map(|ending| match ending {
+                Ending::EndOfInput => ExitCode::SUCCESS,
+                // Interrupted: the conventional 128 + SIGINT.
+                Ending::Stopped => ExitCode::from(130),
+            }),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        // No signal handling available: never stop on a signal.
+        std::future::pending::<()>().await;
+    }
+}

@@ -1,0 +1,177 @@
+//! Loading operators: the wasmtime engine (with its epoch ticker), checks that refuse a bad
+//! component before any record is read, the compiled cache, and pre-instantiation.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, Linker, types::ComponentItem};
+use wasmtime::{Config, Engine};
+
+use super::bindings::{OperatorComponentPre, wit};
+use super::instance::{HostState, Instance};
+use super::{Limits, LoadError, limits::EPOCH_TICK};
+use crate::artifact::Artifact;
+use crate::artifact::cache::{CacheOutcome, CompiledCache};
+
+/// The interface every operator exports, without its version.
+const INTERFACE: &str = "weir:operator/operator";
+/// The contract version this host speaks; any `0.1.x` is accepted.
+pub const CONTRACT: &str = "weir:operator@0.1.0";
+const CONTRACT_MAJOR_MINOR: &str = "0.1.";
+
+/// The wasmtime engine shared by every operator instance, and how components are linked.
+#[derive(Clone)]
+pub struct OperatorEngine {
+    engine: Engine,
+    linker: Arc<Linker<HostState>>,
+    limits: Limits,
+    cache: Option<CompiledCache>,
+}
+
+impl OperatorEngine {
+    /// An engine enforcing `limits`, caching compiled components in `cache` (None: compile on
+    /// every load).
+    pub fn new(limits: Limits, cache: Option<CompiledCache>) -> Result<Self, LoadError> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        // The CPU limit: cheaper than fuel metering, see BENCHMARKS.md.
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(LoadError::Engine)?;
+        let mut linker = Linker::new(&engine);
+        // A wasip2 guest built with Rust's std imports WASI interfaces even when it uses none;
+        // they are linked to a context that grants nothing (see instance.rs).
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(LoadError::Engine)?;
+        spawn_epoch_ticker(&engine);
+        Ok(Self { engine, linker: Arc::new(linker), limits, cache })
+    }
+
+    /// The limits every instance gets.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Check and compile (or load from the cache) `artifact`, instantiate it once and call
+    /// `init` with `settings`, so that a bad component or bad settings are refused now.
+    pub fn load(
+        &self,
+        artifact: Artifact,
+        settings: &[(String, String)],
+    ) -> Result<LoadedOperator, LoadError> {
+        let origin = artifact.origin.clone();
+        check_header(&artifact)?;
+        let started = Instant::now();
+        let (component, cache) = CompiledCache::load_or_compile(self.cache.as_ref(), &self.engine, &artifact)
+            .map_err(|source| LoadError::Compile { origin: origin.clone(), source })?;
+        let load_time = started.elapsed();
+        check_contract(&self.engine, &component, &origin)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(OperatorComponentPre::new)
+            .map_err(|source| LoadError::Link { origin: origin.clone(), source })?;
+        let mut loaded = LoadedOperator {
+            pre,
+            artifact: Arc::new(artifact),
+            settings: settings.to_vec(),
+            limits: self.limits,
+            info: wit::OperatorInfo { name: String::new(), version: String::new() },
+            cache,
+            load_time,
+        };
+        let mut probe = loaded.instantiate()?;
+        loaded.info = probe
+            .describe()
+            .map_err(|e| LoadError::Init { origin: origin.clone(), message: e.to_string() })?;
+        Ok(loaded)
+    }
+}
+
+/// A checked, compiled operator with its settings, ready to instantiate.
+#[derive(Clone)]
+pub struct LoadedOperator {
+    pre: OperatorComponentPre<HostState>,
+    artifact: Arc<Artifact>,
+    settings: Vec<(String, String)>,
+    limits: Limits,
+    info: wit::OperatorInfo,
+    cache: CacheOutcome,
+    load_time: Duration,
+}
+
+impl LoadedOperator {
+    /// A new instance, initialised with the operator's settings.
+    pub fn instantiate(&self) -> Result<Instance, LoadError> {
+        Instance::new(&self.pre, self.limits, &self.settings, &self.artifact.origin)
+    }
+
+    /// The artifact it was loaded from.
+    pub fn artifact(&self) -> &Artifact {
+        &self.artifact
+    }
+
+    /// What the operator says it is.
+    pub fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    /// The operator's own version.
+    pub fn version(&self) -> &str {
+        &self.info.version
+    }
+
+    /// Whether loading used the compiled cache.
+    pub fn cache_outcome(&self) -> CacheOutcome {
+        self.cache
+    }
+
+    /// How long compiling or loading the compiled artifact took.
+    pub fn load_time(&self) -> Duration {
+        self.load_time
+    }
+}
+
+/// The engine's epoch advances every [`EPOCH_TICK`] on one background thread for as long as
+/// the engine lives; a call that runs past its deadline traps.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new().name("weir-epoch".into()).spawn(move || {
+        while let Some(engine) = weak.upgrade() {
+            engine.increment_epoch();
+            drop(engine);
+            std::thread::sleep(EPOCH_TICK);
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the operator CPU-limit thread, calls will not time out: {e}");
+    }
+}
+
+/// Refuse what is not a WebAssembly component, saying what it is instead.
+fn check_header(artifact: &Artifact) -> Result<(), LoadError> {
+    let origin = artifact.origin.clone();
+    let bytes = &artifact.bytes;
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(LoadError::NotWasm { origin });
+    }
+    // Bytes 4..8: version and layer. Layer 0 is a core module, layer 1 a component.
+    match (bytes[6], bytes[7]) {
+        (0, 0) => Err(LoadError::CoreModule { origin }),
+        (1, 0) => Ok(()),
+        _ => Err(LoadError::NotWasm { origin }),
+    }
+}
+
+/// Refuse a component that does not export a compatible `weir:operator/operator`.
+fn check_contract(engine: &Engine, component: &Component, origin: &str) -> Result<(), LoadError> {
+    let ty = component.component_type();
+    let exports: Vec<String> = ty
+        .exports(engine)
+        .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
+        .map(|(name, _)| name.to_string())
+        .collect();
+    let wanted = format!("{INTERFACE}@{CONTRACT_MAJOR_MINOR}");
+    if exports.iter().any(|name| name.starts_with(&wanted)) {
+        return Ok(());
+    }
+    Err(LoadError::WrongContract { origin: origin.to_string(), found: exports })
+}

@@ -1,0 +1,193 @@
+//! One operator instance: its store (memory, limits, a WASI context that grants nothing) and
+//! typed calls into it. A trapped instance is never entered again; the store is dropped and a
+//! new one made (see [`super::runner`]).
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use weir_operator::{KeyedState, Output, OutputMeta, OwnedBatch, Rejection};
+
+use super::bindings::{OperatorComponent, OperatorComponentPre, wit};
+use super::{CallError, Limits, LoadError};
+
+/// How much of an operator's standard error is kept for reports (panic messages, mostly).
+const STDERR_CAPTURE_BYTES: usize = 64 << 10;
+
+/// Everything a store holds for one instance.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    stderr: MemoryOutputPipe,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// A live operator instance.
+pub struct Instance {
+    store: Store<HostState>,
+    bindings: OperatorComponent,
+    limits: Limits,
+    /// Reused for every batch so its vectors keep their capacity.
+    scratch: wit::Batch,
+}
+
+impl Instance {
+    pub(super) fn new(
+        pre: &OperatorComponentPre<HostState>,
+        limits: Limits,
+        settings: &[(String, String)],
+        origin: &str,
+    ) -> Result<Self, LoadError> {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
+        // No preopened folders, no environment, no arguments, no network; stdin empty, stdout
+        // discarded. The clock and random interfaces stay linked (std imports them) but the
+        // contract gives operators no reason to use them.
+        let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).build();
+        let state = HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(limits.max_memory_bytes)
+                .trap_on_grow_failure(true)
+                .instances(4)
+                .build(),
+            stderr,
+        };
+        let mut store = Store::new(pre.engine(), state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(limits.deadline_ticks());
+        let bindings = pre
+            .instantiate(&mut store)
+            .map_err(|source| LoadError::Instantiate { origin: origin.to_string(), source })?;
+        let mut instance = Self {
+            store,
+            bindings,
+            limits,
+            scratch: wit::Batch {
+                shard_id: String::new(),
+                now_ms: 0,
+                bytes: Vec::new(),
+                records: Vec::new(),
+            },
+        };
+        instance.call(|b, s| b.weir_operator_operator().call_init(s, settings)).map_err(|e| {
+            LoadError::Init {
+                origin: origin.to_string(),
+                message: match e {
+                    CallError::Failed(message) => message,
+                    CallError::Trap(what) => what,
+                },
+            }
+        })?;
+        Ok(instance)
+    }
+
+    /// Run one call under the CPU deadline, turning a trap into [`CallError::Trap`] and an
+    /// operator error into [`CallError::Failed`].
+    fn call<T>(
+        &mut self,
+        f: impl FnOnce(&OperatorComponent, &mut Store<HostState>) -> wasmtime::Result<Result<T, String>>,
+    ) -> Result<T, CallError> {
+        self.store.set_epoch_deadline(self.limits.deadline_ticks());
+        match f(&self.bindings, &mut self.store) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(message)) => Err(CallError::Failed(message)),
+            Err(e) => Err(CallError::Trap(self.describe_trap(&e))),
+        }
+    }
+
+    fn describe_trap(&self, error: &wasmtime::Error) -> String {
+        let stderr = panic_message(&String::from_utf8_lossy(&self.store.data().stderr.contents()));
+        let what = match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => {
+                format!("ran longer than its CPU limit of {:?} per call", self.limits.max_call_time)
+            }
+            _ if format!("{error:#}").contains("forcing trap when growing memory") => {
+                format!("exceeded its memory limit of {} MiB", self.limits.max_memory_bytes >> 20)
+            }
+            Some(trap) => format!("trapped: {trap}"),
+            None => format!("trapped: {error:#}"),
+        };
+        if stderr.is_empty() { what } else { format!("{what}; it wrote: {stderr}") }
+    }
+
+    /// What the operator says it is.
+    pub fn describe(&mut self) -> Result<wit::OperatorInfo, CallError> {
+        self.call(|b, s| b.weir_operator_operator().call_describe(s).map(Ok))
+    }
+
+    /// Process a batch. The batch's buffers are lent to the call and given back.
+    pub fn process(&mut self, batch: &mut OwnedBatch) -> Result<Output, CallError> {
+        let mut scratch = std::mem::replace(
+            &mut self.scratch,
+            wit::Batch { shard_id: String::new(), now_ms: 0, bytes: Vec::new(), records: Vec::new() },
+        );
+        std::mem::swap(&mut scratch.shard_id, &mut batch.shard_id);
+        std::mem::swap(&mut scratch.bytes, &mut batch.bytes);
+        scratch.now_ms = batch.now_ms;
+        scratch.records.clear();
+        scratch.records.extend(batch.records.iter().map(|m| wit::RecordMeta {
+            key_len: m.key_len,
+            data_len: m.data_len,
+            arrival_time_ms: m.arrival_time_ms,
+        }));
+        let result = self.call(|b, s| b.weir_operator_operator().call_process(s, &scratch));
+        std::mem::swap(&mut scratch.shard_id, &mut batch.shard_id);
+        std::mem::swap(&mut scratch.bytes, &mut batch.bytes);
+        self.scratch = scratch;
+        result.map(from_wit)
+    }
+
+    /// Processing time advanced.
+    pub fn tick(&mut self, now_ms: i64) -> Result<Output, CallError> {
+        self.call(|b, s| b.weir_operator_operator().call_tick(s, now_ms)).map(from_wit)
+    }
+
+    /// The input ended.
+    pub fn finish(&mut self, now_ms: i64) -> Result<Output, CallError> {
+        self.call(|b, s| b.weir_operator_operator().call_finish(s, now_ms)).map(from_wit)
+    }
+
+    /// The keyed state.
+    pub fn snapshot(&mut self) -> Result<Vec<KeyedState>, CallError> {
+        let state = self.call(|b, s| b.weir_operator_operator().call_snapshot(s))?;
+        Ok(state.into_iter().map(|e| KeyedState { key: e.key, state: e.state }).collect())
+    }
+
+    /// Load keyed state.
+    pub fn restore(&mut self, state: &[KeyedState]) -> Result<(), CallError> {
+        let state: Vec<wit::KeyedState> =
+            state.iter().map(|e| wit::KeyedState { key: e.key.clone(), state: e.state.clone() }).collect();
+        self.call(|b, s| b.weir_operator_operator().call_restore(s, &state))
+    }
+}
+
+/// What a guest wrote to stderr before trapping, as one line: from its last panic message on,
+/// without Rust's backtrace hint.
+fn panic_message(stderr: &str) -> String {
+    let from = stderr.rfind("panicked at").and_then(|i| stderr[..i].rfind('\n').map(|n| n + 1)).unwrap_or(0);
+    stderr[from..]
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn from_wit(out: wit::Output) -> Output {
+    Output {
+        bytes: out.bytes,
+        records: out
+            .records
+            .iter()
+            .map(|m| OutputMeta { key_len: m.key_len, data_len: m.data_len })
+            .collect(),
+        rejected: out.rejected.into_iter().map(|r| Rejection { index: r.index, reason: r.reason }).collect(),
+    }
+}

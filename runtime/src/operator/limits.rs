@@ -1,0 +1,37 @@
+//! Resource limits of one operator instance, in one place.
+
+use std::time::Duration;
+
+/// What one operator instance may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Linear memory an instance may grow to, in bytes.
+    pub max_memory_bytes: usize,
+    /// Wall-clock time one call (a batch, a tick, a snapshot) may run before it is interrupted.
+    /// Enforced with wasmtime's epoch interruption, so the granularity is [`EPOCH_TICK`].
+    pub max_call_time: Duration,
+}
+
+/// How often the engine's epoch advances: the resolution of `max_call_time`. Epoch checks cost
+/// far less than fuel metering, and a 10 ms resolution is plenty for a limit meant to stop
+/// runaway loops.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            // Window state of thousands of keys fits in a few MiB; 256 MiB leaves room for
+            // large batches and still stops a leak long before it hurts the host.
+            max_memory_bytes: 256 << 20,
+            // A batch of 1,024 records takes well under 1 ms; 5 s is a runaway loop.
+            max_call_time: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Limits {
+    /// `max_call_time` in epoch ticks (at least one).
+    pub fn deadline_ticks(&self) -> u64 {
+        (self.max_call_time.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+    }
+}

@@ -1,0 +1,96 @@
+//! The wasmtime host for operator components.
+//!
+//! - [`engine`]: the engine, the checks that refuse a bad component before any record is read,
+//!   the compiled cache, pre-instantiation;
+//! - [`instance`]: one instance's store and its typed calls, under [`limits`];
+//! - [`runner`]: the operator of one shard: snapshots, and recovery after a trap (a fresh
+//!   instance from the last snapshot, the calls since replayed, the poison records isolated);
+//! - [`bindings`]: the code `bindgen!` generates from `wit/operator.wit`.
+
+pub mod bindings;
+pub mod engine;
+pub mod instance;
+pub mod limits;
+pub mod runner;
+
+pub use engine::{CONTRACT, LoadedOperator, OperatorEngine};
+pub use instance::Instance;
+pub use limits::Limits;
+pub use runner::{Processed, RunnerError, ShardOperator};
+
+/// Why an operator cannot be used; every variant names the component.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The wasmtime engine could not be set up.
+    #[error("cannot set up the WebAssembly engine: {0:#}")]
+    Engine(wasmtime::Error),
+    /// Not WebAssembly at all.
+    #[error(
+        "operator {origin} is not a WebAssembly component (it does not start with the \\0asm header); build one with `cargo build --release --target wasm32-wasip2`"
+    )]
+    NotWasm {
+        /// The component's location.
+        origin: String,
+    },
+    /// A core module, not a component.
+    #[error(
+        "operator {origin} is a core WebAssembly module, not a component; build it for the wasm32-wasip2 target with the weir-operator SDK (or wrap it with `wasm-tools component new`)"
+    )]
+    CoreModule {
+        /// The component's location.
+        origin: String,
+    },
+    /// Compilation failed.
+    #[error("operator {origin} does not compile: {source:#}")]
+    Compile {
+        /// The component's location.
+        origin: String,
+        /// Why.
+        source: wasmtime::Error,
+    },
+    /// It does not export a compatible contract.
+    #[error("operator {origin} is not a weir operator for this host: it needs to export {}/operator@0.1.x ({CONTRACT}), and it exports {}", CONTRACT.replace("@0.1.0", ""), if found.is_empty() { "no interface".to_string() } else { found.join(", ") })]
+    WrongContract {
+        /// The component's location.
+        origin: String,
+        /// The interfaces it does export.
+        found: Vec<String>,
+    },
+    /// It imports something the host does not provide.
+    #[error(
+        "operator {origin} cannot be linked (it imports something weir does not provide: operators get no capabilities beyond the contract): {source:#}"
+    )]
+    Link {
+        /// The component's location.
+        origin: String,
+        /// Why.
+        source: wasmtime::Error,
+    },
+    /// Instantiation failed.
+    #[error("operator {origin} cannot be instantiated: {source:#}")]
+    Instantiate {
+        /// The component's location.
+        origin: String,
+        /// Why.
+        source: wasmtime::Error,
+    },
+    /// `init` refused the settings or trapped.
+    #[error("operator {origin} failed to initialise: {message}")]
+    Init {
+        /// The component's location.
+        origin: String,
+        /// What the operator said.
+        message: String,
+    },
+}
+
+/// A call into an instance that did not succeed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The instance trapped (a panic, a limit); it cannot be entered again.
+    #[error("{0}")]
+    Trap(String),
+    /// The operator returned an error.
+    #[error("failed: {0}")]
+    Failed(String),
+}

@@ -1,0 +1,298 @@
+//! The operator of one shard, kept alive through failures.
+//!
+//! Every `snapshot_every` calls the runner snapshots the instance and forgets the calls before;
+//! it keeps the calls since (their batches are moved, not copied). When a call traps or fails,
+//! the instance's store is dropped and a fresh instance is restored from the snapshot, with the
+//! calls since replayed (their outputs were already delivered and are discarded). A failed
+//! batch is then processed one record at a time from a snapshot before each, so that only the
+//! records that cause the failure go to the dead-letter destination, with the reason, and every
+//! other record counts. Nothing is lost and nothing is counted twice.
+
+use weir_operator::{DeadLetter, KeyedState, Output, OwnedBatch};
+
+use super::{CallError, Instance, LoadError, LoadedOperator};
+
+/// Calls between snapshots, by default: a snapshot of 1,000 keys costs about as much as a
+/// batch, so once in 64 keeps it under 2% while the replay log stays a few MiB.
+pub const DEFAULT_SNAPSHOT_EVERY: usize = 64;
+
+/// The operator failed in a way the runner cannot work around.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    /// A fresh instance could not be made.
+    #[error(transparent)]
+    Instantiate(#[from] LoadError),
+    /// The operator failed again on a retry, or while being restored.
+    #[error("operator {origin} {during} on shard {shard}: {error}")]
+    Operator {
+        /// The component.
+        origin: String,
+        /// Which call.
+        during: &'static str,
+        /// The shard.
+        shard: String,
+        /// What happened.
+        error: CallError,
+    },
+}
+
+/// What one batch produced.
+#[derive(Debug, Default)]
+pub struct Processed {
+    /// Output records.
+    pub output: Output,
+    /// Input records refused by the operator or isolated as the cause of a failure.
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+enum Call {
+    Process(OwnedBatch),
+    Tick(i64),
+}
+
+/// Counts of what went wrong, for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunnerStats {
+    /// Instances replaced after a trap or failure.
+    pub restarts: u64,
+    /// Records sent to the dead-letter destination because the operator failed on them.
+    pub isolated: u64,
+}
+
+/// One shard's operator instance, its last snapshot and the calls since.
+pub struct ShardOperator {
+    loaded: LoadedOperator,
+    shard: String,
+    instance: Instance,
+    checkpoint: Vec<KeyedState>,
+    log: Vec<Call>,
+    spare: Vec<OwnedBatch>,
+    snapshot_every: usize,
+    stats: RunnerStats,
+}
+
+impl ShardOperator {
+    /// A fresh instance of `loaded` for `shard`, restored from `state` (empty for a new start).
+    pub fn new(loaded: LoadedOperator, shard: &str, state: Vec<KeyedState>) -> Result<Self, RunnerError> {
+        let mut instance = loaded.instantiate()?;
+        if !state.is_empty() {
+            instance.restore(&state).map_err(|error| RunnerError::Operator {
+                origin: loaded.artifact().origin.clone(),
+                during: "failed to restore its state",
+                shard: shard.to_string(),
+                error,
+            })?;
+        }
+        Ok(Self {
+            loaded,
+            shard: shard.to_string(),
+            instance,
+            checkpoint: state,
+            log: Vec::new(),
+            spare: Vec::new(),
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+            stats: RunnerStats::default(),
+        })
+    }
+
+    /// Snapshot after this many calls (at least 1).
+    pub fn with_snapshot_every(mut self, calls: usize) -> Self {
+        self.snapshot_every = calls.max(1);
+        self
+    }
+
+    /// What went wrong so far.
+    pub fn stats(&self) -> RunnerStats {
+        self.stats
+    }
+
+    /// The operator this runs.
+    pub fn loaded(&self) -> &LoadedOperator {
+        &self.loaded
+    }
+
+    fn error(&self, during: &'static str, error: CallError) -> RunnerError {
+        RunnerError::Operator {
+            origin: self.loaded.artifact().origin.clone(),
+            during,
+            shard: self.shard.clone(),
+            error,
+        }
+    }
+
+    /// Process `batch`. Its buffers are kept for replay; `batch` comes back empty, ready to be
+    /// filled again.
+    pub fn process(&mut self, batch: &mut OwnedBatch) -> Result<Processed, RunnerError> {
+        let result = self.instance.process(batch);
+        let processed = match result {
+            Ok(mut output) => {
+                let dead_letters = resolve_rejections(batch, &mut output);
+                Processed { output, dead_letters }
+            }
+            Err(error) => {
+                tracing::warn!(
+                    shard = %self.shard,
+                    operator = %self.loaded.artifact().origin,
+                    "operator {} on a batch of {} records; restarting it from its last snapshot and retrying the records one by one",
+                    describe(&error), batch.len()
+                );
+                self.recover()?;
+                let processed = self.isolate(batch)?;
+                self.log.clear();
+                self.checkpoint_now()?;
+                self.take_batch(batch);
+                return Ok(processed);
+            }
+        };
+        let taken = self.take_batch(batch);
+        self.log.push(Call::Process(taken));
+        self.maybe_checkpoint()?;
+        Ok(processed)
+    }
+
+    /// Take `batch`'s contents, leaving it empty (with recycled buffers) for the same shard.
+    fn take_batch(&mut self, batch: &mut OwnedBatch) -> OwnedBatch {
+        let mut fresh = self.spare.pop().unwrap_or_default();
+        fresh.clear();
+        fresh.shard_id.clone_from(&batch.shard_id);
+        fresh.now_ms = batch.now_ms;
+        std::mem::replace(batch, fresh)
+    }
+
+    /// Processing time advanced to `now_ms`.
+    pub fn tick(&mut self, now_ms: i64) -> Result<Output, RunnerError> {
+        let output = self.retry_once("failed in tick", |i| i.tick(now_ms))?;
+        self.log.push(Call::Tick(now_ms));
+        self.maybe_checkpoint()?;
+        Ok(output)
+    }
+
+    /// The input ended.
+    pub fn finish(&mut self, now_ms: i64) -> Result<Output, RunnerError> {
+        self.retry_once("failed at the end of input", |i| i.finish(now_ms))
+    }
+
+    /// The operator's keyed state now.
+    pub fn snapshot(&mut self) -> Result<Vec<KeyedState>, RunnerError> {
+        self.retry_once("failed to snapshot", Instance::snapshot)
+    }
+
+    /// Run `call`; after a failure, recover and run it once more.
+    fn retry_once<T>(
+        &mut self,
+        during: &'static str,
+        mut call: impl FnMut(&mut Instance) -> Result<T, CallError>,
+    ) -> Result<T, RunnerError> {
+        match call(&mut self.instance) {
+            Ok(v) => Ok(v),
+            Err(first) => {
+                tracing::warn!(shard = %self.shard, operator = %self.loaded.artifact().origin,
+                    "operator {} ({during}); restarting it from its last snapshot and retrying", describe(&first));
+                self.recover()?;
+                call(&mut self.instance).map_err(|e| self.error(during, e))
+            }
+        }
+    }
+
+    fn maybe_checkpoint(&mut self) -> Result<(), RunnerError> {
+        if self.log.len() >= self.snapshot_every { self.checkpoint_now() } else { Ok(()) }
+    }
+
+    fn checkpoint_now(&mut self) -> Result<(), RunnerError> {
+        self.checkpoint = self.snapshot()?;
+        for call in self.log.drain(..) {
+            if let Call::Process(batch) = call
+                && self.spare.len() < 4
+            {
+                self.spare.push(batch);
+            }
+        }
+        Ok(())
+    }
+
+    /// Replace the instance with a fresh one at the state after the last successful call.
+    fn recover(&mut self) -> Result<(), RunnerError> {
+        self.stats.restarts += 1;
+        let mut instance = self.loaded.instantiate()?;
+        instance
+            .restore(&self.checkpoint)
+            .map_err(|e| self.error("failed to restore its last snapshot after a restart", e))?;
+        for call in &mut self.log {
+            let replayed = match call {
+                Call::Process(batch) => instance.process(batch).map(drop),
+                Call::Tick(now) => instance.tick(*now).map(drop),
+            };
+            replayed.map_err(|e| RunnerError::Operator {
+                origin: self.loaded.artifact().origin.clone(),
+                during: "failed while replaying calls that had succeeded before (is it deterministic?)",
+                shard: self.shard.clone(),
+                error: e,
+            })?;
+        }
+        self.instance = instance;
+        Ok(())
+    }
+
+    /// Process `batch` one record at a time; a record the operator fails on becomes a dead
+    /// letter and the instance goes back to its state before that record.
+    fn isolate(&mut self, batch: &OwnedBatch) -> Result<Processed, RunnerError> {
+        let mut processed = Processed::default();
+        for index in 0..batch.len() {
+            let before = self.instance.snapshot().map_err(|e| self.error("failed to snapshot", e))?;
+            let mut single = batch.slice(index..index + 1);
+            match self.instance.process(&mut single) {
+                Ok(mut output) => {
+                    processed.dead_letters.extend(resolve_rejections(&single, &mut output));
+                    processed.output.append(&output);
+                }
+                Err(error) => {
+                    self.stats.isolated += 1;
+                    if let Some(record) = single.view().records().next() {
+                        processed
+                            .dead_letters
+                            .push(DeadLetter::new(&record, format!("operator {}", describe(&error))));
+                    }
+                    let mut instance = self.loaded.instantiate()?;
+                    instance.restore(&before).map_err(|e| self.error("failed to restore its state", e))?;
+                    self.instance = instance;
+                }
+            }
+        }
+        Ok(processed)
+    }
+}
+
+fn describe(error: &CallError) -> String {
+    match error {
+        CallError::Trap(what) => what.clone(),
+        CallError::Failed(message) => format!("failed: {message}"),
+    }
+}
+
+/// Turn the operator's rejections into dead letters carrying the records.
+fn resolve_rejections(batch: &OwnedBatch, output: &mut Output) -> Vec<DeadLetter> {
+    if output.rejected.is_empty() {
+        return Vec::new();
+    }
+    let view = batch.view();
+    let records: Vec<_> = view.records().collect();
+    output
+        .rejected
+        .drain(..)
+        .map(|r| match records.get(r.index as usize) {
+            Some(record) => DeadLetter::new(record, r.reason),
+            None => DeadLetter {
+                partition_key: String::new(),
+                data: Vec::new(),
+                arrival_time_ms: 0,
+                shard_id: batch.shard_id.clone(),
+                reason: format!(
+                    "operator rejected record {} of a batch of {}: {}",
+                    r.index,
+                    records.len(),
+                    r.reason
+                ),
+            },
+        })
+        .collect()
+}

@@ -1,0 +1,133 @@
+//! The `weir` binary end to end: files in and out, stdin, refusals before reading, the default
+//! run.
+
+mod util;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
+use std::time::Duration;
+
+use sliding_window_max::SlidingWindowMax;
+use util::*;
+use weir_operator::Harness;
+
+fn native_lines(input: &[u8], settings: &[(&str, &str)]) -> Vec<String> {
+    let mut h = Harness::<SlidingWindowMax>::new(settings).unwrap();
+    for line in input.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        h.push("", line);
+    }
+    h.end_input().unwrap();
+    h.output().iter().map(|(_, d)| String::from_utf8(d.to_vec()).unwrap()).collect()
+}
+
+fn generated(n: u64) -> Vec<u8> {
+    let config = weir_producer::GeneratorConfig { start_time_ms: T0, ..Default::default() };
+    let mut g = weir_producer::TradeGenerator::new(&config).unwrap();
+    let mut buf = Vec::new();
+    for _ in 0..n {
+        g.write_next(&mut buf);
+        buf.push(b'\n');
+    }
+    buf
+}
+
+#[test]
+fn a_file_runs_to_its_end_and_every_window_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generated(50_000);
+    let mut with_bad = input.clone();
+    with_bad.extend_from_slice(b"this is not a trade\n");
+    std::fs::write(dir.path().join("trades.jsonl"), &with_bad).unwrap();
+    let status = weir()
+        .current_dir(dir.path())
+        .args([
+            "run",
+            "--source",
+            "trades.jsonl",
+            "--sink",
+            "out.jsonl",
+            "--dead-letter",
+            "dead.jsonl",
+            "--set",
+            "slide=5s",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap();
+    assert_eq!(out.lines().collect::<Vec<_>>(), native_lines(&input, &[("slide", "5s")]));
+    let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap();
+    let dead: serde_json::Value = serde_json::from_str(dead.trim()).unwrap();
+    assert_eq!(dead["data"], "this is not a trade");
+    assert_eq!(dead["shard_id"], "trades.jsonl");
+    assert!(dead["reason"].as_str().unwrap().contains("expected"), "{dead}");
+}
+
+#[test]
+fn stdin_to_stdout_ends_at_eof_with_exit_zero() {
+    let input = generated(5_000);
+    let mut child =
+        weir().args(["run", "--source", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feed = input.clone();
+    let writer = std::thread::spawn(move || stdin.write_all(&feed));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(out.status.success());
+    let lines: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(String::from).collect();
+    assert_eq!(lines, native_lines(&input, &[]));
+}
+
+#[test]
+fn bad_operators_and_settings_are_refused_before_anything_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("junk.wasm"), b"junk").unwrap();
+    for (args, expected) in [
+        (vec!["--operator", "junk.wasm"], "operator junk.wasm is not a WebAssembly component"),
+        (vec!["--operator", "missing.wasm"], "cannot read operator missing.wasm"),
+        (vec!["--set", "window=forever"], "setting window=\"forever\" is invalid"),
+        (vec!["--set", "colour=blue"], "unknown setting \"colour\""),
+        (vec!["--source", "nope.jsonl"], "cannot read nope.jsonl"),
+    ] {
+        // stdin would block forever if weir read it: refusals must come first.
+        let out = weir()
+            .current_dir(dir.path())
+            .arg("run")
+            .args(&args)
+            .args(["--sink", "out"])
+            .stdin(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn weir_run_with_no_arguments_shows_window_results_within_seconds() {
+    let mut child = weir().arg("run").stdout(Stdio::piped()).spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut first = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut first);
+        let _ = tx.send(first);
+    });
+    // Generous: this is a liveness check (results at all, soon), not a timing test.
+    let first = rx.recv_timeout(Duration::from_secs(60));
+    let _ = child.kill();
+    let _ = child.wait();
+    let first = first.expect("a result line within a minute");
+    let v: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert!(["AMZN", "GOOG", "AZRE", "ORCL", "BABA"].contains(&v["TICKER"].as_str().unwrap()), "{first}");
+    assert!(v["MAX_PRICE"].as_f64().is_some() && v["TRADES"].as_u64().is_some(), "{first}");
+}
+
+#[test]
+fn check_describes_an_operator() {
+    let out = weir().args(["check"]).arg(component("price_alert")).output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("operator price-alert 0.1.0, contract weir:operator@0.1.0, sha256 "), "{stdout}");
+}

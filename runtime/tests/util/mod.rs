@@ -1,0 +1,53 @@
+//! Helpers shared by the runtime's integration tests: the operator components the build made,
+//! an engine with a private cache, trades, and a command builder for the `weir` binary.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use weir::artifact::cache::CompiledCache;
+use weir::artifact::{Artifact, BUILT_OPERATORS_DIR};
+use weir::operator::{Limits, LoadError, LoadedOperator, OperatorEngine};
+
+/// A component built by `build.rs`: `sliding_window_max`, `price_alert` or `test_fixture`.
+pub fn component(name: &str) -> PathBuf {
+    PathBuf::from(BUILT_OPERATORS_DIR).join(format!("{name}.wasm"))
+}
+
+pub fn artifact(name: &str) -> Artifact {
+    Artifact::from_file(&component(name)).expect("the build made this component")
+}
+
+/// An engine with short limits and no cache.
+pub fn engine() -> OperatorEngine {
+    engine_with(Limits { max_memory_bytes: 64 << 20, max_call_time: Duration::from_millis(500) }, None)
+}
+
+pub fn engine_with(limits: Limits, cache: Option<CompiledCache>) -> OperatorEngine {
+    OperatorEngine::new(limits, cache).expect("engine")
+}
+
+pub fn load(name: &str, settings: &[(&str, &str)]) -> Result<LoadedOperator, LoadError> {
+    let settings: Vec<(String, String)> =
+        settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    engine().load(artifact(name), &settings)
+}
+
+/// 2026-11-25T10:00:00Z in ms.
+pub const T0: i64 = 1_795_600_800_000;
+
+pub fn trade(ticker: &str, time_ms: i64, price: f64) -> Vec<u8> {
+    weir_producer_line(ticker, time_ms, price)
+}
+
+fn weir_producer_line(ticker: &str, time_ms: i64, price: f64) -> Vec<u8> {
+    format!(r#"{{"EVENT_TIME": {time_ms}, "TICKER": "{ticker}", "PRICE": {price}}}"#).into_bytes()
+}
+
+/// The `weir` binary of this build.
+pub fn weir() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_weir"));
+    cmd.env("WEIR_LOG", "warn").env("WEIR_CACHE_DIR", concat!(env!("CARGO_TARGET_TMPDIR"), "/weir-cache"));
+    cmd
+}
