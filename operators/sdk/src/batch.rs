@@ -1,21 +1,11 @@
 //! Input records, packed as the host sends them: one byte buffer holding every record's
-//! partition key and data back to back, plus one fixed-size [`RecordMeta`] per record.
+//! partition key and data back to back, and one column each of key lengths, data lengths and
+//! arrival times.
 //!
 //! [`Batch`] is the borrowed view an operator reads; [`OwnedBatch`] builds one (the host and
 //! the [`Harness`](crate::Harness) use it).
 
 use crate::Error;
-
-/// Fixed-size fields of one record; mirrors `record-meta` in `wit/operator.wit`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RecordMeta {
-    /// Length in bytes of the partition key.
-    pub key_len: u32,
-    /// Length in bytes of the data.
-    pub data_len: u32,
-    /// When the source received the record, in ms since the Unix epoch.
-    pub arrival_time_ms: i64,
-}
 
 /// One input record, borrowed from its batch.
 #[derive(Clone, Copy, Debug)]
@@ -38,29 +28,38 @@ pub struct Batch<'a> {
     shard_id: &'a str,
     now_ms: i64,
     bytes: &'a [u8],
-    records: &'a [RecordMeta],
+    key_lens: &'a [u32],
+    data_lens: &'a [u32],
+    arrival_times_ms: &'a [i64],
 }
 
 impl<'a> Batch<'a> {
-    /// A view over packed records, checked: the lengths must add up to `bytes` and every
-    /// partition key must be UTF-8.
+    /// A view over packed records, checked: the columns must be equally long, the lengths must
+    /// add up to `bytes`, and every partition key must be UTF-8.
     pub fn new(
         shard_id: &'a str,
         now_ms: i64,
         bytes: &'a [u8],
-        records: &'a [RecordMeta],
+        key_lens: &'a [u32],
+        data_lens: &'a [u32],
+        arrival_times_ms: &'a [i64],
     ) -> Result<Self, Error> {
+        if key_lens.len() != data_lens.len() || key_lens.len() != arrival_times_ms.len() {
+            return Err(Error::new(format!(
+                "batch columns differ in length: {} keys, {} data, {} arrival times",
+                key_lens.len(),
+                data_lens.len(),
+                arrival_times_ms.len()
+            )));
+        }
         let mut at = 0usize;
-        for (i, meta) in records.iter().enumerate() {
-            let key_end = at + meta.key_len as usize;
-            let end = key_end + meta.data_len as usize;
-            let key = bytes
-                .get(at..key_end)
-                .ok_or_else(|| Error::new(format!("batch record {i}: lengths run past the batch's bytes")))?;
+        for (i, (&key_len, &data_len)) in key_lens.iter().zip(data_lens).enumerate() {
+            let key_end = at + key_len as usize;
+            let end = key_end + data_len as usize;
             if end > bytes.len() {
                 return Err(Error::new(format!("batch record {i}: lengths run past the batch's bytes")));
             }
-            if std::str::from_utf8(key).is_err() {
+            if std::str::from_utf8(&bytes[at..key_end]).is_err() {
                 return Err(Error::new(format!("batch record {i}: partition key is not UTF-8")));
             }
             at = end;
@@ -71,7 +70,7 @@ impl<'a> Batch<'a> {
                 bytes.len()
             )));
         }
-        Ok(Self { shard_id, now_ms, bytes, records })
+        Ok(Self { shard_id, now_ms, bytes, key_lens, data_lens, arrival_times_ms })
     }
 
     /// The shard every record of this batch came from.
@@ -86,12 +85,12 @@ impl<'a> Batch<'a> {
 
     /// Number of records.
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.key_lens.len()
     }
 
     /// Whether the batch holds no record.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.key_lens.is_empty()
     }
 
     /// The records, in order.
@@ -113,19 +112,17 @@ impl<'a> Iterator for Records<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<Record<'a>> {
-        let meta = self.batch.records.get(self.index)?;
-        let key_end = self.at + meta.key_len as usize;
-        let end = key_end + meta.data_len as usize;
-        // Batch::new checked every length and key, so neither fallback is ever taken.
-        let key = self.batch.bytes.get(self.at..key_end).unwrap_or_default();
-        let partition_key = std::str::from_utf8(key).unwrap_or_default();
-        let data = self.batch.bytes.get(key_end..end).unwrap_or_default();
+        let b = &self.batch;
+        let key_end = self.at + *b.key_lens.get(self.index)? as usize;
+        let end = key_end + *b.data_lens.get(self.index)? as usize;
+        // Batch::new checked every length and key, so no fallback below is ever taken.
+        let key = b.bytes.get(self.at..key_end).unwrap_or_default();
         let record = Record {
             index: self.index as u32,
-            partition_key,
-            data,
-            arrival_time_ms: meta.arrival_time_ms,
-            shard_id: self.batch.shard_id,
+            partition_key: std::str::from_utf8(key).unwrap_or_default(),
+            data: b.bytes.get(key_end..end).unwrap_or_default(),
+            arrival_time_ms: b.arrival_times_ms.get(self.index).copied().unwrap_or_default(),
+            shard_id: b.shard_id,
         };
         self.index += 1;
         self.at = end;
@@ -133,14 +130,14 @@ impl<'a> Iterator for Records<'a> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.batch.records.len() - self.index;
+        let n = self.batch.len() - self.index;
         (n, Some(n))
     }
 }
 
 impl ExactSizeIterator for Records<'_> {}
 
-/// A batch under construction, owning its buffers.
+/// A batch under construction, owning its buffers; its fields are the contract's `batch`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OwnedBatch {
     /// The shard every record comes from.
@@ -149,8 +146,12 @@ pub struct OwnedBatch {
     pub now_ms: i64,
     /// Keys and data, back to back.
     pub bytes: Vec<u8>,
-    /// One entry per record.
-    pub records: Vec<RecordMeta>,
+    /// Per record: key length.
+    pub key_lens: Vec<u32>,
+    /// Per record: data length.
+    pub data_lens: Vec<u32>,
+    /// Per record: arrival time, ms since the Unix epoch.
+    pub arrival_times_ms: Vec<i64>,
 }
 
 impl OwnedBatch {
@@ -165,32 +166,47 @@ impl OwnedBatch {
     pub fn push(&mut self, partition_key: &str, data: &[u8], arrival_time_ms: i64) {
         self.bytes.extend_from_slice(partition_key.as_bytes());
         self.bytes.extend_from_slice(data);
-        self.records.push(RecordMeta {
-            key_len: partition_key.len() as u32,
-            data_len: data.len() as u32,
-            arrival_time_ms,
-        });
+        self.key_lens.push(partition_key.len() as u32);
+        self.data_lens.push(data.len() as u32);
+        self.arrival_times_ms.push(arrival_time_ms);
     }
 
     /// Number of records.
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.key_lens.len()
     }
 
     /// Whether no record was pushed.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.key_lens.is_empty()
     }
 
     /// Remove every record, keeping the buffers' capacity.
     pub fn clear(&mut self) {
         self.bytes.clear();
-        self.records.clear();
+        self.key_lens.clear();
+        self.data_lens.clear();
+        self.arrival_times_ms.clear();
+    }
+
+    /// Reserve room for `records` more records of `bytes` more bytes.
+    pub fn reserve(&mut self, records: usize, bytes: usize) {
+        self.bytes.reserve(bytes);
+        self.key_lens.reserve(records);
+        self.data_lens.reserve(records);
+        self.arrival_times_ms.reserve(records);
     }
 
     /// The records as an operator sees them.
     pub fn view(&self) -> Batch<'_> {
-        Batch { shard_id: &self.shard_id, now_ms: self.now_ms, bytes: &self.bytes, records: &self.records }
+        Batch {
+            shard_id: &self.shard_id,
+            now_ms: self.now_ms,
+            bytes: &self.bytes,
+            key_lens: &self.key_lens,
+            data_lens: &self.data_lens,
+            arrival_times_ms: &self.arrival_times_ms,
+        }
     }
 
     /// A copy of the records `range` of this batch, as a batch of their own.
@@ -228,13 +244,14 @@ mod tests {
 
     #[test]
     fn inconsistent_lengths_are_refused() {
-        let metas = [RecordMeta { key_len: 2, data_len: 5, arrival_time_ms: 0 }];
-        let err = Batch::new("s", 0, b"abc", &metas).unwrap_err();
+        let err = Batch::new("s", 0, b"abc", &[2], &[5], &[0]).unwrap_err();
         assert!(err.message().contains("run past"), "{err}");
-        let metas = [RecordMeta { key_len: 1, data_len: 1, arrival_time_ms: 0 }];
-        let err = Batch::new("s", 0, b"abc", &metas).unwrap_err();
+        let err = Batch::new("s", 0, b"abc", &[1], &[1], &[0]).unwrap_err();
         assert!(err.message().contains("account for 2"), "{err}");
-        let metas = [RecordMeta { key_len: 2, data_len: 0, arrival_time_ms: 0 }];
-        assert!(Batch::new("s", 0, &[0xff, 0xfe], &metas).is_err());
+        assert!(
+            Batch::new("s", 0, &[0xff, 0xfe], &[2], &[0], &[0]).unwrap_err().message().contains("not UTF-8")
+        );
+        let err = Batch::new("s", 0, b"ab", &[1], &[1], &[]).unwrap_err();
+        assert!(err.message().contains("columns differ"), "{err}");
     }
 }

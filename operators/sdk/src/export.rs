@@ -66,11 +66,8 @@ pub fn init<O: Operator>(slot: &Slot<O>, settings: Vec<(String, String)>) -> Res
 fn to_wit(out: Output) -> wit::Output {
     wit::Output {
         bytes: out.bytes,
-        records: out
-            .records
-            .iter()
-            .map(|m| wit::OutputMeta { key_len: m.key_len, data_len: m.data_len })
-            .collect(),
+        key_lens: out.key_lens,
+        data_lens: out.data_lens,
         rejected: out
             .rejected
             .into_iter()
@@ -92,17 +89,15 @@ fn call<O: Operator>(
 }
 
 pub fn process<O: Operator>(slot: &Slot<O>, batch: wit::Batch) -> Result<wit::Output, String> {
-    let metas: Vec<crate::RecordMeta> = batch
-        .records
-        .iter()
-        .map(|m| crate::RecordMeta {
-            key_len: m.key_len,
-            data_len: m.data_len,
-            arrival_time_ms: m.arrival_time_ms,
-        })
-        .collect();
-    let view =
-        Batch::new(&batch.shard_id, batch.now_ms, &batch.bytes, &metas).map_err(Error::into_message)?;
+    let view = Batch::new(
+        &batch.shard_id,
+        batch.now_ms,
+        &batch.bytes,
+        &batch.key_lens,
+        &batch.data_lens,
+        &batch.arrival_times_ms,
+    )
+    .map_err(Error::into_message)?;
     call(slot, |op, out| op.process(&view, out))
 }
 

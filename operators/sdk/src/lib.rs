@@ -75,10 +75,10 @@ pub mod state;
 #[doc(hidden)]
 pub mod export;
 
-pub use batch::{Batch, OwnedBatch, Record, RecordMeta};
+pub use batch::{Batch, OwnedBatch, Record};
 pub use error::Error;
 pub use harness::{DeadLetter, Harness};
-pub use output::{Output, OutputMeta, Rejection};
+pub use output::{Output, Rejection};
 pub use settings::Settings;
 pub use state::{INSTANCE_KEY, KeyedState};
 

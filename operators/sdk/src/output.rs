@@ -1,15 +1,6 @@
 //! What one operator call produces: output records, packed like input records, and the input
 //! records the operator refused.
 
-/// Lengths of one output record; mirrors `output-meta` in `wit/operator.wit`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OutputMeta {
-    /// Length in bytes of the partition key.
-    pub key_len: u32,
-    /// Length in bytes of the data.
-    pub data_len: u32,
-}
-
 /// An input record the operator refused, with the reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rejection {
@@ -24,8 +15,10 @@ pub struct Rejection {
 pub struct Output {
     /// Keys and data of the output records, back to back.
     pub bytes: Vec<u8>,
-    /// One entry per output record.
-    pub records: Vec<OutputMeta>,
+    /// Per output record: key length.
+    pub key_lens: Vec<u32>,
+    /// Per output record: data length.
+    pub data_lens: Vec<u32>,
     /// Input records refused by the operator.
     pub rejected: Vec<Rejection>,
 }
@@ -44,10 +37,8 @@ impl Output {
         self.bytes.extend_from_slice(partition_key.as_bytes());
         let start = self.bytes.len();
         write(&mut self.bytes);
-        self.records.push(OutputMeta {
-            key_len: partition_key.len() as u32,
-            data_len: (self.bytes.len() - start) as u32,
-        });
+        self.key_lens.push(partition_key.len() as u32);
+        self.data_lens.push((self.bytes.len() - start) as u32);
     }
 
     /// Refuse input record `index` of the current batch: the host sends it to the dead-letter
@@ -58,25 +49,27 @@ impl Output {
 
     /// Number of output records.
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.key_lens.len()
     }
 
     /// Whether there is neither an output record nor a rejection.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty() && self.rejected.is_empty()
+        self.key_lens.is_empty() && self.rejected.is_empty()
     }
 
     /// Remove everything, keeping capacity.
     pub fn clear(&mut self) {
         self.bytes.clear();
-        self.records.clear();
+        self.key_lens.clear();
+        self.data_lens.clear();
         self.rejected.clear();
     }
 
     /// Append all of `other`'s records and rejections.
     pub fn append(&mut self, other: &Output) {
         self.bytes.extend_from_slice(&other.bytes);
-        self.records.extend_from_slice(&other.records);
+        self.key_lens.extend_from_slice(&other.key_lens);
+        self.data_lens.extend_from_slice(&other.data_lens);
         self.rejected.extend_from_slice(&other.rejected);
     }
 
@@ -84,9 +77,9 @@ impl Output {
     /// possible if the buffers were filled by hand) reads as empty.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &[u8])> + '_ {
         let mut at = 0usize;
-        self.records.iter().map(move |meta| {
-            let key_end = at + meta.key_len as usize;
-            let end = key_end + meta.data_len as usize;
+        self.key_lens.iter().zip(&self.data_lens).map(move |(&key_len, &data_len)| {
+            let key_end = at + key_len as usize;
+            let end = key_end + data_len as usize;
             let key = self.bytes.get(at..key_end).unwrap_or_default();
             let data = self.bytes.get(key_end..end).unwrap_or_default();
             at = end;

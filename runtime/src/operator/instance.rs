@@ -6,7 +6,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-use weir_operator::{KeyedState, Output, OutputMeta, OwnedBatch, Rejection};
+use weir_operator::{KeyedState, Output, OwnedBatch, Rejection};
 
 use super::bindings::{OperatorComponent, OperatorComponentPre, wit};
 use super::{CallError, Limits, LoadError};
@@ -33,7 +33,7 @@ pub struct Instance {
     store: Store<HostState>,
     bindings: OperatorComponent,
     limits: Limits,
-    /// Reused for every batch so its vectors keep their capacity.
+    /// An empty batch to swap with the one being lent to a call.
     scratch: wit::Batch,
 }
 
@@ -65,17 +65,7 @@ impl Instance {
         let bindings = pre
             .instantiate(&mut store)
             .map_err(|source| LoadError::Instantiate { origin: origin.to_string(), source })?;
-        let mut instance = Self {
-            store,
-            bindings,
-            limits,
-            scratch: wit::Batch {
-                shard_id: String::new(),
-                now_ms: 0,
-                bytes: Vec::new(),
-                records: Vec::new(),
-            },
-        };
+        let mut instance = Self { store, bindings, limits, scratch: empty_batch() };
         instance.call(|b, s| b.weir_operator_operator().call_init(s, settings)).map_err(|e| {
             LoadError::Init {
                 origin: origin.to_string(),
@@ -122,25 +112,14 @@ impl Instance {
         self.call(|b, s| b.weir_operator_operator().call_describe(s).map(Ok))
     }
 
-    /// Process a batch. The batch's buffers are lent to the call and given back.
+    /// Process a batch. The batch's buffers are lent to the call and given back, so nothing
+    /// is copied on the host side.
     pub fn process(&mut self, batch: &mut OwnedBatch) -> Result<Output, CallError> {
-        let mut scratch = std::mem::replace(
-            &mut self.scratch,
-            wit::Batch { shard_id: String::new(), now_ms: 0, bytes: Vec::new(), records: Vec::new() },
-        );
-        std::mem::swap(&mut scratch.shard_id, &mut batch.shard_id);
-        std::mem::swap(&mut scratch.bytes, &mut batch.bytes);
-        scratch.now_ms = batch.now_ms;
-        scratch.records.clear();
-        scratch.records.extend(batch.records.iter().map(|m| wit::RecordMeta {
-            key_len: m.key_len,
-            data_len: m.data_len,
-            arrival_time_ms: m.arrival_time_ms,
-        }));
-        let result = self.call(|b, s| b.weir_operator_operator().call_process(s, &scratch));
-        std::mem::swap(&mut scratch.shard_id, &mut batch.shard_id);
-        std::mem::swap(&mut scratch.bytes, &mut batch.bytes);
-        self.scratch = scratch;
+        let mut wit_batch = std::mem::replace(&mut self.scratch, empty_batch());
+        lend(batch, &mut wit_batch);
+        let result = self.call(|b, s| b.weir_operator_operator().call_process(s, &wit_batch));
+        lend(batch, &mut wit_batch);
+        self.scratch = wit_batch;
         result.map(from_wit)
     }
 
@@ -180,14 +159,32 @@ fn panic_message(stderr: &str) -> String {
         .join(" ")
 }
 
+fn empty_batch() -> wit::Batch {
+    wit::Batch {
+        shard_id: String::new(),
+        now_ms: 0,
+        bytes: Vec::new(),
+        key_lens: Vec::new(),
+        data_lens: Vec::new(),
+        arrival_times_ms: Vec::new(),
+    }
+}
+
+/// Swap the contents of an SDK batch and a contract batch: the same columns, two types.
+fn lend(batch: &mut OwnedBatch, wit_batch: &mut wit::Batch) {
+    std::mem::swap(&mut batch.shard_id, &mut wit_batch.shard_id);
+    std::mem::swap(&mut batch.now_ms, &mut wit_batch.now_ms);
+    std::mem::swap(&mut batch.bytes, &mut wit_batch.bytes);
+    std::mem::swap(&mut batch.key_lens, &mut wit_batch.key_lens);
+    std::mem::swap(&mut batch.data_lens, &mut wit_batch.data_lens);
+    std::mem::swap(&mut batch.arrival_times_ms, &mut wit_batch.arrival_times_ms);
+}
+
 fn from_wit(out: wit::Output) -> Output {
     Output {
         bytes: out.bytes,
-        records: out
-            .records
-            .iter()
-            .map(|m| OutputMeta { key_len: m.key_len, data_len: m.data_len })
-            .collect(),
+        key_lens: out.key_lens,
+        data_lens: out.data_lens,
         rejected: out.rejected.into_iter().map(|r| Rejection { index: r.index, reason: r.reason }).collect(),
     }
 }

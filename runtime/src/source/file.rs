@@ -107,8 +107,7 @@ impl FileSource {
 
 fn new_batch(name: &str, bytes: usize, records: usize) -> OwnedBatch {
     let mut b = OwnedBatch::new(name);
-    b.bytes.reserve(bytes);
-    b.records.reserve(records);
+    b.reserve(records, bytes);
     b
 }
 
