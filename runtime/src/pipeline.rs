@@ -128,7 +128,7 @@ pub async fn run(
             Metrics::add(&metrics.operator_restarts, restarts - restarts_seen);
             restarts_seen = restarts;
         }
-        if output.len() > 0 {
+        if !output.key_lens.is_empty() {
             Metrics::add(&metrics.records_out, output.len() as u64);
             if out_tx.send(output).await.is_err() {
                 // The sink stopped: its error is reported below.
