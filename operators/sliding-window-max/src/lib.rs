@@ -49,8 +49,8 @@ struct Key {
 #[derive(Debug)]
 pub struct SlidingWindowMax {
     config: Config,
-    /// The JSON field names, shared so a batch can read them while the state changes.
-    fields: Rc<trade::Fields>,
+    /// Reads trades; shared so a batch can use it while the state changes.
+    parser: Rc<trade::TradeParser>,
     pane_ms: i64,
     keys: Vec<Key>,
     /// Ticker to index in `keys`. FxHash: fast for short strings and the same in every build,
@@ -68,11 +68,11 @@ impl SlidingWindowMax {
     pub fn new(config: Config) -> Self {
         Self {
             pane_ms: config.pane_ms(),
-            fields: Rc::new(trade::Fields {
+            parser: Rc::new(trade::TradeParser::new(trade::Fields {
                 time: config.event_time_field.clone(),
                 ticker: config.ticker_field.clone(),
                 price: config.price_field.clone(),
-            }),
+            })),
             config,
             keys: Vec::new(),
             index: FxHashMap::default(),
@@ -233,13 +233,13 @@ impl Operator for SlidingWindowMax {
     }
 
     fn process(&mut self, batch: &Batch<'_>, out: &mut Output) -> Result<(), Error> {
-        let fields = Rc::clone(&self.fields);
+        let parser = Rc::clone(&self.parser);
         // Windows that became due through a restore fire first.
         self.fire_until(self.watermark, out);
         let processing = self.config.time == TimeMode::Processing;
         let now = batch.now_ms().max(self.watermark);
         for record in batch.records() {
-            let parsed = match trade::parse(record.data, &fields) {
+            let parsed = match parser.parse(record.data) {
                 Ok(t) => t,
                 Err(reason) => {
                     out.reject(record.index, reason);

@@ -1,7 +1,13 @@
 //! Reading a trade out of a record's JSON without allocating: the field names come from the
 //! settings, so a `DeserializeSeed` walks the object and keeps only the three fields it needs.
+//!
+//! Event times are parsed by jiff. Consecutive trades almost always fall in the same minute, so
+//! the epoch time of the last minute seen is kept, and a time written as
+//! `YYYY-MM-DDTHH:MM:SS[.fff…][Z]` in that same minute only needs its seconds and fraction
+//! read; anything else goes to jiff.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 
 use jiff::Timestamp;
@@ -26,11 +32,85 @@ pub struct Fields {
     pub price: String,
 }
 
+/// Parses trades with the configured field names, remembering the last minute seen.
+#[derive(Debug)]
+pub struct TradeParser {
+    fields: Fields,
+    /// `YYYY-MM-DDTHH:MM` of the last event time that took the slow path, and its epoch ms.
+    minute: Cell<Option<([u8; 16], i64)>>,
+}
+
+impl TradeParser {
+    pub fn new(fields: Fields) -> Self {
+        Self { fields, minute: Cell::new(None) }
+    }
+
+    /// Parse `data` as a trade; see [`parse`].
+    pub fn parse<'a>(&self, data: &'a [u8]) -> Result<Trade<'a>, String> {
+        parse_with(data, self)
+    }
+
+    /// An event time as ms since the Unix epoch; see [`parse_time`].
+    pub fn time(&self, text: &str) -> Result<i64, String> {
+        let b = text.as_bytes();
+        if let Some(((prefix, rest), (cached, minute_ms))) =
+            b.split_first_chunk::<16>().zip(self.minute.get())
+            && *prefix == cached
+            && let Some(offset) = seconds_and_fraction(rest)
+        {
+            return Ok(minute_ms + offset);
+        }
+        let ms = parse_time(text)?;
+        // Remember this minute when the text has the plain layout and the time is after 1970
+        // (so that adding the seconds rounds as jiff does).
+        if let Some((prefix, rest)) = b.split_first_chunk::<16>()
+            && let Some(offset) = seconds_and_fraction(rest)
+            && ms - offset >= 0
+        {
+            self.minute.set(Some((*prefix, ms - offset)));
+        }
+        Ok(ms)
+    }
+}
+
+/// `:SS`, then optionally `.` and 1 to 9 digits, then optionally `Z`: the ms into the minute.
+fn seconds_and_fraction(rest: &[u8]) -> Option<i64> {
+    let digit = |c: u8| c.is_ascii_digit().then(|| i64::from(c - b'0'));
+    let (&[colon, s1, s2], rest) = rest.split_first_chunk::<3>()?;
+    if colon != b':' {
+        return None;
+    }
+    let seconds = digit(s1)? * 10 + digit(s2)?;
+    if seconds > 59 {
+        return None;
+    }
+    let rest = rest.strip_suffix(b"Z").unwrap_or(rest);
+    let mut millis = 0;
+    match rest.split_first() {
+        None => {}
+        Some((b'.', fraction)) if (1..=9).contains(&fraction.len()) => {
+            for (i, &c) in fraction.iter().enumerate() {
+                let d = digit(c)?;
+                if i < 3 {
+                    millis += d * [100, 10, 1][i];
+                }
+            }
+        }
+        Some(_) => return None,
+    }
+    Some(seconds * 1000 + millis)
+}
+
 /// Parse `data` as a trade. The error says what is missing or malformed, in words fit for a
 /// dead-letter record.
 pub fn parse<'a>(data: &'a [u8], fields: &Fields) -> Result<Trade<'a>, String> {
+    TradeParser::new(fields.clone()).parse(data)
+}
+
+fn parse_with<'a>(data: &'a [u8], parser: &TradeParser) -> Result<Trade<'a>, String> {
+    let fields = &parser.fields;
     let mut de = serde_json::Deserializer::from_slice(data);
-    let parsed = TradeSeed(fields).deserialize(&mut de).map_err(|e| e.to_string())?;
+    let parsed = TradeSeed(parser).deserialize(&mut de).map_err(|e| e.to_string())?;
     de.end().map_err(|e| e.to_string())?;
     let Parsed { time_ms, ticker, price } = parsed;
     let ticker = ticker.ok_or_else(|| format!("missing field {:?}", fields.ticker))?;
@@ -64,7 +144,7 @@ struct Parsed<'a> {
     price: Option<f64>,
 }
 
-struct TradeSeed<'f>(&'f Fields);
+struct TradeSeed<'p>(&'p TradeParser);
 
 impl<'de> DeserializeSeed<'de> for TradeSeed<'_> {
     type Value = Parsed<'de>;
@@ -82,11 +162,12 @@ impl<'de> Visitor<'de> for TradeSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut out = Parsed { time_ms: None, ticker: None, price: None };
-        while let Some(field) = map.next_key_seed(FieldSeed(self.0))? {
+        let fields = &self.0.fields;
+        while let Some(field) = map.next_key_seed(FieldSeed(fields))? {
             match field {
-                Field::Time => out.time_ms = Some(map.next_value_seed(TimeSeed(&self.0.time))?),
-                Field::Ticker => out.ticker = Some(map.next_value_seed(TickerSeed(&self.0.ticker))?),
-                Field::Price => out.price = Some(map.next_value_seed(PriceSeed(&self.0.price))?),
+                Field::Time => out.time_ms = Some(map.next_value_seed(TimeSeed(self.0))?),
+                Field::Ticker => out.ticker = Some(map.next_value_seed(TickerSeed(&fields.ticker))?),
+                Field::Price => out.price = Some(map.next_value_seed(PriceSeed(&fields.price))?),
                 Field::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -131,7 +212,7 @@ impl Visitor<'_> for FieldSeed<'_> {
 }
 
 /// Event time: an ISO-8601 string or a number of epoch milliseconds.
-struct TimeSeed<'f>(&'f str);
+struct TimeSeed<'p>(&'p TradeParser);
 
 impl<'de> DeserializeSeed<'de> for TimeSeed<'_> {
     type Value = i64;
@@ -143,22 +224,23 @@ impl<'de> DeserializeSeed<'de> for TimeSeed<'_> {
 impl Visitor<'_> for TimeSeed<'_> {
     type Value = i64;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "field {:?} as an ISO-8601 date-time string or epoch milliseconds", self.0)
+        write!(f, "field {:?} as an ISO-8601 date-time string or epoch milliseconds", self.0.fields.time)
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
-        parse_time(v).map_err(|e| E::custom(format!("field {:?}: {e}", self.0)))
+        self.0.time(v).map_err(|e| E::custom(format!("field {:?}: {e}", self.0.fields.time)))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
         Ok(v)
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
-        i64::try_from(v).map_err(|_| E::custom(format!("field {:?}: {v} is out of range", self.0)))
+        i64::try_from(v)
+            .map_err(|_| E::custom(format!("field {:?}: {v} is out of range", self.0.fields.time)))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<i64, E> {
         if v.is_finite() && v.abs() < 9.0e15 {
             Ok(v.floor() as i64)
         } else {
-            Err(E::custom(format!("field {:?}: {v} is out of range", self.0)))
+            Err(E::custom(format!("field {:?}: {v} is out of range", self.0.fields.time)))
         }
     }
 }
@@ -243,6 +325,34 @@ mod tests {
         }
         let t = parse(br#"{"EVENT_TIME": 1795600800123, "TICKER": "A", "PRICE": 1}"#, &fields()).unwrap();
         assert_eq!((t.time_ms, t.price), (Some(base + 123), 1.0));
+    }
+
+    #[test]
+    fn the_same_minute_shortcut_agrees_with_jiff() {
+        let parser = TradeParser::new(fields());
+        let mut texts = vec![];
+        for minute in ["2026-11-25T10:00", "2026-11-25T10:01", "1999-12-31T23:59", "2026-11-25 10:01"] {
+            for rest in [
+                ":00",
+                ":07.5",
+                ":59.999999999",
+                ":30.1Z",
+                ":30.123+01:00",
+                ":60",
+                ":5",
+                ":05.",
+                ":05.1234567890",
+                ":05x",
+            ] {
+                texts.push(format!("{minute}{rest}"));
+            }
+        }
+        for _ in 0..2 {
+            for text in &texts {
+                assert_eq!(parser.time(text), parse_time(text), "{text}");
+            }
+        }
+        assert!(parser.minute.get().is_some(), "the cache was used");
     }
 
     #[test]
