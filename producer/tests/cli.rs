@@ -29,7 +29,9 @@ fn synthetic_tickers_and_a_step() {
     let text = produce(&["--count", "300", "--rate", "0", "--tickers", "3", "--step", "1s"]);
     let tickers: std::collections::BTreeSet<String> = text
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["TICKER"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["TICKER"].as_str().unwrap().to_string()
+        })
         .collect();
     assert_eq!(tickers.into_iter().collect::<Vec<_>>(), ["T0000", "T0001", "T0002"]);
 }

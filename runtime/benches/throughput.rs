@@ -8,7 +8,8 @@
 //!   (discarding), in records per CPU-second (user + system time of the process, all threads).
 //!
 //! `cargo bench --profile dev -p weir --bench throughput` (records: `WEIR_BENCH_RECORDS`,
-//! default 10,000,000). Prints a Markdown table for BENCHMARKS.md.
+//! default 10,000,000; `WEIR_BENCH_ONLY=native` runs the native operator alone, for profiling).
+//! Prints a Markdown table for BENCHMARKS.md.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -97,7 +98,8 @@ fn wasm(engine: &OperatorEngine, w: &Workload, size: usize) -> (f64, usize) {
     (w.records.len() as f64 / start.elapsed().as_secs_f64(), outputs)
 }
 
-fn whole_path(engine: &OperatorEngine, w: &Workload, size: usize) -> (f64, f64) {
+/// Records per CPU-second (all threads) of the whole path.
+fn whole_path(engine: &OperatorEngine, w: &Workload, size: usize) -> f64 {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let loaded = engine.load(Artifact::embedded_default(), &[]).expect("load");
     let operator = ShardOperator::new(loaded, "bench", Vec::new()).expect("operator");
@@ -108,7 +110,7 @@ fn whole_path(engine: &OperatorEngine, w: &Workload, size: usize) -> (f64, f64) 
     let metrics = Arc::new(Metrics::default());
     let options =
         PipelineOptions { tick_interval: Duration::from_secs(1), stats_interval: Duration::from_secs(3600) };
-    let (cpu0, wall0) = (cpu_time(), Instant::now());
+    let cpu0 = cpu_time();
     rt.block_on(pipeline::run(
         source,
         operator,
@@ -119,39 +121,73 @@ fn whole_path(engine: &OperatorEngine, w: &Workload, size: usize) -> (f64, f64) 
         std::future::pending(),
     ))
     .expect("pipeline");
-    let (cpu, wall) = (cpu_time() - cpu0, wall0.elapsed());
+    let cpu = cpu_time() - cpu0;
     let n = metrics.snapshot().records_in as f64;
     assert_eq!(n as usize, w.records.len());
-    (n / cpu.as_secs_f64(), n / wall.as_secs_f64())
+    n / cpu.as_secs_f64()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn main() {
-    let n: usize =
-        std::env::var("WEIR_BENCH_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
-    let engine = OperatorEngine::new(Limits::default(), None).expect("engine");
-    println!("records per workload: {n}\n");
-    println!(
-        "| workload | batch | native rec/s | wasm rec/s | wasm / native | whole path rec/s per CPU-s | whole path rec/s wall |"
-    );
+    let n = env("WEIR_BENCH_RECORDS", 10_000_000);
+    let rounds = env("WEIR_BENCH_ROUNDS", 3).max(1);
+    if std::env::var("WEIR_BENCH_ONLY").as_deref() == Ok("native") {
+        let w = workload("1,000 tickers", Tickers::Synthetic(1000), n);
+        let (rate, _) = native(&w, 1024);
+        println!("native, 1,000 tickers, batch 1024: {:.2} M records/s", rate / 1e6);
+        return;
+    }
+    let limited = OperatorEngine::new(Limits::default(), None).expect("engine");
+    let unlimited =
+        OperatorEngine::new(Limits { max_call_time: None, ..Limits::default() }, None).expect("engine");
+    let m = |v: f64| format!("{:.2} M", v / 1e6);
+    println!("{n} records per workload, median of {rounds} rounds, runs interleaved\n");
+    println!("Operator alone (records/s on one core):\n");
+    println!("| workload | batch | native | wasm | wasm / native | wasm, no CPU limit | no limit / native |");
     println!("|---|---|---|---|---|---|---|");
-    for (name, tickers) in [("1,000 tickers", Tickers::Synthetic(1000)), ("5 tickers", Tickers::Default)] {
-        let w = workload(name, tickers, n);
+    let workloads = [("1,000 tickers", Tickers::Synthetic(1000)), ("5 tickers", Tickers::Default)];
+    let workloads: Vec<Workload> = workloads.into_iter().map(|(name, t)| workload(name, t, n)).collect();
+    for w in &workloads {
         for size in [256, 1024, 4096] {
-            let (native_rate, native_out) = native(&w, size);
-            let (wasm_rate, wasm_out) = wasm(&engine, &w, size);
-            assert_eq!(native_out, wasm_out, "native and wasm produced different numbers of results");
-            let (per_cpu, per_wall) =
-                if size == 1024 { whole_path(&engine, &w, size) } else { (f64::NAN, f64::NAN) };
-            let fmt = |v: f64| if v.is_nan() { "-".to_string() } else { format!("{:.2} M", v / 1e6) };
+            let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..rounds {
+                let (native_rate, native_out) = native(w, size);
+                let (wasm_rate, wasm_out) = wasm(&limited, w, size);
+                let (free_rate, free_out) = wasm(&unlimited, w, size);
+                assert_eq!((native_out, native_out), (wasm_out, free_out), "outputs differ in number");
+                a.push(native_rate);
+                b.push(wasm_rate);
+                c.push(free_rate);
+            }
+            let (a, b, c) = (median(a), median(b), median(c));
             println!(
-                "| {} | {size} | {} | {} | {:.2}x | {} | {} |",
+                "| {} | {size} | {} | {} | {:.2}x | {} | {:.2}x |",
                 w.name,
-                fmt(native_rate),
-                fmt(wasm_rate),
-                wasm_rate / native_rate,
-                fmt(per_cpu),
-                fmt(per_wall)
+                m(a),
+                m(b),
+                b / a,
+                m(c),
+                c / a
             );
         }
+    }
+    println!("\nWhole path, JSON lines in memory to output lines, batch 1,024 (records per CPU-second):\n");
+    println!("| workload | CPU limit on | CPU limit off |");
+    println!("|---|---|---|");
+    for w in &workloads {
+        let (mut on, mut off) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            on.push(whole_path(&limited, w, 1024));
+            off.push(whole_path(&unlimited, w, 1024));
+        }
+        println!("| {} | {} | {} |", w.name, m(median(on)), m(median(off)));
     }
 }

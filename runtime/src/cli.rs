@@ -116,10 +116,12 @@ pub struct HostArgs {
     /// Memory an operator instance may use, in MiB.
     #[arg(long, default_value_t = 256, value_name = "MIB")]
     pub max_memory_mib: usize,
-    /// CPU time one operator call may take before it is interrupted (the instance is then
-    /// replaced, and the records it failed on go to the dead-letter destination).
-    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
-    pub max_call_time: Duration,
+    /// Time one operator call may take before it is interrupted (the instance is then
+    /// replaced, and the records it failed on go to the dead-letter destination). `off` removes
+    /// the limit and the checks it costs (about a third of an operator's speed): only for
+    /// operators you trust not to loop forever.
+    #[arg(long, default_value = "5s", value_name = "DURATION|off")]
+    pub max_call_time: TimeLimit,
 }
 
 /// Arguments of `weir check`.
@@ -139,6 +141,17 @@ fn parse_setting(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
         _ => Err(format!("{s:?} is not KEY=VALUE (for example --set window=30s)")),
+    }
+}
+
+/// A duration, or `off` for none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeLimit(pub Option<Duration>);
+
+impl std::str::FromStr for TimeLimit {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "off" { Ok(Self(None)) } else { parse_duration(s).map(|d| Self(Some(d))) }
     }
 }
 
@@ -176,5 +189,9 @@ mod tests {
         assert_eq!(args.source, Location::Generator);
         assert_eq!(args.sink, Location::Stdio);
         assert_eq!(args.operator, Location::Builtin("sliding-window-max".into()));
+        assert_eq!(args.host.max_call_time, TimeLimit(Some(Duration::from_secs(5))));
+        let cli = Cli::try_parse_from(["weir", "run", "--max-call-time", "off"]).unwrap();
+        let Command::Run(args) = cli.command else { panic!("not run") };
+        assert_eq!(args.host.max_call_time, TimeLimit(None));
     }
 }

@@ -37,7 +37,7 @@ pub fn resolve_operator(location: &Location) -> Result<Artifact> {
 }
 
 fn engine(host: &HostArgs) -> Result<OperatorEngine> {
-    let limits = Limits { max_memory_bytes: host.max_memory_mib << 20, max_call_time: host.max_call_time };
+    let limits = Limits { max_memory_bytes: host.max_memory_mib << 20, max_call_time: host.max_call_time.0 };
     let cache = if host.no_cache {
         None
     } else {

@@ -35,13 +35,15 @@ impl OperatorEngine {
         let mut config = Config::new();
         config.wasm_component_model(true);
         // The CPU limit: cheaper than fuel metering, see BENCHMARKS.md.
-        config.epoch_interruption(true);
+        config.epoch_interruption(limits.max_call_time.is_some());
         let engine = Engine::new(&config).map_err(LoadError::Engine)?;
         let mut linker = Linker::new(&engine);
         // A wasip2 guest built with Rust's std imports WASI interfaces even when it uses none;
         // they are linked to a context that grants nothing (see instance.rs).
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(LoadError::Engine)?;
-        spawn_epoch_ticker(&engine);
+        if limits.max_call_time.is_some() {
+            spawn_epoch_ticker(&engine);
+        }
         Ok(Self { engine, linker: Arc::new(linker), limits, cache })
     }
 

@@ -61,7 +61,9 @@ impl Instance {
         };
         let mut store = Store::new(pre.engine(), state);
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(limits.deadline_ticks());
+        if let Some(ticks) = limits.deadline_ticks() {
+            store.set_epoch_deadline(ticks);
+        }
         let bindings = pre
             .instantiate(&mut store)
             .map_err(|source| LoadError::Instantiate { origin: origin.to_string(), source })?;
@@ -84,7 +86,9 @@ impl Instance {
         &mut self,
         f: impl FnOnce(&OperatorComponent, &mut Store<HostState>) -> wasmtime::Result<Result<T, String>>,
     ) -> Result<T, CallError> {
-        self.store.set_epoch_deadline(self.limits.deadline_ticks());
+        if let Some(ticks) = self.limits.deadline_ticks() {
+            self.store.set_epoch_deadline(ticks);
+        }
         match f(&self.bindings, &mut self.store) {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(message)) => Err(CallError::Failed(message)),
@@ -96,7 +100,10 @@ impl Instance {
         let stderr = panic_message(&String::from_utf8_lossy(&self.store.data().stderr.contents()));
         let what = match error.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => {
-                format!("ran longer than its CPU limit of {:?} per call", self.limits.max_call_time)
+                format!(
+                    "ran longer than its CPU limit of {:?} per call",
+                    self.limits.max_call_time.unwrap_or_default()
+                )
             }
             _ if format!("{error:#}").contains("forcing trap when growing memory") => {
                 format!("exceeded its memory limit of {} MiB", self.limits.max_memory_bytes >> 20)

@@ -7,9 +7,12 @@ use std::time::Duration;
 pub struct Limits {
     /// Linear memory an instance may grow to, in bytes.
     pub max_memory_bytes: usize,
-    /// Wall-clock time one call (a batch, a tick, a snapshot) may run before it is interrupted.
-    /// Enforced with wasmtime's epoch interruption, so the granularity is [`EPOCH_TICK`].
-    pub max_call_time: Duration,
+    /// Wall-clock time one call (a batch, a tick, a snapshot) may run before it is interrupted,
+    /// or None for no limit. Enforced with wasmtime's epoch interruption, so the granularity is
+    /// [`EPOCH_TICK`]. The checks it compiles into every loop of the operator cost about a
+    /// third of the operator's speed on the reference workload (see BENCHMARKS.md): turn it
+    /// off only for operators you trust not to loop forever.
+    pub max_call_time: Option<Duration>,
 }
 
 /// How often the engine's epoch advances: the resolution of `max_call_time`. Epoch checks cost
@@ -24,14 +27,14 @@ impl Default for Limits {
             // large batches and still stops a leak long before it hurts the host.
             max_memory_bytes: 256 << 20,
             // A batch of 1,024 records takes well under 1 ms; 5 s is a runaway loop.
-            max_call_time: Duration::from_secs(5),
+            max_call_time: Some(Duration::from_secs(5)),
         }
     }
 }
 
 impl Limits {
-    /// `max_call_time` in epoch ticks (at least one).
-    pub fn deadline_ticks(&self) -> u64 {
-        (self.max_call_time.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+    /// `max_call_time` in epoch ticks (at least one), if there is a limit.
+    pub fn deadline_ticks(&self) -> Option<u64> {
+        self.max_call_time.map(|t| (t.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64)
     }
 }

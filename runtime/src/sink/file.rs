@@ -13,12 +13,17 @@ use super::SinkError;
 pub struct FileSink {
     writer: BufWriter<Box<dyn AsyncWrite + Send + Unpin>>,
     name: String,
+    lines: Vec<u8>,
 }
 
 impl FileSink {
     /// Lines to `writer`, named `name` in messages.
     pub fn new(writer: impl AsyncWrite + Send + Unpin + 'static, name: impl Into<String>) -> Self {
-        Self { writer: BufWriter::with_capacity(1 << 16, Box::new(writer)), name: name.into() }
+        Self {
+            writer: BufWriter::with_capacity(1 << 16, Box::new(writer)),
+            name: name.into(),
+            lines: Vec::new(),
+        }
     }
 
     /// Lines to a new (or truncated) file at `path`.
@@ -47,11 +52,14 @@ impl FileSink {
     }
 
     async fn write(&mut self, output: &Output) -> Result<(), SinkError> {
+        // One write per call: the lines are laid out in a reused buffer first.
+        self.lines.clear();
         for (_, data) in output.iter() {
-            self.writer.write_all(data).await.map_err(|e| self.error(e))?;
-            self.writer.write_all(b"\n").await.map_err(|e| self.error(e))?;
+            self.lines.extend_from_slice(data);
+            self.lines.push(b'\n');
         }
-        Ok(())
+        let result = self.writer.write_all(&self.lines).await;
+        result.map_err(|e| self.error(e))
     }
 
     async fn flush(&mut self) -> Result<(), SinkError> {
