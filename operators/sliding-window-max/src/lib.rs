@@ -61,6 +61,7 @@ pub struct SlidingWindowMax {
     timers: BinaryHeap<Reverse<(i64, u32)>>,
     max_event_time: i64,
     watermark: i64,
+    window_text: WindowText,
 }
 
 impl SlidingWindowMax {
@@ -79,6 +80,7 @@ impl SlidingWindowMax {
             timers: BinaryHeap::new(),
             max_event_time: NEVER,
             watermark: NEVER,
+            window_text: WindowText::default(),
         }
     }
 
@@ -167,7 +169,8 @@ impl SlidingWindowMax {
             let agg = key.panes.fire(end, w);
             key.last_fired_end = end;
             if agg.count > 0 {
-                emit(out, &key.ticker, end - w, end, agg.max, agg.count);
+                let (start_text, end_text) = self.window_text.get(end - w, end);
+                emit(out, &key.ticker, start_text, end_text, agg.max, agg.count);
             }
             // The next window with a pane in it: end + slide if a pane remains inside it, else
             // the first window containing the next pane.
@@ -190,24 +193,33 @@ impl SlidingWindowMax {
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 struct WindowResult<'a> {
     ticker: &'a str,
-    window_start: Millis,
-    window_end: Millis,
+    window_start: &'a str,
+    window_end: &'a str,
     max_price: f64,
     trades: u64,
 }
 
-/// A time written as RFC 3339 UTC with millisecond precision.
-struct Millis(i64);
+/// The start and end of the last window fired, as text: every ticker's result for a window
+/// repeats them, so they are formatted once per window rather than once per result.
+#[derive(Debug, Default)]
+struct WindowText {
+    end: Option<i64>,
+    start_text: String,
+    end_text: String,
+}
 
-impl Serialize for Millis {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match jiff::Timestamp::from_millisecond(self.0) {
-            Ok(ts) => s.collect_str(&format_args!("{ts:.3}")),
-            Err(_) => s.serialize_i64(self.0),
+impl WindowText {
+    fn get(&mut self, start: i64, end: i64) -> (&str, &str) {
+        if self.end != Some(end) {
+            self.end = Some(end);
+            self.start_text = timestamp(start);
+            self.end_text = timestamp(end);
         }
+        (&self.start_text, &self.end_text)
     }
 }
 
+/// A time as RFC 3339 UTC with millisecond precision.
 fn timestamp(ms: i64) -> String {
     match jiff::Timestamp::from_millisecond(ms) {
         Ok(ts) => format!("{ts:.3}"),
@@ -215,9 +227,8 @@ fn timestamp(ms: i64) -> String {
     }
 }
 
-fn emit(out: &mut Output, ticker: &str, start: i64, end: i64, max_price: f64, trades: u64) {
-    let result =
-        WindowResult { ticker, window_start: Millis(start), window_end: Millis(end), max_price, trades };
+fn emit(out: &mut Output, ticker: &str, start: &str, end: &str, max_price: f64, trades: u64) {
+    let result = WindowResult { ticker, window_start: start, window_end: end, max_price, trades };
     out.emit_with(ticker, |buf| {
         // Writing a plain struct into a Vec cannot fail: no I/O, no non-string map keys.
         let _ = serde_json::to_writer(buf, &result);
