@@ -8,7 +8,7 @@
 //!   (discarding), in records per CPU-second (user + system time of the process, all threads).
 //!
 //! `cargo bench --profile dev -p weir --bench throughput` (records: `WEIR_BENCH_RECORDS`,
-//! default 10,000,000; `WEIR_BENCH_ONLY=native` runs the native operator alone, for profiling).
+//! default 10,000,000; `WEIR_BENCH_ONLY=native` or `whole` runs only that, for profiling).
 //! Prints a Markdown table for BENCHMARKS.md.
 
 use std::sync::Arc;
@@ -143,6 +143,13 @@ fn main() {
         let w = workload("1,000 tickers", Tickers::Synthetic(1000), n);
         let (rate, _) = native(&w, 1024);
         println!("native, 1,000 tickers, batch 1024: {:.2} M records/s", rate / 1e6);
+        return;
+    }
+    if std::env::var("WEIR_BENCH_ONLY").as_deref() == Ok("whole") {
+        let w = workload("1,000 tickers", Tickers::Synthetic(1000), n);
+        let engine = OperatorEngine::new(Limits::default(), None).expect("engine");
+        let rate = whole_path(&engine, &w, 1024);
+        println!("whole path, 1,000 tickers, batch 1024: {:.2} M records per CPU-second", rate / 1e6);
         return;
     }
     let limited = OperatorEngine::new(Limits::default(), None).expect("engine");
