@@ -19,7 +19,7 @@ use weir::artifact::Artifact;
 use weir::metrics::Metrics;
 use weir::operator::{Limits, OperatorEngine, ShardOperator};
 use weir::pipeline::{self, PipelineOptions};
-use weir::sink::{DeadLetterWriter, FileSink};
+use weir::sink::{DeadLetterWriter, FileSink, Sink};
 use weir::source::{FileSource, Source};
 use weir_operator::{Operator, Output, OwnedBatch, Settings};
 use weir_producer::{GeneratorConfig, Tickers, TradeGenerator};
@@ -105,7 +105,7 @@ fn whole_path(engine: &OperatorEngine, w: &Workload, size: usize) -> f64 {
     let operator = ShardOperator::new(loaded, "bench", Vec::new()).expect("operator");
     let input = std::io::Cursor::new(w.lines.clone());
     let source = Source::File(FileSource::new(input, "bench", size));
-    let sink = FileSink::new(tokio::io::sink(), "sink");
+    let sink = Sink::File(FileSink::new(tokio::io::sink(), "sink"));
     let dead = DeadLetterWriter::new(Box::new(std::io::sink()), "dead");
     let metrics = Arc::new(Metrics::default());
     let options =

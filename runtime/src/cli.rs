@@ -32,6 +32,53 @@ pub enum Command {
     /// Check an operator component: load it, check its contract version, instantiate it and
     /// call init with the settings; print what it is.
     Check(CheckArgs),
+    /// Print a Kinesis stream's records as JSON lines, one object per record with its shard,
+    /// sequence number, partition key, arrival time and data (as text when it is UTF-8, else
+    /// as `data_base64`): what `aws kinesis get-records | base64 --decode` scripts do.
+    Tail(TailArgs),
+}
+
+/// Arguments of `weir tail`.
+#[derive(Args, Debug)]
+pub struct TailArgs {
+    /// The stream: `kinesis://NAME` or a stream ARN.
+    #[arg(value_name = "STREAM")]
+    pub stream: Location,
+    /// Where to start in every shard: `trim-horizon` (the oldest record kept) or `latest`
+    /// (only records written from now on; implies --follow).
+    #[arg(long, default_value = "trim-horizon", value_name = "POSITION")]
+    pub from: TailFrom,
+    /// Keep reading as records arrive, instead of stopping once every shard is read to its
+    /// current end.
+    #[arg(long)]
+    pub follow: bool,
+    /// Stop after this many records.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// How often to poll a shard that returned nothing.
+    #[arg(long, default_value = "200ms", value_parser = parse_duration, value_name = "DURATION")]
+    pub poll_interval: Duration,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+/// Where `weir tail` starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TailFrom {
+    /// The oldest record each shard keeps.
+    TrimHorizon,
+    /// Records written from now on.
+    Latest,
+}
+
+/// AWS settings; credentials and endpoints come from the SDK's usual chain
+/// (AWS_ACCESS_KEY_ID, AWS_PROFILE, roles; AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_KINESIS).
+#[derive(Args, Debug)]
+#[command(next_help_heading = "AWS")]
+pub struct AwsArgs {
+    /// The AWS region; default: AWS_REGION, then the profile's region.
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
 }
 
 /// Arguments of `weir run`.
@@ -43,7 +90,8 @@ pub struct RunArgs {
     #[arg(long, default_value = "generator", value_name = "LOCATION")]
     pub source: Location,
 
-    /// Where results go, one JSON object per line: a file, or `-` for standard output.
+    /// Where results go: a file or `-` for standard output (one JSON object per line), or a
+    /// Kinesis stream (`kinesis://NAME` or a stream ARN; partition key = the result's key).
     #[arg(long, default_value = "-", value_name = "LOCATION")]
     pub sink: Location,
 
@@ -78,6 +126,9 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub generator: GeneratorArgs,
+
+    #[command(flatten)]
+    pub aws: AwsArgs,
 
     #[command(flatten)]
     pub host: HostArgs,

@@ -8,12 +8,13 @@ use anyhow::{Context, Result, bail};
 
 use crate::artifact::Artifact;
 use crate::artifact::cache::{CacheOutcome, CompiledCache};
+use crate::aws::{self, Stream};
 use crate::cli::{CheckArgs, HostArgs, RunArgs};
 use crate::location::Location;
 use crate::metrics::Metrics;
 use crate::operator::{Limits, LoadedOperator, OperatorEngine, ShardOperator};
 use crate::pipeline::{self, Ending, PipelineOptions};
-use crate::sink::{DeadLetterWriter, FileSink};
+use crate::sink::{DeadLetterWriter, FileSink, KinesisSink, Sink};
 use crate::source::{FileSource, GeneratorSource, Source, now_ms};
 
 /// The operators embedded in weir, by `builtin:` name.
@@ -100,9 +101,15 @@ pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()>)
         other => bail!("source {other} is not supported yet: use generator, a file or -"),
     };
     let sink = match &args.sink {
-        Location::Stdio => FileSink::stdout(),
-        Location::File(path) => FileSink::create(path.clone()).await?,
-        other => bail!("sink {other} is not supported yet: use a file or -"),
+        Location::Stdio => Sink::File(FileSink::stdout()),
+        Location::File(path) => Sink::File(FileSink::create(path.clone()).await?),
+        Location::Kinesis(stream) => {
+            let config = aws::config(args.aws.region.as_deref()).await;
+            let endpoint = aws::kinesis_endpoint(&config);
+            let client = aws_sdk_kinesis::Client::new(&config);
+            Sink::Kinesis(KinesisSink::connect(client, Stream(stream.clone()), endpoint).await?)
+        }
+        other => bail!("sink {other} is not supported: use a file, - or kinesis://STREAM"),
     };
     let dead_letters = match &args.dead_letter {
         Some(path) => DeadLetterWriter::append_to(path)?,

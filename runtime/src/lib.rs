@@ -11,10 +11,12 @@
 //! - [`source`]: `file` (files and stdin), `generator` (built-in trades);
 //! - [`operator`]: the wasmtime host (`engine`, `instance`, `limits`, `runner`);
 //! - [`artifact`]: component bytes and digests, the embedded default, the compiled cache;
-//! - [`sink`]: `file` (files and stdout), `dead_letter`;
-//! - [`pipeline`]: the loop; [`metrics`]: counters.
+//! - [`sink`]: `file` (files and stdout), `kinesis`, `dead_letter`;
+//! - [`pipeline`]: the loop; [`metrics`]: counters;
+//! - [`aws`]: AWS configuration and errors; [`tail`]: `weir tail`.
 
 pub mod artifact;
+pub mod aws;
 pub mod cli;
 pub mod commands;
 pub mod location;
@@ -23,3 +25,4 @@ pub mod operator;
 pub mod pipeline;
 pub mod sink;
 pub mod source;
+pub mod tail;

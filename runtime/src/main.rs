@@ -16,6 +16,10 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Check(args) => weir::commands::check(args).map(|()| ExitCode::SUCCESS),
+        Command::Tail(args) => tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(weir::tail::tail(args)))
+            .map(|()| ExitCode::SUCCESS),
         Command::Run(args) => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(weir::commands::run(*args, ctrl_c())))

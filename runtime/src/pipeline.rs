@@ -14,7 +14,7 @@ use weir_operator::Output;
 
 use crate::metrics::Metrics;
 use crate::operator::{RunnerError, ShardOperator};
-use crate::sink::{DeadLetterWriter, FileSink, SinkError};
+use crate::sink::{DeadLetterWriter, Sink, SinkError};
 use crate::source::{Source, SourceError, now_ms};
 
 /// Batches in flight between source and operator, and outputs between operator and sink.
@@ -65,7 +65,7 @@ pub enum Ending {
 pub async fn run(
     source: Source,
     mut operator: ShardOperator,
-    sink: FileSink,
+    sink: Sink,
     mut dead_letters: DeadLetterWriter,
     metrics: Arc<Metrics>,
     options: PipelineOptions,

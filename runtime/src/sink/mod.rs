@@ -4,9 +4,11 @@
 
 pub mod dead_letter;
 pub mod file;
+pub mod kinesis;
 
 pub use dead_letter::DeadLetterWriter;
 pub use file::FileSink;
+pub use kinesis::KinesisSink;
 
 /// A sink failed.
 #[derive(Debug, thiserror::Error)]
@@ -19,4 +21,25 @@ pub enum SinkError {
         /// Why.
         source: std::io::Error,
     },
+    /// Kinesis refused or could not be reached; the message names the stream and the fix.
+    #[error("{0}")]
+    Kinesis(String),
+}
+
+/// A configured result sink.
+pub enum Sink {
+    /// A file or standard output.
+    File(FileSink),
+    /// A Kinesis stream.
+    Kinesis(KinesisSink),
+}
+
+impl Sink {
+    /// Write every output that arrives until the channel closes.
+    pub async fn run(self, rx: tokio::sync::mpsc::Receiver<weir_operator::Output>) -> Result<(), SinkError> {
+        match self {
+            Sink::File(s) => s.run(rx).await,
+            Sink::Kinesis(s) => s.run(rx).await,
+        }
+    }
 }

@@ -1,0 +1,283 @@
+//! A Kinesis stream as a sink: output records go out in PutRecords calls, partition key =
+//! the output record's key.
+//!
+//! Order per partition key is kept end to end, through partial failures and retries: a call
+//! carries at most one record per key, and a key with a record in flight sends nothing more
+//! until that record is written. Then a failed entry can only be retried ahead of its key's
+//! later records, never behind them, while up to [`MAX_CALLS_IN_FLIGHT`] calls for other keys
+//! go on. Failed entries alone are retried, with exponential backoff and full jitter. Records
+//! wait in a bounded queue; when it is full the sink stops taking output, which stops the
+//! operator, which stops the source: back-pressure instead of unbounded buffering.
+
+use std::collections::{HashSet, VecDeque};
+use std::time::Duration;
+
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use rand::Rng;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use weir_operator::Output;
+
+use super::SinkError;
+use crate::aws::{self, Stream};
+
+/// PutRecords takes at most 500 records per call (Kinesis service limit).
+pub const MAX_RECORDS_PER_CALL: usize = 500;
+/// PutRecords takes at most 5 MiB per call, partition keys included (service limit).
+pub const MAX_BYTES_PER_CALL: usize = 5 << 20;
+/// One record's data and partition key may be at most 1 MiB (service limit).
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
+/// Partition keys are 1 to 256 characters (service limit).
+pub const MAX_KEY_CHARS: usize = 256;
+/// Calls in flight at once: enough to hide a call's latency, few enough to stay polite.
+pub const MAX_CALLS_IN_FLIGHT: usize = 4;
+/// Records waiting to be sent before the sink stops taking output.
+pub const MAX_QUEUED_RECORDS: usize = 4 * MAX_RECORDS_PER_CALL * MAX_CALLS_IN_FLIGHT;
+/// First retry delay; doubles per attempt up to [`MAX_BACKOFF`], with full jitter.
+const BASE_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Attempts after which each further retry is logged as a warning.
+const QUIET_ATTEMPTS: u32 = 5;
+
+struct Entry {
+    key: String,
+    data: Vec<u8>,
+}
+
+/// What a finished call reports back to the scheduler.
+struct CallResult {
+    keys: Vec<String>,
+    retries: u64,
+}
+
+/// Writes output records to a Kinesis stream.
+pub struct KinesisSink {
+    client: Client,
+    stream: Stream,
+    endpoint: String,
+}
+
+impl KinesisSink {
+    /// A sink for `stream`, checked to exist (DescribeStreamSummary) before anything runs.
+    pub async fn connect(client: Client, stream: Stream, endpoint: String) -> Result<Self, SinkError> {
+        client
+            .describe_stream_summary()
+            .set_stream_name(stream.name())
+            .set_stream_arn(stream.arn())
+            .send()
+            .await
+            .map_err(|e| SinkError::Kinesis(aws::explain(&e, &stream, &endpoint)))?;
+        Ok(Self { client, stream, endpoint })
+    }
+
+    /// Write every output that arrives until the channel closes and everything is written.
+    pub async fn run(self, mut rx: mpsc::Receiver<Output>) -> Result<(), SinkError> {
+        let mut queue: VecDeque<Entry> = VecDeque::new();
+        let mut in_flight: HashSet<String> = HashSet::new();
+        let mut calls: JoinSet<Result<CallResult, SinkError>> = JoinSet::new();
+        let mut input_open = true;
+        loop {
+            // Start calls while there is room and something sendable.
+            while calls.len() < MAX_CALLS_IN_FLIGHT {
+                let batch = take_call(&mut queue, &in_flight);
+                if batch.is_empty() {
+                    break;
+                }
+                for entry in &batch {
+                    in_flight.insert(entry.key.clone());
+                }
+                calls.spawn(put(self.client.clone(), self.stream.clone(), self.endpoint.clone(), batch));
+            }
+            if !input_open && queue.is_empty() && calls.is_empty() {
+                return Ok(());
+            }
+            tokio::select! {
+                output = rx.recv(), if input_open && queue.len() < MAX_QUEUED_RECORDS => match output {
+                    Some(output) => {
+                        for (key, data) in output.iter() {
+                            queue.push_back(check(key, data)?);
+                        }
+                    }
+                    None => input_open = false,
+                },
+                Some(done) = calls.join_next() => {
+                    let done = done.map_err(|e| SinkError::Kinesis(format!("a PutRecords task failed: {e}")))??;
+                    for key in &done.keys {
+                        in_flight.remove(key);
+                    }
+                    if done.retries > 0 {
+                        tracing::debug!(retries = done.retries, "PutRecords entries retried");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn check(key: &str, data: &[u8]) -> Result<Entry, SinkError> {
+    let chars = key.chars().count();
+    if chars == 0 || chars > MAX_KEY_CHARS {
+        return Err(SinkError::Kinesis(format!(
+            "the operator emitted a record with a partition key of {chars} characters; Kinesis needs 1 to {MAX_KEY_CHARS}"
+        )));
+    }
+    if key.len() + data.len() > MAX_RECORD_BYTES {
+        return Err(SinkError::Kinesis(format!(
+            "the operator emitted a record of {} bytes for key {key:?}; Kinesis takes at most {MAX_RECORD_BYTES}",
+            key.len() + data.len()
+        )));
+    }
+    Ok(Entry { key: key.to_string(), data: data.to_vec() })
+}
+
+/// The next call: records from the front of the queue, in order, at most one per key, none
+/// for a key in flight, and no record of a key after one of its records was held back.
+fn take_call(queue: &mut VecDeque<Entry>, in_flight: &HashSet<String>) -> Vec<Entry> {
+    let mut call = Vec::new();
+    let mut keys: HashSet<String> = HashSet::new();
+    let mut held: HashSet<String> = HashSet::new();
+    let mut kept = VecDeque::with_capacity(queue.len());
+    let mut bytes = 0usize;
+    let mut full = false;
+    for entry in queue.drain(..) {
+        let size = entry.key.len() + entry.data.len();
+        let blocked = full
+            || in_flight.contains(&entry.key)
+            || held.contains(&entry.key)
+            || keys.contains(&entry.key)
+            || bytes + size > MAX_BYTES_PER_CALL;
+        if blocked {
+            held.insert(entry.key.clone());
+            kept.push_back(entry);
+            continue;
+        }
+        bytes += size;
+        keys.insert(entry.key.clone());
+        call.push(entry);
+        full = call.len() == MAX_RECORDS_PER_CALL;
+    }
+    *queue = kept;
+    call
+}
+
+/// Put `entries`, retrying the failed ones with backoff until all are written or an error is
+/// not worth retrying.
+async fn put(
+    client: Client,
+    stream: Stream,
+    endpoint: String,
+    mut entries: Vec<Entry>,
+) -> Result<CallResult, SinkError> {
+    let keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
+    let mut attempt: u32 = 0;
+    let mut retries = 0u64;
+    loop {
+        let request: Vec<PutRecordsRequestEntry> = entries
+            .iter()
+            .map(|e| {
+                PutRecordsRequestEntry::builder()
+                    .partition_key(&e.key)
+                    .data(Blob::new(e.data.clone()))
+                    .build()
+                    .map_err(|err| SinkError::Kinesis(format!("cannot build a PutRecords entry: {err}")))
+            })
+            .collect::<Result<_, _>>()?;
+        let result = client
+            .put_records()
+            .set_stream_name(stream.name())
+            .set_stream_arn(stream.arn())
+            .set_records(Some(request))
+            .send()
+            .await;
+        let failed: Vec<(usize, String)> = match result {
+            Ok(out) if out.failed_record_count().unwrap_or(0) == 0 => {
+                return Ok(CallResult { keys, retries });
+            }
+            Ok(out) => out
+                .records()
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| r.error_code().map(|code| (i, code.to_string())))
+                .collect(),
+            Err(e) if aws::is_transient(&e) => {
+                (0..entries.len()).map(|i| (i, aws::explain(&e, &stream, &endpoint))).collect()
+            }
+            Err(e) => return Err(SinkError::Kinesis(aws::explain(&e, &stream, &endpoint))),
+        };
+        attempt += 1;
+        retries += failed.len() as u64;
+        let delay = backoff(attempt);
+        if attempt > QUIET_ATTEMPTS {
+            tracing::warn!(
+                stream = %stream,
+                "{} of {} records not written after {attempt} attempts ({}); retrying in {delay:?}",
+                failed.len(),
+                entries.len(),
+                failed.first().map(|(_, c)| c.as_str()).unwrap_or("")
+            );
+        }
+        let failed_idx: HashSet<usize> = failed.into_iter().map(|(i, _)| i).collect();
+        entries =
+            entries.into_iter().enumerate().filter(|(i, _)| failed_idx.contains(i)).map(|(_, e)| e).collect();
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Exponential backoff with full jitter: a random delay up to base * 2^attempt, capped.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = BASE_BACKOFF.saturating_mul(1u32 << attempt.min(16)).min(MAX_BACKOFF);
+    let millis = rand::rng().random_range(0..=ceiling.as_millis() as u64);
+    Duration::from_millis(millis.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str) -> Entry {
+        Entry { key: key.into(), data: vec![0; 10] }
+    }
+
+    fn keys(v: &[Entry]) -> Vec<&str> {
+        v.iter().map(|e| e.key.as_str()).collect()
+    }
+
+    #[test]
+    fn a_call_takes_one_record_per_key_and_never_overtakes_a_held_record() {
+        let mut queue: VecDeque<Entry> = ["A", "B", "A", "C", "B", "D"].into_iter().map(entry).collect();
+        let in_flight: HashSet<String> = ["C".to_string()].into();
+        let call = take_call(&mut queue, &in_flight);
+        assert_eq!(keys(&call), ["A", "B", "D"]);
+        assert_eq!(keys(queue.make_contiguous()), ["A", "C", "B"]);
+        let call = take_call(&mut queue, &HashSet::new());
+        assert_eq!(keys(&call), ["A", "C", "B"]);
+    }
+
+    #[test]
+    fn a_call_respects_the_record_and_byte_limits() {
+        let mut queue: VecDeque<Entry> = (0..1200).map(|i| entry(&format!("k{i}"))).collect();
+        assert_eq!(take_call(&mut queue, &HashSet::new()).len(), MAX_RECORDS_PER_CALL);
+        let mut big: VecDeque<Entry> =
+            (0..8).map(|i| Entry { key: format!("k{i}"), data: vec![0; 1_000_000] }).collect();
+        assert_eq!(take_call(&mut big, &HashSet::new()).len(), 5);
+        assert_eq!(big.len(), 3);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for attempt in 1..30 {
+            let d = backoff(attempt);
+            assert!(d >= Duration::from_millis(1) && d <= MAX_BACKOFF, "{d:?}");
+        }
+    }
+
+    #[test]
+    fn records_kinesis_cannot_take_are_refused_with_the_limit() {
+        assert!(check("", b"x").is_err());
+        assert!(check(&"k".repeat(257), b"x").is_err());
+        assert!(check("k", &vec![0; MAX_RECORD_BYTES]).is_err());
+        assert!(check("k", b"x").is_ok());
+    }
+}
