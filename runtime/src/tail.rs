@@ -105,7 +105,6 @@ async fn read_shard(
         TailFrom::TrimHorizon => ShardIteratorType::TrimHorizon,
         TailFrom::Latest => ShardIteratorType::Latest,
     };
-    let explain = |e: &dyn Fn() -> String| anyhow::anyhow!(e());
     let mut iterator = client
         .get_shard_iterator()
         .set_stream_name(stream.name())
@@ -114,7 +113,7 @@ async fn read_shard(
         .shard_iterator_type(kind)
         .send()
         .await
-        .map_err(|e| explain(&|| aws::explain(&e, &stream, &endpoint)))?
+        .map_err(|e| anyhow::anyhow!(aws::explain(&e, &stream, &endpoint)))?
         .shard_iterator()
         .map(str::to_string);
     while let Some(current) = iterator {
@@ -125,7 +124,7 @@ async fn read_shard(
                 iterator = Some(current);
                 continue;
             }
-            Err(e) => return Err(explain(&|| aws::explain(&e, &stream, &endpoint))),
+            Err(e) => bail!(aws::explain(&e, &stream, &endpoint)),
         };
         let records = reply.records();
         for r in records {

@@ -7,28 +7,15 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
 use std::time::Duration;
 
-use sliding_window_max::SlidingWindowMax;
 use util::*;
-use weir_operator::Harness;
+use weir_producer::Tickers;
 
 fn native_lines(input: &[u8], settings: &[(&str, &str)]) -> Vec<String> {
-    let mut h = Harness::<SlidingWindowMax>::new(settings).unwrap();
-    for line in input.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        h.push("", line);
-    }
-    h.end_input().unwrap();
-    h.output().iter().map(|(_, d)| String::from_utf8(d.to_vec()).unwrap()).collect()
+    native_results(input, settings).into_iter().map(|(_, data)| data).collect()
 }
 
-fn generated(n: u64) -> Vec<u8> {
-    let config = weir_producer::GeneratorConfig { start_time_ms: T0, ..Default::default() };
-    let mut g = weir_producer::TradeGenerator::new(&config).unwrap();
-    let mut buf = Vec::new();
-    for _ in 0..n {
-        g.write_next(&mut buf);
-        buf.push(b'\n');
-    }
-    buf
+fn generated(n: usize) -> Vec<u8> {
+    trade_lines(n, Tickers::Default)
 }
 
 #[test]

@@ -9,9 +9,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use aws_sdk_kinesis::Client;
-use sliding_window_max::SlidingWindowMax;
 use util::*;
-use weir_operator::Harness;
 
 fn endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL_KINESIS").expect(
@@ -48,30 +46,10 @@ fn rand_suffix() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64 % 1_000_000_007).unwrap_or(0)
 }
 
-fn trades(n: usize) -> Vec<u8> {
-    let config = weir_producer::GeneratorConfig {
-        tickers: weir_producer::Tickers::Synthetic(40),
-        start_time_ms: T0,
-        ..Default::default()
-    };
-    let mut g = weir_producer::TradeGenerator::new(&config).unwrap();
-    let mut buf = Vec::new();
-    for _ in 0..n {
-        g.write_next(&mut buf);
-        buf.push(b'\n');
-    }
-    buf
-}
-
 fn native_by_key(input: &[u8]) -> BTreeMap<String, Vec<String>> {
-    let mut h = Harness::<SlidingWindowMax>::new(&[]).unwrap();
-    for line in input.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        h.push("", line);
-    }
-    h.end_input().unwrap();
     let mut by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (key, data) in h.output().iter() {
-        by_key.entry(key.to_string()).or_default().push(String::from_utf8(data.to_vec()).unwrap());
+    for (key, data) in native_results(input, &[]) {
+        by_key.entry(key).or_default().push(data);
     }
     by_key
 }
@@ -86,7 +64,7 @@ fn tail(stream: &str, extra: &[&str]) -> Vec<serde_json::Value> {
 fn results_written_to_kinesis_read_back_equal_the_native_operator_key_by_key_in_order() {
     let stream = create_stream("results", 3);
     let dir = tempfile::tempdir().unwrap();
-    let input = trades(40_000);
+    let input = trade_lines(40_000, weir_producer::Tickers::Synthetic(40));
     std::fs::write(dir.path().join("trades.jsonl"), &input).unwrap();
     let out = weir()
         .current_dir(dir.path())

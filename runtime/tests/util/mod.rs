@@ -45,6 +45,28 @@ fn weir_producer_line(ticker: &str, time_ms: i64, price: f64) -> Vec<u8> {
     format!(r#"{{"EVENT_TIME": {time_ms}, "TICKER": "{ticker}", "PRICE": {price}}}"#).into_bytes()
 }
 
+/// `n` generated trades for `tickers`, one JSON object per line, starting at [`T0`].
+pub fn trade_lines(n: usize, tickers: weir_producer::Tickers) -> Vec<u8> {
+    let config = weir_producer::GeneratorConfig { tickers, start_time_ms: T0, ..Default::default() };
+    let mut g = weir_producer::TradeGenerator::new(&config).unwrap();
+    let mut buf = Vec::new();
+    for _ in 0..n {
+        g.write_next(&mut buf);
+        buf.push(b'\n');
+    }
+    buf
+}
+
+/// What the native sliding-window-max makes of JSON lines read to their end: (key, data).
+pub fn native_results(input: &[u8], settings: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut h = weir_operator::Harness::<sliding_window_max::SlidingWindowMax>::new(settings).unwrap();
+    for line in input.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        h.push("", line);
+    }
+    h.end_input().unwrap();
+    h.output_strings()
+}
+
 /// The `weir` binary of this build.
 pub fn weir() -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_weir"));
