@@ -22,13 +22,24 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()
 }
 
+fn throttled_endpoint() -> String {
+    std::env::var("WEIR_TEST_THROTTLED_KINESIS").expect(
+        "WEIR_TEST_THROTTLED_KINESIS is not set: run these tests through scripts/test or \
+         scripts/with-emulators, which start a throttling Kinesis emulator",
+    )
+}
+
 /// A new stream with a name unique to this test run.
 fn create_stream(prefix: &str, shards: i32) -> String {
-    let _ = endpoint();
+    create_stream_at(&endpoint(), prefix, shards)
+}
+
+fn create_stream_at(endpoint: &str, prefix: &str, shards: i32) -> String {
     let name = format!("{prefix}-{}-{}", std::process::id(), rand_suffix());
     runtime().block_on(async {
         let config = weir::aws::config(None).await;
-        let client = Client::new(&config);
+        let config = aws_sdk_kinesis::config::Builder::from(&config).endpoint_url(endpoint).build();
+        let client = Client::from_conf(config);
         client.create_stream().stream_name(&name).shard_count(shards).send().await.unwrap();
         loop {
             let d = client.describe_stream_summary().stream_name(&name).send().await.unwrap();
@@ -55,7 +66,16 @@ fn native_by_key(input: &[u8]) -> BTreeMap<String, Vec<String>> {
 }
 
 fn tail(stream: &str, extra: &[&str]) -> Vec<serde_json::Value> {
-    let out = weir().args(["tail", &format!("kinesis://{stream}")]).args(extra).output().unwrap();
+    tail_at(&endpoint(), stream, extra)
+}
+
+fn tail_at(endpoint: &str, stream: &str, extra: &[&str]) -> Vec<serde_json::Value> {
+    let out = weir()
+        .env("AWS_ENDPOINT_URL_KINESIS", endpoint)
+        .args(["tail", &format!("kinesis://{stream}")])
+        .args(extra)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "weir tail failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
@@ -142,4 +162,38 @@ fn missing_credentials_are_one_line_with_the_fix() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no AWS credentials for stream kinesis://anything"), "{stderr}");
+}
+
+#[test]
+fn under_throttling_nothing_is_lost_and_each_key_keeps_its_order() {
+    let endpoint = throttled_endpoint();
+    let stream = create_stream_at(&endpoint, "throttled", 1);
+    // The fixture operator echoes every trade, so 20,000 trades are 20,000 records to write:
+    // far more than the 1,000 records/s a shard takes.
+    let out = weir()
+        .env("AWS_ENDPOINT_URL_KINESIS", &endpoint)
+        .env("WEIR_LOG", "weir=debug")
+        .args(["run", "--count", "20000", "--rate", "0", "--operator"])
+        .arg(component("test_fixture"))
+        .args(["--sink", &format!("kinesis://{stream}")])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("PutRecords entries retried"), "the emulator throttled some writes: {stderr}");
+
+    let records = tail_at(&endpoint, &stream, &[]);
+    // The fixture also emits one count per key at the end of the input.
+    let trades: Vec<&serde_json::Value> =
+        records.iter().filter(|r| !r["data"].as_str().unwrap().starts_with("count=")).collect();
+    assert_eq!(trades.len(), 20_000, "every record written once");
+    let mut last: BTreeMap<String, String> = BTreeMap::new();
+    for r in trades {
+        let key = r["partition_key"].as_str().unwrap().to_string();
+        let trade: serde_json::Value = serde_json::from_str(r["data"].as_str().unwrap()).unwrap();
+        let time = trade["EVENT_TIME"].as_str().unwrap().to_string();
+        if let Some(previous) = last.insert(key.clone(), time.clone()) {
+            assert!(previous < time, "{key}: {time} came after {previous}");
+        }
+    }
 }
