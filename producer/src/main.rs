@@ -1,14 +1,21 @@
-//! `weir-producer`: write generated stock trades as JSON lines.
+//! `weir-producer`: generated stock trades as JSON lines on stdout, or into a Kinesis stream.
 
 use std::io::{BufWriter, Write};
 use std::time::{Duration, Instant};
 
+use std::io::IsTerminal;
+use std::sync::atomic::Ordering::Relaxed;
+
 use anyhow::{Context, Result};
 use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use weir_kinesis::{KinesisSink, Stream, aws};
+use weir_operator::Output;
 use weir_producer::{GeneratorConfig, Pacer, Tickers, TradeGenerator};
 
-/// Generate stock trades (random-walk prices) as JSON lines on standard output, for example
-/// `{"EVENT_TIME": "2026-11-25T10:00:00.123", "TICKER": "AMZN", "PRICE": 42.17}`.
+/// Generate stock trades (random-walk prices), for example
+/// `{"EVENT_TIME": "2026-11-25T10:00:00.123", "TICKER": "AMZN", "PRICE": 42.17}`, as JSON
+/// lines on standard output or into a Kinesis stream (partition key = ticker).
 ///
 /// Event times start at the current time (or --start-time) and advance by --step per trade,
 /// independent of the wall clock; --rate paces the output in wall-clock time.
@@ -37,6 +44,15 @@ struct Args {
     /// Event time between consecutive trades, such as 1ms.
     #[arg(long, default_value = "1ms", value_parser = parse_duration)]
     step: Duration,
+    /// Where trades go: `-` (standard output) or `kinesis://STREAM` (or a stream ARN), written
+    /// in batched PutRecords calls that back off when the stream throttles. AWS credentials,
+    /// region and endpoint come from the usual places (AWS_PROFILE, AWS_REGION,
+    /// AWS_ENDPOINT_URL_KINESIS, ...).
+    #[arg(long, default_value = "-", value_name = "LOCATION")]
+    sink: String,
+    /// The AWS region, for a Kinesis sink.
+    #[arg(long)]
+    region: Option<String>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -48,21 +64,98 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 fn main() -> Result<()> {
     let args = Args::parse();
     let config = GeneratorConfig {
-        tickers: args.tickers,
+        tickers: args.tickers.clone(),
         seed: args.seed,
         start_time_ms: args.start_time.unwrap_or_else(jiff::Timestamp::now).as_millisecond(),
         step_ms: args.step.as_millis() as i64,
     };
-    let mut generator = TradeGenerator::new(&config)?;
+    let generator = TradeGenerator::new(&config)?;
+    let stream = match args.sink.as_str() {
+        "-" => None,
+        s if s.starts_with("arn:") => Some(s.to_string()),
+        s => match s.strip_prefix("kinesis://") {
+            Some(name) if !name.is_empty() => Some(name.to_string()),
+            _ => anyhow::bail!("--sink {s:?}: write - for standard output or kinesis://STREAM"),
+        },
+    };
+    match stream {
+        None => to_stdout(&args, generator),
+        Some(stream) => {
+            tokio::runtime::Runtime::new()?.block_on(to_kinesis(&args, generator, Stream(stream)))
+        }
+    }
+}
+
+/// Whether the run is over: the count reached or the duration passed.
+fn done(args: &Args, sent: u64, started: Instant) -> bool {
+    args.count.is_some_and(|c| sent >= c) || args.duration.is_some_and(|d| started.elapsed() >= d)
+}
+
+async fn to_kinesis(args: &Args, mut generator: TradeGenerator, stream: Stream) -> Result<()> {
+    let config = aws::config(args.region.as_deref()).await;
+    let endpoint = aws::kinesis_endpoint(&config);
+    let sink = KinesisSink::connect(aws_sdk_kinesis::Client::new(&config), stream.clone(), endpoint).await?;
+    let stats = sink.stats();
+    // A few batches in flight at most: the sink's own queue does the buffering.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Output>(4);
+    let writer = tokio::spawn(sink.run(rx));
+    let progress = if std::io::stderr().is_terminal() {
+        let bar = match args.count {
+            Some(n) => ProgressBar::new(n),
+            None => ProgressBar::new_spinner(),
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {pos}/{len} trades sent [{elapsed}] {per_sec} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut pacer = Pacer::new(args.rate);
+    let started = Instant::now();
+    let mut queued: u64 = 0;
+    let mut line = Vec::with_capacity(128);
+    while !done(args, queued, started) {
+        let room = args.count.map_or(500, |c| (c - queued).min(500));
+        let due = pacer.due(room);
+        if due == 0 {
+            tokio::time::sleep(pacer.until_next().max(Duration::from_millis(1))).await;
+            progress.set_position(stats.records.load(Relaxed));
+            continue;
+        }
+        let mut batch = Output::default();
+        for _ in 0..due {
+            line.clear();
+            let ticker = generator.write_next(&mut line);
+            batch.emit(ticker, &line);
+        }
+        queued += due;
+        if tx.send(batch).await.is_err() {
+            break;
+        }
+        progress.set_position(stats.records.load(Relaxed));
+    }
+    drop(tx);
+    writer.await.context("the Kinesis writer stopped")??;
+    progress.finish_and_clear();
+    let elapsed = started.elapsed().as_secs_f64();
+    let sent = stats.records.load(Relaxed);
+    eprintln!(
+        "sent {sent} trades to {stream} in {elapsed:.1} s ({:.0}/s), {} retried entries",
+        sent as f64 / elapsed.max(1e-9),
+        stats.retries.load(Relaxed)
+    );
+    Ok(())
+}
+
+fn to_stdout(args: &Args, mut generator: TradeGenerator) -> Result<()> {
     let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let mut pacer = Pacer::new(args.rate);
     let started = Instant::now();
     let mut sent: u64 = 0;
     let mut line = Vec::with_capacity(128);
-    loop {
-        if args.count.is_some_and(|c| sent >= c) || args.duration.is_some_and(|d| started.elapsed() >= d) {
-            break;
-        }
+    while !done(args, sent, started) {
         let room = args.count.map_or(1024, |c| (c - sent).min(1024));
         let due = pacer.due(room);
         if due == 0 {

@@ -8,7 +8,6 @@ use anyhow::{Context, Result, bail};
 
 use crate::artifact::Artifact;
 use crate::artifact::cache::{CacheOutcome, CompiledCache};
-use crate::aws::{self, Stream};
 use crate::cli::{CheckArgs, HostArgs, RunArgs};
 use crate::location::Location;
 use crate::metrics::Metrics;
@@ -16,6 +15,7 @@ use crate::operator::{Limits, LoadedOperator, OperatorEngine, ShardOperator};
 use crate::pipeline::{self, Ending, PipelineOptions};
 use crate::sink::{DeadLetterWriter, FileSink, KinesisSink, Sink};
 use crate::source::{FileSource, GeneratorSource, Source, now_ms};
+use weir_kinesis::{Stream, aws};
 
 /// The operators embedded in weir, by `builtin:` name.
 pub const BUILTIN_OPERATORS: &[&str] = &["sliding-window-max"];

@@ -13,10 +13,9 @@
 //! - [`artifact`]: component bytes and digests, the embedded default, the compiled cache;
 //! - [`sink`]: `file` (files and stdout), `kinesis`, `dead_letter`;
 //! - [`pipeline`]: the loop; [`metrics`]: counters;
-//! - [`aws`]: AWS configuration and errors; [`tail`]: `weir tail`.
+//! - [`tail`]: `weir tail` (AWS configuration and the Kinesis sink live in `weir-kinesis`).
 
 pub mod artifact;
-pub mod aws;
 pub mod cli;
 pub mod commands;
 pub mod location;

@@ -12,9 +12,9 @@ use base64::Engine as _;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::aws::{self, Stream};
 use crate::cli::{TailArgs, TailFrom};
 use crate::location::Location;
+use weir_kinesis::{Stream, aws};
 
 #[derive(Serialize)]
 struct Line {

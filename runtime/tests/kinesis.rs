@@ -37,7 +37,7 @@ fn create_stream(prefix: &str, shards: i32) -> String {
 fn create_stream_at(endpoint: &str, prefix: &str, shards: i32) -> String {
     let name = format!("{prefix}-{}-{}", std::process::id(), rand_suffix());
     runtime().block_on(async {
-        let config = weir::aws::config(None).await;
+        let config = weir_kinesis::aws::config(None).await;
         let config = aws_sdk_kinesis::config::Builder::from(&config).endpoint_url(endpoint).build();
         let client = Client::from_conf(config);
         client.create_stream().stream_name(&name).shard_count(shards).send().await.unwrap();

@@ -4,11 +4,10 @@
 
 pub mod dead_letter;
 pub mod file;
-pub mod kinesis;
 
 pub use dead_letter::DeadLetterWriter;
 pub use file::FileSink;
-pub use kinesis::KinesisSink;
+pub use weir_kinesis::KinesisSink;
 
 /// A sink failed.
 #[derive(Debug, thiserror::Error)]
@@ -22,8 +21,8 @@ pub enum SinkError {
         source: std::io::Error,
     },
     /// Kinesis refused or could not be reached; the message names the stream and the fix.
-    #[error("{0}")]
-    Kinesis(String),
+    #[error(transparent)]
+    Kinesis(#[from] weir_kinesis::KinesisError),
 }
 
 /// A configured result sink.
@@ -39,7 +38,7 @@ impl Sink {
     pub async fn run(self, rx: tokio::sync::mpsc::Receiver<weir_operator::Output>) -> Result<(), SinkError> {
         match self {
             Sink::File(s) => s.run(rx).await,
-            Sink::Kinesis(s) => s.run(rx).await,
+            Sink::Kinesis(s) => Ok(s.run(rx).await?),
         }
     }
 }

@@ -1,5 +1,5 @@
-//! A Kinesis stream as a sink: output records go out in PutRecords calls, partition key =
-//! the output record's key.
+//! A Kinesis stream as a sink: records go out in PutRecords calls, partition key = the
+//! record's key.
 //!
 //! Order per partition key is kept end to end, through partial failures and retries: a call
 //! carries at most one record per key, and a key with a record in flight sends nothing more
@@ -10,6 +10,8 @@
 //! operator, which stops the source: back-pressure instead of unbounded buffering.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use aws_sdk_kinesis::Client;
@@ -20,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use weir_operator::Output;
 
-use super::SinkError;
+use crate::KinesisError as SinkError;
 use crate::aws::{self, Stream};
 
 /// PutRecords takes at most 500 records per call (Kinesis service limit).
@@ -52,11 +54,21 @@ struct CallResult {
     retries: u64,
 }
 
-/// Writes output records to a Kinesis stream.
+/// What a sink has done so far; shared, so it can be read while the sink runs.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    /// Records written (acknowledged by Kinesis).
+    pub records: AtomicU64,
+    /// Entries sent again after a partial failure or a throttled call.
+    pub retries: AtomicU64,
+}
+
+/// Writes records to a Kinesis stream.
 pub struct KinesisSink {
     client: Client,
     stream: Stream,
     endpoint: String,
+    stats: Arc<SinkStats>,
 }
 
 impl KinesisSink {
@@ -68,8 +80,13 @@ impl KinesisSink {
             .set_stream_arn(stream.arn())
             .send()
             .await
-            .map_err(|e| SinkError::Kinesis(aws::explain(&e, &stream, &endpoint)))?;
-        Ok(Self { client, stream, endpoint })
+            .map_err(|e| SinkError(aws::explain(&e, &stream, &endpoint)))?;
+        Ok(Self { client, stream, endpoint, stats: Arc::default() })
+    }
+
+    /// The sink's counters.
+    pub fn stats(&self) -> Arc<SinkStats> {
+        Arc::clone(&self.stats)
     }
 
     /// Write every output that arrives until the channel closes and everything is written.
@@ -103,10 +120,12 @@ impl KinesisSink {
                     None => input_open = false,
                 },
                 Some(done) = calls.join_next() => {
-                    let done = done.map_err(|e| SinkError::Kinesis(format!("a PutRecords task failed: {e}")))??;
+                    let done = done.map_err(|e| SinkError(format!("a PutRecords task failed: {e}")))??;
                     for key in &done.keys {
                         in_flight.remove(key);
                     }
+                    self.stats.records.fetch_add(done.keys.len() as u64, Relaxed);
+                    self.stats.retries.fetch_add(done.retries, Relaxed);
                     if done.retries > 0 {
                         tracing::debug!(retries = done.retries, "PutRecords entries retried");
                     }
@@ -119,12 +138,12 @@ impl KinesisSink {
 fn check(key: &str, data: &[u8]) -> Result<Entry, SinkError> {
     let chars = key.chars().count();
     if chars == 0 || chars > MAX_KEY_CHARS {
-        return Err(SinkError::Kinesis(format!(
+        return Err(SinkError(format!(
             "the operator emitted a record with a partition key of {chars} characters; Kinesis needs 1 to {MAX_KEY_CHARS}"
         )));
     }
     if key.len() + data.len() > MAX_RECORD_BYTES {
-        return Err(SinkError::Kinesis(format!(
+        return Err(SinkError(format!(
             "the operator emitted a record of {} bytes for key {key:?}; Kinesis takes at most {MAX_RECORD_BYTES}",
             key.len() + data.len()
         )));
@@ -181,7 +200,7 @@ async fn put(
                     .partition_key(&e.key)
                     .data(Blob::new(e.data.clone()))
                     .build()
-                    .map_err(|err| SinkError::Kinesis(format!("cannot build a PutRecords entry: {err}")))
+                    .map_err(|err| SinkError(format!("cannot build a PutRecords entry: {err}")))
             })
             .collect::<Result<_, _>>()?;
         let result = client
@@ -204,7 +223,7 @@ async fn put(
             Err(e) if aws::is_transient(&e) => {
                 (0..entries.len()).map(|i| (i, aws::explain(&e, &stream, &endpoint))).collect()
             }
-            Err(e) => return Err(SinkError::Kinesis(aws::explain(&e, &stream, &endpoint))),
+            Err(e) => return Err(SinkError(aws::explain(&e, &stream, &endpoint))),
         };
         attempt += 1;
         retries += failed.len() as u64;
