@@ -71,7 +71,7 @@ impl fmt::Debug for Artifact {
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
     /// The file could not be read.
-    #[error("cannot read operator {path}: {source}")]
+    #[error("cannot read operator {}", path.display())]
     Read {
         /// The file.
         path: PathBuf,

@@ -63,14 +63,14 @@ impl OperatorEngine {
         check_header(&artifact)?;
         let started = Instant::now();
         let (component, cache) = CompiledCache::load_or_compile(self.cache.as_ref(), &self.engine, &artifact)
-            .map_err(|source| LoadError::Compile { origin: origin.clone(), source })?;
+            .map_err(|error| LoadError::Compile { origin: origin.clone(), error })?;
         let load_time = started.elapsed();
         check_contract(&self.engine, &component, &origin)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
             .and_then(OperatorComponentPre::new)
-            .map_err(|source| LoadError::Link { origin: origin.clone(), source })?;
+            .map_err(|error| LoadError::Link { origin: origin.clone(), error })?;
         let mut loaded = LoadedOperator {
             pre,
             artifact: Arc::new(artifact),

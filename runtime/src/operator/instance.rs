@@ -66,7 +66,7 @@ impl Instance {
         }
         let bindings = pre
             .instantiate(&mut store)
-            .map_err(|source| LoadError::Instantiate { origin: origin.to_string(), source })?;
+            .map_err(|error| LoadError::Instantiate { origin: origin.to_string(), error })?;
         let mut instance = Self { store, bindings, limits, scratch: empty_batch() };
         instance.call(|b, s| b.weir_operator_operator().call_init(s, settings)).map_err(|e| {
             LoadError::Init {

@@ -41,12 +41,12 @@ pub enum LoadError {
         origin: String,
     },
     /// Compilation failed.
-    #[error("operator {origin} does not compile: {source:#}")]
+    #[error("operator {origin} does not compile: {error:#}")]
     Compile {
         /// The component's location.
         origin: String,
         /// Why.
-        source: wasmtime::Error,
+        error: wasmtime::Error,
     },
     /// It does not export a compatible contract.
     #[error("operator {origin} is not a weir operator for this host: it needs to export {}/operator@0.1.x ({CONTRACT}), and it exports {}", CONTRACT.replace("@0.1.0", ""), if found.is_empty() { "no interface".to_string() } else { found.join(", ") })]
@@ -58,21 +58,21 @@ pub enum LoadError {
     },
     /// It imports something the host does not provide.
     #[error(
-        "operator {origin} cannot be linked (it imports something weir does not provide: operators get no capabilities beyond the contract): {source:#}"
+        "operator {origin} cannot be linked (it imports something weir does not provide: operators get no capabilities beyond the contract): {error:#}"
     )]
     Link {
         /// The component's location.
         origin: String,
         /// Why.
-        source: wasmtime::Error,
+        error: wasmtime::Error,
     },
     /// Instantiation failed.
-    #[error("operator {origin} cannot be instantiated: {source:#}")]
+    #[error("operator {origin} cannot be instantiated: {error:#}")]
     Instantiate {
         /// The component's location.
         origin: String,
         /// Why.
-        source: wasmtime::Error,
+        error: wasmtime::Error,
     },
     /// `init` refused the settings or trapped.
     #[error("operator {origin} failed to initialise: {message}")]

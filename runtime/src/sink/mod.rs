@@ -13,7 +13,7 @@ pub use weir_kinesis::KinesisSink;
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     /// Writing failed.
-    #[error("cannot write to {what}: {source}")]
+    #[error("cannot write to {what}")]
     Write {
         /// Where.
         what: String,

@@ -15,7 +15,7 @@ pub use generator::GeneratorSource;
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// Reading failed.
-    #[error("cannot read {what}: {source}")]
+    #[error("cannot read {what}")]
     Read {
         /// What was being read.
         what: String,
