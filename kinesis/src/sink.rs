@@ -285,7 +285,7 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_and_is_capped() {
+    fn backoff_stays_between_one_ms_and_the_cap() {
         for attempt in 1..30 {
             let d = backoff(attempt);
             assert!(d >= Duration::from_millis(1) && d <= MAX_BACKOFF, "{d:?}");

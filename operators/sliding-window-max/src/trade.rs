@@ -45,9 +45,20 @@ impl TradeParser {
         Self { fields, minute: Cell::new(None) }
     }
 
-    /// Parse `data` as a trade; see [`parse`].
+    /// Parse `data` as a trade. The error says what is missing or malformed, in words fit
+    /// for a dead-letter record.
     pub fn parse<'a>(&self, data: &'a [u8]) -> Result<Trade<'a>, String> {
-        parse_with(data, self)
+        let fields = &self.fields;
+        let mut de = serde_json::Deserializer::from_slice(data);
+        let parsed = TradeSeed(self).deserialize(&mut de).map_err(|e| e.to_string())?;
+        de.end().map_err(|e| e.to_string())?;
+        let Parsed { time_ms, ticker, price } = parsed;
+        let ticker = ticker.ok_or_else(|| format!("missing field {:?}", fields.ticker))?;
+        if ticker.is_empty() {
+            return Err(format!("field {:?} is empty", fields.ticker));
+        }
+        let price = price.ok_or_else(|| format!("missing field {:?}", fields.price))?;
+        Ok(Trade { time_ms, ticker, price })
     }
 
     /// An event time as ms since the Unix epoch; see [`parse_time`].
@@ -99,26 +110,6 @@ fn seconds_and_fraction(rest: &[u8]) -> Option<i64> {
         Some(_) => return None,
     }
     Some(seconds * 1000 + millis)
-}
-
-/// Parse `data` as a trade. The error says what is missing or malformed, in words fit for a
-/// dead-letter record.
-pub fn parse<'a>(data: &'a [u8], fields: &Fields) -> Result<Trade<'a>, String> {
-    TradeParser::new(fields.clone()).parse(data)
-}
-
-fn parse_with<'a>(data: &'a [u8], parser: &TradeParser) -> Result<Trade<'a>, String> {
-    let fields = &parser.fields;
-    let mut de = serde_json::Deserializer::from_slice(data);
-    let parsed = TradeSeed(parser).deserialize(&mut de).map_err(|e| e.to_string())?;
-    de.end().map_err(|e| e.to_string())?;
-    let Parsed { time_ms, ticker, price } = parsed;
-    let ticker = ticker.ok_or_else(|| format!("missing field {:?}", fields.ticker))?;
-    if ticker.is_empty() {
-        return Err(format!("field {:?} is empty", fields.ticker));
-    }
-    let price = price.ok_or_else(|| format!("missing field {:?}", fields.price))?;
-    Ok(Trade { time_ms, ticker, price })
 }
 
 /// Parse an ISO-8601 date-time with or without offset (no offset means UTC; 0 to 9 fraction
@@ -303,7 +294,7 @@ mod tests {
     #[test]
     fn reference_trade_parses_without_copying_the_ticker() {
         let data = br#"{"EVENT_TIME": "2026-11-25T10:00:00.123", "TICKER": "AMZN", "PRICE": 42.17, "X": [1, {"y": 2}]}"#;
-        let t = parse(data, &fields()).unwrap();
+        let t = TradeParser::new(fields()).parse(data).unwrap();
         assert_eq!(t.time_ms, Some(1_795_600_800_123));
         assert!(matches!(t.ticker, Cow::Borrowed("AMZN")));
         assert_eq!(t.price, 42.17);
@@ -323,7 +314,9 @@ mod tests {
         ] {
             assert_eq!(parse_time(text), Ok(ms), "{text}");
         }
-        let t = parse(br#"{"EVENT_TIME": 1795600800123, "TICKER": "A", "PRICE": 1}"#, &fields()).unwrap();
+        let t = TradeParser::new(fields())
+            .parse(br#"{"EVENT_TIME": 1795600800123, "TICKER": "A", "PRICE": 1}"#)
+            .unwrap();
         assert_eq!((t.time_ms, t.price), (Some(base + 123), 1.0));
     }
 
@@ -357,7 +350,7 @@ mod tests {
 
     #[test]
     fn bad_trades_say_what_is_wrong() {
-        let err = |d: &[u8]| parse(d, &fields()).unwrap_err();
+        let err = |d: &[u8]| TradeParser::new(fields()).parse(d).unwrap_err();
         assert!(
             err(br#"{"EVENT_TIME": "yesterday", "TICKER": "A", "PRICE": 1}"#)
                 .contains("\"yesterday\" is not an ISO-8601")
