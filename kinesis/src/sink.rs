@@ -12,18 +12,19 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
-use rand::Rng;
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use weir_operator::Output;
 
 use crate::KinesisError as SinkError;
 use crate::aws::{self, Stream};
+use crate::backoff::Backoff;
 
 /// PutRecords takes at most 500 records per call (Kinesis service limit).
 pub const MAX_RECORDS_PER_CALL: usize = 500;
@@ -37,15 +38,31 @@ pub const MAX_KEY_CHARS: usize = 256;
 pub const MAX_CALLS_IN_FLIGHT: usize = 4;
 /// Records waiting to be sent before the sink stops taking output.
 pub const MAX_QUEUED_RECORDS: usize = 4 * MAX_RECORDS_PER_CALL * MAX_CALLS_IN_FLIGHT;
-/// First retry delay; doubles per attempt up to [`MAX_BACKOFF`], with full jitter.
-const BASE_BACKOFF: Duration = Duration::from_millis(50);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Retries of failed entries: the first within 100 ms, doubling up to 5 s, with full jitter.
+const BACKOFF: Backoff = Backoff { base: Duration::from_millis(100), max: Duration::from_secs(5) };
 /// Attempts after which each further retry is logged as a warning.
 const QUIET_ATTEMPTS: u32 = 5;
 
 struct Entry {
     key: String,
     data: Vec<u8>,
+    read_at: Option<Instant>,
+}
+
+/// Records for the sink: an operator's output, and when the input that produced it was read
+/// (so the sink can measure the latency the runtime adds), if it came from input.
+#[derive(Debug, Default)]
+pub struct Outgoing {
+    /// The records.
+    pub output: Output,
+    /// When the source received the batch whose processing emitted them.
+    pub read_at: Option<Instant>,
+}
+
+impl From<Output> for Outgoing {
+    fn from(output: Output) -> Self {
+        Self { output, read_at: None }
+    }
 }
 
 /// What a finished call reports back to the scheduler.
@@ -55,12 +72,29 @@ struct CallResult {
 }
 
 /// What a sink has done so far; shared, so it can be read while the sink runs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SinkStats {
     /// Records written (acknowledged by Kinesis).
     pub records: AtomicU64,
     /// Entries sent again after a partial failure or a throttled call.
     pub retries: AtomicU64,
+    /// Seconds from the moment a record's input was read to the first PutRecords call that
+    /// carries the record: the latency the runtime adds (records with a known read time only).
+    pub added_latency: Histogram,
+}
+
+/// Buckets of [`SinkStats::added_latency`], in seconds: fine below 10 ms, where the goal is.
+pub const LATENCY_BUCKETS: [f64; 16] =
+    [0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+impl Default for SinkStats {
+    fn default() -> Self {
+        Self {
+            records: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            added_latency: Histogram::new(LATENCY_BUCKETS),
+        }
+    }
 }
 
 /// Writes records to a Kinesis stream.
@@ -90,7 +124,7 @@ impl KinesisSink {
     }
 
     /// Write every output that arrives until the channel closes and everything is written.
-    pub async fn run(self, mut rx: mpsc::Receiver<Output>) -> Result<(), SinkError> {
+    pub async fn run(self, mut rx: mpsc::Receiver<Outgoing>) -> Result<(), SinkError> {
         let mut queue: VecDeque<Entry> = VecDeque::new();
         let mut in_flight: HashSet<String> = HashSet::new();
         let mut calls: JoinSet<Result<CallResult, SinkError>> = JoinSet::new();
@@ -102,8 +136,12 @@ impl KinesisSink {
                 if batch.is_empty() {
                     break;
                 }
+                let now = Instant::now();
                 for entry in &batch {
                     in_flight.insert(entry.key.clone());
+                    if let Some(read_at) = entry.read_at {
+                        self.stats.added_latency.observe(now.duration_since(read_at).as_secs_f64());
+                    }
                 }
                 calls.spawn(put(self.client.clone(), self.stream.clone(), self.endpoint.clone(), batch));
             }
@@ -112,9 +150,9 @@ impl KinesisSink {
             }
             tokio::select! {
                 output = rx.recv(), if input_open && queue.len() < MAX_QUEUED_RECORDS => match output {
-                    Some(output) => {
-                        for (key, data) in output.iter() {
-                            queue.push_back(check(key, data)?);
+                    Some(outgoing) => {
+                        for (key, data) in outgoing.output.iter() {
+                            queue.push_back(check(key, data, outgoing.read_at)?);
                         }
                     }
                     None => input_open = false,
@@ -135,7 +173,7 @@ impl KinesisSink {
     }
 }
 
-fn check(key: &str, data: &[u8]) -> Result<Entry, SinkError> {
+fn check(key: &str, data: &[u8], read_at: Option<Instant>) -> Result<Entry, SinkError> {
     let chars = key.chars().count();
     if chars == 0 || chars > MAX_KEY_CHARS {
         return Err(SinkError(format!(
@@ -148,7 +186,7 @@ fn check(key: &str, data: &[u8]) -> Result<Entry, SinkError> {
             key.len() + data.len()
         )));
     }
-    Ok(Entry { key: key.to_string(), data: data.to_vec() })
+    Ok(Entry { key: key.to_string(), data: data.to_vec(), read_at })
 }
 
 /// The next call: records from the front of the queue, in order, at most one per key, none
@@ -227,7 +265,7 @@ async fn put(
         };
         attempt += 1;
         retries += failed.len() as u64;
-        let delay = backoff(attempt);
+        let delay = BACKOFF.delay(attempt);
         if attempt > QUIET_ATTEMPTS {
             tracing::warn!(
                 stream = %stream,
@@ -244,19 +282,12 @@ async fn put(
     }
 }
 
-/// Exponential backoff with full jitter: a random delay up to base * 2^attempt, capped.
-fn backoff(attempt: u32) -> Duration {
-    let ceiling = BASE_BACKOFF.saturating_mul(1u32 << attempt.min(16)).min(MAX_BACKOFF);
-    let millis = rand::rng().random_range(0..=ceiling.as_millis() as u64);
-    Duration::from_millis(millis.max(1))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn entry(key: &str) -> Entry {
-        Entry { key: key.into(), data: vec![0; 10] }
+        Entry { key: key.into(), data: vec![0; 10], read_at: None }
     }
 
     fn keys(v: &[Entry]) -> Vec<&str> {
@@ -279,24 +310,16 @@ mod tests {
         let mut queue: VecDeque<Entry> = (0..1200).map(|i| entry(&format!("k{i}"))).collect();
         assert_eq!(take_call(&mut queue, &HashSet::new()).len(), MAX_RECORDS_PER_CALL);
         let mut big: VecDeque<Entry> =
-            (0..8).map(|i| Entry { key: format!("k{i}"), data: vec![0; 1_000_000] }).collect();
+            (0..8).map(|i| Entry { key: format!("k{i}"), data: vec![0; 1_000_000], read_at: None }).collect();
         assert_eq!(take_call(&mut big, &HashSet::new()).len(), 5);
         assert_eq!(big.len(), 3);
     }
 
     #[test]
-    fn backoff_stays_between_one_ms_and_the_cap() {
-        for attempt in 1..30 {
-            let d = backoff(attempt);
-            assert!(d >= Duration::from_millis(1) && d <= MAX_BACKOFF, "{d:?}");
-        }
-    }
-
-    #[test]
     fn records_kinesis_cannot_take_are_refused_with_the_limit() {
-        assert!(check("", b"x").is_err());
-        assert!(check(&"k".repeat(257), b"x").is_err());
-        assert!(check("k", &vec![0; MAX_RECORD_BYTES]).is_err());
-        assert!(check("k", b"x").is_ok());
+        assert!(check("", b"x", None).is_err());
+        assert!(check(&"k".repeat(257), b"x", None).is_err());
+        assert!(check("k", &vec![0; MAX_RECORD_BYTES], None).is_err());
+        assert!(check("k", b"x", None).is_ok());
     }
 }

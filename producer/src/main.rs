@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use anyhow::{Context, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use weir_kinesis::{KinesisSink, Stream, aws};
+use weir_kinesis::{KinesisSink, Outgoing, Stream, aws};
 use weir_operator::Output;
 use weir_producer::{GeneratorConfig, Pacer, Tickers, TradeGenerator};
 
@@ -97,7 +97,7 @@ async fn to_kinesis(args: &Args, mut generator: TradeGenerator, stream: Stream) 
     let sink = KinesisSink::connect(aws_sdk_kinesis::Client::new(&config), stream.clone(), endpoint).await?;
     let stats = sink.stats();
     // A few batches in flight at most: the sink's own queue does the buffering.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Output>(4);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Outgoing>(4);
     let writer = tokio::spawn(sink.run(rx));
     let progress = if std::io::stderr().is_terminal() {
         let bar = match args.count {
@@ -131,7 +131,7 @@ async fn to_kinesis(args: &Args, mut generator: TradeGenerator, stream: Stream) 
             batch.emit(ticker, &line);
         }
         queued += due;
-        if tx.send(batch).await.is_err() {
+        if tx.send(batch.into()).await.is_err() {
             break;
         }
         progress.set_position(stats.records.load(Relaxed));

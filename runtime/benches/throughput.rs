@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use sliding_window_max::SlidingWindowMax;
 use weir::artifact::Artifact;
 use weir::metrics::Metrics;
-use weir::operator::{Limits, OperatorEngine, ShardOperator};
+use weir::operator::{Limits, OperatorEngine};
 use weir::pipeline::{self, PipelineOptions};
 use weir::sink::{DeadLetterWriter, FileSink, Sink};
 use weir::source::{FileSource, Source};
@@ -102,25 +102,19 @@ fn wasm(engine: &OperatorEngine, w: &Workload, size: usize) -> (f64, usize) {
 fn whole_path(engine: &OperatorEngine, w: &Workload, size: usize) -> f64 {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let loaded = engine.load(Artifact::embedded_default(), &[]).expect("load");
-    let operator = ShardOperator::new(loaded, "bench", Vec::new()).expect("operator");
     let input = std::io::Cursor::new(w.lines.clone());
     let source = Source::File(FileSource::new(input, "bench", size));
     let sink = Sink::File(FileSink::new(tokio::io::sink(), "sink"));
     let dead = DeadLetterWriter::new(Box::new(std::io::sink()), "dead");
     let metrics = Arc::new(Metrics::default());
-    let options =
-        PipelineOptions { tick_interval: Duration::from_secs(1), stats_interval: Duration::from_secs(3600) };
+    let options = PipelineOptions {
+        tick_interval: Duration::from_secs(1),
+        stats_interval: Duration::from_secs(3600),
+        ..PipelineOptions::default()
+    };
     let cpu0 = cpu_time();
-    rt.block_on(pipeline::run(
-        source,
-        operator,
-        sink,
-        dead,
-        metrics.clone(),
-        options,
-        std::future::pending(),
-    ))
-    .expect("pipeline");
+    rt.block_on(pipeline::run(source, loaded, sink, dead, metrics.clone(), options, std::future::pending()))
+        .expect("pipeline");
     let cpu = cpu_time() - cpu0;
     let n = metrics.snapshot().records_in as f64;
     assert_eq!(n as usize, w.records.len());

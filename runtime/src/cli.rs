@@ -84,9 +84,10 @@ pub struct AwsArgs {
 /// Arguments of `weir run`.
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Where records come from: `generator` (the built-in trade generator), a file of JSON
-    /// lines, or `-` for standard input. A file or standard input ends at end of file: every
-    /// pending window is emitted and weir exits 0.
+    /// Where records come from: a Kinesis stream (`kinesis://NAME` or a stream ARN; every
+    /// shard read concurrently, one operator instance per shard), `generator` (the built-in
+    /// trade generator), a file of JSON lines, or `-` for standard input. A file or standard
+    /// input ends at end of file: every pending window is emitted and weir exits 0.
     #[arg(long, default_value = "generator", value_name = "LOCATION")]
     pub source: Location,
 
@@ -124,6 +125,15 @@ pub struct RunArgs {
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub stats_interval: Duration,
 
+    /// Serve metrics in the Prometheus text format at this address (e.g. 127.0.0.1:9464;
+    /// port 0 picks a free one, logged at start): per shard records in/out, millis behind
+    /// latest, read throttles and retries; sink retries and added latency.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
+    #[command(flatten)]
+    pub kinesis: KinesisSourceArgs,
+
     #[command(flatten)]
     pub generator: GeneratorArgs,
 
@@ -132,6 +142,30 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub host: HostArgs,
+}
+
+/// Options of the Kinesis source.
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Kinesis source")]
+pub struct KinesisSourceArgs {
+    /// Where to start reading the shards open now: `latest` (records written from now on),
+    /// `trim-horizon` (the oldest records kept) or `at-timestamp:<RFC 3339 time>`. Shards
+    /// created later by a split or merge are read from their beginning.
+    #[arg(long, default_value = "latest", value_name = "POSITION")]
+    pub start_position: weir_kinesis::StartPosition,
+    /// Wait after an empty read of a shard; doubles while the shard stays empty, up to 1 s.
+    /// A shard that is behind is read again at once.
+    #[arg(long, default_value = "200ms", value_parser = parse_duration, value_name = "DURATION")]
+    pub poll_interval: Duration,
+    /// How often the shard list is read again to find shards created by a split or merge
+    /// (it is also read whenever a shard ends).
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub shard_discovery_interval: Duration,
+    /// End the input once every shard has been read to its current end and stayed there this
+    /// long; then every pending window is emitted and weir exits 0. For backfills, drains and
+    /// tests; by default weir reads until it is stopped.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub until_idle: Option<Duration>,
 }
 
 /// Options of the built-in generator source.
@@ -241,6 +275,8 @@ mod tests {
         assert_eq!(args.sink, Location::Stdio);
         assert_eq!(args.operator, Location::Builtin("sliding-window-max".into()));
         assert_eq!(args.host.max_call_time, TimeLimit(Some(Duration::from_secs(5))));
+        assert_eq!(args.kinesis.start_position, weir_kinesis::StartPosition::Latest);
+        assert_eq!(args.kinesis.poll_interval, Duration::from_millis(200));
         let cli = Cli::try_parse_from(["weir", "run", "--max-call-time", "off"]).unwrap();
         let Command::Run(args) = cli.command else { panic!("not run") };
         assert_eq!(args.host.max_call_time, TimeLimit(None));

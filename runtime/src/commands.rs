@@ -11,10 +11,10 @@ use crate::artifact::cache::{CacheOutcome, CompiledCache};
 use crate::cli::{CheckArgs, HostArgs, RunArgs};
 use crate::location::Location;
 use crate::metrics::Metrics;
-use crate::operator::{Limits, LoadedOperator, OperatorEngine, ShardOperator};
+use crate::operator::{Limits, LoadedOperator, OperatorEngine};
 use crate::pipeline::{self, Ending, PipelineOptions};
 use crate::sink::{DeadLetterWriter, FileSink, KinesisSink, Sink};
-use crate::source::{FileSource, GeneratorSource, Source, now_ms};
+use crate::source::{FileSource, GeneratorSource, KinesisSource, KinesisSourceOptions, Source, now_ms};
 use weir_kinesis::{Stream, aws};
 
 /// The operators embedded in weir, by `builtin:` name.
@@ -84,6 +84,7 @@ pub fn check(args: CheckArgs) -> Result<()> {
 pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()>) -> Result<Ending> {
     let batch_size = args.batch_size as usize;
     let loaded = load(&args.operator, &args.settings, &args.host)?;
+    let metrics = Arc::new(Metrics::default());
     let source = match &args.source {
         Location::Generator => Source::Generator(GeneratorSource {
             config: weir_producer::GeneratorConfig {
@@ -98,7 +99,22 @@ pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()>)
         }),
         Location::Stdio => Source::File(FileSource::stdin(batch_size)),
         Location::File(path) => Source::File(FileSource::open(path.clone(), batch_size).await?),
-        other => bail!("source {other} is not supported yet: use generator, a file or -"),
+        Location::Kinesis(stream) => {
+            let config = aws::config(args.aws.region.as_deref()).await;
+            let options = KinesisSourceOptions {
+                start: args.kinesis.start_position.clone(),
+                poll_interval: args.kinesis.poll_interval,
+                discovery_interval: args.kinesis.shard_discovery_interval,
+                until_idle: args.kinesis.until_idle,
+                batch_size,
+            };
+            let client = aws_sdk_kinesis::Client::new(&config);
+            let endpoint = aws::kinesis_endpoint(&config);
+            let source =
+                KinesisSource::connect(client, Stream(stream.clone()), endpoint, options, metrics.clone());
+            Source::Kinesis(source.await?)
+        }
+        other => bail!("source {other} is not supported: use kinesis://STREAM, generator, a file or -"),
     };
     let sink = match &args.sink {
         Location::Stdio => Sink::File(FileSink::stdout()),
@@ -107,7 +123,9 @@ pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()>)
             let config = aws::config(args.aws.region.as_deref()).await;
             let endpoint = aws::kinesis_endpoint(&config);
             let client = aws_sdk_kinesis::Client::new(&config);
-            Sink::Kinesis(KinesisSink::connect(client, Stream(stream.clone()), endpoint).await?)
+            let sink = KinesisSink::connect(client, Stream(stream.clone()), endpoint).await?;
+            metrics.watch_sink(sink.stats());
+            Sink::Kinesis(sink)
         }
         other => bail!("sink {other} is not supported: use a file, - or kinesis://STREAM"),
     };
@@ -115,12 +133,19 @@ pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()>)
         Some(path) => DeadLetterWriter::append_to(path)?,
         None => DeadLetterWriter::stderr(),
     };
-    let shard = source_name(&args.source);
-    let operator = ShardOperator::new(loaded, &shard, Vec::new())?;
-    let metrics = Arc::new(Metrics::default());
-    let options = PipelineOptions { tick_interval: args.tick_interval, stats_interval: args.stats_interval };
+    if let Some(addr) = args.metrics_addr {
+        let bound = crate::metrics::serve(addr, metrics.clone())
+            .await
+            .with_context(|| format!("cannot serve metrics at {addr} (--metrics-addr)"))?;
+        tracing::info!("metrics at http://{bound}/metrics");
+    }
+    let options = PipelineOptions {
+        tick_interval: args.tick_interval,
+        stats_interval: args.stats_interval,
+        ..PipelineOptions::default()
+    };
     let started = std::time::Instant::now();
-    let ending = pipeline::run(source, operator, sink, dead_letters, metrics.clone(), options, shutdown)
+    let ending = pipeline::run(source, loaded, sink, dead_letters, metrics.clone(), options, shutdown)
         .await
         .context("weir run stopped")?;
     let end = metrics.snapshot();
@@ -134,11 +159,4 @@ pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()>)
         end.summary(&Default::default(), started.elapsed())
     );
     Ok(ending)
-}
-
-fn source_name(location: &Location) -> String {
-    match location {
-        Location::Stdio => "stdin".into(),
-        other => other.to_string(),
-    }
 }

@@ -1,54 +1,242 @@
-//! Counters of what the runtime does, shared by its tasks, summarised in the log. Names follow
-//! `weir_<noun>_total` so they can be exported as they are.
+//! What the runtime counts, per shard where it matters: exported in the Prometheus text format
+//! at `--metrics-addr` (see [`serve`]) and summarised in the log every `--stats-interval`.
+//!
+//! Names follow Prometheus conventions (`weir_<noun>_total` for counters, a `shard` label for
+//! per-shard series).
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-/// The runtime's counters.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    /// `weir_records_in_total`: records read from the source.
-    pub records_in: AtomicU64,
-    /// `weir_records_out_total`: records written to the sink.
-    pub records_out: AtomicU64,
-    /// `weir_dead_letters_total`: records sent to the dead-letter destination.
-    pub dead_letters: AtomicU64,
-    /// `weir_batches_total`: batches processed.
-    pub batches: AtomicU64,
-    /// `weir_operator_restarts_total`: instances replaced after a trap or failure.
-    pub operator_restarts: AtomicU64,
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use weir_kinesis::SinkStats;
+
+/// The label of per-shard series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct ShardLabel {
+    /// The shard id (or the source's name for files and the generator).
+    pub shard: String,
 }
 
-/// A copy of the counters at one moment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// One shard's series, cheap to clone and to update (each is an atomic).
+#[derive(Clone, Debug, Default)]
+pub struct ShardMetrics {
+    /// Records read from the shard.
+    pub records_in: Counter,
+    /// Records the shard's operator emitted.
+    pub records_out: Counter,
+    /// Records of the shard sent to the dead-letter destination.
+    pub dead_letters: Counter,
+    /// Operator instances replaced after a trap or failure.
+    pub operator_restarts: Counter,
+    /// How far the last read was behind the shard's newest record.
+    pub millis_behind_latest: Gauge,
+    /// Reads refused for throughput.
+    pub read_throttles: Counter,
+    /// Reads retried after a transient failure (throttles included).
+    pub read_retries: Counter,
+}
+
+/// The runtime's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    records_in: Family<ShardLabel, Counter>,
+    records_out: Family<ShardLabel, Counter>,
+    dead_letters: Family<ShardLabel, Counter>,
+    operator_restarts: Family<ShardLabel, Counter>,
+    millis_behind_latest: Family<ShardLabel, Gauge>,
+    read_throttles: Family<ShardLabel, Counter>,
+    read_retries: Family<ShardLabel, Counter>,
+    /// `weir_batches_total`: operator calls with records.
+    pub batches: Counter,
+    /// `weir_shards_reading`: shards with an operator now.
+    pub shards_reading: Gauge,
+    /// `weir_reshards_total`: shards ended whose state was handed to their children.
+    pub reshards: Counter,
+    shards: Mutex<BTreeSet<String>>,
+    sink: Arc<SinkCollector>,
+}
+
+/// The Kinesis sink's counters, read at each scrape.
+#[derive(Debug, Default)]
+struct SinkCollector(OnceLock<Arc<SinkStats>>);
+
+impl Collector for SinkCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(stats) = self.0.get() else { return Ok(()) };
+        use std::sync::atomic::Ordering::Relaxed;
+        let records = ConstCounter::new(stats.records.load(Relaxed));
+        records.encode(encoder.encode_descriptor(
+            "weir_sink_records",
+            "Records written to the output stream",
+            None,
+            records.metric_type(),
+        )?)?;
+        let retries = ConstCounter::new(stats.retries.load(Relaxed));
+        retries.encode(encoder.encode_descriptor(
+            "weir_sink_retries",
+            "PutRecords entries sent again after a partial failure or throttling",
+            None,
+            retries.metric_type(),
+        )?)?;
+        stats.added_latency.encode(encoder.encode_descriptor(
+            "weir_added_latency_seconds",
+            "From the read of a batch to the first PutRecords call carrying a result of it",
+            None,
+            stats.added_latency.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let records_in = Family::default();
+        let records_out = Family::default();
+        let dead_letters = Family::default();
+        let operator_restarts = Family::default();
+        let millis_behind_latest = Family::default();
+        let read_throttles = Family::default();
+        let read_retries = Family::default();
+        let batches = Counter::default();
+        let shards_reading = Gauge::default();
+        let reshards = Counter::default();
+        let sink = Arc::new(SinkCollector::default());
+        registry.register("weir_records_in", "Records read, per shard", records_in.clone());
+        registry.register(
+            "weir_records_out",
+            "Records emitted by the operator, per shard",
+            records_out.clone(),
+        );
+        registry.register(
+            "weir_dead_letters",
+            "Records sent to the dead-letter destination",
+            dead_letters.clone(),
+        );
+        registry.register(
+            "weir_operator_restarts",
+            "Operator instances replaced after a trap or failure",
+            operator_restarts.clone(),
+        );
+        registry.register(
+            "weir_millis_behind_latest",
+            "How far the last read was behind the shard's newest record, ms",
+            millis_behind_latest.clone(),
+        );
+        registry.register(
+            "weir_read_throttles",
+            "GetRecords calls refused for throughput",
+            read_throttles.clone(),
+        );
+        registry.register(
+            "weir_read_retries",
+            "GetRecords calls retried after a transient failure",
+            read_retries.clone(),
+        );
+        registry.register("weir_batches", "Operator calls with records", batches.clone());
+        registry.register("weir_shards_reading", "Shards with an operator instance", shards_reading.clone());
+        registry.register(
+            "weir_reshards",
+            "Shards ended whose state went to their children",
+            reshards.clone(),
+        );
+        registry.register_collector(Box::new(Arc::clone(&sink)));
+        Self {
+            registry,
+            records_in,
+            records_out,
+            dead_letters,
+            operator_restarts,
+            millis_behind_latest,
+            read_throttles,
+            read_retries,
+            batches,
+            shards_reading,
+            reshards,
+            shards: Mutex::default(),
+            sink,
+        }
+    }
+}
+
+/// Totals at one moment, for the log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
-    /// See [`Metrics::records_in`].
+    /// Records read.
     pub records_in: u64,
-    /// See [`Metrics::records_out`].
+    /// Records emitted.
     pub records_out: u64,
-    /// See [`Metrics::dead_letters`].
+    /// Dead letters.
     pub dead_letters: u64,
-    /// See [`Metrics::batches`].
-    pub batches: u64,
-    /// See [`Metrics::operator_restarts`].
+    /// Operator restarts.
     pub operator_restarts: u64,
+    /// Read throttles.
+    pub read_throttles: u64,
+    /// Sink retries.
+    pub sink_retries: u64,
+    /// The shard furthest behind, and by how many ms.
+    pub furthest_behind: Option<(String, i64)>,
 }
 
 impl Metrics {
-    /// Add to a counter.
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Relaxed);
+    /// The series of `shard`, created on first use.
+    pub fn shard(&self, shard: &str) -> ShardMetrics {
+        let label = ShardLabel { shard: shard.to_string() };
+        if let Ok(mut shards) = self.shards.lock() {
+            shards.insert(shard.to_string());
+        }
+        ShardMetrics {
+            records_in: self.records_in.get_or_create(&label).clone(),
+            records_out: self.records_out.get_or_create(&label).clone(),
+            dead_letters: self.dead_letters.get_or_create(&label).clone(),
+            operator_restarts: self.operator_restarts.get_or_create(&label).clone(),
+            millis_behind_latest: self.millis_behind_latest.get_or_create(&label).clone(),
+            read_throttles: self.read_throttles.get_or_create(&label).clone(),
+            read_retries: self.read_retries.get_or_create(&label).clone(),
+        }
     }
 
-    /// The counters now.
+    /// Export the counters of the Kinesis sink too.
+    pub fn watch_sink(&self, stats: Arc<SinkStats>) {
+        let _ = self.sink.0.set(stats);
+    }
+
+    /// The Prometheus text exposition of every series.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+
+    /// Totals now.
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            records_in: self.records_in.load(Relaxed),
-            records_out: self.records_out.load(Relaxed),
-            dead_letters: self.dead_letters.load(Relaxed),
-            batches: self.batches.load(Relaxed),
-            operator_restarts: self.operator_restarts.load(Relaxed),
+        let shards: Vec<String> = self.shards.lock().map(|s| s.iter().cloned().collect()).unwrap_or_default();
+        let mut snap = Snapshot::default();
+        for shard in shards {
+            let m = self.shard(&shard);
+            snap.records_in += m.records_in.get();
+            snap.records_out += m.records_out.get();
+            snap.dead_letters += m.dead_letters.get();
+            snap.operator_restarts += m.operator_restarts.get();
+            snap.read_throttles += m.read_throttles.get();
+            let behind = m.millis_behind_latest.get();
+            if behind > snap.furthest_behind.as_ref().map_or(0, |(_, b)| *b) {
+                snap.furthest_behind = Some((shard, behind));
+            }
         }
+        if let Some(stats) = self.sink.0.get() {
+            snap.sink_retries = stats.retries.load(std::sync::atomic::Ordering::Relaxed);
+        }
+        snap
     }
 }
 
@@ -56,9 +244,78 @@ impl Snapshot {
     /// One log line: totals, and the input rate over `elapsed` since `before`.
     pub fn summary(&self, before: &Snapshot, elapsed: Duration) -> String {
         let rate = (self.records_in - before.records_in) as f64 / elapsed.as_secs_f64().max(1e-9);
-        format!(
+        let mut line = format!(
             "records in {} ({:.0}/s), out {}, dead letters {}, operator restarts {}",
             self.records_in, rate, self.records_out, self.dead_letters, self.operator_restarts
-        )
+        );
+        if let Some((shard, behind)) = &self.furthest_behind {
+            line.push_str(&format!(", furthest behind {shard} by {behind} ms"));
+        }
+        if self.read_throttles > 0 {
+            line.push_str(&format!(", read throttles {}", self.read_throttles));
+        }
+        if self.sink_retries > 0 {
+            line.push_str(&format!(", sink retries {}", self.sink_retries));
+        }
+        line
+    }
+}
+
+/// Serve `GET /metrics` (any path, in fact) at `addr` in the Prometheus text format until the
+/// runtime ends. Binding happens before this returns, so a busy port is refused at start.
+pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<SocketAddr> {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let metrics = Arc::clone(&metrics);
+            tokio::spawn(async move {
+                let service = service_fn(move |_request| {
+                    let body = metrics.render();
+                    async move {
+                        hyper::Response::builder()
+                            .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+                            .body(Full::new(Bytes::from(body)))
+                    }
+                });
+                if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+                    tracing::debug!("metrics connection: {e}");
+                }
+            });
+        }
+    });
+    Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_shard_series_are_exported_and_summed() {
+        let metrics = Metrics::default();
+        let a = metrics.shard("shardId-000000000000");
+        let b = metrics.shard("shardId-000000000001");
+        a.records_in.inc_by(5);
+        b.records_in.inc_by(7);
+        b.millis_behind_latest.set(1200);
+        a.read_throttles.inc();
+        let text = metrics.render();
+        assert!(text.contains("weir_records_in_total{shard=\"shardId-000000000001\"} 7"), "{text}");
+        assert!(text.contains("weir_millis_behind_latest{shard=\"shardId-000000000001\"} 1200"), "{text}");
+        assert!(text.contains("weir_read_throttles_total{shard=\"shardId-000000000000\"} 1"), "{text}");
+        let snap = metrics.snapshot();
+        assert_eq!(snap.records_in, 12);
+        assert_eq!(snap.furthest_behind, Some(("shardId-000000000001".into(), 1200)));
+        let line = snap.summary(&Snapshot::default(), Duration::from_secs(1));
+        assert!(line.contains("furthest behind shardId-000000000001 by 1200 ms"), "{line}");
+        assert!(line.contains("read throttles 1"), "{line}");
     }
 }

@@ -7,14 +7,13 @@ use std::io::Write;
 
 use anyhow::{Context, Result, bail};
 use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::types::ShardIteratorType;
 use base64::Engine as _;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::cli::{TailArgs, TailFrom};
 use crate::location::Location;
-use weir_kinesis::{Stream, aws};
+use weir_kinesis::{ShardReader, StartPosition, Stream, aws, reader};
 
 #[derive(Serialize)]
 struct Line {
@@ -37,14 +36,24 @@ pub async fn tail(args: TailArgs) -> Result<()> {
     let config = aws::config(args.aws.region.as_deref()).await;
     let endpoint = aws::kinesis_endpoint(&config);
     let client = Client::new(&config);
-    let shards = list_shards(&client, &stream, &endpoint).await?;
+    let shards = reader::list_shards(&client, &stream, &endpoint).await?;
+    let start = match args.from {
+        TailFrom::TrimHorizon => StartPosition::TrimHorizon,
+        TailFrom::Latest => StartPosition::Latest,
+    };
     let follow = args.follow || args.from == TailFrom::Latest;
     let (tx, mut rx) = mpsc::channel::<Line>(1024);
     let mut tasks = tokio::task::JoinSet::new();
     for shard in shards {
-        let (client, stream, endpoint, tx) = (client.clone(), stream.clone(), endpoint.clone(), tx.clone());
-        let (from, poll) = (args.from, args.poll_interval);
-        tasks.spawn(async move { read_shard(client, stream, endpoint, shard, from, follow, poll, tx).await });
+        let reader = ShardReader::new(
+            client.clone(),
+            stream.clone(),
+            endpoint.clone(),
+            shard.id,
+            start.clone(),
+            args.poll_interval,
+        );
+        tasks.spawn(read_shard(reader, follow, tx.clone()));
     }
     drop(tx);
     let mut out = std::io::stdout().lock();
@@ -73,83 +82,28 @@ pub async fn tail(args: TailArgs) -> Result<()> {
     Ok(())
 }
 
-async fn list_shards(client: &Client, stream: &Stream, endpoint: &str) -> Result<Vec<String>> {
-    let mut shards = Vec::new();
-    let mut next: Option<String> = None;
+async fn read_shard(mut reader: ShardReader, follow: bool, tx: mpsc::Sender<Line>) -> Result<()> {
+    let shard = reader.shard().to_string();
     loop {
-        let request = match &next {
-            Some(token) => client.list_shards().next_token(token),
-            None => client.list_shards().set_stream_name(stream.name()).set_stream_arn(stream.arn()),
-        };
-        let page = request.send().await.map_err(|e| anyhow::anyhow!(aws::explain(&e, stream, endpoint)))?;
-        shards.extend(page.shards().iter().map(|s| s.shard_id().to_string()));
-        next = page.next_token().map(str::to_string);
-        if next.is_none() {
-            return Ok(shards);
-        }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn read_shard(
-    client: Client,
-    stream: Stream,
-    endpoint: String,
-    shard: String,
-    from: TailFrom,
-    follow: bool,
-    poll: std::time::Duration,
-    tx: mpsc::Sender<Line>,
-) -> Result<()> {
-    let kind = match from {
-        TailFrom::TrimHorizon => ShardIteratorType::TrimHorizon,
-        TailFrom::Latest => ShardIteratorType::Latest,
-    };
-    let mut iterator = client
-        .get_shard_iterator()
-        .set_stream_name(stream.name())
-        .set_stream_arn(stream.arn())
-        .shard_id(&shard)
-        .shard_iterator_type(kind)
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!(aws::explain(&e, &stream, &endpoint)))?
-        .shard_iterator()
-        .map(str::to_string);
-    while let Some(current) = iterator {
-        let reply = match client.get_records().shard_iterator(&current).limit(10_000).send().await {
-            Ok(reply) => reply,
-            Err(e) if aws::is_transient(&e) => {
-                tokio::time::sleep(poll).await;
-                iterator = Some(current);
-                continue;
-            }
-            Err(e) => bail!(aws::explain(&e, &stream, &endpoint)),
-        };
-        let records = reply.records();
-        for r in records {
-            let bytes = r.data().as_ref();
+        let reply = reader.next().await?;
+        let caught_up = reply.caught_up();
+        for r in reply.records {
+            let bytes = r.data.as_ref();
             let text = std::str::from_utf8(bytes).ok();
             let line = Line {
                 shard_id: shard.clone(),
-                sequence_number: r.sequence_number().to_string(),
-                partition_key: r.partition_key().unwrap_or_default().to_string(),
-                approximate_arrival_timestamp: r.approximate_arrival_timestamp().map(|t| t.to_string()),
+                approximate_arrival_timestamp: r.approximate_arrival_timestamp.map(|t| t.to_string()),
                 data: text.map(str::to_string),
                 data_base64: text.is_none().then(|| base64::engine::general_purpose::STANDARD.encode(bytes)),
+                sequence_number: r.sequence_number,
+                partition_key: r.partition_key.unwrap_or_default(),
             };
             if tx.send(line).await.is_err() {
                 return Ok(());
             }
         }
-        let caught_up = records.is_empty() && reply.millis_behind_latest().unwrap_or(0) == 0;
-        iterator = reply.next_shard_iterator().map(str::to_string);
-        if caught_up {
-            if !follow {
-                return Ok(());
-            }
-            tokio::time::sleep(poll).await;
+        if reply.ended || (caught_up && !follow) {
+            return Ok(());
         }
     }
-    Ok(())
 }

@@ -8,77 +8,8 @@ mod util;
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use aws_sdk_kinesis::Client;
+use util::kinesis::*;
 use util::*;
-
-fn endpoint() -> String {
-    std::env::var("AWS_ENDPOINT_URL_KINESIS").expect(
-        "AWS_ENDPOINT_URL_KINESIS is not set: run these tests through scripts/test or \
-         scripts/with-emulators, which start the Kinesis emulator",
-    )
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Runtime::new().unwrap()
-}
-
-fn throttled_endpoint() -> String {
-    std::env::var("WEIR_TEST_THROTTLED_KINESIS").expect(
-        "WEIR_TEST_THROTTLED_KINESIS is not set: run these tests through scripts/test or \
-         scripts/with-emulators, which start a throttling Kinesis emulator",
-    )
-}
-
-/// A new stream with a name unique to this test run.
-fn create_stream(prefix: &str, shards: i32) -> String {
-    create_stream_at(&endpoint(), prefix, shards)
-}
-
-fn create_stream_at(endpoint: &str, prefix: &str, shards: i32) -> String {
-    let name = format!("{prefix}-{}-{}", std::process::id(), rand_suffix());
-    runtime().block_on(async {
-        let config = weir_kinesis::aws::config(None).await;
-        let config = aws_sdk_kinesis::config::Builder::from(&config).endpoint_url(endpoint).build();
-        let client = Client::from_conf(config);
-        client.create_stream().stream_name(&name).shard_count(shards).send().await.unwrap();
-        loop {
-            let d = client.describe_stream_summary().stream_name(&name).send().await.unwrap();
-            if d.stream_description_summary().map(|s| s.stream_status().as_str()) == Some("ACTIVE") {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    });
-    name
-}
-
-fn rand_suffix() -> u64 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64 % 1_000_000_007).unwrap_or(0)
-}
-
-fn native_by_key(input: &[u8]) -> BTreeMap<String, Vec<String>> {
-    let mut by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (key, data) in native_results(input, &[]) {
-        by_key.entry(key).or_default().push(data);
-    }
-    by_key
-}
-
-fn tail(stream: &str, extra: &[&str]) -> Vec<serde_json::Value> {
-    tail_at(&endpoint(), stream, extra)
-}
-
-fn tail_at(endpoint: &str, stream: &str, extra: &[&str]) -> Vec<serde_json::Value> {
-    let out = weir()
-        .env("AWS_ENDPOINT_URL_KINESIS", endpoint)
-        .args(["tail", &format!("kinesis://{stream}")])
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "weir tail failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
 
 #[test]
 fn results_written_to_kinesis_read_back_equal_the_native_operator_key_by_key_in_order() {

@@ -16,7 +16,7 @@ pub mod runner;
 pub use engine::{CONTRACT, LoadedOperator, OperatorEngine};
 pub use instance::Instance;
 pub use limits::Limits;
-pub use runner::{Processed, RunnerError, ShardOperator};
+pub use runner::{DEFAULT_SNAPSHOT_EVERY, Processed, RunnerError, ShardOperator};
 
 /// Why an operator cannot be used; every variant names the component.
 #[derive(Debug, thiserror::Error)]

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
+use weir_kinesis::Outgoing;
 use weir_operator::Output;
 
 use super::SinkError;
@@ -41,9 +42,9 @@ impl FileSink {
 
     /// Write every output that arrives until the channel closes, flushing whenever no more
     /// output is waiting (so results show up promptly), and at the end.
-    pub async fn run(mut self, mut rx: mpsc::Receiver<Output>) -> Result<(), SinkError> {
-        while let Some(output) = rx.recv().await {
-            self.write(&output).await?;
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Outgoing>) -> Result<(), SinkError> {
+        while let Some(outgoing) = rx.recv().await {
+            self.write(&outgoing.output).await?;
             if rx.is_empty() {
                 self.flush().await?;
             }

@@ -7,7 +7,7 @@ pub mod file;
 
 pub use dead_letter::DeadLetterWriter;
 pub use file::FileSink;
-pub use weir_kinesis::KinesisSink;
+pub use weir_kinesis::{KinesisSink, Outgoing};
 
 /// A sink failed.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +35,7 @@ pub enum Sink {
 
 impl Sink {
     /// Write every output that arrives until the channel closes.
-    pub async fn run(self, rx: tokio::sync::mpsc::Receiver<weir_operator::Output>) -> Result<(), SinkError> {
+    pub async fn run(self, rx: tokio::sync::mpsc::Receiver<Outgoing>) -> Result<(), SinkError> {
         match self {
             Sink::File(s) => s.run(rx).await,
             Sink::Kinesis(s) => Ok(s.run(rx).await?),

@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 use weir_operator::OwnedBatch;
 
-use super::{SourceError, now_ms};
+use super::{SourceError, SourceEvent, now_ms};
 
 const READ_BUFFER_BYTES: usize = 256 << 10;
 
@@ -46,7 +46,10 @@ impl FileSource {
         Self::new(tokio::io::stdin(), "stdin", batch_size)
     }
 
-    pub(super) async fn run(mut self, tx: mpsc::Sender<OwnedBatch>) -> Result<(), SourceError> {
+    pub(super) async fn run(mut self, tx: mpsc::Sender<SourceEvent>) -> Result<(), SourceError> {
+        if tx.send(SourceEvent::root(&self.name)).await.is_err() {
+            return Ok(());
+        }
         let mut buf = vec![0u8; READ_BUFFER_BYTES];
         // Bytes of a line not yet ended, carried to the next read.
         let mut partial: Vec<u8> = Vec::new();
@@ -62,7 +65,7 @@ impl FileSource {
             if n == 0 {
                 push_line(&mut batch, &partial, arrival);
                 if !batch.is_empty() {
-                    let _ = tx.send(batch).await;
+                    let _ = tx.send(SourceEvent::batch(batch)).await;
                 }
                 return Ok(());
             }
@@ -89,7 +92,7 @@ impl FileSource {
                     last_bytes = batch.bytes.len();
                     let full =
                         std::mem::replace(&mut batch, new_batch(&self.name, last_bytes, self.batch_size));
-                    if tx.send(full).await.is_err() {
+                    if tx.send(SourceEvent::batch(full)).await.is_err() {
                         return Ok(());
                     }
                 }
@@ -97,7 +100,7 @@ impl FileSource {
             partial.extend_from_slice(&chunk[start..]);
             if n < buf.len() && !batch.is_empty() {
                 let part = std::mem::replace(&mut batch, new_batch(&self.name, last_bytes, self.batch_size));
-                if tx.send(part).await.is_err() {
+                if tx.send(SourceEvent::batch(part)).await.is_err() {
                     return Ok(());
                 }
             }
@@ -137,7 +140,8 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(100);
         FileSource::new(client, "test", 2).run(tx).await.unwrap();
         let mut lines = Vec::new();
-        while let Some(batch) = rx.recv().await {
+        while let Some(event) = rx.recv().await {
+            let SourceEvent::Batch { batch, .. } = event else { continue };
             assert!(batch.len() <= 2);
             lines.extend(batch.view().records().map(|r| String::from_utf8(r.data.to_vec()).unwrap()));
         }

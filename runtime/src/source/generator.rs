@@ -9,7 +9,10 @@ use tokio::sync::mpsc;
 use weir_operator::OwnedBatch;
 use weir_producer::{GeneratorConfig, Pacer, TradeGenerator};
 
-use super::{SourceError, now_ms};
+use super::{SourceError, SourceEvent, now_ms};
+
+/// The shard name the generator's records carry.
+pub const GENERATOR_SHARD: &str = "generator";
 
 /// Settings of the generator source.
 #[derive(Clone, Debug)]
@@ -25,7 +28,10 @@ pub struct GeneratorSource {
 }
 
 impl GeneratorSource {
-    pub(super) async fn run(self, tx: mpsc::Sender<OwnedBatch>) -> Result<(), SourceError> {
+    pub(super) async fn run(self, tx: mpsc::Sender<SourceEvent>) -> Result<(), SourceError> {
+        if tx.send(SourceEvent::root(GENERATOR_SHARD)).await.is_err() {
+            return Ok(());
+        }
         let mut generator = TradeGenerator::new(&self.config)?;
         let mut pacer = Pacer::new(self.rate);
         let mut sent: u64 = 0;
@@ -40,7 +46,7 @@ impl GeneratorSource {
                 tokio::time::sleep(pacer.until_next().max(Duration::from_millis(1))).await;
                 continue;
             }
-            let mut batch = OwnedBatch::new("generator");
+            let mut batch = OwnedBatch::new(GENERATOR_SHARD);
             let arrival = now_ms();
             for _ in 0..due {
                 line.clear();
@@ -48,7 +54,7 @@ impl GeneratorSource {
                 batch.push(ticker, &line, arrival);
             }
             sent += due;
-            if tx.send(batch).await.is_err() {
+            if tx.send(SourceEvent::batch(batch)).await.is_err() {
                 return Ok(());
             }
         }

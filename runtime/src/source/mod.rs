@@ -1,15 +1,61 @@
-//! Sources: where records come from. Each source runs as its own task and sends batches of
-//! records (one shard's records per batch) down a bounded channel, so a slow operator holds the
-//! source back instead of letting records pile up; closing the channel ends the input.
+//! Sources: where records come from. Each source runs as its own task and sends
+//! [`SourceEvent`]s down a bounded channel: a shard starts, batches of its records (one shard's
+//! records per batch), the shard ends. A slow operator holds the source back instead of letting
+//! records pile up; closing the channel ends the input.
 
 pub mod file;
 pub mod generator;
+pub mod kinesis;
+
+use std::time::Instant;
 
 use tokio::sync::mpsc;
+use weir_kinesis::HashRange;
 use weir_operator::OwnedBatch;
 
 pub use file::FileSource;
 pub use generator::GeneratorSource;
+pub use kinesis::{KinesisSource, KinesisSourceOptions};
+
+/// What a source tells the pipeline, in order per shard: `Started`, `Batch`es, maybe `Ended`.
+/// A shard's `Started` comes after the `Ended` of each parent it names.
+#[derive(Debug)]
+pub enum SourceEvent {
+    /// A shard starts: it gets an operator instance, with the state its ended `parents` held
+    /// for the keys whose hash falls in `hash_range`.
+    Started {
+        /// The shard.
+        shard: String,
+        /// The shards it continues (after a split or merge).
+        parents: Vec<String>,
+        /// The hash keys it holds.
+        hash_range: HashRange,
+    },
+    /// Records of a started shard (`batch.shard_id` names it).
+    Batch {
+        /// The records.
+        batch: OwnedBatch,
+        /// When they were received.
+        read_at: Instant,
+    },
+    /// The shard was read to its end; its state waits for its children.
+    Ended {
+        /// The shard.
+        shard: String,
+    },
+}
+
+impl SourceEvent {
+    /// A shard with no parents that holds every key: a file, standard input, the generator.
+    pub fn root(shard: &str) -> Self {
+        Self::Started { shard: shard.to_string(), parents: Vec::new(), hash_range: HashRange::ALL }
+    }
+
+    /// Records read just now.
+    pub fn batch(batch: OwnedBatch) -> Self {
+        Self::Batch { batch, read_at: Instant::now() }
+    }
+}
 
 /// A source failed.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +71,9 @@ pub enum SourceError {
     /// The generator could not start.
     #[error(transparent)]
     Generator(#[from] weir_producer::GeneratorError),
+    /// Kinesis refused or could not be reached; the message names the stream and the fix.
+    #[error(transparent)]
+    Kinesis(#[from] weir_kinesis::KinesisError),
 }
 
 /// The current time in ms since the Unix epoch.
@@ -38,15 +87,18 @@ pub enum Source {
     File(FileSource),
     /// The built-in trade generator.
     Generator(GeneratorSource),
+    /// A Kinesis stream, every shard.
+    Kinesis(KinesisSource),
 }
 
 impl Source {
     /// Send batches to `tx` until the input ends (Ok) or fails; stops early, with Ok, when the
     /// receiver is gone.
-    pub async fn run(self, tx: mpsc::Sender<OwnedBatch>) -> Result<(), SourceError> {
+    pub async fn run(self, tx: mpsc::Sender<SourceEvent>) -> Result<(), SourceError> {
         match self {
             Source::File(s) => s.run(tx).await,
             Source::Generator(s) => s.run(tx).await,
+            Source::Kinesis(s) => s.run(tx).await,
         }
     }
 }

@@ -1,0 +1,396 @@
+//! Reading a Kinesis stream: the shard map (ListShards, with each shard's parents and hash-key
+//! range) and one shard's GetRecords loop.
+//!
+//! [`ShardReader`] owns a shard iterator and paces its calls: a reply that leaves the shard
+//! behind is followed at once; an empty or caught-up reply waits the poll interval, doubling
+//! while the shard stays empty up to [`MAX_IDLE_WAIT`]; a throttled or failed call backs off
+//! with full jitter. An expired iterator is renewed after the last sequence number read, so
+//! nothing is read twice or skipped. The end of a closed shard is reported once, as
+//! [`Reply::ended`].
+
+use std::time::Duration;
+
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::error::ProvideErrorMetadata;
+use aws_sdk_kinesis::primitives::DateTime;
+use aws_sdk_kinesis::types::{Record, ShardIteratorType};
+use md5::{Digest, Md5};
+
+use crate::KinesisError;
+use crate::aws::{self, Stream};
+use crate::backoff::Backoff;
+
+/// The longest wait between polls of a shard that keeps returning nothing.
+pub const MAX_IDLE_WAIT: Duration = Duration::from_secs(1);
+/// Records asked for per GetRecords call (the service maximum).
+pub const MAX_RECORDS_PER_READ: i32 = 10_000;
+/// Retries of throttled or failed reads: from the first within 200 ms up to 5 s.
+const BACKOFF: Backoff = Backoff { base: Duration::from_millis(200), max: Duration::from_secs(5) };
+/// Attempts after which each further retry is logged as a warning.
+const QUIET_ATTEMPTS: u32 = 5;
+
+/// A range of 128-bit hash keys, both ends included, as Kinesis assigns them to shards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashRange {
+    /// The lowest hash key.
+    pub start: u128,
+    /// The highest hash key.
+    pub end: u128,
+}
+
+impl HashRange {
+    /// Every hash key.
+    pub const ALL: HashRange = HashRange { start: 0, end: u128::MAX };
+
+    /// Whether `hash` falls in the range.
+    pub fn contains(&self, hash: u128) -> bool {
+        self.start <= hash && hash <= self.end
+    }
+}
+
+/// The hash key Kinesis routes a partition key by: the MD5 of its UTF-8 bytes, as a 128-bit
+/// big-endian number.
+pub fn hash_key(partition_key: &str) -> u128 {
+    u128::from_be_bytes(Md5::digest(partition_key.as_bytes()).into())
+}
+
+/// What ListShards says about a shard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardInfo {
+    /// The shard id.
+    pub id: String,
+    /// The shards it was split or merged from (none for a shard the stream was created with).
+    pub parents: Vec<String>,
+    /// The hash keys it holds.
+    pub hash_range: HashRange,
+    /// Whether it is closed (split or merged away): it ends, and takes no more records.
+    pub closed: bool,
+}
+
+/// Every shard the stream keeps (open and closed, within the retention period).
+pub async fn list_shards(
+    client: &Client,
+    stream: &Stream,
+    endpoint: &str,
+) -> Result<Vec<ShardInfo>, KinesisError> {
+    let mut shards = Vec::new();
+    let mut next: Option<String> = None;
+    let mut attempt = 0;
+    loop {
+        let request = match &next {
+            Some(token) => client.list_shards().next_token(token),
+            None => client.list_shards().set_stream_name(stream.name()).set_stream_arn(stream.arn()),
+        };
+        let page = match request.send().await {
+            Ok(page) => page,
+            Err(e) if aws::is_transient(&e) && attempt < QUIET_ATTEMPTS => {
+                attempt += 1;
+                tokio::time::sleep(BACKOFF.delay(attempt)).await;
+                continue;
+            }
+            Err(e) => return Err(KinesisError(aws::explain(&e, stream, endpoint))),
+        };
+        for shard in page.shards() {
+            let range = shard.hash_key_range().map(|r| (r.starting_hash_key(), r.ending_hash_key()));
+            let hash_range = match range.map(|(s, e)| (s.parse::<u128>(), e.parse::<u128>())) {
+                Some((Ok(start), Ok(end))) => HashRange { start, end },
+                _ => {
+                    return Err(KinesisError(format!(
+                        "Kinesis at {endpoint} described shard {} of {stream} without a valid hash key range",
+                        shard.shard_id()
+                    )));
+                }
+            };
+            let ending = shard.sequence_number_range().and_then(|r| r.ending_sequence_number());
+            shards.push(ShardInfo {
+                id: shard.shard_id().to_string(),
+                parents: [shard.parent_shard_id(), shard.adjacent_parent_shard_id()]
+                    .into_iter()
+                    .flatten()
+                    .map(str::to_string)
+                    .collect(),
+                hash_range,
+                closed: ending.is_some(),
+            });
+        }
+        next = page.next_token().map(str::to_string);
+        if next.is_none() {
+            return Ok(shards);
+        }
+    }
+}
+
+/// Where a shard is read from first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StartPosition {
+    /// Records written from now on.
+    Latest,
+    /// The oldest record the shard keeps.
+    TrimHorizon,
+    /// The first record that arrived at or after this time.
+    AtTimestamp(jiff::Timestamp),
+    /// The record after this sequence number.
+    AfterSequenceNumber(String),
+}
+
+impl std::str::FromStr for StartPosition {
+    type Err = String;
+
+    /// `latest`, `trim-horizon` or `at-timestamp:<RFC 3339 time>`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "latest" => Ok(Self::Latest),
+            "trim-horizon" => Ok(Self::TrimHorizon),
+            _ => match s.strip_prefix("at-timestamp:") {
+                Some(time) => time.parse::<jiff::Timestamp>().map(Self::AtTimestamp).map_err(|e| {
+                    format!("{time:?} is not an RFC 3339 time such as 2026-11-25T10:00:00Z: {e}")
+                }),
+                None => Err(format!(
+                    "unknown start position {s:?}: use latest, trim-horizon or at-timestamp:<RFC 3339 time>"
+                )),
+            },
+        }
+    }
+}
+
+/// One GetRecords reply.
+#[derive(Debug, Default)]
+pub struct Reply {
+    /// The records, in sequence order.
+    pub records: Vec<Record>,
+    /// How far the shard's newest record is ahead of the last one returned, if Kinesis said.
+    pub millis_behind_latest: Option<i64>,
+    /// The shard is closed and every record of it has been returned.
+    pub ended: bool,
+}
+
+impl Reply {
+    /// Nothing was returned and nothing is waiting: the reader is at the shard's current end.
+    pub fn caught_up(&self) -> bool {
+        self.records.is_empty() && self.millis_behind_latest.unwrap_or(0) == 0
+    }
+}
+
+/// What a reader has run into so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReaderStats {
+    /// Calls refused for throughput (ProvisionedThroughputExceeded, LimitExceeded, throttling).
+    pub throttles: u64,
+    /// Calls retried after any transient failure (throttles included).
+    pub retries: u64,
+    /// Expired iterators replaced.
+    pub renewals: u64,
+}
+
+/// Reads one shard, in order, from a start position to its end (if it ever closes).
+pub struct ShardReader {
+    client: Client,
+    stream: Stream,
+    endpoint: String,
+    shard: String,
+    start: StartPosition,
+    poll_interval: Duration,
+    iterator: Option<String>,
+    last_sequence: Option<String>,
+    next_call: Option<tokio::time::Instant>,
+    empty_replies: u32,
+    ended: bool,
+    stats: ReaderStats,
+}
+
+impl ShardReader {
+    /// A reader of `shard` from `start`, polling an empty shard every `poll_interval` at first.
+    pub fn new(
+        client: Client,
+        stream: Stream,
+        endpoint: String,
+        shard: String,
+        start: StartPosition,
+        poll_interval: Duration,
+    ) -> Self {
+        Self {
+            client,
+            stream,
+            endpoint,
+            shard,
+            start,
+            poll_interval,
+            iterator: None,
+            last_sequence: None,
+            next_call: None,
+            empty_replies: 0,
+            ended: false,
+            stats: ReaderStats::default(),
+        }
+    }
+
+    /// The shard read.
+    pub fn shard(&self) -> &str {
+        &self.shard
+    }
+
+    /// The last sequence number returned, if any.
+    pub fn last_sequence(&self) -> Option<&str> {
+        self.last_sequence.as_deref()
+    }
+
+    /// What went wrong so far.
+    pub fn stats(&self) -> ReaderStats {
+        self.stats
+    }
+
+    /// The next reply, after the pacing wait. Transient failures are retried here (with
+    /// backoff, counted in [`ShardReader::stats`]); an error is one that retrying cannot fix.
+    /// After a reply with `ended`, there is nothing more to read.
+    pub async fn next(&mut self) -> Result<Reply, KinesisError> {
+        if self.ended {
+            return Ok(Reply { ended: true, ..Reply::default() });
+        }
+        if let Some(at) = self.next_call.take() {
+            tokio::time::sleep_until(at).await;
+        }
+        let mut attempt = 0;
+        loop {
+            let iterator = match &self.iterator {
+                Some(iterator) => iterator.clone(),
+                None => self.new_iterator().await?,
+            };
+            let call =
+                self.client.get_records().shard_iterator(&iterator).limit(MAX_RECORDS_PER_READ).send().await;
+            let reply = match call {
+                Ok(reply) => reply,
+                Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("ExpiredIteratorException") => {
+                    self.stats.renewals += 1;
+                    self.iterator = None;
+                    continue;
+                }
+                Err(e) if aws::is_transient(&e) => {
+                    attempt += 1;
+                    self.stats.retries += 1;
+                    let code = e.as_service_error().and_then(|s| s.code()).unwrap_or("");
+                    if matches!(
+                        code,
+                        "ProvisionedThroughputExceededException"
+                            | "LimitExceededException"
+                            | "ThrottlingException"
+                    ) {
+                        self.stats.throttles += 1;
+                    }
+                    let delay = BACKOFF.delay(attempt);
+                    if attempt > QUIET_ATTEMPTS {
+                        tracing::warn!(
+                            shard = %self.shard,
+                            "GetRecords on {} failed {attempt} times ({}); retrying in {delay:?}",
+                            self.stream,
+                            aws::explain(&e, &self.stream, &self.endpoint)
+                        );
+                    }
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+                Err(e) => return Err(KinesisError(aws::explain(&e, &self.stream, &self.endpoint))),
+            };
+            let records = reply.records;
+            if let Some(last) = records.last() {
+                self.last_sequence = Some(last.sequence_number.clone());
+            }
+            self.iterator = reply.next_shard_iterator;
+            self.ended = self.iterator.is_none();
+            let reply =
+                Reply { records, millis_behind_latest: reply.millis_behind_latest, ended: self.ended };
+            self.pace(&reply);
+            return Ok(reply);
+        }
+    }
+
+    /// When the next call may go: at once while behind, later while empty.
+    fn pace(&mut self, reply: &Reply) {
+        if !reply.records.is_empty() && reply.millis_behind_latest.unwrap_or(0) > 0 {
+            self.empty_replies = 0;
+            return;
+        }
+        if reply.records.is_empty() {
+            self.empty_replies = self.empty_replies.saturating_add(1);
+        } else {
+            self.empty_replies = 0;
+        }
+        let wait = self
+            .poll_interval
+            .saturating_mul(1 << self.empty_replies.saturating_sub(1).min(8))
+            .min(MAX_IDLE_WAIT.max(self.poll_interval));
+        self.next_call = Some(tokio::time::Instant::now() + wait);
+    }
+
+    async fn new_iterator(&mut self) -> Result<String, KinesisError> {
+        let mut request = self
+            .client
+            .get_shard_iterator()
+            .set_stream_name(self.stream.name())
+            .set_stream_arn(self.stream.arn())
+            .shard_id(&self.shard);
+        let position = match &self.last_sequence {
+            Some(sequence) => StartPosition::AfterSequenceNumber(sequence.clone()),
+            None => self.start.clone(),
+        };
+        request = match position {
+            StartPosition::Latest => request.shard_iterator_type(ShardIteratorType::Latest),
+            StartPosition::TrimHorizon => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+            StartPosition::AtTimestamp(t) => request
+                .shard_iterator_type(ShardIteratorType::AtTimestamp)
+                .timestamp(DateTime::from_millis(t.as_millisecond())),
+            StartPosition::AfterSequenceNumber(sequence) => request
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .starting_sequence_number(sequence),
+        };
+        let mut attempt = 0;
+        loop {
+            match request.clone().send().await {
+                Ok(reply) => {
+                    return reply.shard_iterator.ok_or_else(|| {
+                        KinesisError(format!(
+                            "Kinesis at {} gave no iterator for shard {} of {}",
+                            self.endpoint, self.shard, self.stream
+                        ))
+                    });
+                }
+                Err(e) if aws::is_transient(&e) => {
+                    attempt += 1;
+                    self.stats.retries += 1;
+                    tokio::time::sleep(BACKOFF.delay(attempt)).await;
+                }
+                Err(e) => return Err(KinesisError(aws::explain(&e, &self.stream, &self.endpoint))),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_keys_are_the_md5_of_the_partition_key() {
+        // RFC 1321's test vectors.
+        assert_eq!(hash_key(""), 0xd41d8cd98f00b204e9800998ecf8427e);
+        assert_eq!(hash_key("abc"), 0x900150983cd24fb0d6963f7d28e17f72);
+    }
+
+    #[test]
+    fn start_positions_parse_and_bad_ones_say_what_is_accepted() {
+        assert_eq!("latest".parse(), Ok(StartPosition::Latest));
+        assert_eq!("trim-horizon".parse(), Ok(StartPosition::TrimHorizon));
+        let at: StartPosition = "at-timestamp:2026-11-25T10:00:00Z".parse().unwrap();
+        assert_eq!(at, StartPosition::AtTimestamp("2026-11-25T10:00:00Z".parse().unwrap()));
+        let err = "at-timestamp:yesterday".parse::<StartPosition>().unwrap_err();
+        assert!(err.contains("RFC 3339"), "{err}");
+        let err = "oldest".parse::<StartPosition>().unwrap_err();
+        assert!(err.contains("trim-horizon"), "{err}");
+    }
+
+    #[test]
+    fn ranges_hold_both_ends() {
+        let r = HashRange { start: 10, end: 20 };
+        assert!(r.contains(10) && r.contains(20) && !r.contains(9) && !r.contains(21));
+        assert!(HashRange::ALL.contains(u128::MAX));
+    }
+}
