@@ -7,6 +7,7 @@
 
 mod util;
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -23,10 +24,14 @@ struct Running {
 }
 
 impl Running {
-    fn start(endpoint: &str, args: &[&str]) -> Running {
+    fn start(endpoint: &str, args: &[String]) -> Running {
+        Self::start_with_log(endpoint, "weir=info", args)
+    }
+
+    fn start_with_log(endpoint: &str, filter: &str, args: &[String]) -> Running {
         let mut child = weir()
             .env("AWS_ENDPOINT_URL_KINESIS", endpoint)
-            .env("WEIR_LOG", "weir=info")
+            .env("WEIR_LOG", filter)
             .arg("run")
             .args(args)
             .stdout(Stdio::null())
@@ -120,6 +125,27 @@ fn kinesis(stream: &str) -> String {
     format!("kinesis://{stream}")
 }
 
+/// `weir run` arguments: `trades` read from `start` to `results`, allowing the producer's
+/// disorder, then `extra`.
+fn run_args(trades: &str, start: &str, results: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["--source", &kinesis(trades), "--start-position", start]
+        .into_iter()
+        .chain(["--sink", &kinesis(results), "--set", &ooo_setting()])
+        .map(str::to_string)
+        .collect();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+/// Run weir over `trades` from `start` into `results` until it has been idle for 2 s; the
+/// results, per key.
+fn drain(endpoint: &str, trades: &str, start: &str, results: &str) -> BTreeMap<String, Vec<String>> {
+    let weir = Running::start(endpoint, &run_args(trades, start, results, &["--until-idle", "2s"]));
+    let (status, log) = weir.wait(Duration::from_secs(120));
+    assert!(status.success(), "{log}");
+    by_key(&tail_at(endpoint, results, &[]))
+}
+
 /// The address weir serves metrics at, from its log.
 fn metrics_addr(weir: &mut Running) -> String {
     let line = weir.wait_for_line("metrics at http://", Duration::from_secs(30));
@@ -136,20 +162,12 @@ fn trades_over_four_shards_give_the_native_windows_window_for_window() {
 
     let mut weir = Running::start(
         &endpoint,
-        &[
-            "--source",
-            &kinesis(&trades),
-            "--start-position",
+        &run_args(
+            &trades,
             "trim-horizon",
-            "--sink",
-            &kinesis(&results),
-            "--until-idle",
-            "3s",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--set",
-            &ooo_setting(),
-        ],
+            &results,
+            &["--until-idle", "3s", "--metrics-addr", "127.0.0.1:0"],
+        ),
     );
     // While it runs: every shard's series, until all 50,000 trades are counted in.
     let addr = metrics_addr(&mut weir);
@@ -185,4 +203,186 @@ fn trades_over_four_shards_give_the_native_windows_window_for_window() {
     assert_eq!(expected.len(), 100);
     // Per ticker, the same windows with the same maxima, in order.
     assert_same_results(&by_key(&tail(&results, &[])), &expected);
+}
+
+#[test]
+fn a_split_and_a_merge_while_weir_runs_lose_no_window() {
+    let endpoint = endpoint();
+    let trades = create_stream("resharded", 2);
+    let results = create_stream("resharded-max", 1);
+    let rt = runtime();
+    let client = client_at(&rt, &endpoint);
+    let mut weir = Running::start(
+        &endpoint,
+        &run_args(
+            &trades,
+            "trim-horizon",
+            &results,
+            &["--until-idle", "4s", "--shard-discovery-interval", "200ms"],
+        ),
+    );
+    weir.wait_for_line("reading shard shardId-000000000001", Duration::from_secs(30));
+
+    let mut input = produce(&endpoint, &trades, 15_000, 100, T0);
+    rt.block_on(split_in_half(&client, &trades, "shardId-000000000000"));
+    input.extend(produce(&endpoint, &trades, 15_000, 100, T0 + 15_000));
+    let (a, b) = rt.block_on(merge_last_adjacent(&client, &trades));
+    input.extend(produce(&endpoint, &trades, 15_000, 100, T0 + 30_000));
+
+    let (status, log) = weir.wait(Duration::from_secs(120));
+    assert!(status.success(), "{log}");
+    // The split: the parent is read to its end, then both children start with its keys.
+    assert!(log.contains("shard shardId-000000000000 ended"), "{log}");
+    let split_children =
+        log.lines().filter(|l| l.contains("keys of state from shardId-000000000000")).count();
+    assert_eq!(split_children, 2, "{log}");
+    // The merge: one child with both parents' keys.
+    let merged = format!("keys of state from {a}, {b}");
+    assert!(log.lines().any(|l| l.contains(&merged)), "no {merged:?} in\n{log}");
+
+    let expected = native_by_key_with(&input, &[OUT_OF_ORDERNESS]);
+    assert_same_results(&by_key(&tail(&results, &[])), &expected);
+}
+
+#[test]
+fn processing_time_windows_fire_on_idle_shards() {
+    let endpoint = endpoint();
+    let trades = create_stream("idle", 2);
+    let results = create_stream("idle-max", 1);
+    let mut weir = Running::start(
+        &endpoint,
+        &run_args(
+            &trades,
+            "trim-horizon",
+            &results,
+            &[
+                "--set",
+                "time=processing",
+                "--set",
+                "window=2s",
+                "--set",
+                "slide=1s",
+                "--tick-interval",
+                "100ms",
+            ],
+        ),
+    );
+    weir.wait_for_line("reading shard shardId-000000000001", Duration::from_secs(30));
+    let input = produce(&endpoint, &trades, 2_000, 20, T0);
+    let tickers: std::collections::BTreeSet<String> = native_by_key(&input).into_keys().collect();
+    assert_eq!(tickers.len(), 20);
+
+    // No record arrives after the producer is done: only ticks can close these windows, on
+    // both shards, while weir keeps running.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got: std::collections::BTreeSet<String> = by_key(&tail(&results, &[])).into_keys().collect();
+        if got == tickers {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "windows of {:?} never fired:\n{}",
+            tickers.difference(&got),
+            weir.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(weir.child.try_wait().unwrap().is_none(), "weir is still running");
+}
+
+#[test]
+fn under_throttling_nothing_is_lost_and_each_key_keeps_its_order() {
+    // ferrokinesis --enforce-limits throttles writes (1,000 records/s per shard): the producer's
+    // and weir's. The fixture operator echoes every trade, so weir writes as many records as it
+    // reads, into one shard, and must retry; at the end it adds one count per key.
+    let endpoint = throttled_endpoint();
+    let trades = create_stream_at(&endpoint, "throttled-trades", 2);
+    let echoed = create_stream_at(&endpoint, "throttled-echo", 1);
+    let input = produce(&endpoint, &trades, 6_000, 50, T0);
+    let fixture = component("test_fixture");
+    let weir = Running::start_with_log(
+        &endpoint,
+        "weir=debug",
+        &[
+            "--source",
+            &kinesis(&trades),
+            "--start-position",
+            "trim-horizon",
+            "--sink",
+            &kinesis(&echoed),
+            "--until-idle",
+            "2s",
+            "--operator",
+            fixture.to_str().unwrap(),
+        ]
+        .map(String::from),
+    );
+    let (status, log) = weir.wait(Duration::from_secs(120));
+    assert!(status.success(), "{log}");
+    assert!(log.contains("PutRecords entries retried"), "the emulator throttled weir's writes:\n{log}");
+
+    let mut expected: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in input.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let trade: serde_json::Value = serde_json::from_slice(line).unwrap();
+        let ticker = trade["TICKER"].as_str().unwrap().to_string();
+        expected.entry(ticker).or_default().push(String::from_utf8(line.to_vec()).unwrap());
+    }
+    for trades in expected.values_mut() {
+        let count = format!("count={}", trades.len());
+        trades.push(count);
+    }
+    // Every trade once, per ticker in the order produced, then the count.
+    assert_same_results(&by_key(&tail_at(&endpoint, &echoed, &[])), &expected);
+}
+
+#[test]
+fn the_compatibility_subset_passes_on_kinesis_local() {
+    let endpoint = kinesis_local_endpoint();
+    let trades = create_stream_at(&endpoint, "compat", 2);
+    let results = create_stream_at(&endpoint, "compat-max", 1);
+    let input = produce(&endpoint, &trades, 2_000, 20, T0);
+    let got = drain(&endpoint, &trades, "trim-horizon", &results);
+    assert_same_results(&got, &native_by_key_with(&input, &[OUT_OF_ORDERNESS]));
+}
+
+#[test]
+fn at_timestamp_starts_with_the_first_record_that_arrived_at_that_time() {
+    let endpoint = endpoint();
+    let trades = create_stream("since", 2);
+    let results = create_stream("since-max", 1);
+    let _before = produce(&endpoint, &trades, 3_000, 20, T0);
+    // ferrokinesis stamps arrivals in whole seconds: cut at the next whole second, and write
+    // the second batch after it.
+    let now = jiff::Timestamp::now();
+    let cut = jiff::Timestamp::from_second(now.as_second() + 1).unwrap();
+    std::thread::sleep(Duration::try_from(cut.duration_since(now)).unwrap() + Duration::from_millis(20));
+    let after = produce(&endpoint, &trades, 3_000, 20, T0 + 3_000);
+    let got = drain(&endpoint, &trades, &format!("at-timestamp:{cut}"), &results);
+    assert_same_results(&got, &native_by_key_with(&after, &[OUT_OF_ORDERNESS]));
+}
+
+#[test]
+fn a_bad_start_position_or_a_missing_stream_is_refused_before_anything_runs() {
+    let endpoint = endpoint();
+    let out = weir()
+        .args(["run", "--source", "kinesis://anything", "--start-position", "yesterday"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("use latest, trim-horizon or at-timestamp:<RFC 3339 time>"), "{stderr}");
+
+    let out = weir()
+        .env("AWS_ENDPOINT_URL_KINESIS", &endpoint)
+        .args(["run", "--source", "kinesis://no-such-trades"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("stream kinesis://no-such-trades does not exist at http://127.0.0.1:"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
 }

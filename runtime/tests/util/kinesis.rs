@@ -188,3 +188,44 @@ pub fn assert_same_results(got: &BTreeMap<String, Vec<String>>, expected: &BTree
     let extra: Vec<&String> = got.keys().filter(|k| !expected.contains_key(*k)).collect();
     assert!(extra.is_empty(), "results for keys the reference has none for: {extra:?}");
 }
+
+/// Split `shard` of `stream` in the middle of its hash range.
+pub async fn split_in_half(client: &Client, stream: &str, shard: &str) {
+    let (_, start, end) = open_shards(client, stream)
+        .await
+        .into_iter()
+        .find(|(id, _, _)| id == shard)
+        .expect("the shard is open");
+    let middle = start + (end - start) / 2 + 1;
+    client
+        .split_shard()
+        .stream_name(stream)
+        .shard_to_split(shard)
+        .new_starting_hash_key(middle.to_string())
+        .send()
+        .await
+        .unwrap();
+    wait_active(client, stream).await;
+}
+
+/// Merge the last two adjacent open shards of `stream` (by hash range); their ids.
+pub async fn merge_last_adjacent(client: &Client, stream: &str) -> (String, String) {
+    let mut open = open_shards(client, stream).await;
+    open.sort_by_key(|(_, start, _)| *start);
+    let (a, b) = open
+        .windows(2)
+        .filter(|w| w[0].2.checked_add(1) == Some(w[1].1))
+        .map(|w| (w[0].0.clone(), w[1].0.clone()))
+        .next_back()
+        .expect("two adjacent open shards");
+    client
+        .merge_shards()
+        .stream_name(stream)
+        .shard_to_merge(&a)
+        .adjacent_shard_to_merge(&b)
+        .send()
+        .await
+        .unwrap();
+    wait_active(client, stream).await;
+    (a, b)
+}
