@@ -85,6 +85,7 @@ pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()>)
     let batch_size = args.batch_size as usize;
     let loaded = load(&args.operator, &args.settings, &args.host)?;
     let metrics = Arc::new(Metrics::default());
+    let mut kinesis = KinesisClient::default();
     let source = match &args.source {
         Location::Generator => Source::Generator(GeneratorSource {
             config: weir_producer::GeneratorConfig {
@@ -100,7 +101,7 @@ pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()>)
         Location::Stdio => Source::File(FileSource::stdin(batch_size)),
         Location::File(path) => Source::File(FileSource::open(path.clone(), batch_size).await?),
         Location::Kinesis(stream) => {
-            let config = aws::config(args.aws.region.as_deref()).await;
+            let (client, endpoint) = kinesis.get(args.aws.region.as_deref()).await;
             let options = KinesisSourceOptions {
                 start: args.kinesis.start_position.clone(),
                 poll_interval: args.kinesis.poll_interval,
@@ -108,8 +109,6 @@ pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()>)
                 until_idle: args.kinesis.until_idle,
                 batch_size,
             };
-            let client = aws_sdk_kinesis::Client::new(&config);
-            let endpoint = aws::kinesis_endpoint(&config);
             let source =
                 KinesisSource::connect(client, Stream(stream.clone()), endpoint, options, metrics.clone());
             Source::Kinesis(source.await?)
@@ -120,9 +119,7 @@ pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()>)
         Location::Stdio => Sink::File(FileSink::stdout()),
         Location::File(path) => Sink::File(FileSink::create(path.clone()).await?),
         Location::Kinesis(stream) => {
-            let config = aws::config(args.aws.region.as_deref()).await;
-            let endpoint = aws::kinesis_endpoint(&config);
-            let client = aws_sdk_kinesis::Client::new(&config);
+            let (client, endpoint) = kinesis.get(args.aws.region.as_deref()).await;
             let sink = KinesisSink::connect(client, Stream(stream.clone()), endpoint).await?;
             metrics.watch_sink(sink.stats());
             Sink::Kinesis(sink)
@@ -159,4 +156,22 @@ pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()>)
         end.summary(&Default::default(), started.elapsed())
     );
     Ok(ending)
+}
+
+/// One Kinesis client for the source and the sink: the AWS configuration (credential chain,
+/// region) is loaded once.
+#[derive(Default)]
+struct KinesisClient(Option<(aws_sdk_kinesis::Client, String)>);
+
+impl KinesisClient {
+    /// The client and its endpoint (for messages), made on first use.
+    async fn get(&mut self, region: Option<&str>) -> (aws_sdk_kinesis::Client, String) {
+        if let Some(made) = &self.0 {
+            return made.clone();
+        }
+        let config = aws::config(region).await;
+        let made = (aws_sdk_kinesis::Client::new(&config), aws::kinesis_endpoint(&config));
+        self.0 = Some(made.clone());
+        made
+    }
 }

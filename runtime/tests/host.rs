@@ -86,6 +86,21 @@ fn a_second_load_uses_the_compiled_cache() {
     assert_eq!(third.cache_outcome(), CacheOutcome::Compiled);
 }
 
+#[test]
+fn engines_configured_differently_keep_one_cache_entry_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = || Some(CompiledCache::new(dir.path()));
+    let unlimited = Limits { max_call_time: None, ..Limits::default() };
+    for limits in [Limits::default(), unlimited, Limits::default(), unlimited] {
+        engine_with(limits, cache()).load(artifact("sliding_window_max"), &[]).unwrap();
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    for limits in [Limits::default(), unlimited] {
+        let loaded = engine_with(limits, cache()).load(artifact("sliding_window_max"), &[]).unwrap();
+        assert_eq!(loaded.cache_outcome(), CacheOutcome::Hit, "{limits:?}");
+    }
+}
+
 fn batch(records: &[(&str, &str)]) -> OwnedBatch {
     let mut b = OwnedBatch::new("shard-0");
     for (key, data) in records {

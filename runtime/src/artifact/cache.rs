@@ -2,9 +2,11 @@
 //! large ones), loading the compiled artifact well under one, so the first start compiles and
 //! stores `<digest>.cwasm`, and later starts load it.
 //!
-//! The file name carries the component's sha256 and the wasmtime version; wasmtime also checks
-//! on load that the artifact matches the engine's configuration, and a mismatch or a damaged
-//! file is recompiled. Files are written to a temporary name and renamed, so a crash never
+//! The file name carries the component's sha256, the wasmtime version and a hash of the
+//! engine's configuration (so runs with and without `--max-call-time off`, which compile
+//! differently, keep one entry each instead of replacing each other's); wasmtime also checks
+//! on load that the artifact matches the engine, and a mismatch or a damaged file is
+//! recompiled. Files are written to a temporary name and renamed, so a crash never
 //! leaves half a file under a real name.
 
 use std::io::Write;
@@ -52,8 +54,12 @@ impl CompiledCache {
         &self.dir
     }
 
-    fn path_for(&self, artifact: &Artifact) -> PathBuf {
-        self.dir.join(format!("{}-wasmtime{}.cwasm", artifact.digest, wasmtime_version()))
+    fn path_for(&self, engine: &Engine, artifact: &Artifact) -> PathBuf {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let config = hasher.finish();
+        self.dir.join(format!("{}-wasmtime{}-{config:016x}.cwasm", artifact.digest, wasmtime_version()))
     }
 
     /// Load the compiled form of `artifact`, compiling and storing it on a miss.
@@ -65,7 +71,7 @@ impl CompiledCache {
         let Some(cache) = cache else {
             return Ok((Component::new(engine, &artifact.bytes)?, CacheOutcome::CompiledUncached));
         };
-        let path = cache.path_for(artifact);
+        let path = cache.path_for(engine, artifact);
         if path.exists() {
             // SAFETY: `deserialize_file` trusts the file to be a wasmtime artifact. The file is
             // in weir's own cache folder, written by this function under a name that carries

@@ -1,7 +1,8 @@
 //! The operator of one shard, kept alive through failures.
 //!
-//! Every `snapshot_every` calls the runner snapshots the instance and forgets the calls before;
-//! it keeps the calls since (their batches are moved, not copied). When a call traps or fails,
+//! Every `snapshot_every` calls, or sooner once the calls since hold [`SNAPSHOT_AFTER_BYTES`] of
+//! records, the runner snapshots the instance and forgets the calls before; it keeps the calls
+//! since (their batches are moved, not copied). When a call traps or fails,
 //! the instance's store is dropped and a fresh instance is restored from the snapshot, with the
 //! calls since replayed (their outputs were already delivered and are discarded). A failed
 //! batch is then processed one record at a time from a snapshot before each, so that only the
@@ -16,6 +17,11 @@ use super::{CallError, Instance, LoadError, LoadedOperator};
 /// about a tenth of a 1,024-record batch here (0.7 ms, BENCHMARKS.md), so once in 64 calls
 /// costs well under 1%, while the replay log stays a few MiB.
 pub const DEFAULT_SNAPSHOT_EVERY: usize = 64;
+
+/// Record bytes kept for replay after which the runner snapshots, whatever the call count: with
+/// many shards, each one's replay log would otherwise hold 64 full batches (about 6 MiB of
+/// trades) and memory would grow with the shard count (BENCHMARKS.md, peak memory).
+pub const SNAPSHOT_AFTER_BYTES: usize = 1 << 20;
 
 /// The operator failed in a way the runner cannot work around.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +73,7 @@ pub struct ShardOperator {
     instance: Instance,
     checkpoint: Vec<KeyedState>,
     log: Vec<Call>,
+    log_bytes: usize,
     spare: Vec<OwnedBatch>,
     snapshot_every: usize,
     stats: RunnerStats,
@@ -90,6 +97,7 @@ impl ShardOperator {
             instance,
             checkpoint: state,
             log: Vec::new(),
+            log_bytes: 0,
             spare: Vec::new(),
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             stats: RunnerStats::default(),
@@ -146,6 +154,7 @@ impl ShardOperator {
             }
         };
         let taken = self.take_batch(batch);
+        self.log_bytes += taken.bytes.len();
         self.log.push(Call::Process(taken));
         self.maybe_checkpoint()?;
         Ok(processed)
@@ -196,11 +205,16 @@ impl ShardOperator {
     }
 
     fn maybe_checkpoint(&mut self) -> Result<(), RunnerError> {
-        if self.log.len() >= self.snapshot_every { self.checkpoint_now() } else { Ok(()) }
+        if self.log.len() >= self.snapshot_every || self.log_bytes >= SNAPSHOT_AFTER_BYTES {
+            self.checkpoint_now()
+        } else {
+            Ok(())
+        }
     }
 
     fn checkpoint_now(&mut self) -> Result<(), RunnerError> {
         self.checkpoint = self.snapshot()?;
+        self.log_bytes = 0;
         for call in self.log.drain(..) {
             if let Call::Process(batch) = call
                 && self.spare.len() < 4

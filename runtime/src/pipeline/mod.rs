@@ -21,8 +21,10 @@ use crate::sink::{DeadLetterWriter, Outgoing, Sink, SinkError};
 use crate::source::{Source, SourceError, SourceEvent, now_ms};
 use shards::Shards;
 
-/// Batches in flight between source and operator, and outputs between operator and sink.
-const CHANNEL_BATCHES: usize = 4;
+/// Batches in flight between source and operators, and outputs between operators and sink:
+/// enough that shard readers keep reading while the operators work (4 measured 0.75x of a bare
+/// GetRecords loop draining 8 shards, 16 measured 0.86x), few enough to hold memory flat.
+const CHANNEL_BATCHES: usize = 16;
 
 /// How the pipeline runs.
 #[derive(Clone, Debug)]
