@@ -13,7 +13,7 @@
 //!
 //! `scripts/with-emulators cargo bench --profile dev -p weir --bench kinesis`
 //! (`WEIR_BENCH_RECORDS`, default 200,000; `WEIR_BENCH_ROUNDS`, default 3;
-//! `WEIR_BENCH_LATENCY_SECS`, default 20; `WEIR_BENCH_ONLY=drain` for the first figure alone).
+//! `WEIR_BENCH_LATENCY_SECS`, default 20; `WEIR_BENCH_ONLY=drain` or `steady` for one part alone).
 //! Prints a Markdown table.
 
 use std::sync::Arc;
@@ -52,6 +52,14 @@ fn main() {
     let engine = OperatorEngine::new(Limits::default(), None).expect("engine");
     let loaded = engine.load(Artifact::embedded_default(), &[]).expect("operator");
 
+    let only = std::env::var("WEIR_BENCH_ONLY").unwrap_or_default();
+    if only == "steady" {
+        let cache = tempfile::tempdir().expect("cache dir");
+        let steady = steady_state(&rt, &client, cache.path(), 5_000, latency_secs);
+        let (p50, p99, samples) = percentiles(&steady.metrics);
+        println!("steady: p50 {p50}, p99 {p99} over {samples}; peak RSS {:.1} MB", steady.peak_rss as f64 / 1e6);
+        return;
+    }
     let trades = rt.block_on(create(&client, "bench-trades", SHARDS));
     let fill_started = Instant::now();
     rt.block_on(produce(&client, &trades, records, None));
@@ -64,7 +72,7 @@ fn main() {
         eprintln!("round {round}: bare {:.2} s, weir {:.2} s", bare[round as usize], weir[round as usize]);
     }
     let (bare_s, weir_s) = (median(bare), median(weir));
-    if std::env::var("WEIR_BENCH_ONLY").as_deref() == Ok("drain") {
+    if only == "drain" {
         println!("weir / bare loop (speed): {:.2}x", bare_s / weir_s);
         return;
     }

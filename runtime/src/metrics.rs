@@ -41,6 +41,8 @@ pub struct ShardMetrics {
     pub read_throttles: Counter,
     /// Reads retried after a transient failure (throttles included).
     pub read_retries: Counter,
+    /// Expired shard iterators replaced (after the last sequence number read).
+    pub iterator_renewals: Counter,
 }
 
 /// The runtime's metrics.
@@ -54,6 +56,7 @@ pub struct Metrics {
     millis_behind_latest: Family<ShardLabel, Gauge>,
     read_throttles: Family<ShardLabel, Counter>,
     read_retries: Family<ShardLabel, Counter>,
+    iterator_renewals: Family<ShardLabel, Counter>,
     /// `weir_batches_total`: operator calls with records.
     pub batches: Counter,
     /// `weir_shards_reading`: shards with an operator now.
@@ -106,6 +109,7 @@ impl Default for Metrics {
         let millis_behind_latest = Family::default();
         let read_throttles = Family::default();
         let read_retries = Family::default();
+        let iterator_renewals = Family::default();
         let batches = Counter::default();
         let shards_reading = Gauge::default();
         let reshards = Counter::default();
@@ -141,6 +145,11 @@ impl Default for Metrics {
             "GetRecords calls retried after a transient failure",
             read_retries.clone(),
         );
+        registry.register(
+            "weir_iterator_renewals",
+            "Expired shard iterators replaced after the last sequence number read",
+            iterator_renewals.clone(),
+        );
         registry.register("weir_batches", "Operator calls with records", batches.clone());
         registry.register("weir_shards_reading", "Shards with an operator instance", shards_reading.clone());
         registry.register(
@@ -158,6 +167,7 @@ impl Default for Metrics {
             millis_behind_latest,
             read_throttles,
             read_retries,
+            iterator_renewals,
             batches,
             shards_reading,
             reshards,
@@ -201,6 +211,7 @@ impl Metrics {
             millis_behind_latest: self.millis_behind_latest.get_or_create(&label).clone(),
             read_throttles: self.read_throttles.get_or_create(&label).clone(),
             read_retries: self.read_retries.get_or_create(&label).clone(),
+            iterator_renewals: self.iterator_renewals.get_or_create(&label).clone(),
         }
     }
 

@@ -386,3 +386,29 @@ fn a_bad_start_position_or_a_missing_stream_is_refused_before_anything_runs() {
     );
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
 }
+
+#[test]
+fn expired_iterators_are_renewed_without_losing_or_repeating_a_record() {
+    // Iterators here expire after 1 s; weir waits 1.5 s after an empty read, so every idle
+    // poll needs a new iterator, taken after the last sequence number read.
+    let endpoint = short_ttl_endpoint();
+    let trades = create_stream_at(&endpoint, "renewed", 1);
+    let results = create_stream_at(&endpoint, "renewed-max", 1);
+    let mut input = produce(&endpoint, &trades, 2_000, 20, T0);
+    let extra = ["--until-idle", "8s", "--poll-interval", "1500ms", "--metrics-addr", "127.0.0.1:0"];
+    let mut weir = Running::start(&endpoint, &run_args(&trades, "trim-horizon", &results, &extra));
+    let addr = metrics_addr(&mut weir);
+    let renewals = "weir_iterator_renewals_total{shard=\"shardId-000000000000\"}";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while series(&scrape(&addr), renewals).unwrap_or(0.0) < 1.0 {
+        assert!(Instant::now() < deadline, "no iterator renewed:\n{}", weir.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    input.extend(produce(&endpoint, &trades, 2_000, 20, T0 + 2_000));
+    let (status, log) = weir.wait(Duration::from_secs(60));
+    assert!(status.success(), "{log}");
+    assert_same_results(
+        &by_key(&tail_at(&endpoint, &results, &[])),
+        &native_by_key_with(&input, &[OUT_OF_ORDERNESS]),
+    );
+}

@@ -226,6 +226,7 @@ impl ReaderTask {
             let stats = self.reader.stats();
             self.metrics.read_throttles.inc_by(stats.throttles - seen.throttles);
             self.metrics.read_retries.inc_by(stats.retries - seen.retries);
+            self.metrics.iterator_renewals.inc_by(stats.renewals - seen.renewals);
             seen = stats;
             if let Some(behind) = reply.millis_behind_latest {
                 self.metrics.millis_behind_latest.set(behind);

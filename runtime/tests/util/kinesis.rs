@@ -18,6 +18,11 @@ pub fn throttled_endpoint() -> String {
     env_endpoint("WEIR_TEST_THROTTLED_KINESIS", "a throttling Kinesis emulator")
 }
 
+/// ferrokinesis whose shard iterators expire after 1 s.
+pub fn short_ttl_endpoint() -> String {
+    env_endpoint("WEIR_TEST_SHORT_TTL_KINESIS", "a Kinesis emulator with short-lived iterators")
+}
+
 /// kinesis-local, the second, independent implementation.
 pub fn kinesis_local_endpoint() -> String {
     env_endpoint("WEIR_TEST_KINESIS_LOCAL", "kinesis-local")
