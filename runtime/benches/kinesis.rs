@@ -57,7 +57,10 @@ fn main() {
         let cache = tempfile::tempdir().expect("cache dir");
         let steady = steady_state(&rt, &client, cache.path(), 5_000, latency_secs);
         let (p50, p99, samples) = percentiles(&steady.metrics);
-        println!("steady: p50 {p50}, p99 {p99} over {samples}; peak RSS {:.1} MB", steady.peak_rss as f64 / 1e6);
+        println!(
+            "steady: p50 {p50}, p99 {p99} over {samples}; peak RSS {:.1} MB",
+            steady.peak_rss as f64 / 1e6
+        );
         return;
     }
     let trades = rt.block_on(create(&client, "bench-trades", SHARDS));
