@@ -298,27 +298,26 @@ impl ShardReader {
             self.ended = self.iterator.is_none();
             let reply =
                 Reply { records, millis_behind_latest: reply.millis_behind_latest, ended: self.ended };
-            self.pace(&reply);
+            let wait = self.pace(&reply);
+            self.next_call = (!wait.is_zero()).then(|| tokio::time::Instant::now() + wait);
             return Ok(reply);
         }
     }
 
-    /// When the next call may go: at once while behind, later while empty.
-    fn pace(&mut self, reply: &Reply) {
+    /// How long to wait before the next call: nothing while behind, longer while empty.
+    fn pace(&mut self, reply: &Reply) -> Duration {
         if !reply.records.is_empty() && reply.millis_behind_latest.unwrap_or(0) > 0 {
             self.empty_replies = 0;
-            return;
+            return Duration::ZERO;
         }
         if reply.records.is_empty() {
             self.empty_replies = self.empty_replies.saturating_add(1);
         } else {
             self.empty_replies = 0;
         }
-        let wait = self
-            .poll_interval
+        self.poll_interval
             .saturating_mul(1 << self.empty_replies.saturating_sub(1).min(8))
-            .min(MAX_IDLE_WAIT.max(self.poll_interval));
-        self.next_call = Some(tokio::time::Instant::now() + wait);
+            .min(MAX_IDLE_WAIT.max(self.poll_interval))
     }
 
     async fn new_iterator(&mut self) -> Result<String, KinesisError> {
@@ -385,6 +384,44 @@ mod tests {
         assert!(err.contains("RFC 3339"), "{err}");
         let err = "oldest".parse::<StartPosition>().unwrap_err();
         assert!(err.contains("trim-horizon"), "{err}");
+    }
+
+    fn reader(poll: Duration) -> ShardReader {
+        let config = aws_sdk_kinesis::Config::builder().behavior_version_latest().build();
+        let client = Client::from_conf(config);
+        ShardReader::new(
+            client,
+            Stream("s".into()),
+            "here".into(),
+            "shard".into(),
+            StartPosition::Latest,
+            poll,
+        )
+    }
+
+    fn wait_after(reader: &mut ShardReader, records: usize, behind: i64) -> Duration {
+        let record = Record::builder()
+            .sequence_number("1")
+            .data(aws_sdk_kinesis::primitives::Blob::new("x"))
+            .partition_key("k")
+            .build()
+            .unwrap();
+        let reply =
+            Reply { records: vec![record; records], millis_behind_latest: Some(behind), ended: false };
+        reader.pace(&reply)
+    }
+
+    #[test]
+    fn a_shard_behind_is_read_at_once_and_an_empty_one_ever_more_slowly_up_to_a_second() {
+        let ms = Duration::from_millis;
+        let mut r = reader(ms(200));
+        assert_eq!(wait_after(&mut r, 10, 5_000), Duration::ZERO, "behind: at once");
+        assert_eq!(wait_after(&mut r, 10, 0), ms(200), "caught up with records: the poll interval");
+        let waits: Vec<Duration> = (0..5).map(|_| wait_after(&mut r, 0, 0)).collect();
+        assert_eq!(waits, [ms(200), ms(400), ms(800), ms(1000), ms(1000)]);
+        assert_eq!(wait_after(&mut r, 3, 0), ms(200), "records again: back to the interval");
+        let mut slow = reader(ms(1500));
+        assert_eq!(wait_after(&mut slow, 0, 0), ms(1500), "an interval above the cap is kept");
     }
 
     #[test]
