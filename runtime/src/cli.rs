@@ -36,6 +36,59 @@ pub enum Command {
     /// sequence number, partition key, arrival time and data (as text when it is UTF-8, else
     /// as `data_base64`): what `aws kinesis get-records | base64 --decode` scripts do.
     Tail(TailArgs),
+    /// Deploy an operator to S3, as a build pipeline would: check the component (contract
+    /// version, instantiate, init with the settings), store it under its sha256
+    /// (`PREFIX/<sha256>.wasm`), then point `PREFIX/current.json` at it with a conditional
+    /// write, so two concurrent deploys cannot overwrite each other. `weir run --operator
+    /// s3://BUCKET/PREFIX` runs what the manifest names.
+    ///
+    /// `weir deploy OPERATOR.wasm s3://BUCKET/PREFIX [--set KEY=VALUE]...`;
+    /// `weir deploy --rollback s3://BUCKET/PREFIX` points the manifest back to the previous
+    /// deployment.
+    Deploy(DeployArgs),
+    /// Operators deployed to S3.
+    Operators(OperatorsArgs),
+}
+
+/// Arguments of `weir deploy`.
+#[derive(Args, Debug)]
+pub struct DeployArgs {
+    /// The component to deploy, then where: `OPERATOR.wasm s3://BUCKET/PREFIX`; with
+    /// --rollback, only `s3://BUCKET/PREFIX`.
+    #[arg(value_name = "[OPERATOR.wasm] s3://BUCKET/PREFIX", num_args = 1..=2, required = true)]
+    pub args: Vec<String>,
+    /// Point the manifest back to the deployment before the current one (its component and
+    /// settings), instead of deploying a new component.
+    #[arg(long)]
+    pub rollback: bool,
+    /// An operator setting stored in the manifest and passed to `init` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_setting, conflicts_with = "rollback")]
+    pub settings: Vec<(String, String)>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[command(flatten)]
+    pub host: HostArgs,
+}
+
+/// Arguments of `weir operators`.
+#[derive(Args, Debug)]
+pub struct OperatorsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: OperatorsCommand,
+}
+
+/// `weir operators` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum OperatorsCommand {
+    /// The deployments under `s3://BUCKET/PREFIX`, current first.
+    List {
+        /// Where the operators are deployed.
+        #[arg(value_name = "s3://BUCKET/PREFIX")]
+        location: Location,
+        #[command(flatten)]
+        aws: AwsArgs,
+    },
 }
 
 /// Arguments of `weir tail`.
@@ -96,7 +149,9 @@ pub struct RunArgs {
     #[arg(long, default_value = "-", value_name = "LOCATION")]
     pub sink: Location,
 
-    /// The operator: a `.wasm` component file, or `builtin:sliding-window-max` (the default,
+    /// The operator: a `.wasm` component file, `s3://BUCKET/PREFIX` (what `weir deploy` put
+    /// there: the manifest's component, checked against its sha256, with the manifest's
+    /// settings, which --set overrides), or `builtin:sliding-window-max` (the default,
     /// embedded in weir).
     #[arg(long, default_value = "builtin:sliding-window-max", value_name = "LOCATION")]
     pub operator: Location,
@@ -212,12 +267,15 @@ pub struct HostArgs {
 /// Arguments of `weir check`.
 #[derive(Args, Debug)]
 pub struct CheckArgs {
-    /// The operator component (a `.wasm` file, or `builtin:sliding-window-max`).
+    /// The operator component (a `.wasm` file, `s3://BUCKET/PREFIX` or
+    /// `builtin:sliding-window-max`).
     #[arg(value_name = "LOCATION")]
     pub operator: Location,
     /// An operator setting, repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_setting)]
     pub settings: Vec<(String, String)>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
     #[command(flatten)]
     pub host: HostArgs,
 }

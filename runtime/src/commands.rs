@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::artifact::Artifact;
 use crate::artifact::cache::{CacheOutcome, CompiledCache};
+use crate::artifact::store::{OperatorStore, StoreError};
 use crate::cli::{CheckArgs, HostArgs, RunArgs};
 use crate::location::Location;
 use crate::metrics::Metrics;
@@ -20,8 +21,22 @@ use weir_kinesis::{Stream, aws};
 /// The operators embedded in weir, by `builtin:` name.
 pub const BUILTIN_OPERATORS: &[&str] = &["sliding-window-max"];
 
-/// Resolve an operator location to its bytes.
-pub fn resolve_operator(location: &Location) -> Result<Artifact> {
+/// Resolve an operator location to its bytes, and the settings stored with it (a deployment's).
+pub async fn resolve_operator(location: &Location, region: Option<&str>) -> Result<(Artifact, Settings)> {
+    match location {
+        Location::S3 { bucket, key } => {
+            let store = OperatorStore::connect(bucket, key, region).await;
+            let (manifest, _) =
+                store.manifest().await?.ok_or_else(|| StoreError::NothingDeployed(store.location()))?;
+            let artifact = store.component(&manifest.current.digest).await?;
+            Ok((artifact, manifest.current.settings.into_iter().collect()))
+        }
+        other => Ok((resolve_local_operator(other)?, Vec::new())),
+    }
+}
+
+/// Resolve a file or built-in operator location to its bytes.
+pub fn resolve_local_operator(location: &Location) -> Result<Artifact> {
     match location {
         Location::File(path) => Ok(Artifact::from_file(path)?),
         Location::Builtin(name) if name == "sliding-window-max" => Ok(Artifact::embedded_default()),
@@ -32,12 +47,24 @@ pub fn resolve_operator(location: &Location) -> Result<Artifact> {
             )
         }
         other => bail!(
-            "operator location {other} is not supported yet: give a .wasm file or builtin:sliding-window-max"
+            "operator location {other} is not supported: give a .wasm file, s3://BUCKET/PREFIX or builtin:sliding-window-max"
         ),
     }
 }
 
-fn engine(host: &HostArgs) -> Result<OperatorEngine> {
+/// Operator settings as `(key, value)` pairs, in the order given.
+pub type Settings = Vec<(String, String)>;
+
+/// `stored` with `overrides` applied: a key given in both takes the override's value.
+fn merge_settings(stored: Settings, overrides: &[(String, String)]) -> Settings {
+    let mut merged: Settings =
+        stored.into_iter().filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k)).collect();
+    merged.extend(overrides.iter().cloned());
+    merged
+}
+
+/// The engine `host` asks for.
+pub fn engine(host: &HostArgs) -> Result<OperatorEngine> {
     let limits = Limits { max_memory_bytes: host.max_memory_mib << 20, max_call_time: host.max_call_time.0 };
     let cache = if host.no_cache {
         None
@@ -47,9 +74,15 @@ fn engine(host: &HostArgs) -> Result<OperatorEngine> {
     Ok(OperatorEngine::new(limits, cache)?)
 }
 
-fn load(location: &Location, settings: &[(String, String)], host: &HostArgs) -> Result<LoadedOperator> {
-    let artifact = resolve_operator(location)?;
-    let loaded = engine(host)?.load(artifact, settings)?;
+async fn load(
+    location: &Location,
+    settings: &[(String, String)],
+    host: &HostArgs,
+    region: Option<&str>,
+) -> Result<LoadedOperator> {
+    let (artifact, stored) = resolve_operator(location, region).await?;
+    let settings = merge_settings(stored, settings);
+    let loaded = engine(host)?.load(artifact, &settings)?;
     let cache = match loaded.cache_outcome() {
         CacheOutcome::Hit => "loaded from the compiled cache",
         CacheOutcome::Compiled => "compiled and cached",
@@ -67,8 +100,8 @@ fn load(location: &Location, settings: &[(String, String)], host: &HostArgs) -> 
 }
 
 /// `weir check`.
-pub fn check(args: CheckArgs) -> Result<()> {
-    let loaded = load(&args.operator, &args.settings, &args.host)?;
+pub async fn check(args: CheckArgs) -> Result<()> {
+    let loaded = load(&args.operator, &args.settings, &args.host, args.aws.region.as_deref()).await?;
     println!(
         "{}: operator {} {}, contract {}, sha256 {}",
         loaded.artifact().origin,
@@ -83,7 +116,7 @@ pub fn check(args: CheckArgs) -> Result<()> {
 /// `weir run`. Returns how the run ended.
 pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()>) -> Result<Ending> {
     let batch_size = args.batch_size as usize;
-    let loaded = load(&args.operator, &args.settings, &args.host)?;
+    let loaded = load(&args.operator, &args.settings, &args.host, args.aws.region.as_deref()).await?;
     let metrics = Arc::new(Metrics::default());
     let mut kinesis = KinesisClient::default();
     let source = match &args.source {
@@ -173,5 +206,17 @@ impl KinesisClient {
         let made = (aws_sdk_kinesis::Client::new(&config), aws::kinesis_endpoint(&config));
         self.0 = Some(made.clone());
         made
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_settings_override_stored_ones() {
+        let stored = vec![("window".into(), "60s".into()), ("slide".into(), "10s".into())];
+        let merged = merge_settings(stored, &[("slide".into(), "5s".into())]);
+        assert_eq!(merged, [("window".into(), "60s".into()), ("slide".into(), "5s".into())]);
     }
 }

@@ -8,16 +8,18 @@
 //! Layout:
 //! - [`cli`]: the command line as typed; [`commands`]: what each subcommand builds and runs;
 //! - [`location`]: `kinesis://`, `s3://`, file and `-` locations;
-//! - [`source`]: `file` (files and stdin), `generator` (built-in trades);
+//! - [`source`]: `file` (files and stdin), `generator` (built-in trades), `kinesis`;
 //! - [`operator`]: the wasmtime host (`engine`, `instance`, `limits`, `runner`);
-//! - [`artifact`]: component bytes and digests, the embedded default, the compiled cache;
+//! - [`artifact`]: component bytes and digests, the embedded default, the compiled cache, the
+//!   S3 store of deployed operators; [`deploy`]: `weir deploy`, `weir operators list`;
 //! - [`sink`]: `file` (files and stdout), `kinesis`, `dead_letter`;
-//! - [`pipeline`]: the loop; [`metrics`]: counters;
+//! - [`pipeline`]: the loop and the per-shard operators; [`metrics`]: Prometheus metrics;
 //! - [`tail`]: `weir tail` (AWS configuration and the Kinesis sink live in `weir-kinesis`).
 
 pub mod artifact;
 pub mod cli;
 pub mod commands;
+pub mod deploy;
 pub mod location;
 pub mod metrics;
 pub mod operator;

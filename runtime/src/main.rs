@@ -15,11 +15,10 @@ fn main() -> ExitCode {
         .with_target(false)
         .init();
     let result = match cli.command {
-        Command::Check(args) => weir::commands::check(args).map(|()| ExitCode::SUCCESS),
-        Command::Tail(args) => tokio::runtime::Runtime::new()
-            .map_err(anyhow::Error::from)
-            .and_then(|rt| rt.block_on(weir::tail::tail(args)))
-            .map(|()| ExitCode::SUCCESS),
+        Command::Check(args) => block_on(weir::commands::check(args)),
+        Command::Tail(args) => block_on(weir::tail::tail(args)),
+        Command::Deploy(args) => block_on(weir::deploy::deploy(args)),
+        Command::Operators(args) => block_on(weir::deploy::operators(args)),
         Command::Run(args) => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(weir::commands::run(*args, ctrl_c())))
@@ -45,6 +44,12 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Run a command that ends with `Ok(())` on success.
+fn block_on(command: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(command).map(|()| ExitCode::SUCCESS)
 }
 
 async fn ctrl_c() {

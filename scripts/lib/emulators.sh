@@ -9,6 +9,8 @@ ferrokinesis_version=0.7.0
 ferrokinesis="$tools/bin/ferrokinesis"
 kinesis_local_version=0.6.2
 kinesis_local="$tools/npm/node_modules/kinesis-local"
+moto_version=5.2.5
+moto="$tools/moto-$moto_version"
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -41,6 +43,23 @@ install_kinesis_local() {
     mkdir -p "$tools/npm"
     npm install --prefix "$tools/npm" --no-audit --no-fund --silent "kinesis-local@$kinesis_local_version" >&2
   fi
+}
+
+install_moto() {
+  if [[ ! -x "$moto/bin/moto_server" ]]; then
+    echo "installing moto $moto_version (S3) into $moto (once; about a minute)" >&2
+    rm -rf "$moto"
+    python3 -m venv "$moto"
+    "$moto/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$moto_version" >&2
+  fi
+}
+
+# Start moto_server (S3) on port $1; log to $2. Sets $started_pid.
+start_moto() {
+  local port=$1 log=$2
+  "$moto/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  started_pid=$!
+  wait_for_port "$port" 60 moto_server "$log"
 }
 
 # Start ferrokinesis on port $1 with extra arguments $3...; log to $2. Sets $started_pid.

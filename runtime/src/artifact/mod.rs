@@ -2,9 +2,10 @@
 //! compiled cache keyed by that digest lives in [`cache`].
 //!
 //! Locations resolved here: a file path, or the built-in default operator embedded in the
-//! binary. (`s3://` locations come with deployments.)
+//! binary; operators deployed to S3 are in [`store`].
 
 pub mod cache;
+pub mod store;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
