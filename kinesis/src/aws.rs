@@ -3,8 +3,6 @@
 //! `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_KINESIS` (so one binary serves AWS and emulators), and
 //! SDK errors turned into one line that names the stream or endpoint and the fix.
 
-use std::error::Error as _;
-
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_kinesis::error::SdkError;
 
@@ -51,13 +49,9 @@ pub fn kinesis_endpoint(config: &SdkConfig) -> String {
         })
 }
 
-/// One line saying what went wrong with a request about `stream`, and what to do.
-pub fn explain<E, R>(error: &SdkError<E, R>, stream: &Stream, endpoint: &str) -> String
-where
-    E: aws_sdk_kinesis::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    // The whole chain of causes, where credential and connection problems are named.
+/// An error and its causes on one line, `: `-separated: the SDK names credential and
+/// connection problems only in the causes.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut chain = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -65,6 +59,17 @@ where
         chain.push_str(&cause.to_string());
         source = cause.source();
     }
+    chain
+}
+
+/// One line saying what went wrong with a request about `stream`, and what to do.
+pub fn explain<E, R>(error: &SdkError<E, R>, stream: &Stream, endpoint: &str) -> String
+where
+    E: aws_sdk_kinesis::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    // The whole chain of causes, where credential and connection problems are named.
+    let chain = error_chain(error);
     if let SdkError::ServiceError(service) = error {
         let e = service.err();
         return match e.code() {

@@ -170,11 +170,7 @@ impl OperatorStore {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
             Err(e) => return Err(self.explain(&e, &key)),
         };
-        let etag = reply.e_tag().unwrap_or_default().to_string();
-        let bytes = reply.body.collect().await.map_err(|e| self.read_error(&key, e))?.into_bytes();
-        let manifest = serde_json::from_slice(&bytes)
-            .map_err(|e| StoreError::BadManifest { location: self.location(), reason: e.to_string() })?;
-        Ok(Some((manifest, etag)))
+        self.read_manifest(&key, reply).await.map(Some)
     }
 
     /// Like [`OperatorStore::manifest`], but None when its ETag is still `etag` (a conditional
@@ -182,15 +178,7 @@ impl OperatorStore {
     pub async fn manifest_if_changed(&self, etag: &str) -> Result<Option<(Manifest, String)>, StoreError> {
         let key = self.key(MANIFEST);
         match self.client.get_object().bucket(&self.bucket).key(&key).if_none_match(etag).send().await {
-            Ok(reply) => {
-                let etag = reply.e_tag().unwrap_or_default().to_string();
-                let bytes = reply.body.collect().await.map_err(|e| self.read_error(&key, e))?.into_bytes();
-                let manifest = serde_json::from_slice(&bytes).map_err(|e| StoreError::BadManifest {
-                    location: self.location(),
-                    reason: e.to_string(),
-                })?;
-                Ok(Some((manifest, etag)))
-            }
+            Ok(reply) => self.read_manifest(&key, reply).await.map(Some),
             Err(e) if status(&e) == Some(304) => Ok(None),
             Err(e) => Err(self.explain(&e, &key)),
         }
@@ -265,6 +253,18 @@ impl OperatorStore {
         }
     }
 
+    async fn read_manifest(
+        &self,
+        key: &str,
+        reply: aws_sdk_s3::operation::get_object::GetObjectOutput,
+    ) -> Result<(Manifest, String), StoreError> {
+        let etag = reply.e_tag().unwrap_or_default().to_string();
+        let bytes = reply.body.collect().await.map_err(|e| self.read_error(key, e))?.into_bytes();
+        let manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError::BadManifest { location: self.location(), reason: e.to_string() })?;
+        Ok((manifest, etag))
+    }
+
     fn read_error(&self, key: &str, e: impl std::fmt::Display) -> StoreError {
         StoreError::Request(format!("reading s3://{}/{key} from {} failed: {e}", self.bucket, self.endpoint))
     }
@@ -275,16 +275,9 @@ impl OperatorStore {
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug,
     {
-        use std::error::Error as _;
         let object = format!("s3://{}/{key}", self.bucket);
         let endpoint = &self.endpoint;
-        let mut chain = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            chain.push_str(": ");
-            chain.push_str(&cause.to_string());
-            source = cause.source();
-        }
+        let chain = weir_kinesis::aws::error_chain(error);
         let message = match (error.code(), error) {
             (Some("NoSuchBucket"), _) => format!(
                 "bucket {} does not exist at {endpoint}: create it, or check the name and the region (--region, AWS_REGION)",
