@@ -99,7 +99,9 @@ fn a_deployed_operator_runs_from_s3_with_its_stored_settings() {
 
     let mut stored = keys(&rt, &bucket);
     stored.sort();
-    assert_eq!(stored, [format!("operators/max/{digest}.wasm"), "operators/max/current.json".to_string()]);
+    let mut expected = [format!("operators/max/{digest}.wasm"), "operators/max/current.json".to_string()];
+    expected.sort();
+    assert_eq!(stored, expected);
     let m = manifest(&rt, &bucket, "operators/max");
     assert_eq!(m.current.digest, digest);
     assert_eq!(m.current.size, std::fs::metadata(&file).unwrap().len());
