@@ -190,6 +190,9 @@ pub struct RunArgs {
     pub kinesis: KinesisSourceArgs,
 
     #[command(flatten)]
+    pub deployment: DeploymentArgs,
+
+    #[command(flatten)]
     pub generator: GeneratorArgs,
 
     #[command(flatten)]
@@ -197,6 +200,24 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub host: HostArgs,
+}
+
+/// Options of an operator deployed to S3 (`--operator s3://BUCKET/PREFIX`).
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Deployed operator (s3://)")]
+pub struct DeploymentArgs {
+    /// How often to look for a new version (a conditional GET of the manifest). A new one is
+    /// downloaded, verified, compiled and initialised aside, then every shard switches to it at
+    /// a batch boundary, carrying its window state.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub watch_interval: Duration,
+    /// Roll a new version back when it fails more than this many batches ...
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub rollback_after_traps: u32,
+    /// ... within this long after the switch; the failed batches then go to the previous
+    /// version, with the state.
+    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    pub rollback_window: Duration,
 }
 
 /// Options of the Kinesis source.

@@ -3,37 +3,25 @@
 //! refused here, before any record is read.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
 use crate::artifact::Artifact;
 use crate::artifact::cache::{CacheOutcome, CompiledCache};
 use crate::artifact::store::{OperatorStore, StoreError};
+use crate::artifact::watch::Watch;
 use crate::cli::{CheckArgs, HostArgs, RunArgs};
 use crate::location::Location;
 use crate::metrics::Metrics;
 use crate::operator::{Limits, LoadedOperator, OperatorEngine};
-use crate::pipeline::{self, Ending, PipelineOptions};
+use crate::pipeline::{self, Ending, Operators, PipelineOptions, RollbackPolicy};
 use crate::sink::{DeadLetterWriter, FileSink, KinesisSink, Sink};
 use crate::source::{FileSource, GeneratorSource, KinesisSource, KinesisSourceOptions, Source, now_ms};
 use weir_kinesis::{Stream, aws};
 
 /// The operators embedded in weir, by `builtin:` name.
 pub const BUILTIN_OPERATORS: &[&str] = &["sliding-window-max"];
-
-/// Resolve an operator location to its bytes, and the settings stored with it (a deployment's).
-pub async fn resolve_operator(location: &Location, region: Option<&str>) -> Result<(Artifact, Settings)> {
-    match location {
-        Location::S3 { bucket, key } => {
-            let store = OperatorStore::connect(bucket, key, region).await;
-            let (manifest, _) =
-                store.manifest().await?.ok_or_else(|| StoreError::NothingDeployed(store.location()))?;
-            let artifact = store.component(&manifest.current.digest).await?;
-            Ok((artifact, manifest.current.settings.into_iter().collect()))
-        }
-        other => Ok((resolve_local_operator(other)?, Vec::new())),
-    }
-}
 
 /// Resolve a file or built-in operator location to its bytes.
 pub fn resolve_local_operator(location: &Location) -> Result<Artifact> {
@@ -52,17 +40,6 @@ pub fn resolve_local_operator(location: &Location) -> Result<Artifact> {
     }
 }
 
-/// Operator settings as `(key, value)` pairs, in the order given.
-pub type Settings = Vec<(String, String)>;
-
-/// `stored` with `overrides` applied: a key given in both takes the override's value.
-fn merge_settings(stored: Settings, overrides: &[(String, String)]) -> Settings {
-    let mut merged: Settings =
-        stored.into_iter().filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k)).collect();
-    merged.extend(overrides.iter().cloned());
-    merged
-}
-
 /// The engine `host` asks for.
 pub fn engine(host: &HostArgs) -> Result<OperatorEngine> {
     let limits = Limits { max_memory_bytes: host.max_memory_mib << 20, max_call_time: host.max_call_time.0 };
@@ -74,15 +51,29 @@ pub fn engine(host: &HostArgs) -> Result<OperatorEngine> {
     Ok(OperatorEngine::new(limits, cache)?)
 }
 
+/// The operator at `location`; for a deployment in S3 also the watch for its new versions
+/// (looking every `watch_interval`).
 async fn load(
     location: &Location,
     settings: &[(String, String)],
     host: &HostArgs,
     region: Option<&str>,
-) -> Result<LoadedOperator> {
-    let (artifact, stored) = resolve_operator(location, region).await?;
-    let settings = merge_settings(stored, settings);
-    let loaded = engine(host)?.load(artifact, &settings)?;
+    watch_interval: Duration,
+) -> Result<(LoadedOperator, Option<Watch>)> {
+    let engine = engine(host)?;
+    let (loaded, watch) = match location {
+        Location::S3 { bucket, key } => {
+            let store = OperatorStore::connect(bucket, key, region).await;
+            let (manifest, etag) =
+                store.manifest().await?.ok_or_else(|| StoreError::NothingDeployed(store.location()))?;
+            let artifact = store.component(&manifest.current.digest).await?;
+            let loaded = engine.load(artifact, &manifest.current.settings_with(settings))?;
+            let overrides = settings.to_vec();
+            let watch = Watch { store, etag, running: manifest, overrides, engine, interval: watch_interval };
+            (loaded, Some(watch))
+        }
+        other => (engine.load(resolve_local_operator(other)?, settings)?, None),
+    };
     let cache = match loaded.cache_outcome() {
         CacheOutcome::Hit => "loaded from the compiled cache",
         CacheOutcome::Compiled => "compiled and cached",
@@ -96,12 +87,13 @@ async fn load(
         loaded.artifact().digest.short(),
         loaded.load_time().as_secs_f64() * 1e3
     );
-    Ok(loaded)
+    Ok((loaded, watch))
 }
 
 /// `weir check`.
 pub async fn check(args: CheckArgs) -> Result<()> {
-    let loaded = load(&args.operator, &args.settings, &args.host, args.aws.region.as_deref()).await?;
+    let (loaded, _) =
+        load(&args.operator, &args.settings, &args.host, args.aws.region.as_deref(), Duration::MAX).await?;
     println!(
         "{}: operator {} {}, contract {}, sha256 {}",
         loaded.artifact().origin,
@@ -116,8 +108,22 @@ pub async fn check(args: CheckArgs) -> Result<()> {
 /// `weir run`. Returns how the run ended.
 pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()>) -> Result<Ending> {
     let batch_size = args.batch_size as usize;
-    let loaded = load(&args.operator, &args.settings, &args.host, args.aws.region.as_deref()).await?;
+    let region = args.aws.region.as_deref();
+    let (loaded, watch) =
+        load(&args.operator, &args.settings, &args.host, region, args.deployment.watch_interval).await?;
     let metrics = Arc::new(Metrics::default());
+    let operators = match watch {
+        Some(watch) => {
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            tokio::spawn(watch.run(tx, metrics.clone()));
+            let policy = RollbackPolicy {
+                max_traps: args.deployment.rollback_after_traps,
+                window: args.deployment.rollback_window,
+            };
+            Operators::watched(loaded, rx, policy)
+        }
+        None => Operators::from(loaded),
+    };
     let mut kinesis = KinesisClient::default();
     let source = match &args.source {
         Location::Generator => Source::Generator(GeneratorSource {
@@ -175,7 +181,7 @@ pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()>)
         ..PipelineOptions::default()
     };
     let started = std::time::Instant::now();
-    let ending = pipeline::run(source, loaded, sink, dead_letters, metrics.clone(), options, shutdown)
+    let ending = pipeline::run(source, operators, sink, dead_letters, metrics.clone(), options, shutdown)
         .await
         .context("weir run stopped")?;
     let end = metrics.snapshot();
@@ -206,17 +212,5 @@ impl KinesisClient {
         let made = (aws_sdk_kinesis::Client::new(&config), aws::kinesis_endpoint(&config));
         self.0 = Some(made.clone());
         made
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn command_line_settings_override_stored_ones() {
-        let stored = vec![("window".into(), "60s".into()), ("slide".into(), "10s".into())];
-        let merged = merge_settings(stored, &[("slide".into(), "5s".into())]);
-        assert_eq!(merged, [("window".into(), "60s".into()), ("slide".into(), "5s".into())]);
     }
 }

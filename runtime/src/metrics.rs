@@ -14,8 +14,13 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetri
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use weir_kinesis::SinkStats;
+
+/// Buckets of [`Metrics::swap_pause`], in seconds: fine around the 2 ms goal.
+pub const SWAP_PAUSE_BUCKETS: [f64; 12] =
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.01, 0.025, 0.1, 1.0];
 
 /// The label of per-shard series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
@@ -63,6 +68,16 @@ pub struct Metrics {
     pub shards_reading: Gauge,
     /// `weir_reshards_total`: shards ended whose state was handed to their children.
     pub reshards: Counter,
+    /// `weir_operator_swaps_total`: switches to a new operator version (rollbacks included).
+    pub operator_swaps: Counter,
+    /// `weir_operator_rollbacks_total`: switches back after a new version trapped.
+    pub operator_rollbacks: Counter,
+    /// `weir_operator_versions_refused_total`: new versions not switched to (download, digest,
+    /// compile, init or restore failed).
+    pub versions_refused: Counter,
+    /// `weir_swap_pause_seconds`: per shard, from the old instance's snapshot to the new one
+    /// restored.
+    pub swap_pause: Histogram,
     shards: Mutex<BTreeSet<String>>,
     sink: Arc<SinkCollector>,
 }
@@ -113,6 +128,10 @@ impl Default for Metrics {
         let batches = Counter::default();
         let shards_reading = Gauge::default();
         let reshards = Counter::default();
+        let operator_swaps = Counter::default();
+        let operator_rollbacks = Counter::default();
+        let versions_refused = Counter::default();
+        let swap_pause = Histogram::new(SWAP_PAUSE_BUCKETS);
         let sink = Arc::new(SinkCollector::default());
         registry.register("weir_records_in", "Records read, per shard", records_in.clone());
         registry.register(
@@ -157,6 +176,26 @@ impl Default for Metrics {
             "Shards ended whose state went to their children",
             reshards.clone(),
         );
+        registry.register(
+            "weir_operator_swaps",
+            "Switches to a new operator version",
+            operator_swaps.clone(),
+        );
+        registry.register(
+            "weir_operator_rollbacks",
+            "Switches back to the previous version after the new one trapped",
+            operator_rollbacks.clone(),
+        );
+        registry.register(
+            "weir_operator_versions_refused",
+            "New operator versions not switched to",
+            versions_refused.clone(),
+        );
+        registry.register(
+            "weir_swap_pause_seconds",
+            "Per shard, from the old instance's snapshot to the new one restored",
+            swap_pause.clone(),
+        );
         registry.register_collector(Box::new(Arc::clone(&sink)));
         Self {
             registry,
@@ -171,6 +210,10 @@ impl Default for Metrics {
             batches,
             shards_reading,
             reshards,
+            operator_swaps,
+            operator_rollbacks,
+            versions_refused,
+            swap_pause,
             shards: Mutex::default(),
             sink,
         }

@@ -118,3 +118,23 @@ fn check_describes_an_operator() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("operator price-alert 0.1.0, contract weir:operator@0.1.0, sha256 "), "{stdout}");
 }
+
+#[test]
+fn a_record_the_operator_traps_on_is_dead_lettered_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.txt"), "a\nb\nboom\nc\n").unwrap();
+    let out = weir()
+        .current_dir(dir.path())
+        .args(["run", "--source", "in.txt", "--sink", "out.txt", "--dead-letter", "dead.jsonl", "--operator"])
+        .arg(component("test_fixture"))
+        .args(["--set", "trap-on=boom"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let written = std::fs::read_to_string(dir.path().join("out.txt")).unwrap();
+    assert_eq!(written, "a\nb\nc\ncount=3\n");
+    let dead: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap().trim()).unwrap();
+    assert_eq!(dead["data"], "boom");
+    assert!(dead["reason"].as_str().unwrap().contains("told to trap on this record"), "{dead}");
+}

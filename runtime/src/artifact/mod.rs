@@ -2,10 +2,11 @@
 //! compiled cache keyed by that digest lives in [`cache`].
 //!
 //! Locations resolved here: a file path, or the built-in default operator embedded in the
-//! binary; operators deployed to S3 are in [`store`].
+//! binary; operators deployed to S3 are in [`store`], and [`watch`] looks for new versions.
 
 pub mod cache;
 pub mod store;
+pub mod watch;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -44,6 +44,21 @@ pub struct Deployment {
     pub rollback_of: Option<String>,
 }
 
+impl Deployment {
+    /// The settings to initialise with: the stored ones, with `overrides` (the command line's)
+    /// replacing any with the same key.
+    pub fn settings_with(&self, overrides: &[(String, String)]) -> Vec<(String, String)> {
+        let mut merged: Vec<(String, String)> = self
+            .settings
+            .iter()
+            .filter(|(k, _)| !overrides.iter().any(|(o, _)| o == *k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        merged.extend(overrides.iter().cloned());
+        merged
+    }
+}
+
 /// `PREFIX/current.json`: the deployment to run, the one before, and older ones.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -341,6 +356,14 @@ mod tests {
         assert_eq!(manifest.previous.as_deref(), Some("d58"));
         assert_eq!(manifest.history.len(), HISTORY);
         assert_eq!(manifest.history[0].digest, "d58");
+    }
+
+    #[test]
+    fn command_line_settings_override_stored_ones() {
+        let mut d = deployment("a");
+        d.settings = [("window".to_string(), "60s".to_string()), ("slide".into(), "10s".into())].into();
+        let merged = d.settings_with(&[("slide".into(), "5s".into())]);
+        assert_eq!(merged, [("window".into(), "60s".into()), ("slide".into(), "5s".into())]);
     }
 
     #[test]

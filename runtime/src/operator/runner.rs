@@ -132,32 +132,45 @@ impl ShardOperator {
     /// Process `batch`. Its buffers are kept for replay; `batch` comes back empty, ready to be
     /// filled again.
     pub fn process(&mut self, batch: &mut OwnedBatch) -> Result<Processed, RunnerError> {
-        let result = self.instance.process(batch);
-        let processed = match result {
-            Ok(mut output) => {
-                let dead_letters = resolve_rejections(batch, &mut output);
-                Processed { output, dead_letters }
-            }
+        match self.try_process(batch)? {
+            Ok(processed) => Ok(processed),
             Err(error) => {
                 tracing::warn!(
                     shard = %self.shard,
                     operator = %self.loaded.artifact().origin,
-                    "operator {} on a batch of {} records; restarting it from its last snapshot and retrying the records one by one",
+                    "operator {} on a batch of {} records; restarted it from its last snapshot, retrying the records one by one",
                     error, batch.len()
                 );
-                self.recover()?;
                 let processed = self.isolate(batch)?;
                 self.log.clear();
                 self.checkpoint_now()?;
                 self.take_batch(batch);
-                return Ok(processed);
+                Ok(processed)
             }
-        };
-        let taken = self.take_batch(batch);
-        self.log_bytes += taken.bytes.len();
-        self.log.push(Call::Process(taken));
-        self.maybe_checkpoint()?;
-        Ok(processed)
+        }
+    }
+
+    /// Process `batch`, or, when the operator fails on it, restart the instance at its state
+    /// before the batch and hand the failure back with `batch` untouched, so that the caller
+    /// can decide what to do with it (retry record by record, or give it to another version).
+    pub fn try_process(
+        &mut self,
+        batch: &mut OwnedBatch,
+    ) -> Result<Result<Processed, CallError>, RunnerError> {
+        match self.instance.process(batch) {
+            Ok(mut output) => {
+                let dead_letters = resolve_rejections(batch, &mut output);
+                let taken = self.take_batch(batch);
+                self.log_bytes += taken.bytes.len();
+                self.log.push(Call::Process(taken));
+                self.maybe_checkpoint()?;
+                Ok(Ok(Processed { output, dead_letters }))
+            }
+            Err(error) => {
+                self.recover()?;
+                Ok(Err(error))
+            }
+        }
     }
 
     /// Take `batch`'s contents, leaving it empty (with recycled buffers) for the same shard.

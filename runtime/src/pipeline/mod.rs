@@ -7,6 +7,7 @@
 //! bounded, so a slow sink slows the operators, which slows the source: memory stays flat.
 
 pub mod shards;
+pub mod versions;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,10 +17,11 @@ use tokio::sync::mpsc;
 use weir_operator::Output;
 
 use crate::metrics::{Metrics, ShardMetrics};
-use crate::operator::{DEFAULT_SNAPSHOT_EVERY, LoadedOperator, RunnerError};
+use crate::operator::{DEFAULT_SNAPSHOT_EVERY, RunnerError};
 use crate::sink::{DeadLetterWriter, Outgoing, Sink, SinkError};
 use crate::source::{Source, SourceError, SourceEvent, now_ms};
 use shards::Shards;
+pub use versions::{Operators, RollbackPolicy};
 
 /// Batches in flight between source and operators, and outputs between operators and sink:
 /// enough that shard readers keep reading while the operators work (4 measured 0.75x of a bare
@@ -76,11 +78,11 @@ pub enum Ending {
     Stopped,
 }
 
-/// Run `source` through an instance of `operator` per shard into `sink` until the input ends or
-/// `shutdown` resolves.
+/// Run `source` through an instance of the operator per shard into `sink` until the input ends
+/// or `shutdown` resolves, switching versions as `operators` delivers them.
 pub async fn run(
     source: Source,
-    operator: LoadedOperator,
+    operators: impl Into<Operators>,
     sink: Sink,
     mut dead_letters: DeadLetterWriter,
     metrics: Arc<Metrics>,
@@ -91,7 +93,8 @@ pub async fn run(
     let mut source_task = Some(tokio::spawn(source.run(event_tx)));
     let (out_tx, out_rx) = mpsc::channel::<Outgoing>(CHANNEL_BATCHES);
     let sink_task = tokio::spawn(sink.run(out_rx));
-    let mut shards = Shards::new(operator, options.snapshot_every);
+    let mut operators = operators.into();
+    let mut shards = Shards::new(operators.initial(), options.snapshot_every);
 
     let mut ticks = tokio::time::interval(options.tick_interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -108,22 +111,19 @@ pub async fn run(
             () = &mut shutdown => break Ending::Stopped,
             event = events.recv() => match event {
                 Some(SourceEvent::Batch { mut batch, read_at }) => {
-                    let shard = batch.shard_id.clone();
-                    let entry = shards.get_mut(&shard).ok_or(PipelineError::UnknownShard(shard))?;
                     batch.now_ms = now_ms();
                     let records = batch.len() as u64;
-                    let processed = entry.operator.process(&mut batch)?;
-                    entry.count_restarts();
-                    entry.metrics.records_in.inc_by(records);
+                    let (processed, shard) = guest(|| operators.process(&mut shards, &mut batch, &metrics))?;
+                    shard.records_in.inc_by(records);
                     metrics.batches.inc();
                     if !processed.dead_letters.is_empty() {
-                        entry.metrics.dead_letters.inc_by(processed.dead_letters.len() as u64);
+                        shard.dead_letters.inc_by(processed.dead_letters.len() as u64);
                         dead_letters.write(&processed.dead_letters)?;
                     }
-                    vec![(processed.output, entry.metrics.clone(), Some(read_at))]
+                    vec![(processed.output, shard, Some(read_at))]
                 }
                 Some(SourceEvent::Started { shard, parents, hash_range }) => {
-                    let keys = shards.start(&shard, &parents, hash_range, &metrics)?;
+                    let keys = guest(|| shards.start(&shard, &parents, hash_range, &metrics))?;
                     if !parents.is_empty() {
                         tracing::info!("shard {shard} starts with {keys} keys of state from {}", parents.join(", "));
                     }
@@ -131,7 +131,7 @@ pub async fn run(
                     continue;
                 }
                 Some(SourceEvent::Ended { shard }) => {
-                    let keys = shards.end(&shard)?;
+                    let keys = guest(|| shards.end(&shard))?;
                     tracing::info!("shard {shard} ended; {keys} keys of state wait for its children");
                     metrics.reshards.inc();
                     metrics.shards_reading.set(shards.len() as i64);
@@ -142,14 +142,18 @@ pub async fn run(
                     if let Some(task) = source_task.take() {
                         join(task).await??;
                     }
-                    for (output, shard) in shards.finish(now_ms())? {
+                    for (output, shard) in guest(|| shards.finish(now_ms()))? {
                         shard.records_out.inc_by(output.len() as u64);
                         let _ = out_tx.send(output.into()).await;
                     }
                     break Ending::EndOfInput;
                 }
             },
-            _ = ticks.tick() => shards.tick(now_ms())?.into_iter().map(|(o, m)| (o, m, None)).collect(),
+            next = operators.next_version() => {
+                guest(|| operators.switch(&mut shards, next, &metrics));
+                continue;
+            }
+            _ = ticks.tick() => guest(|| shards.tick(now_ms()))?.into_iter().map(|(o, m)| (o, m, None)).collect(),
             _ = stats.tick() => {
                 let now = metrics.snapshot();
                 tracing::info!("{}", now.summary(&last_stats, last_at.elapsed()));
@@ -175,6 +179,13 @@ pub async fn run(
     drop(events);
     join(sink_task).await??;
     Ok(ending)
+}
+
+/// Run operator calls: they may block this thread inside the guest's WASI calls (a guest
+/// writing to stderr, as a panicking one does, goes through wasmtime-wasi's synchronous
+/// bindings, which block on the runtime), so the runtime is told this thread blocks.
+fn guest<T>(calls: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(calls)
 }
 
 async fn join<T>(task: tokio::task::JoinHandle<T>) -> Result<T, PipelineError> {

@@ -8,6 +8,7 @@
 //! removed from the waiting snapshot; instance-wide entries stay for the other children.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use weir_kinesis::HashRange;
 use weir_kinesis::reader::hash_key;
@@ -85,6 +86,35 @@ impl Shards {
         let keys = state.iter().filter(|s| !s.is_instance_wide()).count();
         self.ended.insert(shard.to_string(), state);
         Ok(keys)
+    }
+
+    /// The operator every shard runs.
+    pub fn loaded(&self) -> &LoadedOperator {
+        &self.loaded
+    }
+
+    /// Switch every shard to `next`, carrying each one's state: snapshot the old instance,
+    /// restore into a new one. Every new instance is made before any shard switches, so a
+    /// version that cannot restore the state is never switched to (the error says why).
+    /// Returns the operator replaced and each shard's pause.
+    pub fn swap(&mut self, next: LoadedOperator) -> Result<(LoadedOperator, Vec<Duration>), RunnerError> {
+        let mut replacements = Vec::with_capacity(self.live.len());
+        for (shard, entry) in self.live.iter_mut() {
+            let started = Instant::now();
+            let state = entry.operator.snapshot()?;
+            let operator =
+                ShardOperator::new(next.clone(), shard, state)?.with_snapshot_every(self.snapshot_every);
+            replacements.push((shard.clone(), operator, started.elapsed()));
+        }
+        let mut pauses = Vec::with_capacity(replacements.len());
+        for (shard, operator, pause) in replacements {
+            if let Some(entry) = self.live.get_mut(&shard) {
+                entry.operator = operator;
+                entry.restarts_seen = 0;
+            }
+            pauses.push(pause);
+        }
+        Ok((std::mem::replace(&mut self.loaded, next), pauses))
     }
 
     /// Shards with an operator now.

@@ -1,0 +1,95 @@
+//! Watching a deployment for new versions: every `interval`, a conditional GET of the manifest
+//! (nothing is transferred while its ETag is unchanged). When it names another component or
+//! other settings, the new version is downloaded, checked against its digest, compiled (off the
+//! runtime's threads) and instantiated with its `init` — all before the pipeline hears of it, so
+//! the switch itself only moves state. A version that fails any of this is reported, counted
+//! and not offered; the watch goes on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::store::{Manifest, OperatorStore};
+use crate::metrics::Metrics;
+use crate::operator::{LoadedOperator, OperatorEngine};
+
+/// What is watched.
+pub struct Watch {
+    /// The deployment.
+    pub store: OperatorStore,
+    /// The manifest's ETag when the running version was loaded.
+    pub etag: String,
+    /// The running version's manifest entry (digest and settings).
+    pub running: Manifest,
+    /// Settings given on the command line, which override the manifest's.
+    pub overrides: Vec<(String, String)>,
+    /// Compiles and checks new versions.
+    pub engine: OperatorEngine,
+    /// How often to look.
+    pub interval: Duration,
+}
+
+impl Watch {
+    /// Look every `interval` until the receiver of `versions` is gone.
+    pub async fn run(mut self, versions: mpsc::Sender<LoadedOperator>, metrics: Arc<Metrics>) {
+        let mut ticks = tokio::time::interval(self.interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                () = versions.closed() => return,
+            }
+            let (manifest, etag) = match self.store.manifest_if_changed(&self.etag).await {
+                Ok(Some(changed)) => changed,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!("cannot read {}, will look again: {e}", self.store.location());
+                    continue;
+                }
+            };
+            self.etag = etag;
+            let same = manifest.current.digest == self.running.current.digest
+                && manifest.current.settings == self.running.current.settings;
+            if same {
+                continue;
+            }
+            let digest = manifest.current.digest.clone();
+            match self.prepare(&manifest).await {
+                Ok(loaded) => {
+                    tracing::info!(
+                        "new operator version {} at {}: {} {}, ready to switch",
+                        &digest[..12.min(digest.len())],
+                        self.store.location(),
+                        loaded.name(),
+                        loaded.version()
+                    );
+                    self.running = manifest;
+                    if versions.send(loaded).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    metrics.versions_refused.inc();
+                    tracing::warn!(
+                        "new operator version {} at {} not switched to: {e:#}",
+                        &digest[..12.min(digest.len())],
+                        self.store.location()
+                    );
+                    // Not offered again until the manifest changes.
+                    self.running = manifest;
+                }
+            }
+        }
+    }
+
+    /// Download, verify, compile and initialise the version `manifest` names.
+    async fn prepare(&self, manifest: &Manifest) -> anyhow::Result<LoadedOperator> {
+        let artifact = self.store.component(&manifest.current.digest).await?;
+        let settings = manifest.current.settings_with(&self.overrides);
+        let engine = self.engine.clone();
+        let loaded = tokio::task::spawn_blocking(move || engine.load(artifact, &settings)).await??;
+        Ok(loaded)
+    }
+}
