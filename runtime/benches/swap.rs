@@ -1,0 +1,186 @@
+//! Operator versions: how long a live swap pauses a shard, and how long `weir run` takes from
+//! start to its first processed record with the operator in S3.
+//!
+//! 1. **Swap pause**: one shard holding 1,000 tickers of sliding-window-max state (60 s windows
+//!    sliding by 10 s, half a minute of trades), switched between two versions 400 times; each
+//!    pause is snapshot + instantiate + restore, as `weir run` measures it.
+//! 2. **Cold start**: the `weir` binary with `--operator s3://BUCKET/PREFIX` (moto), from spawn
+//!    to the first record on standard output (the echo fixture, one line on stdin), with the
+//!    compiled cache cold and warm; and for sliding-window-max, spawn to exit on a one-trade
+//!    file (the window is emitted at the end of input).
+//!
+//! `scripts/with-emulators cargo bench --profile dev -p weir --bench swap` (`WEIR_BENCH_ROUNDS`,
+//! default 20 starts per case). Prints a Markdown table.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use weir::artifact::{Artifact, BUILT_OPERATORS_DIR};
+use weir::metrics::Metrics;
+use weir::operator::{Limits, OperatorEngine};
+use weir::pipeline::shards::Shards;
+use weir_kinesis::HashRange;
+use weir_operator::OwnedBatch;
+use weir_producer::{GeneratorConfig, Tickers, TradeGenerator};
+
+const T0: i64 = 1_795_600_800_000;
+
+fn main() {
+    let rounds: usize = std::env::var("WEIR_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let mut pauses = swap_pauses(400);
+    pauses.sort();
+    let at = |q: f64| pauses[((pauses.len() - 1) as f64 * q).round() as usize];
+    println!("| measure | figure |");
+    println!("| --- | --- |");
+    println!(
+        "| swap pause per shard, 1,000 keys of window state, {} swaps: p50 / p99 / max | {:.3} / {:.3} / {:.3} ms |",
+        pauses.len(),
+        ms(at(0.5)),
+        ms(at(0.99)),
+        ms(at(1.0))
+    );
+    if std::env::var("AWS_ENDPOINT_URL_S3").is_err() {
+        eprintln!("AWS_ENDPOINT_URL_S3 is not set: cold starts skipped (run under scripts/with-emulators)");
+        return;
+    }
+    let bucket = create_bucket();
+    for (name, prefix) in [("test_fixture", "fixture"), ("sliding_window_max", "max")] {
+        let file = format!("{BUILT_OPERATORS_DIR}/{name}.wasm");
+        let out =
+            weir().args(["deploy", &file, &format!("s3://{bucket}/{prefix}")]).output().expect("deploy");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let scratch = tempfile::tempdir().expect("scratch");
+    let input = scratch.path().join("one-trade.jsonl");
+    std::fs::write(&input, r#"{"EVENT_TIME": "2026-11-25T10:00:00.123", "TICKER": "AMZN", "PRICE": 42.17}"#)
+        .expect("input");
+    let warm_cache = scratch.path().join("warm-cache");
+    let (fixture, max) = (format!("s3://{bucket}/fixture"), format!("s3://{bucket}/max"));
+    // Warm the shared cache once for each operator.
+    start_to_echo(&fixture, Some(&warm_cache));
+    start_to_exit(&max, &input, Some(&warm_cache));
+    for (case, warm) in [("cache cold", None), ("cache warm", Some(warm_cache.as_path()))] {
+        let echo = median((0..rounds).map(|_| start_to_echo(&fixture, warm)).collect());
+        let max = median((0..rounds).map(|_| start_to_exit(&max, &input, warm)).collect());
+        println!(
+            "| start to first record, echo fixture from S3, {case} (median of {rounds}) | {:.0} ms |",
+            ms(echo)
+        );
+        println!(
+            "| start to exit, sliding-window-max from S3, one trade, {case} (median of {rounds}) | {:.0} ms |",
+            ms(max)
+        );
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Pauses of `swaps` switches of a shard holding 1,000 tickers of state.
+fn swap_pauses(swaps: usize) -> Vec<Duration> {
+    let engine = OperatorEngine::new(Limits::default(), None).expect("engine");
+    let artifact = Artifact::embedded_default();
+    let (a, b) =
+        (engine.load(artifact.clone(), &[]).expect("load"), engine.load(artifact, &[]).expect("load"));
+    let metrics = Metrics::default();
+    let mut shards = Shards::new(a, 64);
+    shards.start("shard-0", &[], HashRange::ALL, &metrics).expect("start");
+    let config =
+        GeneratorConfig { tickers: Tickers::Synthetic(1_000), seed: 3, start_time_ms: T0, step_ms: 1 };
+    let mut generator = TradeGenerator::new(&config).expect("generator");
+    let mut line = Vec::new();
+    for _ in 0..30 {
+        let mut batch = OwnedBatch::new("shard-0");
+        for _ in 0..1_000 {
+            line.clear();
+            let ticker = generator.write_next(&mut line).to_string();
+            batch.push(&ticker, &line, 0);
+        }
+        shards.get_mut("shard-0").expect("shard").operator.process(&mut batch).expect("process");
+    }
+    let keys = shards.get_mut("shard-0").expect("shard").operator.snapshot().expect("snapshot").len() - 1;
+    assert_eq!(keys, 1_000, "every ticker holds state");
+    let mut next = b;
+    let mut pauses = Vec::with_capacity(swaps);
+    for _ in 0..swaps {
+        let (previous, shard_pauses) = shards.swap(next).expect("swap");
+        pauses.extend(shard_pauses);
+        next = previous;
+    }
+    pauses
+}
+
+fn weir() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+    cmd.env("WEIR_LOG", "warn");
+    cmd
+}
+
+fn create_bucket() -> String {
+    let name = format!("bench-swap-{}", std::process::id());
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let config = weir_kinesis::aws::config(None).await;
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build(),
+        );
+        s3.create_bucket().bucket(&name).send().await.expect("bucket");
+    });
+    name
+}
+
+/// Where a start keeps compiled operators: `warm` when given (shared by every warm start,
+/// so all but the first find the operator compiled), else a fresh, empty folder.
+fn cache_dir(warm: Option<&std::path::Path>) -> (Option<tempfile::TempDir>, std::path::PathBuf) {
+    match warm {
+        Some(path) => (None, path.to_path_buf()),
+        None => {
+            let fresh = tempfile::tempdir().expect("cache");
+            let path = fresh.path().to_path_buf();
+            (Some(fresh), path)
+        }
+    }
+}
+
+fn start_to_echo(operator: &str, warm: Option<&std::path::Path>) -> Duration {
+    let (_fresh, cache) = cache_dir(warm);
+    let started = Instant::now();
+    let mut child = weir()
+        .env("WEIR_CACHE_DIR", &cache)
+        .args(["run", "--operator", operator, "--source", "-", "--sink", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("weir");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"hello\n").expect("write");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("read");
+    let took = started.elapsed();
+    assert_eq!(first, "hello\n");
+    drop(stdin);
+    child.wait().expect("wait");
+    took
+}
+
+fn start_to_exit(operator: &str, input: &std::path::Path, warm: Option<&std::path::Path>) -> Duration {
+    let (_fresh, cache) = cache_dir(warm);
+    let started = Instant::now();
+    let out = weir()
+        .env("WEIR_CACHE_DIR", &cache)
+        .args(["run", "--operator", operator, "--source"])
+        .arg(input)
+        .args(["--sink", "-"])
+        .output()
+        .expect("weir");
+    let took = started.elapsed();
+    assert!(out.status.success() && !out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    took
+}
