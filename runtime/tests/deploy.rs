@@ -6,33 +6,11 @@ mod util;
 use std::path::Path;
 use std::process::Output;
 
-use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use util::kinesis::runtime;
+use util::s3::{bucket, client, s3_endpoint};
 use util::*;
 use weir::artifact::store::{Manifest, OperatorStore, StoreError};
-
-fn s3_endpoint() -> String {
-    std::env::var("AWS_ENDPOINT_URL_S3").unwrap_or_else(|_| {
-        panic!("AWS_ENDPOINT_URL_S3 is not set: run these tests through scripts/test or scripts/with-emulators, which start moto_server")
-    })
-}
-
-fn client(rt: &tokio::runtime::Runtime) -> Client {
-    let _ = s3_endpoint();
-    rt.block_on(async {
-        let config = weir_kinesis::aws::config(None).await;
-        Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build())
-    })
-}
-
-/// A new bucket with a name unique to this test.
-fn bucket(rt: &tokio::runtime::Runtime, prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    let name = format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_007);
-    rt.block_on(client(rt).create_bucket().bucket(&name).send()).unwrap();
-    name
-}
 
 fn keys(rt: &tokio::runtime::Runtime, bucket: &str) -> Vec<String> {
     let listed = rt.block_on(client(rt).list_objects_v2().bucket(bucket).send()).unwrap();

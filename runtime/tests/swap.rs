@@ -11,27 +11,12 @@ use std::process::{Child, ChildStdin, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use util::s3::{bucket, s3_endpoint};
 use util::*;
-
-fn s3_endpoint() -> String {
-    std::env::var("AWS_ENDPOINT_URL_S3").unwrap_or_else(|_| {
-        panic!("AWS_ENDPOINT_URL_S3 is not set: run these tests through scripts/test or scripts/with-emulators, which start moto_server")
-    })
-}
 
 /// A deployment target in a new bucket.
 fn target(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    let bucket = format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_007);
-    let rt = util::kinesis::runtime();
-    rt.block_on(async {
-        let config = weir_kinesis::aws::config(None).await;
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build(),
-        );
-        s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    });
-    format!("s3://{bucket}/operator")
+    format!("s3://{}/operator", bucket(&util::kinesis::runtime(), prefix))
 }
 
 fn deploy(file: &Path, target: &str, settings: &[&str]) {
