@@ -79,7 +79,8 @@ pub enum Ending {
 }
 
 /// Run `source` through an instance of the operator per shard into `sink` until the input ends
-/// or `shutdown` resolves, switching versions as `operators` delivers them.
+/// or `shutdown` resolves, switching versions as `operators` delivers them. Needs tokio's
+/// multi-threaded runtime: operator calls run in `block_in_place`.
 pub async fn run(
     source: Source,
     operators: impl Into<Operators>,
