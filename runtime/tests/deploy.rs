@@ -8,7 +8,7 @@ use std::process::Output;
 
 use aws_sdk_s3::primitives::ByteStream;
 use util::kinesis::runtime;
-use util::s3::{bucket, client, s3_endpoint};
+use util::s3::{bucket, client, deploy, s3_endpoint};
 use util::*;
 use weir::artifact::store::{Manifest, OperatorStore, StoreError};
 
@@ -27,12 +27,6 @@ fn manifest(rt: &tokio::runtime::Runtime, bucket: &str, prefix: &str) -> Manifes
 
 fn weir_s3(args: &[&str]) -> Output {
     weir().env("AWS_ENDPOINT_URL_S3", s3_endpoint()).args(args).output().unwrap()
-}
-
-fn deploy(file: &Path, target: &str, extra: &[&str]) -> Output {
-    let mut args = vec!["deploy", file.to_str().unwrap(), target];
-    args.extend(extra);
-    weir_s3(&args)
 }
 
 fn ok(out: &Output) -> String {

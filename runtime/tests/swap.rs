@@ -20,12 +20,8 @@ fn target(prefix: &str) -> String {
 }
 
 fn deploy(file: &Path, target: &str, settings: &[&str]) {
-    let mut cmd = weir();
-    cmd.env("AWS_ENDPOINT_URL_S3", s3_endpoint()).args(["deploy", file.to_str().unwrap(), target]);
-    for s in settings {
-        cmd.args(["--set", s]);
-    }
-    let out = cmd.output().unwrap();
+    let extra: Vec<&str> = settings.iter().flat_map(|s| ["--set", s]).collect();
+    let out = util::s3::deploy(file, target, &extra);
     assert!(out.status.success(), "deploy failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 

@@ -19,8 +19,9 @@ use super::{CallError, Instance, LoadError, LoadedOperator};
 pub const DEFAULT_SNAPSHOT_EVERY: usize = 64;
 
 /// Record bytes kept for replay after which the runner snapshots, whatever the call count: with
-/// many shards, each one's replay log would otherwise hold 64 full batches (about 6 MiB of
-/// trades) and memory would grow with the shard count (BENCHMARKS.md, peak memory).
+/// many shards, each one's replay log would otherwise hold up to 64 full batches (about 6 MiB
+/// of trades), a bound that grows with the shard count. (The peak while draining 8 shards did
+/// not move measurably with it: BENCHMARKS.md, memory.)
 pub const SNAPSHOT_AFTER_BYTES: usize = 1 << 20;
 
 /// The operator failed in a way the runner cannot work around.

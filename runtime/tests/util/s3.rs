@@ -1,6 +1,9 @@
 //! Helpers for tests against the S3 emulator (moto_server) that `scripts/with-emulators`
 //! starts: its endpoint, a client, buckets with unique names.
 
+use std::path::Path;
+use std::process::Output;
+
 use aws_sdk_s3::Client;
 
 /// moto_server's endpoint.
@@ -25,4 +28,14 @@ pub fn bucket(rt: &tokio::runtime::Runtime, prefix: &str) -> String {
     let name = format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_007);
     rt.block_on(client(rt).create_bucket().bucket(&name).send()).unwrap();
     name
+}
+
+/// `weir deploy FILE TARGET EXTRA...` against the emulator.
+pub fn deploy(file: &Path, target: &str, extra: &[&str]) -> Output {
+    super::weir()
+        .env("AWS_ENDPOINT_URL_S3", s3_endpoint())
+        .args(["deploy", file.to_str().unwrap(), target])
+        .args(extra)
+        .output()
+        .unwrap()
 }
