@@ -10,7 +10,7 @@ use std::env;
 use std::path::PathBuf;
 use std::process::Command;
 
-const OPERATORS: &[&str] = &["sliding-window-max", "price-alert", "test-fixture"];
+const OPERATORS: &[&str] = &["sliding-window-max", "price-alert", "test-fixture", "by-ticker"];
 
 fn main() {
     println!("cargo:rerun-if-env-changed=WEIR_OPERATORS_DIR");
@@ -20,7 +20,7 @@ fn main() {
     }
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into()));
     let root = manifest.parent().map(PathBuf::from).unwrap_or_else(|| manifest.clone());
-    for watched in ["operators", "wit", "Cargo.lock", "Cargo.toml"] {
+    for watched in ["operators", "examples", "contract", "wit", "Cargo.lock", "Cargo.toml"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     let target_dir = env::var("CARGO_TARGET_DIR")

@@ -1,10 +1,13 @@
 //! AWS access, the AWS way: credentials from the SDK's default chain (environment, profile,
 //! instance or task role), the region from the usual places or `--region`, endpoints from
-//! `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_KINESIS` (so one binary serves AWS and emulators), and
-//! SDK errors turned into one line that names the stream or endpoint and the fix.
+//! `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_KINESIS` (so one binary serves AWS and emulators); and
+//! SDK errors turned into [`KinesisError`]s by their type and error code.
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_kinesis::error::SdkError;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+use crate::KinesisError;
 
 /// Load the shared AWS configuration, overriding the region if `region` is given.
 pub async fn config(region: Option<&str>) -> SdkConfig {
@@ -37,90 +40,114 @@ impl std::fmt::Display for Stream {
     }
 }
 
-/// Where Kinesis requests go, for messages.
-pub fn kinesis_endpoint(config: &SdkConfig) -> String {
-    std::env::var("AWS_ENDPOINT_URL_KINESIS")
-        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-        .ok()
-        .or_else(|| config.endpoint_url().map(str::to_string))
-        .unwrap_or_else(|| {
-            let region = config.region().map_or("(no region)".to_string(), |r| r.to_string());
-            format!("the Kinesis endpoint of region {region}")
-        })
+/// A Kinesis client with what its errors need to say: where requests go, and whether a region
+/// is set at all.
+#[derive(Clone, Debug)]
+pub struct Kinesis {
+    /// The SDK client.
+    pub client: aws_sdk_kinesis::Client,
+    /// Where requests go, for messages.
+    pub endpoint: String,
+    has_region: bool,
 }
 
-/// An error and its causes on one line, `: `-separated: the SDK names credential and
-/// connection problems only in the causes.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut chain = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        chain.push_str(": ");
-        chain.push_str(&cause.to_string());
-        source = cause.source();
+impl Kinesis {
+    /// A client from the shared configuration.
+    pub fn new(config: &SdkConfig) -> Self {
+        Self::with_client(aws_sdk_kinesis::Client::new(config), config)
     }
-    chain
+
+    /// `client`, described by `config`.
+    pub fn with_client(client: aws_sdk_kinesis::Client, config: &SdkConfig) -> Self {
+        let endpoint = std::env::var("AWS_ENDPOINT_URL_KINESIS")
+            .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+            .ok()
+            .or_else(|| config.endpoint_url().map(str::to_string))
+            .unwrap_or_else(|| {
+                let region = config.region().map_or("(no region)".to_string(), |r| r.to_string());
+                format!("the Kinesis endpoint of region {region}")
+            });
+        Self { client, endpoint, has_region: config.region().is_some() }
+    }
+
+    /// Refuse to send requests about `stream` without a region (the SDK would fail each one
+    /// with a less helpful message).
+    pub fn check_region(&self, stream: &Stream) -> Result<(), KinesisError> {
+        if self.has_region { Ok(()) } else { Err(KinesisError::NoRegion { stream: stream.clone() }) }
+    }
+
+    /// What went wrong with a request about `stream`.
+    pub fn error<E, R>(&self, error: &SdkError<E, R>, stream: &Stream) -> KinesisError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        let (stream, endpoint) = (stream.clone(), self.endpoint.clone());
+        let detail = DisplayErrorContext(error).to_string();
+        if let SdkError::ServiceError(service) = error {
+            let e = service.err();
+            let message = e.message().unwrap_or("no detail").to_string();
+            return match e.code() {
+                Some("ResourceNotFoundException") => KinesisError::StreamNotFound { stream, endpoint },
+                Some("AccessDeniedException" | "UnrecognizedClientException") => {
+                    KinesisError::AccessDenied { stream, endpoint, detail: message }
+                }
+                code => KinesisError::Refused {
+                    stream,
+                    endpoint,
+                    code: code.unwrap_or("error").to_string(),
+                    message,
+                },
+            };
+        }
+        if caused_by::<CredentialsError>(error) {
+            return KinesisError::NoCredentials { stream, detail };
+        }
+        match error {
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+                KinesisError::Unreachable { stream, endpoint, detail }
+            }
+            _ => KinesisError::Failed { stream, endpoint, detail },
+        }
+    }
 }
 
-/// One line saying what went wrong with a request about `stream`, and what to do.
-pub fn explain<E, R>(error: &SdkError<E, R>, stream: &Stream, endpoint: &str) -> String
-where
-    E: aws_sdk_kinesis::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    // The whole chain of causes, where credential and connection problems are named.
-    let chain = error_chain(error);
-    if let SdkError::ServiceError(service) = error {
-        let e = service.err();
-        return match e.code() {
-            Some("ResourceNotFoundException") => format!(
-                "stream {stream} does not exist at {endpoint}: create it, or check the name and the region (--region, AWS_REGION)"
-            ),
-            Some("AccessDeniedException") | Some("UnrecognizedClientException") => format!(
-                "access to stream {stream} was denied at {endpoint} ({}): check the credentials and their permissions",
-                e.message().unwrap_or("no detail")
-            ),
-            code => format!(
-                "Kinesis refused a request for stream {stream} at {endpoint}: {} {}",
-                code.unwrap_or("error"),
-                e.message().unwrap_or("")
-            ),
-        };
+/// Whether an error of type `T` is in `error`'s chain of causes.
+pub fn caused_by<T: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<T>() {
+            return true;
+        }
+        cause = e.source();
     }
-    if chain.contains("credentials") || chain.contains("Credentials") {
-        return format!(
-            "no AWS credentials for stream {stream}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with a role ({chain})"
-        );
-    }
-    if chain.contains("region") && !chain.contains("endpoint") {
-        return format!("no AWS region for stream {stream}: pass --region or set AWS_REGION ({chain})");
-    }
-    match error {
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => format!(
-            "cannot reach Kinesis at {endpoint} for stream {stream}: {chain}; check the endpoint (AWS_ENDPOINT_URL_KINESIS) and the network"
-        ),
-        _ => format!("request for stream {stream} at {endpoint} failed: {chain}"),
-    }
+    false
 }
 
 /// Whether a failed request is worth retrying: throttling, a busy or unreachable service.
 pub fn is_transient<E, R>(error: &SdkError<E, R>) -> bool
 where
-    E: aws_sdk_kinesis::error::ProvideErrorMetadata,
+    E: ProvideErrorMetadata,
 {
     match error {
-        SdkError::ServiceError(service) => matches!(
-            service.err().code(),
-            Some(
-                "ProvisionedThroughputExceededException"
-                    | "LimitExceededException"
-                    | "ThrottlingException"
-                    | "InternalFailure"
-                    | "ServiceUnavailable"
-                    | "KMSThrottlingException"
-            )
-        ),
+        SdkError::ServiceError(service) => {
+            is_throttling(service.err().code())
+                || matches!(service.err().code(), Some("InternalFailure" | "ServiceUnavailable"))
+        }
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
         _ => false,
     }
+}
+
+/// Whether an error code says the call was refused for throughput.
+pub fn is_throttling(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some(
+            "ProvisionedThroughputExceededException"
+                | "LimitExceededException"
+                | "ThrottlingException"
+                | "KMSThrottlingException"
+        )
+    )
 }

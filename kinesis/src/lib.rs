@@ -1,25 +1,26 @@
-//! weir's Kinesis side, shared by the runtime (`weir run --sink kinesis://`, `weir tail`) and
-//! the producer (`weir-producer --sink kinesis://`):
+//! weir's Kinesis client side, shared by the runtime (`weir run`, `weir tail`) and the
+//! producer (`weir-producer --sink kinesis://`). It knows nothing of operators: the runtime's
+//! `source/kinesis.rs` and `sink/kinesis.rs` are thin adapters over it.
 //!
-//! - [`aws`]: configuration from the SDK's default chain and standard endpoint variables, and
-//!   SDK errors turned into one line that names the stream or endpoint and the fix;
-//! - [`reader`]: the shard map (lineage, hash-key ranges) and one shard's paced GetRecords
-//!   loop with backoff and iterator renewal;
-//! - [`backoff`]: exponential backoff with full jitter, for both directions;
-//! - [`sink`]: PutRecords within the service limits, per-key order kept through partial
-//!   failures and retries, back-pressure instead of unbounded buffering.
+//! - [`aws`]: configuration from the SDK's default chain and the standard endpoint variables,
+//!   the [`Kinesis`] client, and SDK errors turned into [`KinesisError`]s;
+//! - [`reader`]: the shard map (hash-key ranges, parents) and one shard's paced GetRecords loop
+//!   with retries and iterator renewal;
+//! - [`lineage`]: a whole stream read shard by shard in lineage order, parents before children;
+//! - [`writer`]: PutRecords within the service limits, per-key order kept through partial
+//!   failures and retries, back-pressure instead of unbounded buffering;
+//! - [`retry`]: the one backoff policy both directions use;
+//! - [`error`]: what can go wrong, by variant.
 
 pub mod aws;
-pub mod backoff;
+pub mod error;
+pub mod lineage;
 pub mod reader;
-pub mod sink;
+pub mod retry;
+pub mod writer;
 
-pub use aws::Stream;
-pub use reader::{HashRange, ShardInfo, ShardReader, StartPosition};
-pub use sink::{KinesisSink, Outgoing, SinkStats};
-
-/// Kinesis refused, could not be reached, or was given something it cannot take; the message
-/// names the stream and the fix.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct KinesisError(pub String);
+pub use aws::{Kinesis, Stream};
+pub use error::KinesisError;
+pub use lineage::{ReadOptions, ShardEvent, StreamReader};
+pub use reader::{HashRange, ReaderStats, ShardInfo, ShardReader, StartPosition};
+pub use writer::{KinesisWriter, Outbound, WriterStats};

@@ -10,24 +10,25 @@
 
 use std::time::Duration;
 
-use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::error::ProvideErrorMetadata;
 use aws_sdk_kinesis::primitives::DateTime;
 use aws_sdk_kinesis::types::{Record, ShardIteratorType};
+use backon::ExponentialBuilder;
 use md5::{Digest, Md5};
 
 use crate::KinesisError;
-use crate::aws::{self, Stream};
-use crate::backoff::Backoff;
+use crate::aws::{self, Kinesis, Stream};
+use crate::retry;
 
 /// The longest wait between polls of a shard that keeps returning nothing.
 pub const MAX_IDLE_WAIT: Duration = Duration::from_secs(1);
 /// Records asked for per GetRecords call (the service maximum).
 pub const MAX_RECORDS_PER_READ: i32 = 10_000;
-/// Retries of throttled or failed reads: from the first within 200 ms up to 5 s.
-const BACKOFF: Backoff = Backoff { base: Duration::from_millis(200), max: Duration::from_secs(5) };
-/// Attempts after which each further retry is logged as a warning.
-const QUIET_ATTEMPTS: u32 = 5;
+/// Retries of throttled or failed reads: the first after 200-400 ms, up to 5 s.
+const RETRY: ExponentialBuilder = retry::policy(Duration::from_millis(200), Duration::from_secs(5));
+/// ListShards is retried this many times before the failure is reported (it runs at start,
+/// where a clear error beats waiting, and again on discovery, where the caller tries later).
+const LIST_ATTEMPTS: u32 = 5;
 
 /// A range of 128-bit hash keys, both ends included, as Kinesis assigns them to shards.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,37 +69,34 @@ pub struct ShardInfo {
 }
 
 /// Every shard the stream keeps (open and closed, within the retention period).
-pub async fn list_shards(
-    client: &Client,
-    stream: &Stream,
-    endpoint: &str,
-) -> Result<Vec<ShardInfo>, KinesisError> {
+pub async fn list_shards(kinesis: &Kinesis, stream: &Stream) -> Result<Vec<ShardInfo>, KinesisError> {
+    kinesis.check_region(stream)?;
     let mut shards = Vec::new();
     let mut next: Option<String> = None;
-    let mut attempt = 0;
+    let mut delays = retry::delays(RETRY);
     loop {
         let request = match &next {
-            Some(token) => client.list_shards().next_token(token),
-            None => client.list_shards().set_stream_name(stream.name()).set_stream_arn(stream.arn()),
+            Some(token) => kinesis.client.list_shards().next_token(token),
+            None => kinesis.client.list_shards().set_stream_name(stream.name()).set_stream_arn(stream.arn()),
         };
         let page = match request.send().await {
             Ok(page) => page,
-            Err(e) if aws::is_transient(&e) && attempt < QUIET_ATTEMPTS => {
-                attempt += 1;
-                tokio::time::sleep(BACKOFF.delay(attempt)).await;
+            Err(e) if aws::is_transient(&e) && delays.attempts() < LIST_ATTEMPTS => {
+                tokio::time::sleep(delays.next_delay()).await;
                 continue;
             }
-            Err(e) => return Err(KinesisError(aws::explain(&e, stream, endpoint))),
+            Err(e) => return Err(kinesis.error(&e, stream)),
         };
         for shard in page.shards() {
             let range = shard.hash_key_range().map(|r| (r.starting_hash_key(), r.ending_hash_key()));
             let hash_range = match range.map(|(s, e)| (s.parse::<u128>(), e.parse::<u128>())) {
                 Some((Ok(start), Ok(end))) => HashRange { start, end },
                 _ => {
-                    return Err(KinesisError(format!(
-                        "Kinesis at {endpoint} described shard {} of {stream} without a valid hash key range",
-                        shard.shard_id()
-                    )));
+                    return Err(KinesisError::BadShard {
+                        stream: stream.clone(),
+                        endpoint: kinesis.endpoint.clone(),
+                        shard: shard.shard_id().to_string(),
+                    });
                 }
             };
             let ending = shard.sequence_number_range().and_then(|r| r.ending_sequence_number());
@@ -184,9 +182,8 @@ pub struct ReaderStats {
 
 /// Reads one shard, in order, from a start position to its end (if it ever closes).
 pub struct ShardReader {
-    client: Client,
+    kinesis: Kinesis,
     stream: Stream,
-    endpoint: String,
     shard: String,
     start: StartPosition,
     poll_interval: Duration,
@@ -201,17 +198,15 @@ pub struct ShardReader {
 impl ShardReader {
     /// A reader of `shard` from `start`, polling an empty shard every `poll_interval` at first.
     pub fn new(
-        client: Client,
+        kinesis: Kinesis,
         stream: Stream,
-        endpoint: String,
         shard: String,
         start: StartPosition,
         poll_interval: Duration,
     ) -> Self {
         Self {
-            client,
+            kinesis,
             stream,
-            endpoint,
             shard,
             start,
             poll_interval,
@@ -229,11 +224,6 @@ impl ShardReader {
         &self.shard
     }
 
-    /// The last sequence number returned, if any.
-    pub fn last_sequence(&self) -> Option<&str> {
-        self.last_sequence.as_deref()
-    }
-
     /// What went wrong so far.
     pub fn stats(&self) -> ReaderStats {
         self.stats
@@ -249,14 +239,20 @@ impl ShardReader {
         if let Some(at) = self.next_call.take() {
             tokio::time::sleep_until(at).await;
         }
-        let mut attempt = 0;
+        let mut delays = retry::delays(RETRY);
         loop {
             let iterator = match &self.iterator {
                 Some(iterator) => iterator.clone(),
                 None => self.new_iterator().await?,
             };
-            let call =
-                self.client.get_records().shard_iterator(&iterator).limit(MAX_RECORDS_PER_READ).send().await;
+            let call = self
+                .kinesis
+                .client
+                .get_records()
+                .shard_iterator(&iterator)
+                .limit(MAX_RECORDS_PER_READ)
+                .send()
+                .await;
             let reply = match call {
                 Ok(reply) => reply,
                 Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("ExpiredIteratorException") => {
@@ -265,30 +261,24 @@ impl ShardReader {
                     continue;
                 }
                 Err(e) if aws::is_transient(&e) => {
-                    attempt += 1;
                     self.stats.retries += 1;
-                    let code = e.as_service_error().and_then(|s| s.code()).unwrap_or("");
-                    if matches!(
-                        code,
-                        "ProvisionedThroughputExceededException"
-                            | "LimitExceededException"
-                            | "ThrottlingException"
-                    ) {
+                    if aws::is_throttling(e.as_service_error().and_then(|s| s.code())) {
                         self.stats.throttles += 1;
                     }
-                    let delay = BACKOFF.delay(attempt);
-                    if attempt > QUIET_ATTEMPTS {
+                    let delay = delays.next_delay();
+                    if delays.loud() {
                         tracing::warn!(
                             shard = %self.shard,
-                            "GetRecords on {} failed {attempt} times ({}); retrying in {delay:?}",
+                            "GetRecords on {} failed {} times ({}); retrying in {delay:?}",
                             self.stream,
-                            aws::explain(&e, &self.stream, &self.endpoint)
+                            delays.attempts(),
+                            self.kinesis.error(&e, &self.stream)
                         );
                     }
                     tokio::time::sleep(delay).await;
                     continue;
                 }
-                Err(e) => return Err(KinesisError(aws::explain(&e, &self.stream, &self.endpoint))),
+                Err(e) => return Err(self.kinesis.error(&e, &self.stream)),
             };
             let records = reply.records;
             if let Some(last) = records.last() {
@@ -322,6 +312,7 @@ impl ShardReader {
 
     async fn new_iterator(&mut self) -> Result<String, KinesisError> {
         let mut request = self
+            .kinesis
             .client
             .get_shard_iterator()
             .set_stream_name(self.stream.name())
@@ -341,23 +332,21 @@ impl ShardReader {
                 .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
                 .starting_sequence_number(sequence),
         };
-        let mut attempt = 0;
+        let mut delays = retry::delays(RETRY);
         loop {
             match request.clone().send().await {
                 Ok(reply) => {
-                    return reply.shard_iterator.ok_or_else(|| {
-                        KinesisError(format!(
-                            "Kinesis at {} gave no iterator for shard {} of {}",
-                            self.endpoint, self.shard, self.stream
-                        ))
+                    return reply.shard_iterator.ok_or_else(|| KinesisError::NoIterator {
+                        stream: self.stream.clone(),
+                        endpoint: self.kinesis.endpoint.clone(),
+                        shard: self.shard.clone(),
                     });
                 }
                 Err(e) if aws::is_transient(&e) => {
-                    attempt += 1;
                     self.stats.retries += 1;
-                    tokio::time::sleep(BACKOFF.delay(attempt)).await;
+                    tokio::time::sleep(delays.next_delay()).await;
                 }
-                Err(e) => return Err(KinesisError(aws::explain(&e, &self.stream, &self.endpoint))),
+                Err(e) => return Err(self.kinesis.error(&e, &self.stream)),
             }
         }
     }
@@ -387,12 +376,11 @@ mod tests {
     }
 
     fn reader(poll: Duration) -> ShardReader {
-        let config = aws_sdk_kinesis::Config::builder().behavior_version_latest().build();
-        let client = Client::from_conf(config);
+        let config =
+            aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
         ShardReader::new(
-            client,
+            Kinesis::new(&config),
             Stream("s".into()),
-            "here".into(),
             "shard".into(),
             StartPosition::Latest,
             poll,

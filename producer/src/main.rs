@@ -9,8 +9,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use anyhow::{Context, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use weir_kinesis::{KinesisSink, Outgoing, Stream, aws};
-use weir_operator::Output;
+use weir_kinesis::{Kinesis, KinesisWriter, Stream, aws};
 use weir_producer::{GeneratorConfig, Pacer, Tickers, TradeGenerator};
 
 /// Generate stock trades (random-walk prices), for example
@@ -93,11 +92,10 @@ fn done(args: &Args, sent: u64, started: Instant) -> bool {
 
 async fn to_kinesis(args: &Args, mut generator: TradeGenerator, stream: Stream) -> Result<()> {
     let config = aws::config(args.region.as_deref()).await;
-    let endpoint = aws::kinesis_endpoint(&config);
-    let sink = KinesisSink::connect(aws_sdk_kinesis::Client::new(&config), stream.clone(), endpoint).await?;
+    let sink = KinesisWriter::connect(Kinesis::new(&config), stream.clone()).await?;
     let stats = sink.stats();
-    // A few batches in flight at most: the sink's own queue does the buffering.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Outgoing>(4);
+    // A few batches in flight at most: the writer's own queue does the buffering.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<(String, Vec<u8>)>>(4);
     let writer = tokio::spawn(sink.run(rx));
     let progress = if std::io::stderr().is_terminal() {
         let bar = match args.count {
@@ -124,14 +122,14 @@ async fn to_kinesis(args: &Args, mut generator: TradeGenerator, stream: Stream) 
             progress.set_position(stats.records.load(Relaxed));
             continue;
         }
-        let mut batch = Output::default();
+        let mut batch = Vec::with_capacity(due as usize);
         for _ in 0..due {
             line.clear();
-            let ticker = generator.write_next(&mut line);
-            batch.emit(ticker, &line);
+            let ticker = generator.write_next(&mut line).to_string();
+            batch.push((ticker, line.clone()));
         }
         queued += due;
-        if tx.send(batch.into()).await.is_err() {
+        if tx.send(batch).await.is_err() {
             break;
         }
         progress.set_position(stats.records.load(Relaxed));

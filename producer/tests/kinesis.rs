@@ -48,7 +48,10 @@ async fn read_all(client: &Client, stream: &str) -> Vec<(String, String)> {
 #[test]
 fn trades_go_to_the_stream_keyed_by_ticker_in_order_with_a_summary() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let stream = format!("producer-{}", std::process::id());
+    // Unique across runs against the same emulator, not only across processes of one run.
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let stream = format!("producer-{}-{nanos}", std::process::id());
     let client = rt.block_on(client());
     rt.block_on(async { client.create_stream().stream_name(&stream).shard_count(2).send().await.unwrap() });
 

@@ -27,8 +27,8 @@ use weir::metrics::Metrics;
 use weir::operator::{Limits, LoadedOperator, OperatorEngine};
 use weir::pipeline::{self, PipelineOptions};
 use weir::sink::{DeadLetterWriter, KinesisSink, Outgoing, Sink};
-use weir::source::{KinesisSource, KinesisSourceOptions, Source};
-use weir_kinesis::{StartPosition, Stream};
+use weir::source::{KinesisSource, Source};
+use weir_kinesis::{Kinesis, ReadOptions, StartPosition, Stream};
 use weir_operator::Output;
 use weir_producer::{GeneratorConfig, Pacer, Tickers, TradeGenerator};
 
@@ -135,9 +135,7 @@ async fn create(client: &Client, prefix: &str, shards: i32) -> String {
 
 /// Put `count` trades of [`TICKERS`] tickers, as fast as the stream takes them or at `rate`.
 async fn produce(client: &Client, stream: &str, count: u64, rate: Option<f64>) {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL_KINESIS").unwrap_or_default();
-    let sink =
-        KinesisSink::connect(client.clone(), Stream(stream.to_string()), endpoint).await.expect("sink");
+    let sink = KinesisSink::connect(kinesis(client).await, Stream(stream.to_string())).await.expect("sink");
     let (tx, rx) = tokio::sync::mpsc::channel::<Outgoing>(4);
     let writer = tokio::spawn(sink.run(rx));
     let config = GeneratorConfig {
@@ -213,14 +211,18 @@ async fn wait_for(counter: &AtomicU64, target: u64, started: Instant) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
-fn source_options(start: StartPosition, until_idle: Option<Duration>) -> KinesisSourceOptions {
-    KinesisSourceOptions {
+fn source_options(start: StartPosition, until_idle: Option<Duration>) -> ReadOptions {
+    ReadOptions {
         start,
         poll_interval: Duration::from_millis(200),
         discovery_interval: Duration::from_secs(10),
         until_idle,
-        batch_size: 1024,
     }
+}
+
+/// weir's client wrapper around `client`.
+async fn kinesis(client: &Client) -> Kinesis {
+    Kinesis::with_client(client.clone(), &weir_kinesis::aws::config(None).await)
 }
 
 /// Seconds until weir's pipeline has taken in `records` records.
@@ -228,18 +230,17 @@ async fn weir_drain(client: &Client, stream: &str, records: u64, loaded: LoadedO
     let out = create(client, &format!("bench-out-{}", rand_suffix()), 1).await;
     let started = Instant::now();
     let metrics = Arc::new(Metrics::default());
-    let endpoint = std::env::var("AWS_ENDPOINT_URL_KINESIS").unwrap_or_default();
     let options = source_options(StartPosition::TrimHorizon, Some(Duration::from_millis(500)));
     let source = KinesisSource::connect(
-        client.clone(),
+        kinesis(client).await,
         Stream(stream.to_string()),
-        endpoint.clone(),
         options,
+        1024,
         metrics.clone(),
     )
     .await
     .expect("source");
-    let sink = KinesisSink::connect(client.clone(), Stream(out), endpoint).await.expect("sink");
+    let sink = KinesisSink::connect(kinesis(client).await, Stream(out)).await.expect("sink");
     let run = tokio::spawn(pipeline::run(
         Source::Kinesis(source),
         loaded,

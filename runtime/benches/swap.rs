@@ -20,7 +20,6 @@ use weir::artifact::{Artifact, BUILT_OPERATORS_DIR};
 use weir::metrics::Metrics;
 use weir::operator::{Limits, OperatorEngine};
 use weir::pipeline::shards::Shards;
-use weir_kinesis::HashRange;
 use weir_operator::OwnedBatch;
 use weir_producer::{GeneratorConfig, Tickers, TradeGenerator};
 
@@ -91,7 +90,7 @@ fn swap_pauses(swaps: usize) -> Vec<Duration> {
         (engine.load(artifact.clone(), &[]).expect("load"), engine.load(artifact, &[]).expect("load"));
     let metrics = Metrics::default();
     let mut shards = Shards::new(a, 64);
-    shards.start("shard-0", &[], HashRange::ALL, &metrics).expect("start");
+    shards.start("shard-0", None, &metrics).expect("start");
     let config =
         GeneratorConfig { tickers: Tickers::Synthetic(1_000), seed: 3, start_time_ms: T0, step_ms: 1 };
     let mut generator = TradeGenerator::new(&config).expect("generator");

@@ -1,12 +1,12 @@
 //! The command line as the user types it (clap definitions, with the help text that teaches
-//! the tool); [`crate::run`] turns it into the objects that run.
+//! the tool); [`crate::cmd`] turns it into the objects that run.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::location::Location;
+use weir::location::Location;
 
 /// weir runs stream operators compiled to WebAssembly components: it reads records, keeps
 /// keyed window state in the operator, and writes results, like a Kinesis Data Analytics /

@@ -1,29 +1,27 @@
-//! weir: a stream runtime whose operators are WebAssembly components.
+//! weir: a stream runtime whose operators are WebAssembly components. ARCHITECTURE.md at the
+//! repository's root is the map; this is the library the `weir` binary's commands drive.
 //!
-//! Data flows one way: a [`source`] reads records into batches, the [`operator`] host runs
-//! them through a component's `process`, and a [`sink`] writes the results; records the
-//! operator refuses go to the dead-letter destination ([`sink::dead_letter`]). The
-//! [`pipeline`] connects the three with bounded channels and passes processing time.
+//! Data flows one way: a [`source`] reads records into batches, the [`pipeline`] hands each
+//! batch to its shard's operator instance in the [`operator`] host, and a [`sink`] writes the
+//! results; records the operator refuses go to the dead-letter destination
+//! ([`sink::dead_letter`]).
 //!
-//! Layout:
-//! - [`cli`]: the command line as typed; [`commands`]: what each subcommand builds and runs;
-//! - [`location`]: `kinesis://`, `s3://`, file and `-` locations;
-//! - [`source`]: `file` (files and stdin), `generator` (built-in trades), `kinesis`;
-//! - [`operator`]: the wasmtime host (`engine`, `instance`, `limits`, `runner`);
-//! - [`artifact`]: component bytes and digests, the embedded default, the compiled cache, the
-//!   S3 store of deployed operators; [`deploy`]: `weir deploy`, `weir operators list`;
-//! - [`sink`]: `file` (files and stdout), `kinesis`, `dead_letter`;
-//! - [`pipeline`]: the loop and the per-shard operators; [`metrics`]: Prometheus metrics;
-//! - [`tail`]: `weir tail` (AWS configuration and the Kinesis sink live in `weir-kinesis`).
+//! ```text
+//! source/ (file, generator, kinesis) -> pipeline/ (shards, switch) -> operator/ (wasmtime host) -> sink/ (file, kinesis, dead_letter)
+//!                                            ^
+//!                     deployment/ (store, watch, versions): new operator versions
+//! ```
+//!
+//! Beside the data path: [`artifact`] (component bytes and digests, the embedded operators),
+//! [`deployment`] (operators in S3, live swaps and rollbacks), [`location`] (`kinesis://`,
+//! `s3://`, files, `-`), [`metrics`] (Prometheus). Kinesis itself is the `weir-kinesis` crate;
+//! the types shared with operators are `weir-contract`'s.
 
 pub mod artifact;
-pub mod cli;
-pub mod commands;
-pub mod deploy;
+pub mod deployment;
 pub mod location;
 pub mod metrics;
 pub mod operator;
 pub mod pipeline;
 pub mod sink;
 pub mod source;
-pub mod tail;

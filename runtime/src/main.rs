@@ -1,10 +1,14 @@
-//! The `weir` binary: parse the command line, set up logging, run, map errors to exit codes.
+//! The `weir` binary: parse the command line ([`cli`]), set up logging, run the command
+//! ([`cmd`]), map errors to exit codes.
+
+mod cli;
+mod cmd;
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use cli::{Cli, Command};
 use tracing_subscriber::EnvFilter;
-use weir::cli::{Cli, Command};
 use weir::pipeline::Ending;
 
 fn main() -> ExitCode {
@@ -15,13 +19,13 @@ fn main() -> ExitCode {
         .with_target(false)
         .init();
     let result = match cli.command {
-        Command::Check(args) => block_on(weir::commands::check(args)),
-        Command::Tail(args) => block_on(weir::tail::tail(args)),
-        Command::Deploy(args) => block_on(weir::deploy::deploy(args)),
-        Command::Operators(args) => block_on(weir::deploy::operators(args)),
+        Command::Check(args) => block_on(cmd::check::check(args)),
+        Command::Tail(args) => block_on(cmd::tail::tail(args)),
+        Command::Deploy(args) => block_on(cmd::deploy::deploy(args)),
+        Command::Operators(args) => block_on(cmd::deploy::operators(args)),
         Command::Run(args) => tokio::runtime::Runtime::new()
             .map_err(anyhow::Error::from)
-            .and_then(|rt| rt.block_on(weir::commands::run(*args, ctrl_c())))
+            .and_then(|rt| rt.block_on(cmd::run::run(*args, ctrl_c())))
             .map(|ending| match ending {
                 Ending::EndOfInput => ExitCode::SUCCESS,
                 // Interrupted: the conventional 128 + SIGINT.

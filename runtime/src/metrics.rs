@@ -16,7 +16,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use weir_kinesis::SinkStats;
+use weir_kinesis::WriterStats;
 
 /// Buckets of [`Metrics::swap_pause`], in seconds: fine around the 2 ms goal.
 pub const SWAP_PAUSE_BUCKETS: [f64; 12] =
@@ -84,7 +84,7 @@ pub struct Metrics {
 
 /// The Kinesis sink's counters, read at each scrape.
 #[derive(Debug, Default)]
-struct SinkCollector(OnceLock<Arc<SinkStats>>);
+struct SinkCollector(OnceLock<Arc<WriterStats>>);
 
 impl Collector for SinkCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
@@ -259,7 +259,7 @@ impl Metrics {
     }
 
     /// Export the counters of the Kinesis sink too.
-    pub fn watch_sink(&self, stats: Arc<SinkStats>) {
+    pub fn watch_sink(&self, stats: Arc<WriterStats>) {
         let _ = self.sink.0.set(stats);
     }
 

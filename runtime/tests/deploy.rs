@@ -10,7 +10,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use util::kinesis::runtime;
 use util::s3::{bucket, client, deploy, s3_endpoint};
 use util::*;
-use weir::artifact::store::{Manifest, OperatorStore, StoreError};
+use weir::artifact::Digest;
+use weir::deployment::{Manifest, OperatorStore, StoreError};
 
 fn keys(rt: &tokio::runtime::Runtime, bucket: &str) -> Vec<String> {
     let listed = rt.block_on(client(rt).list_objects_v2().bucket(bucket).send()).unwrap();
@@ -39,8 +40,8 @@ fn failed(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn digest_of(file: &Path) -> String {
-    weir::artifact::Digest::of(&std::fs::read(file).unwrap()).to_string()
+fn digest_of(file: &Path) -> Digest {
+    Digest::of(&std::fs::read(file).unwrap())
 }
 
 /// `weir run` of `input` with `operator`; the output lines.
@@ -67,7 +68,7 @@ fn a_deployed_operator_runs_from_s3_with_its_stored_settings() {
     let said = ok(&deploy(&file, &target, &["--set", "slide=5s"]));
     let digest = digest_of(&file);
     assert!(said.contains(&format!("deployed sliding-window-max {}", env!("CARGO_PKG_VERSION"))), "{said}");
-    assert!(said.contains(&digest) && said.contains("first deployment"), "{said}");
+    assert!(said.contains(&digest.to_string()) && said.contains("first deployment"), "{said}");
 
     let mut stored = keys(&rt, &bucket);
     stored.sort();
@@ -77,7 +78,7 @@ fn a_deployed_operator_runs_from_s3_with_its_stored_settings() {
     let m = manifest(&rt, &bucket, "operators/max");
     assert_eq!(m.current.digest, digest);
     assert_eq!(m.current.size, std::fs::metadata(&file).unwrap().len());
-    assert_eq!(m.current.contract, weir::operator::CONTRACT);
+    assert_eq!(m.current.contract, weir_contract::CONTRACT.to_string());
     assert_eq!(m.current.name.as_deref(), Some("sliding-window-max"));
     assert_eq!(m.current.settings.get("slide").map(String::as_str), Some("5s"));
     assert_eq!(m.previous, None);
@@ -100,31 +101,31 @@ fn each_deploy_records_the_previous_one_and_rollback_points_back() {
     let (first, second) = (component("sliding_window_max"), component("price_alert"));
     ok(&deploy(&first, &target, &[]));
     let said = ok(&deploy(&second, &target, &["--set", "threshold=100"]));
-    assert!(said.contains(&format!("previous {}", &digest_of(&first)[..12])), "{said}");
+    assert!(said.contains(&format!("previous {}", &digest_of(&first).short())), "{said}");
     let m = manifest(&rt, &bucket, "max");
     assert_eq!(m.current.digest, digest_of(&second));
-    assert_eq!(m.previous.as_deref(), Some(digest_of(&first).as_str()));
+    assert_eq!(m.previous, Some(digest_of(&first)));
 
     let listed = ok(&weir_s3(&["operators", "list", &target]));
     let lines: Vec<&str> = listed.lines().collect();
     assert_eq!(lines.len(), 3, "{listed}");
-    assert!(lines[1].starts_with("current") && lines[1].contains(&digest_of(&second)[..12]), "{listed}");
+    assert!(lines[1].starts_with("current") && lines[1].contains(&digest_of(&second).short()), "{listed}");
     assert!(lines[1].contains("price-alert") && lines[1].contains("threshold=100"), "{listed}");
     assert!(
-        lines[2].contains(&digest_of(&first)[..12]) && lines[2].contains("sliding-window-max"),
+        lines[2].contains(&digest_of(&first).short()) && lines[2].contains("sliding-window-max"),
         "{listed}"
     );
 
     let said = ok(&weir_s3(&["deploy", "--rollback", &target]));
     assert!(said.contains(&format!(
         "back from {} to {}",
-        &digest_of(&second)[..12],
-        &digest_of(&first)[..12]
+        &digest_of(&second).short(),
+        &digest_of(&first).short()
     )));
     let m = manifest(&rt, &bucket, "max");
     assert_eq!(m.current.digest, digest_of(&first));
-    assert_eq!(m.current.rollback_of.as_deref(), Some(digest_of(&second).as_str()));
-    assert_eq!(m.previous.as_deref(), Some(digest_of(&second).as_str()));
+    assert_eq!(m.current.rollback_of, Some(digest_of(&second)));
+    assert_eq!(m.previous, Some(digest_of(&second)));
     let input = trade_lines(5_000, weir_producer::Tickers::Default);
     let expected: Vec<String> = native_results(&input, &[]).into_iter().map(|(_, d)| d).collect();
     assert_eq!(run_with(&target, &input, &[]), expected, "the rolled-back-to operator runs");
@@ -139,7 +140,7 @@ fn a_changed_component_is_refused_with_both_digests() {
     ok(&deploy(&file, &target, &[]));
     let digest = digest_of(&file);
     let other = std::fs::read(component("price_alert")).unwrap();
-    let other_digest = weir::artifact::Digest::of(&other).to_string();
+    let other_digest = Digest::of(&other).to_string();
     let put = client(&rt)
         .put_object()
         .bucket(&bucket)
@@ -148,7 +149,7 @@ fn a_changed_component_is_refused_with_both_digests() {
     rt.block_on(put.send()).unwrap();
 
     let err = failed(&weir_s3(&["run", "--count", "10", "--operator", &target]));
-    assert!(err.contains(&digest) && err.contains(&other_digest), "{err}");
+    assert!(err.contains(&digest.to_string()) && err.contains(&other_digest), "{err}");
     assert!(err.contains("refusing to run it"), "{err}");
 }
 
@@ -174,17 +175,17 @@ fn concurrent_deploys_cannot_overwrite_each_other() {
         let handles: Vec<_> = files.iter().map(|f| s.spawn(|| deploy(f, &target, &[]))).collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let landed: Vec<String> =
+    let landed: Vec<Digest> =
         files.iter().zip(&outcomes).filter(|(_, o)| o.status.success()).map(|(f, _)| digest_of(f)).collect();
     for out in outcomes.iter().filter(|o| !o.status.success()) {
         assert!(String::from_utf8_lossy(&out.stderr).contains("was changed by another deploy"), "{out:?}");
     }
     assert!(!landed.is_empty());
     let m = manifest(&rt, &bucket, "max");
-    let recorded: Vec<&str> =
-        std::iter::once(&m.current).chain(&m.history).take(landed.len()).map(|d| d.digest.as_str()).collect();
+    let recorded: Vec<Digest> =
+        std::iter::once(&m.current).chain(&m.history).take(landed.len()).map(|d| d.digest).collect();
     for digest in &landed {
-        assert!(recorded.contains(&digest.as_str()), "{digest} landed but is not in {recorded:?}");
+        assert!(recorded.contains(digest), "{digest} landed but is not in {recorded:?}");
     }
 }
 

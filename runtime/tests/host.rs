@@ -5,7 +5,7 @@ mod util;
 
 use util::*;
 use weir::artifact::Artifact;
-use weir::artifact::cache::{CacheOutcome, CompiledCache};
+use weir::operator::{CacheOutcome, CompiledCache};
 use weir::operator::{Limits, LoadError, ShardOperator};
 use weir_operator::OwnedBatch;
 

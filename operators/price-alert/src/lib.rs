@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use weir_operator::{Batch, Error, KeyedState, Operator, Output, Settings};
+use weir_operator::{Batch, Error, KeyedState, Operator, Output, Settings, codec};
 
 /// The fields this operator reads; the rest of the record is ignored.
 #[derive(Deserialize)]
@@ -42,9 +42,6 @@ pub struct PriceAlert {
 }
 
 impl Operator for PriceAlert {
-    const NAME: &'static str = "price-alert";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-
     fn init(settings: &Settings) -> Result<Self, Error> {
         settings.check_known(&["threshold"])?;
         let threshold_pct =
@@ -87,16 +84,15 @@ impl Operator for PriceAlert {
     }
 
     fn snapshot(&self, out: &mut Vec<KeyedState>) -> Result<(), Error> {
-        out.extend(self.reference.iter().map(|(k, p)| KeyedState::new(k, p.to_le_bytes().to_vec())));
+        for (ticker, price) in &self.reference {
+            out.push(KeyedState::new(ticker, codec::encode(1, price)?));
+        }
         Ok(())
     }
 
     fn restore(&mut self, state: Vec<KeyedState>) -> Result<(), Error> {
         for entry in state.into_iter().filter(|e| !e.is_instance_wide()) {
-            let bytes: [u8; 8] = entry.state.as_slice().try_into().map_err(|_| {
-                Error::new(format!("state of key {:?} is {} bytes, expected 8", entry.key, entry.state.len()))
-            })?;
-            self.reference.insert(entry.key, f64::from_le_bytes(bytes));
+            self.reference.insert(entry.key, codec::decode(1, &entry.state)?);
         }
         Ok(())
     }

@@ -1,8 +1,9 @@
-//! The glue between an [`Operator`] and the `weir:operator@0.1.0` component exports, compiled
-//! for wasm only. [`export_operator!`](crate::export_operator) expands to a type implementing
-//! the generated `Guest` trait by calling the functions here.
+//! The glue between an [`Operator`] and the component exports of the contract, compiled for
+//! wasm only. [`export_operator!`](crate::export_operator) expands to a type implementing the
+//! generated `Guest` trait by calling the functions here.
 
-use std::cell::UnsafeCell;
+use std::cell::RefCell;
+use std::thread::LocalKey;
 
 use crate::{Batch, Error, KeyedState, Operator, Output, Settings};
 
@@ -23,23 +24,14 @@ pub use wit_bindgen::rt as wit_bindgen_rt;
 use bindings::exports::weir::operator::operator as exports;
 use bindings::weir::operator::types as wit;
 
-/// Where the component's one operator instance lives. A component instance is entered by one
-/// call at a time (the component model forbids re-entrance) and wasm32-wasip2 has no threads,
-/// so a plain cell suffices.
-pub struct Slot<O>(UnsafeCell<Option<O>>);
-
-// SAFETY: see the type's doc: there is one thread and no re-entrance.
-unsafe impl<O> Sync for Slot<O> {}
+/// Where the component's one operator instance lives: a thread-local cell (wasm32-wasip2 has
+/// one thread, and the component model forbids re-entrance, so a borrow never overlaps another).
+pub struct Slot<O>(RefCell<Option<O>>);
 
 impl<O> Slot<O> {
     /// An empty slot.
     pub const fn new() -> Self {
-        Self(UnsafeCell::new(None))
-    }
-
-    fn with<R>(&self, f: impl FnOnce(&mut Option<O>) -> R) -> R {
-        // SAFETY: one thread, no re-entrance (see the type's doc), so no other borrow exists.
-        f(unsafe { &mut *self.0.get() })
+        Self(RefCell::new(None))
     }
 }
 
@@ -49,17 +41,28 @@ impl<O> Default for Slot<O> {
     }
 }
 
-fn not_initialised() -> String {
-    "the operator was called before init".to_string()
+type SlotKey<O> = LocalKey<Slot<O>>;
+
+fn with_operator<O: Operator, R>(
+    slot: &'static SlotKey<O>,
+    f: impl FnOnce(&mut O) -> Result<R, Error>,
+) -> Result<R, String> {
+    slot.with(|slot| match slot.0.try_borrow_mut() {
+        Ok(mut operator) => match operator.as_mut() {
+            Some(operator) => f(operator).map_err(Error::into_message),
+            None => Err("the operator was called before init".to_string()),
+        },
+        Err(_) => Err("the operator was entered while a call was running".to_string()),
+    })
 }
 
-pub fn describe<O: Operator>() -> wit::OperatorInfo {
-    wit::OperatorInfo { name: O::NAME.to_string(), version: O::VERSION.to_string() }
+pub fn describe(name: &str, version: &str) -> wit::OperatorInfo {
+    wit::OperatorInfo { name: name.to_string(), version: version.to_string() }
 }
 
-pub fn init<O: Operator>(slot: &Slot<O>, settings: Vec<(String, String)>) -> Result<(), String> {
+pub fn init<O: Operator>(slot: &'static SlotKey<O>, settings: Vec<(String, String)>) -> Result<(), String> {
     let operator = O::init(&Settings::new(settings)).map_err(Error::into_message)?;
-    slot.with(|s| *s = Some(operator));
+    slot.with(|slot| *slot.0.borrow_mut() = Some(operator));
     Ok(())
 }
 
@@ -77,18 +80,17 @@ fn to_wit(out: Output) -> wit::Output {
 }
 
 fn call<O: Operator>(
-    slot: &Slot<O>,
+    slot: &'static SlotKey<O>,
     f: impl FnOnce(&mut O, &mut Output) -> Result<(), Error>,
 ) -> Result<wit::Output, String> {
-    slot.with(|s| {
-        let operator = s.as_mut().ok_or_else(not_initialised)?;
+    with_operator(slot, |operator| {
         let mut out = Output::default();
-        f(operator, &mut out).map_err(Error::into_message)?;
+        f(operator, &mut out)?;
         Ok(to_wit(out))
     })
 }
 
-pub fn process<O: Operator>(slot: &Slot<O>, batch: wit::Batch) -> Result<wit::Output, String> {
+pub fn process<O: Operator>(slot: &'static SlotKey<O>, batch: wit::Batch) -> Result<wit::Output, String> {
     let view = Batch::new(
         &batch.shard_id,
         batch.now_ms,
@@ -101,28 +103,26 @@ pub fn process<O: Operator>(slot: &Slot<O>, batch: wit::Batch) -> Result<wit::Ou
     call(slot, |op, out| op.process(&view, out))
 }
 
-pub fn tick<O: Operator>(slot: &Slot<O>, now_ms: i64) -> Result<wit::Output, String> {
+pub fn tick<O: Operator>(slot: &'static SlotKey<O>, now_ms: i64) -> Result<wit::Output, String> {
     call(slot, |op, out| op.tick(now_ms, out))
 }
 
-pub fn finish<O: Operator>(slot: &Slot<O>, now_ms: i64) -> Result<wit::Output, String> {
+pub fn finish<O: Operator>(slot: &'static SlotKey<O>, now_ms: i64) -> Result<wit::Output, String> {
     call(slot, |op, out| op.finish(now_ms, out))
 }
 
-pub fn snapshot<O: Operator>(slot: &Slot<O>) -> Result<Vec<wit::KeyedState>, String> {
-    slot.with(|s| {
-        let operator = s.as_ref().ok_or_else(not_initialised)?;
+pub fn snapshot<O: Operator>(slot: &'static SlotKey<O>) -> Result<Vec<wit::KeyedState>, String> {
+    with_operator(slot, |operator| {
         let mut state = Vec::new();
-        operator.snapshot(&mut state).map_err(Error::into_message)?;
+        operator.snapshot(&mut state)?;
         Ok(state.into_iter().map(|e| wit::KeyedState { key: e.key, state: e.state }).collect())
     })
 }
 
-pub fn restore<O: Operator>(slot: &Slot<O>, state: Vec<wit::KeyedState>) -> Result<(), String> {
-    slot.with(|s| {
-        let operator = s.as_mut().ok_or_else(not_initialised)?;
+pub fn restore<O: Operator>(slot: &'static SlotKey<O>, state: Vec<wit::KeyedState>) -> Result<(), String> {
+    with_operator(slot, |operator| {
         let state = state.into_iter().map(|e| KeyedState { key: e.key, state: e.state }).collect();
-        operator.restore(state).map_err(Error::into_message)
+        operator.restore(state)
     })
 }
 

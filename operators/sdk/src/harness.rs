@@ -1,35 +1,6 @@
 //! A native test driver for operators: the host's call sequence without wasm, for `cargo test`.
 
-use crate::{Error, KeyedState, Operator, Output, OwnedBatch, Settings};
-
-/// An input record the operator refused, as the host would send it to the dead-letter
-/// destination.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DeadLetter {
-    /// The record's partition key.
-    pub partition_key: String,
-    /// The record's data.
-    pub data: Vec<u8>,
-    /// When the record arrived, in ms since the Unix epoch.
-    pub arrival_time_ms: i64,
-    /// The shard it came from.
-    pub shard_id: String,
-    /// Why it was refused.
-    pub reason: String,
-}
-
-impl DeadLetter {
-    /// The dead letter for `record`, refused for `reason`.
-    pub fn new(record: &crate::Record<'_>, reason: impl Into<String>) -> Self {
-        Self {
-            partition_key: record.partition_key.to_string(),
-            data: record.data.to_vec(),
-            arrival_time_ms: record.arrival_time_ms,
-            shard_id: record.shard_id.to_string(),
-            reason: reason.into(),
-        }
-    }
-}
+use crate::{DeadLetter, Error, KeyedState, Operator, Output, OwnedBatch, Settings};
 
 /// Drives one operator instance the way the host does: records are gathered into a batch,
 /// which is processed when it is full, when time advances, or when the input ends.

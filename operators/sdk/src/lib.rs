@@ -1,24 +1,45 @@
 //! Write weir operators.
 //!
-//! A weir operator is a type that implements [`Operator`]. The same code runs in two places:
+//! A weir operator runs in two places from the same code:
 //!
 //! - natively, in `cargo test`, driven by the [`Harness`] (feed records, advance processing
 //!   time, end the input, read outputs, dead letters and snapshots), with no wasm involved;
 //! - inside the weir host, as a WebAssembly component built with
-//!   `cargo build --release --target wasm32-wasip2`, once [`export_operator!`] has bound the
-//!   type to the `weir:operator@0.1.0` contract (see `wit/operator.wit`).
+//!   `cargo build --release --target wasm32-wasip2`, bound to the contract ([`CONTRACT`], the
+//!   version of `wit/operator.wit`) by one macro line.
+//!
+//! A stateless map or filter is one function and [`export_map!`]:
 //!
 //! ```
-//! use weir_operator::{Batch, Error, KeyedState, Operator, Output, Settings};
+//! use weir_operator::{Error, Output, Record};
 //!
-//! /// Counts records per partition key and emits the count at the end of the input.
+//! /// Keeps the records whose data mentions AMZN, upper-cased.
+//! fn shout(record: &Record<'_>, out: &mut Output) -> Result<(), Error> {
+//!     if record.data.windows(4).any(|w| w == b"AMZN") {
+//!         out.emit(record.partition_key, &record.data.to_ascii_uppercase());
+//!     }
+//!     Ok(())
+//! }
+//! weir_operator::export_map!(Shout, shout);
+//!
+//! let mut h = weir_operator::Harness::<Shout>::new(&[]).unwrap();
+//! h.push("k", b"amzn? AMZN!").push("k", b"GOOG");
+//! h.end_input().unwrap();
+//! assert_eq!(h.output_strings(), [("k".to_string(), "AMZN? AMZN!".to_string())]);
+//! ```
+//!
+//! A stateful operator implements [`Operator`] and keeps its state per grouping key, encoded
+//! with [`codec`] (serde, behind a format version byte, so a later version can read it):
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use weir_operator::{Batch, Error, KeyedState, Operator, Output, Settings, codec};
+//!
+//! /// Counts records per partition key and emits the counts at the end of the input.
 //! #[derive(Default)]
-//! struct Count(std::collections::BTreeMap<String, u64>);
+//! struct Count(BTreeMap<String, u64>);
 //!
 //! impl Operator for Count {
-//!     const NAME: &'static str = "count";
-//!     const VERSION: &'static str = "1.0.0";
-//!
 //!     fn init(settings: &Settings) -> Result<Self, Error> {
 //!         settings.check_known(&[])?;
 //!         Ok(Self::default())
@@ -36,13 +57,14 @@
 //!         Ok(())
 //!     }
 //!     fn snapshot(&self, out: &mut Vec<KeyedState>) -> Result<(), Error> {
-//!         out.extend(self.0.iter().map(|(k, n)| KeyedState::new(k, n.to_le_bytes().to_vec())));
+//!         for (key, n) in &self.0 {
+//!             out.push(KeyedState::new(key, codec::encode(1, n)?));
+//!         }
 //!         Ok(())
 //!     }
 //!     fn restore(&mut self, state: Vec<KeyedState>) -> Result<(), Error> {
 //!         for entry in state {
-//!             let bytes: [u8; 8] = entry.state.as_slice().try_into().map_err(|_| Error::new("bad count"))?;
-//!             self.0.insert(entry.key, u64::from_le_bytes(bytes));
+//!             self.0.insert(entry.key, codec::decode(1, &entry.state)?);
 //!         }
 //!         Ok(())
 //!     }
@@ -52,55 +74,56 @@
 //!
 //! let mut h = weir_operator::Harness::<Count>::new(&[]).unwrap();
 //! h.push("AMZN", b"{}").push("AMZN", b"{}").push("GOOG", b"{}");
+//! let state = h.snapshot().unwrap();
+//! h.restart_from(state).unwrap();
 //! h.end_input().unwrap();
 //! assert_eq!(h.output_strings(), vec![("AMZN".into(), "2".into()), ("GOOG".into(), "1".into())]);
 //! ```
 //!
-//! Layout: [`batch`] (input records as the host packs them), [`output`] (what a call
-//! produces), [`state`] (keyed snapshots), [`settings`] (`key=value` configuration),
-//! [`harness`] (the native test driver), and the export glue, compiled for wasm only.
+//! Layout: the data types come from `weir-contract` and are re-exported here ([`Batch`],
+//! [`Output`], [`KeyedState`], [`DeadLetter`], [`Error`]); [`settings`] (`key=value`
+//! configuration), [`codec`] (versioned state encoding), [`harness`] (the native test driver),
+//! the export macros below, and the glue they expand to, compiled for wasm only.
 #![deny(missing_docs)]
 
 // The generated bindings name this crate by its public path, also from inside it.
 extern crate self as weir_operator;
 
-pub mod batch;
-mod error;
+pub mod codec;
 pub mod harness;
-pub mod output;
 pub mod settings;
-pub mod state;
 
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
 pub mod export;
 
-pub use batch::{Batch, OwnedBatch, Record};
-pub use error::Error;
-pub use harness::{DeadLetter, Harness};
-pub use output::{Output, Rejection};
+pub use harness::Harness;
 pub use settings::Settings;
-pub use state::{INSTANCE_KEY, KeyedState};
-
-/// The version of the `weir:operator` contract this SDK builds components for.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub use weir_contract::{
+    Batch, CONTRACT, Contract, DeadLetter, Error, INSTANCE_KEY, KeyedState, Output, OwnedBatch, Record,
+    Rejection, batch, output, state,
+};
 
 /// A stream operator: keyed state, fed batches of records, producing output records.
 ///
-/// An instance sees the records of one shard. Calls come in this order: [`init`](Self::init),
-/// then optionally [`restore`](Self::restore), then any number of [`process`](Self::process)
-/// and [`tick`](Self::tick), then [`finish`](Self::finish) if the input ends;
-/// [`snapshot`](Self::snapshot) may be called between any two of them.
+/// Calls come in this order: [`init`](Self::init), then optionally [`restore`](Self::restore),
+/// then any number of [`process`](Self::process) and [`tick`](Self::tick), then
+/// [`finish`](Self::finish) if the input ends; [`snapshot`](Self::snapshot) may be called
+/// between any two of them.
 ///
 /// An operator must be deterministic: given the same calls with the same arguments it produces
 /// the same outputs. It has no clock and no randomness of its own; time comes from the host
 /// (`Batch::now_ms`, `tick`, and the records' arrival times).
+///
+/// A stateless operator needs only `init` and `process` (or just a function: [`export_map!`]).
+/// A stateful one overrides [`snapshot`](Self::snapshot) and [`restore`](Self::restore): the
+/// host moves state only through them (to a new version, to the children of a split shard).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a weir operator",
+    label = "this type does not implement `weir_operator::Operator`",
+    note = "implement `weir_operator::Operator` for it, or export a stateless function with `weir_operator::export_map!(Name, function)`"
+)]
 pub trait Operator: Sized + 'static {
-    /// Short name of the operator, such as `sliding-window-max`.
-    const NAME: &'static str;
-    /// Version of the operator (not of the contract).
-    const VERSION: &'static str;
-
     /// Build an instance from `key=value` settings. Reject unknown keys and bad values with a
     /// message that names the setting and what is accepted.
     fn init(settings: &Settings) -> Result<Self, Error>;
@@ -121,33 +144,69 @@ pub trait Operator: Sized + 'static {
         Ok(())
     }
 
-    /// Append the whole state, one entry per partition key (and at most one entry for
-    /// [`INSTANCE_KEY`], holding instance-wide state).
-    fn snapshot(&self, out: &mut Vec<KeyedState>) -> Result<(), Error>;
+    /// Append the whole state, one entry per key (and at most one entry for
+    /// [`INSTANCE_KEY`], holding instance-wide state). The default, for stateless operators,
+    /// appends nothing.
+    fn snapshot(&self, out: &mut Vec<KeyedState>) -> Result<(), Error> {
+        let _ = out;
+        Ok(())
+    }
 
     /// Load entries produced by [`snapshot`](Self::snapshot), possibly of several instances
-    /// (after a merge of shards: then several [`INSTANCE_KEY`] entries can arrive).
-    fn restore(&mut self, state: Vec<KeyedState>) -> Result<(), Error>;
+    /// (after a merge of shards: then several [`INSTANCE_KEY`] entries can arrive). The
+    /// default, for stateless operators, ignores them.
+    fn restore(&mut self, state: Vec<KeyedState>) -> Result<(), Error> {
+        let _ = state;
+        Ok(())
+    }
 }
+
+/// Run `f` on every record of `batch`; a record `f` fails on is refused with its message (it
+/// goes to the dead-letter destination). What [`export_map!`] operators do.
+pub fn map_records(
+    batch: &Batch<'_>,
+    out: &mut Output,
+    mut f: impl FnMut(&Record<'_>, &mut Output) -> Result<(), Error>,
+) {
+    for record in batch.records() {
+        if let Err(e) = f(&record, out) {
+            out.reject(record.index, e.into_message());
+        }
+    }
+}
+
+#[doc(hidden)]
+pub const fn assert_operator<O: Operator>() {}
 
 /// Export `$operator` (a type implementing [`Operator`]) as this crate's WebAssembly
 /// component. Use it once, at the top level of an operator crate built with
-/// `crate-type = ["cdylib", "rlib"]`; it expands to nothing when not compiling for wasm, so
-/// the same crate also builds natively for `cargo test`.
+/// `crate-type = ["cdylib", "rlib"]`.
+///
+/// The operator describes itself to the host by the crate's name and version (from Cargo);
+/// `export_operator!(T, name = "...", version = "...")` says otherwise. Natively the macro
+/// only checks that `$operator` is an operator, so `cargo test` catches what the wasm build
+/// would.
 #[macro_export]
 macro_rules! export_operator {
     ($operator:ty) => {
+        $crate::export_operator!($operator, name = env!("CARGO_PKG_NAME"), version = env!("CARGO_PKG_VERSION"));
+    };
+    ($operator:ty, name = $name:expr, version = $version:expr) => {
+        const _: () = $crate::assert_operator::<$operator>();
+
         #[cfg(target_arch = "wasm32")]
         const _: () = {
             use $crate::export as __glue;
 
-            static __WEIR_SLOT: __glue::Slot<$operator> = __glue::Slot::new();
+            ::std::thread_local! {
+                static __WEIR_SLOT: __glue::Slot<$operator> = const { __glue::Slot::new() };
+            }
 
             struct __WeirComponent;
 
             impl __glue::Guest for __WeirComponent {
                 fn describe() -> __glue::WitOperatorInfo {
-                    __glue::describe::<$operator>()
+                    __glue::describe($name, $version)
                 }
                 fn init(settings: ::std::vec::Vec<(::std::string::String, ::std::string::String)>) -> ::std::result::Result<(), ::std::string::String> {
                     __glue::init(&__WEIR_SLOT, settings)
@@ -171,5 +230,35 @@ macro_rules! export_operator {
 
             $crate::export::bindings::__weir_export_component!(__WeirComponent with_types_in $crate::export::bindings);
         };
+    };
+}
+
+/// Export a stateless function as this crate's operator: `export_map!(Name, function)` defines
+/// the unit struct `Name` (an [`Operator`] that takes no settings, for the [`Harness`]) and
+/// exports it. `function(&Record, &mut Output) -> Result<(), Error>` emits zero or more records
+/// per input record; an error refuses that record, with the message as the reason.
+#[macro_export]
+macro_rules! export_map {
+    ($name:ident, $function:path) => {
+        #[doc = concat!("The operator of `", stringify!($function), "`, record by record.")]
+        #[derive(Clone, Copy, Debug, Default)]
+        pub struct $name;
+
+        impl $crate::Operator for $name {
+            fn init(settings: &$crate::Settings) -> ::std::result::Result<Self, $crate::Error> {
+                settings.check_known(&[])?;
+                Ok(Self)
+            }
+            fn process(
+                &mut self,
+                batch: &$crate::Batch<'_>,
+                out: &mut $crate::Output,
+            ) -> ::std::result::Result<(), $crate::Error> {
+                $crate::map_records(batch, out, $function);
+                Ok(())
+            }
+        }
+
+        $crate::export_operator!($name);
     };
 }

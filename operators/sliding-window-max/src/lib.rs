@@ -236,9 +236,6 @@ fn emit(out: &mut Output, ticker: &str, start: &str, end: &str, max_price: f64, 
 }
 
 impl Operator for SlidingWindowMax {
-    const NAME: &'static str = "sliding-window-max";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-
     fn init(settings: &Settings) -> Result<Self, Error> {
         Ok(Self::new(Config::from_settings(settings)?))
     }
@@ -298,14 +295,14 @@ impl Operator for SlidingWindowMax {
     fn snapshot(&self, out: &mut Vec<KeyedState>) -> Result<(), Error> {
         out.push(KeyedState::new(
             INSTANCE_KEY,
-            snapshot::encode_instance(self.max_event_time, self.watermark),
+            snapshot::encode_instance(self.max_event_time, self.watermark)?,
         ));
         for key in self.keys.iter().filter(|k| !k.panes.is_empty()) {
             // Every window ending at or before the watermark has fired or was empty when the
             // watermark passed it, so the key is closed through the later of the two. Stored per
             // key, this stays right when keys of instances with different watermarks merge.
             let closed_through = key.last_fired_end.max(self.watermark);
-            out.push(KeyedState::new(&*key.ticker, snapshot::encode_key(closed_through, key.panes.iter())));
+            out.push(KeyedState::new(&*key.ticker, snapshot::encode_key(closed_through, key.panes.iter())?));
         }
         Ok(())
     }
@@ -313,8 +310,7 @@ impl Operator for SlidingWindowMax {
     fn restore(&mut self, state: Vec<KeyedState>) -> Result<(), Error> {
         for entry in state {
             if entry.is_instance_wide() {
-                let (max_event_time, watermark) =
-                    snapshot::decode_instance(&entry.state).map_err(Error::new)?;
+                let (max_event_time, watermark) = snapshot::decode_instance(&entry.state)?;
                 self.max_event_time = self.max_event_time.max(max_event_time);
                 self.watermark = self.watermark.max(watermark);
                 continue;

@@ -173,6 +173,6 @@ fn state_splits_by_key_and_merges_back() {
 #[test]
 fn restore_refuses_damaged_state() {
     let mut h = harness(&[]);
-    let err = h.restart_from(vec![weir_operator::KeyedState::new("A", vec![1, 2, 3])]).unwrap_err();
-    assert!(err.message().contains("state of key \"A\": state is truncated"), "{err}");
+    let err = h.restart_from(vec![weir_operator::KeyedState::new("A", vec![2, 2, 3])]).unwrap_err();
+    assert!(err.message().contains("state of key \"A\": state cannot be read"), "{err}");
 }

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use weir_operator::{Batch, Error, KeyedState, Operator, Output, Settings};
+use weir_operator::{Batch, Error, KeyedState, Operator, Output, Settings, codec};
 
 /// The fixture operator.
 #[derive(Debug, Default)]
@@ -35,9 +35,6 @@ fn contains(data: &[u8], needle: &Option<String>) -> bool {
 }
 
 impl Operator for Fixture {
-    const NAME: &'static str = "test-fixture";
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-
     fn init(settings: &Settings) -> Result<Self, Error> {
         settings.check_known(&[
             "trap-on",
@@ -106,14 +103,15 @@ impl Operator for Fixture {
     }
 
     fn snapshot(&self, out: &mut Vec<KeyedState>) -> Result<(), Error> {
-        out.extend(self.counts.iter().map(|(k, n)| KeyedState::new(k, n.to_le_bytes().to_vec())));
+        for (key, n) in &self.counts {
+            out.push(KeyedState::new(key, codec::encode(1, n)?));
+        }
         Ok(())
     }
 
     fn restore(&mut self, state: Vec<KeyedState>) -> Result<(), Error> {
         for e in state {
-            let b: [u8; 8] = e.state.as_slice().try_into().map_err(|_| Error::new("bad count"))?;
-            *self.counts.entry(e.key).or_default() += u64::from_le_bytes(b);
+            *self.counts.entry(e.key).or_default() += codec::decode::<u64>(1, &e.state)?;
         }
         Ok(())
     }

@@ -7,17 +7,13 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker, types::ComponentItem};
 use wasmtime::{Config, Engine};
 
+use weir_contract::CONTRACT;
+
 use super::bindings::{OperatorComponentPre, wit};
+use super::cache::{CacheOutcome, CompiledCache};
 use super::instance::{HostState, Instance};
 use super::{Limits, LoadError, limits::EPOCH_TICK};
 use crate::artifact::Artifact;
-use crate::artifact::cache::{CacheOutcome, CompiledCache};
-
-/// The interface every operator exports, without its version.
-const INTERFACE: &str = "weir:operator/operator";
-/// The contract version this host speaks; any `0.1.x` is accepted.
-pub const CONTRACT: &str = "weir:operator@0.1.0";
-const CONTRACT_MAJOR_MINOR: &str = "0.1.";
 
 /// The wasmtime engine shared by every operator instance, and how components are linked.
 #[derive(Clone)]
@@ -45,11 +41,6 @@ impl OperatorEngine {
             spawn_epoch_ticker(&engine);
         }
         Ok(Self { engine, linker: Arc::new(linker), limits, cache })
-    }
-
-    /// The limits every instance gets.
-    pub fn limits(&self) -> Limits {
-        self.limits
     }
 
     /// Check and compile (or load from the cache) `artifact`, instantiate it once and call
@@ -151,15 +142,12 @@ fn spawn_epoch_ticker(engine: &Engine) {
 /// Refuse what is not a WebAssembly component, saying what it is instead.
 fn check_header(artifact: &Artifact) -> Result<(), LoadError> {
     let origin = artifact.origin.clone();
-    let bytes = &artifact.bytes;
-    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-        return Err(LoadError::NotWasm { origin });
-    }
-    // Bytes 4..8: version and layer. Layer 0 is a core module, layer 1 a component.
-    match (bytes[6], bytes[7]) {
-        (0, 0) => Err(LoadError::CoreModule { origin }),
-        (1, 0) => Ok(()),
-        _ => Err(LoadError::NotWasm { origin }),
+    if wasmparser::Parser::is_component(&artifact.bytes) {
+        Ok(())
+    } else if wasmparser::Parser::is_core_wasm(&artifact.bytes) {
+        Err(LoadError::CoreModule { origin })
+    } else {
+        Err(LoadError::NotWasm { origin })
     }
 }
 
@@ -171,8 +159,7 @@ fn check_contract(engine: &Engine, component: &Component, origin: &str) -> Resul
         .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
         .map(|(name, _)| name.to_string())
         .collect();
-    let wanted = format!("{INTERFACE}@{CONTRACT_MAJOR_MINOR}");
-    if exports.iter().any(|name| name.starts_with(&wanted)) {
+    if exports.iter().any(|name| CONTRACT.accepts_export(name)) {
         return Ok(());
     }
     Err(LoadError::WrongContract { origin: origin.to_string(), found: exports })

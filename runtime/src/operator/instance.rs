@@ -3,10 +3,10 @@
 //! new one made (see [`super::runner`]).
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime::{ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-use weir_operator::{KeyedState, Output, OwnedBatch, Rejection};
+use weir_contract::{KeyedState, Output, OwnedBatch, Rejection};
 
 use super::bindings::{OperatorComponent, OperatorComponentPre, wit};
 use super::{CallError, Limits, LoadError};
@@ -18,8 +18,51 @@ const STDERR_CAPTURE_BYTES: usize = 64 << 10;
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: MemoryCap,
     stderr: MemoryOutputPipe,
+}
+
+/// Linear memory grew past the instance's limit: the trap's cause, so that it is reported as
+/// the limit rather than as a generic growth failure.
+#[derive(Debug, thiserror::Error)]
+#[error("growing memory to {desired} bytes exceeds the limit of {limit} bytes")]
+struct MemoryLimitExceeded {
+    desired: usize,
+    limit: usize,
+}
+
+/// The store's resource limiter: memory capped at `max_bytes` (growing past it traps, with
+/// [`MemoryLimitExceeded`] as the cause), tables bounded by their own maximum, at most a few
+/// instances (a component instantiates a handful of core modules).
+struct MemoryCap {
+    max_bytes: usize,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            return Err(wasmtime::Error::new(MemoryLimitExceeded { desired, limit: self.max_bytes }));
+        }
+        Ok(maximum.is_none_or(|max| desired <= max))
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(maximum.is_none_or(|max| desired <= max))
+    }
+
+    fn instances(&self) -> usize {
+        4
+    }
 }
 
 impl WasiView for HostState {
@@ -52,11 +95,7 @@ impl Instance {
         let state = HostState {
             wasi,
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(limits.max_memory_bytes)
-                .trap_on_grow_failure(true)
-                .instances(4)
-                .build(),
+            limits: MemoryCap { max_bytes: limits.max_memory_bytes },
             stderr,
         };
         let mut store = Store::new(pre.engine(), state);
@@ -105,7 +144,7 @@ impl Instance {
                     self.limits.max_call_time.unwrap_or_default()
                 )
             }
-            _ if format!("{error:#}").contains("forcing trap when growing memory") => {
+            _ if error.is::<MemoryLimitExceeded>() => {
                 format!("exceeded its memory limit of {} MiB", self.limits.max_memory_bytes >> 20)
             }
             Some(trap) => format!("trapped: {trap}"),

@@ -1,19 +1,22 @@
 //! The wasmtime host for operator components.
 //!
 //! - [`engine`]: the engine, the checks that refuse a bad component before any record is read,
-//!   the compiled cache, pre-instantiation;
+//!   pre-instantiation;
+//! - [`cache`]: compiled components on disk, keyed by digest and engine;
 //! - [`instance`]: one instance's store and its typed calls, under [`limits`];
 //! - [`runner`]: the operator of one shard: snapshots, and recovery after a trap (a fresh
 //!   instance from the last snapshot, the calls since replayed, the poison records isolated);
 //! - [`bindings`]: the code `bindgen!` generates from `wit/operator.wit`.
 
 pub mod bindings;
+pub mod cache;
 pub mod engine;
 pub mod instance;
 pub mod limits;
 pub mod runner;
 
-pub use engine::{CONTRACT, LoadedOperator, OperatorEngine};
+pub use cache::{CacheOutcome, CompiledCache};
+pub use engine::{LoadedOperator, OperatorEngine};
 pub use instance::Instance;
 pub use limits::Limits;
 pub use runner::{DEFAULT_SNAPSHOT_EVERY, Processed, RunnerError, ShardOperator};
@@ -49,7 +52,7 @@ pub enum LoadError {
         error: wasmtime::Error,
     },
     /// It does not export a compatible contract.
-    #[error("operator {origin} is not a weir operator for this host: it needs to export {}/operator@0.1.x ({CONTRACT}), and it exports {}", CONTRACT.replace("@0.1.0", ""), if found.is_empty() { "no interface".to_string() } else { found.join(", ") })]
+    #[error("operator {origin} is not a weir operator for this host: it needs to export {} ({}), and it exports {}; rebuild it against the weir-operator SDK of this weir", weir_contract::CONTRACT.accepted_exports(), weir_contract::CONTRACT, if found.is_empty() { "no interface".to_string() } else { found.join(", ") })]
     WrongContract {
         /// The component's location.
         origin: String,

@@ -9,11 +9,11 @@
 //! records that cause the failure go to the dead-letter destination, with the reason, and every
 //! other record counts. Nothing is lost and nothing is counted twice.
 
-use weir_operator::{DeadLetter, KeyedState, Output, OwnedBatch};
+use weir_contract::{DeadLetter, KeyedState, Output, OwnedBatch};
 
 use super::{CallError, Instance, LoadError, LoadedOperator};
 
-/// Calls between snapshots, by default: DESIGN.md measured 0.06 ms to snapshot 1,000 keys,
+/// Calls between snapshots, by default: a probe measured 0.06 ms (ARCHITECTURE.md, measured facts) to snapshot 1,000 keys,
 /// about a tenth of a 1,024-record batch here (0.7 ms, BENCHMARKS.md), so once in 64 calls
 /// costs well under 1%, while the replay log stays a few MiB.
 pub const DEFAULT_SNAPSHOT_EVERY: usize = 64;
@@ -114,11 +114,6 @@ impl ShardOperator {
     /// What went wrong so far.
     pub fn stats(&self) -> RunnerStats {
         self.stats
-    }
-
-    /// The operator this runs.
-    pub fn loaded(&self) -> &LoadedOperator {
-        &self.loaded
     }
 
     fn error(&self, during: &'static str, error: CallError) -> RunnerError {

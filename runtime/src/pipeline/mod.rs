@@ -1,27 +1,28 @@
 //! The data path of `weir run`: source task -> one operator instance per shard -> sink task,
 //! with processing-time ticks to every shard (idle ones too), state hand-off when shards split
-//! or merge ([`shards`]), dead letters, metrics and shutdown.
+//! or merge ([`shards`]), version switches and rollbacks ([`switch`]), dead letters, metrics and
+//! shutdown.
 //!
 //! The operators run on this task: a call is a few hundred microseconds of CPU for a batch of
 //! 1,024 records, short enough not to starve the runtime. Channels between the three are
 //! bounded, so a slow sink slows the operators, which slows the source: memory stays flat.
 
 pub mod shards;
-pub mod versions;
+pub mod switch;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use weir_operator::Output;
+use weir_contract::Output;
 
+use crate::deployment::Versions;
 use crate::metrics::{Metrics, ShardMetrics};
 use crate::operator::{DEFAULT_SNAPSHOT_EVERY, RunnerError};
 use crate::sink::{DeadLetterWriter, Outgoing, Sink, SinkError};
 use crate::source::{Source, SourceError, SourceEvent, now_ms};
 use shards::Shards;
-pub use versions::{Operators, RollbackPolicy};
 
 /// Batches in flight between source and operators, and outputs between operators and sink:
 /// enough that shard readers keep reading while the operators work (4 measured 0.75x of a bare
@@ -83,7 +84,7 @@ pub enum Ending {
 /// multi-threaded runtime: operator calls run in `block_in_place`.
 pub async fn run(
     source: Source,
-    operators: impl Into<Operators>,
+    versions: impl Into<Versions>,
     sink: Sink,
     mut dead_letters: DeadLetterWriter,
     metrics: Arc<Metrics>,
@@ -94,8 +95,8 @@ pub async fn run(
     let mut source_task = Some(tokio::spawn(source.run(event_tx)));
     let (out_tx, out_rx) = mpsc::channel::<Outgoing>(CHANNEL_BATCHES);
     let sink_task = tokio::spawn(sink.run(out_rx));
-    let mut operators = operators.into();
-    let mut shards = Shards::new(operators.initial(), options.snapshot_every);
+    let mut versions = versions.into();
+    let mut shards = Shards::new(versions.initial(), options.snapshot_every);
 
     let mut ticks = tokio::time::interval(options.tick_interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -114,7 +115,8 @@ pub async fn run(
                 Some(SourceEvent::Batch { mut batch, read_at }) => {
                     batch.now_ms = now_ms();
                     let records = batch.len() as u64;
-                    let (processed, shard) = guest(|| operators.process(&mut shards, &mut batch, &metrics))?;
+                    let (processed, shard) =
+                        guest(|| switch::process(&mut shards, &mut versions, &mut batch, &metrics))?;
                     shard.records_in.inc_by(records);
                     metrics.batches.inc();
                     if !processed.dead_letters.is_empty() {
@@ -123,12 +125,17 @@ pub async fn run(
                     }
                     vec![(processed.output, shard, Some(read_at))]
                 }
-                Some(SourceEvent::Started { shard, parents, hash_range }) => {
-                    let keys = guest(|| shards.start(&shard, &parents, hash_range, &metrics))?;
-                    if !parents.is_empty() {
-                        tracing::info!("shard {shard} starts with {keys} keys of state from {}", parents.join(", "));
+                Some(SourceEvent::Started { shard, lineage }) => {
+                    let keys = guest(|| shards.start(&shard, lineage.as_ref(), &metrics))?;
+                    if let Some(lineage) = lineage.filter(|l| !l.parents.is_empty()) {
+                        tracing::info!("shard {shard} starts with {keys} keys of state from {}", lineage.parents.join(", "));
                     }
                     metrics.shards_reading.set(shards.len() as i64);
+                    continue;
+                }
+                Some(SourceEvent::Rejected(letter)) => {
+                    metrics.shard(&letter.shard_id).dead_letters.inc();
+                    dead_letters.write(std::slice::from_ref(&letter))?;
                     continue;
                 }
                 Some(SourceEvent::Ended { shard }) => {
@@ -150,8 +157,8 @@ pub async fn run(
                     break Ending::EndOfInput;
                 }
             },
-            next = operators.next_version() => {
-                guest(|| operators.switch(&mut shards, next, &metrics));
+            next = versions.next_version() => {
+                guest(|| switch::switch(&mut shards, &mut versions, next, &metrics));
                 continue;
             }
             _ = ticks.tick() => guest(|| shards.tick(now_ms()))?.into_iter().map(|(o, m)| (o, m, None)).collect(),

@@ -10,12 +10,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
+use weir_contract::{KeyedState, Output};
 use weir_kinesis::HashRange;
 use weir_kinesis::reader::hash_key;
-use weir_operator::{KeyedState, Output};
 
 use crate::metrics::{Metrics, ShardMetrics};
 use crate::operator::{LoadedOperator, RunnerError, ShardOperator};
+use crate::source::Lineage;
 
 /// A shard's operator and its series.
 pub struct ShardEntry {
@@ -51,18 +52,20 @@ impl Shards {
         Self { loaded, snapshot_every, live: BTreeMap::new(), ended: HashMap::new() }
     }
 
-    /// Start `shard` with its parents' state for `hash_range`.
+    /// Start `shard`, with its parents' state for its hash range when it has a lineage.
+    /// Returns how many keys of state it starts with.
     pub fn start(
         &mut self,
         shard: &str,
-        parents: &[String],
-        hash_range: HashRange,
+        lineage: Option<&Lineage>,
         metrics: &Metrics,
     ) -> Result<usize, RunnerError> {
         let mut state = Vec::new();
-        for parent in parents {
-            if let Some(parent_state) = self.ended.get_mut(parent) {
-                state.extend(take_range(parent_state, hash_range));
+        if let Some(lineage) = lineage {
+            for parent in &lineage.parents {
+                if let Some(parent_state) = self.ended.get_mut(parent) {
+                    state.extend(take_range(parent_state, lineage.hash_range));
+                }
             }
         }
         let keys = state.iter().filter(|s| !s.is_instance_wide()).count();

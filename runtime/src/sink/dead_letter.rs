@@ -10,7 +10,7 @@ use std::path::Path;
 
 use base64::Engine as _;
 use serde::Serialize;
-use weir_operator::DeadLetter;
+use weir_contract::DeadLetter;
 
 use super::SinkError;
 

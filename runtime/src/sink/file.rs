@@ -5,10 +5,9 @@ use std::path::PathBuf;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
-use weir_kinesis::Outgoing;
-use weir_operator::Output;
+use weir_contract::Output;
 
-use super::SinkError;
+use super::{Outgoing, SinkError};
 
 /// Lines to a writer.
 pub struct FileSink {

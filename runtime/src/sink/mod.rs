@@ -1,13 +1,34 @@
-//! Sinks: where results go. The result sink runs as its own task fed by a bounded channel (so a
-//! slow sink holds the operator back); dead letters are written where they arise (see
-//! [`dead_letter`]).
+//! Sinks: where results go. The result sink runs as its own task fed by a bounded channel of
+//! [`Outgoing`] (so a slow sink holds the operator back); dead letters are written where they
+//! arise (see [`dead_letter`]).
 
 pub mod dead_letter;
 pub mod file;
+pub mod kinesis;
+
+use std::time::Instant;
+
+use weir_contract::Output;
 
 pub use dead_letter::DeadLetterWriter;
 pub use file::FileSink;
-pub use weir_kinesis::{KinesisSink, Outgoing};
+pub use kinesis::KinesisSink;
+
+/// Records for the sink: an operator's output, and when the input that produced it was read
+/// (so the sink can measure the latency the runtime adds), if it came from input.
+#[derive(Debug, Default)]
+pub struct Outgoing {
+    /// The records.
+    pub output: Output,
+    /// When the source received the batch whose processing emitted them.
+    pub read_at: Option<Instant>,
+}
+
+impl From<Output> for Outgoing {
+    fn from(output: Output) -> Self {
+        Self { output, read_at: None }
+    }
+}
 
 /// A sink failed.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +59,7 @@ impl Sink {
     pub async fn run(self, rx: tokio::sync::mpsc::Receiver<Outgoing>) -> Result<(), SinkError> {
         match self {
             Sink::File(s) => s.run(rx).await,
-            Sink::Kinesis(s) => Ok(s.run(rx).await?),
+            Sink::Kinesis(s) => s.run(rx).await,
         }
     }
 }

@@ -1,26 +1,36 @@
 //! A file or standard input as a source: one record per line, in order, as one shard. The
 //! input ends at end of file.
 //!
-//! Lines carry no partition key (the operator keys records by their content); empty lines are
-//! not records and are skipped. A batch is sent when it is full, and also whenever a read
-//! returns less than a buffer's worth, so that lines typed or piped in slowly are processed at
-//! once instead of waiting for a full batch.
+//! Lines are split by tokio-util's delimiter codec with a length cap: a line longer than
+//! [`MAX_LINE_BYTES`] (the largest record Kinesis takes) is not a record; it is skipped up to
+//! the next newline and reported as a dead letter with its line number. Lines carry no
+//! partition key (the operator keys records by their content); empty lines are not records and
+//! are skipped. A batch is sent when it is full, and also whenever a read returns less than a
+//! buffer's worth, so that lines typed or piped in slowly are processed at once instead of
+//! waiting for a full batch.
 
 use std::path::PathBuf;
 
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
-use weir_operator::OwnedBatch;
+use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, Decoder};
+use weir_contract::{DeadLetter, OwnedBatch};
 
 use super::{SourceError, SourceEvent, now_ms};
 
+/// Bytes read at once.
 const READ_BUFFER_BYTES: usize = 256 << 10;
+
+/// The longest line taken as a record: 1 MiB, the largest record Kinesis takes.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
 
 /// Lines of a reader.
 pub struct FileSource {
     reader: Box<dyn AsyncRead + Send + Unpin>,
     name: String,
     batch_size: usize,
+    max_line_bytes: usize,
 }
 
 impl FileSource {
@@ -30,7 +40,12 @@ impl FileSource {
         name: impl Into<String>,
         batch_size: usize,
     ) -> Self {
-        Self { reader: Box::new(reader), name: name.into(), batch_size: batch_size.max(1) }
+        Self {
+            reader: Box::new(reader),
+            name: name.into(),
+            batch_size: batch_size.max(1),
+            max_line_bytes: MAX_LINE_BYTES,
+        }
     }
 
     /// Lines of the file at `path`.
@@ -50,44 +65,41 @@ impl FileSource {
         if tx.send(SourceEvent::root(&self.name)).await.is_err() {
             return Ok(());
         }
-        let mut buf = vec![0u8; READ_BUFFER_BYTES];
-        // Bytes of a line not yet ended, carried to the next read.
-        let mut partial: Vec<u8> = Vec::new();
+        let mut codec =
+            AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), self.max_line_bytes);
+        let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
         let mut batch = OwnedBatch::new(self.name.clone());
         let mut last_bytes = 0usize;
+        let mut line_number = 0u64;
         loop {
+            buf.reserve(READ_BUFFER_BYTES);
+            let room = buf.capacity() - buf.len();
             let n = self
                 .reader
-                .read(&mut buf)
+                .read_buf(&mut buf)
                 .await
                 .map_err(|source| SourceError::Read { what: self.name.clone(), source })?;
             let arrival = now_ms();
-            if n == 0 {
-                push_line(&mut batch, &partial, arrival);
-                if !batch.is_empty() {
-                    let _ = tx.send(SourceEvent::batch(batch)).await;
-                }
-                return Ok(());
-            }
-            let mut chunk = &buf[..n];
-            if !partial.is_empty() {
-                match memchr::memchr(b'\n', chunk) {
-                    None => {
-                        partial.extend_from_slice(chunk);
+            let end = n == 0;
+            loop {
+                let line = if end { codec.decode_eof(&mut buf) } else { codec.decode(&mut buf) };
+                let line = match line {
+                    Ok(Some(line)) => line,
+                    Ok(None) => break,
+                    Err(AnyDelimiterCodecError::MaxChunkLengthExceeded) => {
+                        line_number += 1;
+                        let letter = self.too_long(line_number, arrival);
+                        if tx.send(SourceEvent::Rejected(letter)).await.is_err() {
+                            return Ok(());
+                        }
                         continue;
                     }
-                    Some(end) => {
-                        partial.extend_from_slice(&chunk[..end]);
-                        push_line(&mut batch, &partial, arrival);
-                        partial.clear();
-                        chunk = &chunk[end + 1..];
+                    Err(AnyDelimiterCodecError::Io(source)) => {
+                        return Err(SourceError::Read { what: self.name.clone(), source });
                     }
-                }
-            }
-            let mut start = 0;
-            for end in memchr::memchr_iter(b'\n', chunk) {
-                push_line(&mut batch, &chunk[start..end], arrival);
-                start = end + 1;
+                };
+                line_number += 1;
+                push_line(&mut batch, &line, arrival);
                 if batch.len() >= self.batch_size {
                     last_bytes = batch.bytes.len();
                     let full =
@@ -97,13 +109,31 @@ impl FileSource {
                     }
                 }
             }
-            partial.extend_from_slice(&chunk[start..]);
-            if n < buf.len() && !batch.is_empty() {
+            if end {
+                if !batch.is_empty() {
+                    let _ = tx.send(SourceEvent::batch(batch)).await;
+                }
+                return Ok(());
+            }
+            if n < room && !batch.is_empty() {
                 let part = std::mem::replace(&mut batch, new_batch(&self.name, last_bytes, self.batch_size));
                 if tx.send(SourceEvent::batch(part)).await.is_err() {
                     return Ok(());
                 }
             }
+        }
+    }
+
+    fn too_long(&self, line_number: u64, arrival: i64) -> DeadLetter {
+        DeadLetter {
+            partition_key: String::new(),
+            data: Vec::new(),
+            arrival_time_ms: arrival,
+            shard_id: self.name.clone(),
+            reason: format!(
+                "line {line_number} of {} is longer than {} bytes, the largest record Kinesis takes; it was skipped",
+                self.name, self.max_line_bytes
+            ),
         }
     }
 }
@@ -146,5 +176,27 @@ mod tests {
             lines.extend(batch.view().records().map(|r| String::from_utf8(r.data.to_vec()).unwrap()));
         }
         assert_eq!(lines, ["one", "two", "three", "four"]);
+    }
+
+    #[tokio::test]
+    async fn a_line_over_the_cap_becomes_a_dead_letter_and_the_lines_around_it_go_on() {
+        let text = format!("one\n{}\nthree\n", "x".repeat(100));
+        let mut source = FileSource::new(std::io::Cursor::new(text.into_bytes()), "test", 10);
+        source.max_line_bytes = 50;
+        let (tx, mut rx) = mpsc::channel(100);
+        source.run(tx).await.unwrap();
+        let (mut lines, mut dead) = (Vec::new(), Vec::new());
+        while let Some(event) = rx.recv().await {
+            match event {
+                SourceEvent::Batch { batch, .. } => {
+                    lines.extend(batch.view().records().map(|r| String::from_utf8(r.data.to_vec()).unwrap()))
+                }
+                SourceEvent::Rejected(letter) => dead.push(letter.reason),
+                _ => {}
+            }
+        }
+        assert_eq!(lines, ["one", "three"]);
+        assert_eq!(dead.len(), 1);
+        assert!(dead[0].starts_with("line 2 of test is longer than 50 bytes"), "{dead:?}");
     }
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use weir_operator::OwnedBatch;
+use weir_contract::OwnedBatch;
 use weir_producer::{GeneratorConfig, Pacer, TradeGenerator};
 
 use super::{SourceError, SourceEvent, now_ms};

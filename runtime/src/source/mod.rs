@@ -1,7 +1,8 @@
 //! Sources: where records come from. Each source runs as its own task and sends
 //! [`SourceEvent`]s down a bounded channel: a shard starts, batches of its records (one shard's
 //! records per batch), the shard ends. A slow operator holds the source back instead of letting
-//! records pile up; closing the channel ends the input.
+//! records pile up; closing the channel ends the input. A record the source cannot pass on (a
+//! line too long to be a record) is sent as a dead letter, so nothing is dropped silently.
 
 pub mod file;
 pub mod generator;
@@ -10,26 +11,34 @@ pub mod kinesis;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
+use weir_contract::{DeadLetter, OwnedBatch};
 use weir_kinesis::HashRange;
-use weir_operator::OwnedBatch;
 
 pub use file::FileSource;
 pub use generator::GeneratorSource;
-pub use kinesis::{KinesisSource, KinesisSourceOptions};
+pub use kinesis::KinesisSource;
+
+/// Where a shard's state comes from: the shards it continues after a split or merge, and the
+/// hash keys it holds (the keys of their state it takes over).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lineage {
+    /// The shards it continues.
+    pub parents: Vec<String>,
+    /// The hash keys it holds.
+    pub hash_range: HashRange,
+}
 
 /// What a source tells the pipeline, in order per shard: `Started`, `Batch`es, maybe `Ended`.
 /// A shard's `Started` comes after the `Ended` of each parent it names.
 #[derive(Debug)]
 pub enum SourceEvent {
-    /// A shard starts: it gets an operator instance, with the state its ended `parents` held
-    /// for the keys whose hash falls in `hash_range`.
+    /// A shard starts: it gets an operator instance, with the state its ended parents held for
+    /// its hash range (a file, standard input or the generator has no lineage).
     Started {
         /// The shard.
         shard: String,
-        /// The shards it continues (after a split or merge).
-        parents: Vec<String>,
-        /// The hash keys it holds.
-        hash_range: HashRange,
+        /// Its parents and hash range, for a Kinesis shard.
+        lineage: Option<Lineage>,
     },
     /// Records of a started shard (`batch.shard_id` names it).
     Batch {
@@ -43,12 +52,14 @@ pub enum SourceEvent {
         /// The shard.
         shard: String,
     },
+    /// Input the source could not make a record of, for the dead-letter destination.
+    Rejected(DeadLetter),
 }
 
 impl SourceEvent {
-    /// A shard with no parents that holds every key: a file, standard input, the generator.
+    /// A shard of a source without lineage: a file, standard input, the generator.
     pub fn root(shard: &str) -> Self {
-        Self::Started { shard: shard.to_string(), parents: Vec::new(), hash_range: HashRange::ALL }
+        Self::Started { shard: shard.to_string(), lineage: None }
     }
 
     /// Records read just now.

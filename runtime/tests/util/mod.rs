@@ -9,8 +9,8 @@ pub mod s3;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use weir::artifact::cache::CompiledCache;
 use weir::artifact::{Artifact, BUILT_OPERATORS_DIR};
+use weir::operator::CompiledCache;
 use weir::operator::{Limits, LoadError, LoadedOperator, OperatorEngine};
 
 /// A component built by `build.rs`: `sliding_window_max`, `price_alert` or `test_fixture`.

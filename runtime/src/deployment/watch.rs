@@ -10,9 +10,23 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::store::{Manifest, OperatorStore};
+use super::store::{Manifest, OperatorStore, StoreError};
 use crate::metrics::Metrics;
-use crate::operator::{LoadedOperator, OperatorEngine};
+use crate::operator::{LoadError, LoadedOperator, OperatorEngine};
+
+/// Why a new version could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// Downloading or verifying it failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// It does not load, link or initialise.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The compile task panicked.
+    #[error("compiling it stopped: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
 
 /// What is watched.
 pub struct Watch {
@@ -55,12 +69,12 @@ impl Watch {
             if same {
                 continue;
             }
-            let digest = manifest.current.digest.clone();
+            let digest = manifest.current.digest;
             match self.prepare(&manifest).await {
                 Ok(loaded) => {
                     tracing::info!(
                         "new operator version {} at {}: {} {}, ready to switch",
-                        &digest[..12.min(digest.len())],
+                        digest.short(),
                         self.store.location(),
                         loaded.name(),
                         loaded.version()
@@ -73,8 +87,8 @@ impl Watch {
                 Err(e) => {
                     metrics.versions_refused.inc();
                     tracing::warn!(
-                        "new operator version {} at {} not switched to: {e:#}",
-                        &digest[..12.min(digest.len())],
+                        "new operator version {} at {} not switched to: {e}",
+                        digest.short(),
                         self.store.location()
                     );
                     // Not offered again until the manifest changes.
@@ -85,7 +99,7 @@ impl Watch {
     }
 
     /// Download, verify, compile and initialise the version `manifest` names.
-    async fn prepare(&self, manifest: &Manifest) -> anyhow::Result<LoadedOperator> {
+    async fn prepare(&self, manifest: &Manifest) -> Result<LoadedOperator, PrepareError> {
         let artifact = self.store.component(&manifest.current.digest).await?;
         let settings = manifest.current.settings_with(&self.overrides);
         let engine = self.engine.clone();

@@ -1,5 +1,5 @@
 //! `weir deploy` and `weir operators list`: operators published to S3 (see
-//! [`crate::artifact::store`] for the layout and the conditional writes).
+//! `weir::deployment::store` for the layout and the conditional writes).
 //!
 //! A component is checked before anything is uploaded: it must be a component of a compatible
 //! contract version, instantiate, and accept its settings in `init`. A rollback is checked the
@@ -7,12 +7,14 @@
 
 use anyhow::{Context, Result, bail};
 
-use crate::artifact::Artifact;
-use crate::artifact::store::{Deployment, Manifest, OperatorStore, StoreError};
+use weir::artifact::Artifact;
+use weir::deployment::{Deployment, Manifest, OperatorStore, StoreError};
+use weir::location::Location;
+use weir::operator::LoadedOperator;
+use weir_contract::CONTRACT;
+
+use super::engine;
 use crate::cli::{DeployArgs, HostArgs, OperatorsArgs, OperatorsCommand};
-use crate::commands::engine;
-use crate::location::Location;
-use crate::operator::{CONTRACT, LoadedOperator};
 
 /// `weir deploy`.
 pub async fn deploy(args: DeployArgs) -> Result<()> {
@@ -60,12 +62,12 @@ async fn deploy_file(
     let before = store.manifest().await?;
     store.put_component(&artifact).await?;
     let deployment = Deployment {
-        digest: artifact.digest.to_string(),
+        digest: artifact.digest,
         size: artifact.bytes.len() as u64,
         contract: CONTRACT.to_string(),
         name: Some(loaded.name().to_string()),
         version: Some(loaded.version().to_string()),
-        deployed_at: jiff::Timestamp::now().to_string(),
+        deployed_at: jiff::Timestamp::now(),
         settings: settings.iter().cloned().collect(),
         rollback_of: None,
     };
@@ -78,7 +80,7 @@ async fn deploy_file(
         artifact.digest,
         store.location(),
         match &manifest.previous {
-            Some(previous) => format!("previous {}", short(previous)),
+            Some(previous) => format!("previous {}", previous.short()),
             None => "first deployment".to_string(),
         }
     );
@@ -88,7 +90,7 @@ async fn deploy_file(
 async fn rollback(store: &OperatorStore, host: &HostArgs) -> Result<()> {
     let (manifest, etag) =
         store.manifest().await?.ok_or_else(|| StoreError::NothingDeployed(store.location()))?;
-    let Some(previous) = manifest.previous.clone() else {
+    let Some(previous) = manifest.previous else {
         bail!("{} has had a single deployment: there is nothing to roll back to", store.location());
     };
     let Some(earlier) = manifest.history.iter().find(|d| d.digest == previous) else {
@@ -99,8 +101,8 @@ async fn rollback(store: &OperatorStore, host: &HostArgs) -> Result<()> {
     let settings: Vec<(String, String)> = earlier.settings.clone().into_iter().collect();
     validate(artifact, &settings, host)?;
     let deployment = Deployment {
-        deployed_at: jiff::Timestamp::now().to_string(),
-        rollback_of: Some(manifest.current.digest.clone()),
+        deployed_at: jiff::Timestamp::now(),
+        rollback_of: Some(manifest.current.digest),
         ..earlier.clone()
     };
     let next = Manifest::next(Some(&manifest), deployment);
@@ -108,8 +110,8 @@ async fn rollback(store: &OperatorStore, host: &HostArgs) -> Result<()> {
     println!(
         "rolled {} back from {} to {} ({} {})",
         store.location(),
-        short(&manifest.current.digest),
-        short(&previous),
+        manifest.current.digest.short(),
+        previous.short(),
         earlier.name.as_deref().unwrap_or("?"),
         earlier.version.as_deref().unwrap_or("?")
     );
@@ -131,20 +133,16 @@ pub async fn operators(args: OperatorsArgs) -> Result<()> {
                     format!("{} {}", d.name.as_deref().unwrap_or("?"), d.version.as_deref().unwrap_or(""));
                 let mut settings: Vec<String> = d.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 if let Some(from) = &d.rollback_of {
-                    settings.push(format!("(rollback from {})", short(from)));
+                    settings.push(format!("(rollback from {})", from.short()));
                 }
                 println!(
                     "{mark:<9} {:<12} {operator:<28} {:<26} {}",
-                    short(&d.digest),
-                    d.deployed_at,
+                    d.digest.short(),
+                    d.deployed_at.to_string(),
                     settings.join(" ")
                 );
             }
             Ok(())
         }
     }
-}
-
-fn short(digest: &str) -> &str {
-    &digest[..12.min(digest.len())]
 }

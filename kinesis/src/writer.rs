@@ -1,5 +1,6 @@
-//! A Kinesis stream as a sink: records go out in PutRecords calls, partition key = the
-//! record's key.
+//! Writing to a Kinesis stream: records go out in PutRecords calls, partition key = the
+//! record's key. What is written comes down a channel as any [`Outbound`] (the runtime's
+//! operator outputs, the producer's trades).
 //!
 //! Order per partition key is kept end to end, through partial failures and retries: a call
 //! carries at most one record per key, and a key with a record in flight sends nothing more
@@ -14,17 +15,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use backon::ExponentialBuilder;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use weir_operator::Output;
 
-use crate::KinesisError as SinkError;
-use crate::aws::{self, Stream};
-use crate::backoff::Backoff;
+use crate::KinesisError;
+use crate::aws::{self, Kinesis, Stream};
+use crate::retry;
 
 /// PutRecords takes at most 500 records per call (Kinesis service limit).
 pub const MAX_RECORDS_PER_CALL: usize = 500;
@@ -38,10 +38,8 @@ pub const MAX_KEY_CHARS: usize = 256;
 pub const MAX_CALLS_IN_FLIGHT: usize = 4;
 /// Records waiting to be sent before the sink stops taking output.
 pub const MAX_QUEUED_RECORDS: usize = 4 * MAX_RECORDS_PER_CALL * MAX_CALLS_IN_FLIGHT;
-/// Retries of failed entries: the first within 100 ms, doubling up to 5 s, with full jitter.
-const BACKOFF: Backoff = Backoff { base: Duration::from_millis(100), max: Duration::from_secs(5) };
-/// Attempts after which each further retry is logged as a warning.
-const QUIET_ATTEMPTS: u32 = 5;
+/// Retries of failed entries: the first after 100-200 ms, doubling up to 5 s.
+const RETRY: ExponentialBuilder = retry::policy(Duration::from_millis(100), Duration::from_secs(5));
 
 struct Entry {
     key: String,
@@ -49,19 +47,21 @@ struct Entry {
     read_at: Option<Instant>,
 }
 
-/// Records for the sink: an operator's output, and when the input that produced it was read
-/// (so the sink can measure the latency the runtime adds), if it came from input.
-#[derive(Debug, Default)]
-pub struct Outgoing {
-    /// The records.
-    pub output: Output,
-    /// When the source received the batch whose processing emitted them.
-    pub read_at: Option<Instant>,
+/// Records for the writer, in order.
+pub trait Outbound: Send + 'static {
+    /// The records: partition key and data.
+    fn records(&self) -> impl Iterator<Item = (&str, &[u8])>;
+    /// When the input that produced these records was read, if they came from input: the
+    /// writer measures the latency added between then and the PutRecords call.
+    fn read_at(&self) -> Option<Instant> {
+        None
+    }
 }
 
-impl From<Output> for Outgoing {
-    fn from(output: Output) -> Self {
-        Self { output, read_at: None }
+/// Records as (partition key, data) pairs.
+impl Outbound for Vec<(String, Vec<u8>)> {
+    fn records(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.iter().map(|(k, d)| (k.as_str(), d.as_slice()))
     }
 }
 
@@ -71,9 +71,9 @@ struct CallResult {
     retries: u64,
 }
 
-/// What a sink has done so far; shared, so it can be read while the sink runs.
+/// What a writer has done so far; shared, so it can be read while the writer runs.
 #[derive(Debug)]
-pub struct SinkStats {
+pub struct WriterStats {
     /// Records written (acknowledged by Kinesis).
     pub records: AtomicU64,
     /// Entries sent again after a partial failure or a throttled call.
@@ -83,11 +83,11 @@ pub struct SinkStats {
     pub added_latency: Histogram,
 }
 
-/// Buckets of [`SinkStats::added_latency`], in seconds: fine below 10 ms, where the goal is.
+/// Buckets of [`WriterStats::added_latency`], in seconds: fine below 10 ms, where the goal is.
 pub const LATENCY_BUCKETS: [f64; 16] =
     [0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
-impl Default for SinkStats {
+impl Default for WriterStats {
     fn default() -> Self {
         Self {
             records: AtomicU64::new(0),
@@ -98,36 +98,37 @@ impl Default for SinkStats {
 }
 
 /// Writes records to a Kinesis stream.
-pub struct KinesisSink {
-    client: Client,
+pub struct KinesisWriter {
+    kinesis: Kinesis,
     stream: Stream,
-    endpoint: String,
-    stats: Arc<SinkStats>,
+    stats: Arc<WriterStats>,
 }
 
-impl KinesisSink {
-    /// A sink for `stream`, checked to exist (DescribeStreamSummary) before anything runs.
-    pub async fn connect(client: Client, stream: Stream, endpoint: String) -> Result<Self, SinkError> {
-        client
+impl KinesisWriter {
+    /// A writer for `stream`, checked to exist (DescribeStreamSummary) before anything runs.
+    pub async fn connect(kinesis: Kinesis, stream: Stream) -> Result<Self, KinesisError> {
+        kinesis.check_region(&stream)?;
+        kinesis
+            .client
             .describe_stream_summary()
             .set_stream_name(stream.name())
             .set_stream_arn(stream.arn())
             .send()
             .await
-            .map_err(|e| SinkError(aws::explain(&e, &stream, &endpoint)))?;
-        Ok(Self { client, stream, endpoint, stats: Arc::default() })
+            .map_err(|e| kinesis.error(&e, &stream))?;
+        Ok(Self { kinesis, stream, stats: Arc::default() })
     }
 
-    /// The sink's counters.
-    pub fn stats(&self) -> Arc<SinkStats> {
+    /// The writer's counters.
+    pub fn stats(&self) -> Arc<WriterStats> {
         Arc::clone(&self.stats)
     }
 
-    /// Write every output that arrives until the channel closes and everything is written.
-    pub async fn run(self, mut rx: mpsc::Receiver<Outgoing>) -> Result<(), SinkError> {
+    /// Write every record that arrives until the channel closes and everything is written.
+    pub async fn run<R: Outbound>(self, mut rx: mpsc::Receiver<R>) -> Result<(), KinesisError> {
         let mut queue: VecDeque<Entry> = VecDeque::new();
         let mut in_flight: HashSet<String> = HashSet::new();
-        let mut calls: JoinSet<Result<CallResult, SinkError>> = JoinSet::new();
+        let mut calls: JoinSet<Result<CallResult, KinesisError>> = JoinSet::new();
         let mut input_open = true;
         loop {
             // Start calls while there is room and something sendable.
@@ -143,22 +144,23 @@ impl KinesisSink {
                         self.stats.added_latency.observe(now.duration_since(read_at).as_secs_f64());
                     }
                 }
-                calls.spawn(put(self.client.clone(), self.stream.clone(), self.endpoint.clone(), batch));
+                calls.spawn(put(self.kinesis.clone(), self.stream.clone(), batch));
             }
             if !input_open && queue.is_empty() && calls.is_empty() {
                 return Ok(());
             }
             tokio::select! {
                 output = rx.recv(), if input_open && queue.len() < MAX_QUEUED_RECORDS => match output {
-                    Some(outgoing) => {
-                        for (key, data) in outgoing.output.iter() {
-                            queue.push_back(check(key, data, outgoing.read_at)?);
+                    Some(outbound) => {
+                        let read_at = outbound.read_at();
+                        for (key, data) in outbound.records() {
+                            queue.push_back(check(key, data, read_at)?);
                         }
                     }
                     None => input_open = false,
                 },
                 Some(done) = calls.join_next() => {
-                    let done = done.map_err(|e| SinkError(format!("a PutRecords task failed: {e}")))??;
+                    let done = done??;
                     for key in &done.keys {
                         in_flight.remove(key);
                     }
@@ -173,18 +175,13 @@ impl KinesisSink {
     }
 }
 
-fn check(key: &str, data: &[u8], read_at: Option<Instant>) -> Result<Entry, SinkError> {
+fn check(key: &str, data: &[u8], read_at: Option<Instant>) -> Result<Entry, KinesisError> {
     let chars = key.chars().count();
     if chars == 0 || chars > MAX_KEY_CHARS {
-        return Err(SinkError(format!(
-            "the operator emitted a record with a partition key of {chars} characters; Kinesis needs 1 to {MAX_KEY_CHARS}"
-        )));
+        return Err(KinesisError::KeyLength { chars });
     }
     if key.len() + data.len() > MAX_RECORD_BYTES {
-        return Err(SinkError(format!(
-            "the operator emitted a record of {} bytes for key {key:?}; Kinesis takes at most {MAX_RECORD_BYTES}",
-            key.len() + data.len()
-        )));
+        return Err(KinesisError::RecordTooLarge { key: key.to_string(), bytes: key.len() + data.len() });
     }
     Ok(Entry { key: key.to_string(), data: data.to_vec(), read_at })
 }
@@ -221,14 +218,9 @@ fn take_call(queue: &mut VecDeque<Entry>, in_flight: &HashSet<String>) -> Vec<En
 
 /// Put `entries`, retrying the failed ones with backoff until all are written or an error is
 /// not worth retrying.
-async fn put(
-    client: Client,
-    stream: Stream,
-    endpoint: String,
-    mut entries: Vec<Entry>,
-) -> Result<CallResult, SinkError> {
+async fn put(kinesis: Kinesis, stream: Stream, mut entries: Vec<Entry>) -> Result<CallResult, KinesisError> {
     let keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
-    let mut attempt: u32 = 0;
+    let mut delays = retry::delays(RETRY);
     let mut retries = 0u64;
     loop {
         let request: Vec<PutRecordsRequestEntry> = entries
@@ -238,10 +230,15 @@ async fn put(
                     .partition_key(&e.key)
                     .data(Blob::new(e.data.clone()))
                     .build()
-                    .map_err(|err| SinkError(format!("cannot build a PutRecords entry: {err}")))
             })
-            .collect::<Result<_, _>>()?;
-        let result = client
+            .collect::<Result<_, _>>()
+            .map_err(|e| KinesisError::Failed {
+                stream: stream.clone(),
+                endpoint: kinesis.endpoint.clone(),
+                detail: format!("cannot build a PutRecords entry: {e}"),
+            })?;
+        let result = kinesis
+            .client
             .put_records()
             .set_stream_name(stream.name())
             .set_stream_arn(stream.arn())
@@ -259,19 +256,20 @@ async fn put(
                 .filter_map(|(i, r)| r.error_code().map(|code| (i, code.to_string())))
                 .collect(),
             Err(e) if aws::is_transient(&e) => {
-                (0..entries.len()).map(|i| (i, aws::explain(&e, &stream, &endpoint))).collect()
+                let reason = kinesis.error(&e, &stream).to_string();
+                (0..entries.len()).map(|i| (i, reason.clone())).collect()
             }
-            Err(e) => return Err(SinkError(aws::explain(&e, &stream, &endpoint))),
+            Err(e) => return Err(kinesis.error(&e, &stream)),
         };
-        attempt += 1;
         retries += failed.len() as u64;
-        let delay = BACKOFF.delay(attempt);
-        if attempt > QUIET_ATTEMPTS {
+        let delay = delays.next_delay();
+        if delays.loud() {
             tracing::warn!(
                 stream = %stream,
-                "{} of {} records not written after {attempt} attempts ({}); retrying in {delay:?}",
+                "{} of {} records not written after {} attempts ({}); retrying in {delay:?}",
                 failed.len(),
                 entries.len(),
+                delays.attempts(),
                 failed.first().map(|(_, c)| c.as_str()).unwrap_or("")
             );
         }

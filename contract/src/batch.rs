@@ -3,7 +3,7 @@
 //! arrival times.
 //!
 //! [`Batch`] is the borrowed view an operator reads; [`OwnedBatch`] builds one (the host and
-//! the [`Harness`](crate::Harness) use it).
+//! the operator SDK's test harness use it).
 
 use crate::Error;
 

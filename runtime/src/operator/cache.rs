@@ -2,20 +2,22 @@
 //! large ones), loading the compiled artifact well under one, so the first start compiles and
 //! stores `<digest>.cwasm`, and later starts load it.
 //!
-//! The file name carries the component's sha256, the wasmtime version and a hash of the
-//! engine's configuration (so runs with and without `--max-call-time off`, which compile
-//! differently, keep one entry each instead of replacing each other's); wasmtime also checks
-//! on load that the artifact matches the engine, and a mismatch or a damaged file is
-//! recompiled. Files are written to a temporary name and renamed, so a crash never
+//! The file name carries the component's sha256 and the engine's compatibility hash (wasmtime's
+//! own: its version, target and compiler settings, hashed with sha256 so that the name stays
+//! the same across Rust releases), so runs with and without `--max-call-time off`, which compile
+//! differently, keep one entry each instead of replacing each other's; wasmtime also checks on
+//! load that the artifact matches the engine, and a mismatch or a damaged file is recompiled. Files are written to a temporary name and renamed, so a crash never
 //! leaves half a file under a real name.
 
+use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest as _, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use super::Artifact;
+use crate::artifact::Artifact;
 
 /// Where compiled components are kept.
 #[derive(Clone, Debug)]
@@ -49,17 +51,11 @@ impl CompiledCache {
         }
     }
 
-    /// The folder.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn path_for(&self, engine: &Engine, artifact: &Artifact) -> PathBuf {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        let mut hasher = StableHasher::default();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        let config = hasher.finish();
-        self.dir.join(format!("{}-wasmtime{}-{config:016x}.cwasm", artifact.digest, wasmtime_version()))
+        let engine_hash = hex::encode(&hasher.0.finalize()[..8]);
+        self.dir.join(format!("{}-{engine_hash}.cwasm", artifact.digest))
     }
 
     /// Load the compiled form of `artifact`, compiling and storing it on a miss.
@@ -99,9 +95,22 @@ impl CompiledCache {
     }
 }
 
-fn wasmtime_version() -> &'static str {
-    // Compiled artifacts are only valid for the wasmtime that made them.
-    "48"
+/// A `Hasher` that feeds sha256: `std`'s `DefaultHasher` may change between Rust releases,
+/// which would orphan every cache entry.
+#[derive(Default)]
+struct StableHasher(Sha256);
+
+impl Hasher for StableHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        let digest = self.0.clone().finalize();
+        u64::from_be_bytes([
+            digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7],
+        ])
+    }
 }
 
 fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -9,12 +9,14 @@
 
 use std::collections::BTreeMap;
 
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
+use weir_kinesis::aws::caused_by;
 
-use super::{Artifact, Digest};
+use crate::artifact::{Artifact, Digest};
 
 /// The manifest's name under the prefix.
 pub const MANIFEST: &str = "current.json";
@@ -24,8 +26,8 @@ pub const HISTORY: usize = 50;
 /// One deployment of a component.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deployment {
-    /// The component's sha256, hex.
-    pub digest: String,
+    /// The component's sha256 (hex in the manifest).
+    pub digest: Digest,
     /// Its size in bytes.
     pub size: u64,
     /// The contract it was built for (`weir:operator@0.1.0`).
@@ -34,14 +36,14 @@ pub struct Deployment {
     pub name: Option<String>,
     /// Its version.
     pub version: Option<String>,
-    /// When it was deployed (RFC 3339).
-    pub deployed_at: String,
+    /// When it was deployed (RFC 3339 in the manifest).
+    pub deployed_at: jiff::Timestamp,
     /// Settings passed to its `init`.
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
     /// Set when this deployment rolled back to an earlier digest: the digest rolled back from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollback_of: Option<String>,
+    pub rollback_of: Option<Digest>,
 }
 
 impl Deployment {
@@ -66,7 +68,7 @@ pub struct Manifest {
     #[serde(flatten)]
     pub current: Deployment,
     /// The digest deployed before this one.
-    pub previous: Option<String>,
+    pub previous: Option<Digest>,
     /// Earlier deployments, newest first, at most [`HISTORY`].
     #[serde(default)]
     pub history: Vec<Deployment>,
@@ -81,7 +83,7 @@ impl Manifest {
                 let mut history = Vec::with_capacity(HISTORY);
                 history.push(before.current.clone());
                 history.extend(before.history.iter().take(HISTORY - 1).cloned());
-                Manifest { previous: Some(before.current.digest.clone()), current: next, history }
+                Manifest { previous: Some(before.current.digest), current: next, history }
             }
         }
     }
@@ -90,9 +92,80 @@ impl Manifest {
 /// An S3 request failed, or what it returned cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The request failed; the message names the object and the fix.
-    #[error("{0}")]
-    Request(String),
+    /// The bucket does not exist.
+    #[error(
+        "bucket {bucket} does not exist at {endpoint}: create it, or check the name and the region (--region, AWS_REGION)"
+    )]
+    NoSuchBucket {
+        /// The bucket.
+        bucket: String,
+        /// Where the request went.
+        endpoint: String,
+    },
+    /// The object does not exist.
+    #[error("{object} does not exist at {endpoint}")]
+    NoSuchObject {
+        /// `s3://BUCKET/KEY`.
+        object: String,
+        /// Where the request went.
+        endpoint: String,
+    },
+    /// The credentials were refused or lack a permission.
+    #[error(
+        "access to {object} was denied at {endpoint} ({detail}): check the credentials and their permissions"
+    )]
+    AccessDenied {
+        /// `s3://BUCKET/KEY`.
+        object: String,
+        /// Where the request went.
+        endpoint: String,
+        /// What S3 said.
+        detail: String,
+    },
+    /// No credentials were found in the default chain.
+    #[error(
+        "no AWS credentials for {object}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with a role ({detail})"
+    )]
+    NoCredentials {
+        /// `s3://BUCKET/KEY`.
+        object: String,
+        /// What the credential chain said.
+        detail: String,
+    },
+    /// The endpoint could not be reached.
+    #[error(
+        "cannot reach S3 at {endpoint} for {object}: {detail}; check the endpoint (AWS_ENDPOINT_URL_S3) and the network"
+    )]
+    Unreachable {
+        /// `s3://BUCKET/KEY`.
+        object: String,
+        /// Where the request went.
+        endpoint: String,
+        /// The error and its causes.
+        detail: String,
+    },
+    /// S3 answered with another error.
+    #[error("S3 refused a request for {object} at {endpoint}: {code} {message}")]
+    Refused {
+        /// `s3://BUCKET/KEY`.
+        object: String,
+        /// Where the request went.
+        endpoint: String,
+        /// The error code.
+        code: String,
+        /// S3's message.
+        message: String,
+    },
+    /// The request or reading its reply failed in another way.
+    #[error("request for {object} at {endpoint} failed: {detail}")]
+    Failed {
+        /// `s3://BUCKET/KEY`.
+        object: String,
+        /// Where the request went.
+        endpoint: String,
+        /// The error and its causes.
+        detail: String,
+    },
     /// Another deploy replaced the manifest since it was read.
     #[error(
         "{location}/{MANIFEST} was changed by another deploy since it was read (ETag {expected}); nothing was overwritten: look at `weir operators list {location}` and deploy again"
@@ -124,9 +197,9 @@ pub enum StoreError {
         /// The object.
         key: String,
         /// What the manifest says.
-        expected: String,
+        expected: Digest,
         /// What was read.
-        actual: String,
+        actual: Digest,
     },
 }
 
@@ -173,7 +246,7 @@ impl OperatorStore {
     }
 
     /// The key a component is stored under.
-    pub fn component_key(&self, digest: &str) -> String {
+    pub fn component_key(&self, digest: &Digest) -> String {
         self.key(&format!("{digest}.wasm"))
     }
 
@@ -201,7 +274,7 @@ impl OperatorStore {
 
     /// Store a component under its digest (a no-op when it is already there).
     pub async fn put_component(&self, artifact: &Artifact) -> Result<String, StoreError> {
-        let key = self.component_key(&artifact.digest.to_string());
+        let key = self.component_key(&artifact.digest);
         let put = self
             .client
             .put_object()
@@ -221,20 +294,20 @@ impl OperatorStore {
     }
 
     /// The component `digest` names, checked against it.
-    pub async fn component(&self, digest: &str) -> Result<Artifact, StoreError> {
+    pub async fn component(&self, digest: &Digest) -> Result<Artifact, StoreError> {
         let key = self.component_key(digest);
         let reply = self.client.get_object().bucket(&self.bucket).key(&key).send().await;
         let reply = reply.map_err(|e| self.explain(&e, &key))?;
         let bytes = reply.body.collect().await.map_err(|e| self.read_error(&key, e))?.into_bytes().to_vec();
-        let actual = Digest::of(&bytes).to_string();
-        if actual != digest {
+        let actual = Digest::of(&bytes);
+        if actual != *digest {
             return Err(StoreError::DigestMismatch {
                 key: format!("s3://{}/{key}", self.bucket),
-                expected: digest.to_string(),
+                expected: *digest,
                 actual,
             });
         }
-        let origin = format!("{}@{}", self.location(), &digest[..12.min(digest.len())]);
+        let origin = format!("{}@{}", self.location(), digest.short());
         Ok(Artifact::from_bytes(bytes, origin))
     }
 
@@ -245,8 +318,10 @@ impl OperatorStore {
         expected: Option<&str>,
     ) -> Result<(), StoreError> {
         let key = self.key(MANIFEST);
-        let body = serde_json::to_vec_pretty(manifest)
-            .map_err(|e| StoreError::Request(format!("cannot encode the manifest: {e}")))?;
+        let body = serde_json::to_vec_pretty(manifest).map_err(|e| StoreError::BadManifest {
+            location: self.location(),
+            reason: format!("cannot encode it: {e}"),
+        })?;
         let request = self
             .client
             .put_object()
@@ -281,45 +356,44 @@ impl OperatorStore {
     }
 
     fn read_error(&self, key: &str, e: impl std::fmt::Display) -> StoreError {
-        StoreError::Request(format!("reading s3://{}/{key} from {} failed: {e}", self.bucket, self.endpoint))
+        StoreError::Failed {
+            object: format!("s3://{}/{key}", self.bucket),
+            endpoint: self.endpoint.clone(),
+            detail: format!("reading the reply: {e}"),
+        }
     }
 
-    /// One line: what went wrong with a request for `key`, and what to do.
+    /// What went wrong with a request for `key`, by the error's type and code.
     fn explain<E, R>(&self, error: &SdkError<E, R>, key: &str) -> StoreError
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
+        R: std::fmt::Debug + 'static,
     {
         let object = format!("s3://{}/{key}", self.bucket);
-        let endpoint = &self.endpoint;
-        let chain = weir_kinesis::aws::error_chain(error);
-        let message = match (error.code(), error) {
-            (Some("NoSuchBucket"), _) => format!(
-                "bucket {} does not exist at {endpoint}: create it, or check the name and the region (--region, AWS_REGION)",
-                self.bucket
-            ),
-            (Some("NoSuchKey"), _) => format!("{object} does not exist at {endpoint}"),
-            (Some("AccessDenied") | Some("InvalidAccessKeyId") | Some("SignatureDoesNotMatch"), _) => {
-                format!(
-                    "access to {object} was denied at {endpoint} ({}): check the credentials and their permissions",
-                    error.message().unwrap_or("no detail")
-                )
+        let endpoint = self.endpoint.clone();
+        let detail = DisplayErrorContext(error).to_string();
+        match (error.code(), error) {
+            (Some("NoSuchBucket"), _) => StoreError::NoSuchBucket { bucket: self.bucket.clone(), endpoint },
+            (Some("NoSuchKey"), _) => StoreError::NoSuchObject { object, endpoint },
+            (Some("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch"), _) => {
+                StoreError::AccessDenied {
+                    object,
+                    endpoint,
+                    detail: error.message().unwrap_or("no detail").to_string(),
+                }
             }
-            _ if chain.contains("credentials") || chain.contains("Credentials") => format!(
-                "no AWS credentials for {object}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with a role ({chain})"
-            ),
-            (_, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)) => format!(
-                "cannot reach S3 at {endpoint} for {object}: {chain}; check the endpoint (AWS_ENDPOINT_URL_S3) and the network"
-            ),
-            (Some(code), _) => {
-                format!(
-                    "S3 refused a request for {object} at {endpoint}: {code} {}",
-                    error.message().unwrap_or("")
-                )
+            _ if caused_by::<CredentialsError>(error) => StoreError::NoCredentials { object, detail },
+            (_, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)) => {
+                StoreError::Unreachable { object, endpoint, detail }
             }
-            (None, _) => format!("request for {object} at {endpoint} failed: {chain}"),
-        };
-        StoreError::Request(message)
+            (Some(code), _) => StoreError::Refused {
+                object,
+                endpoint,
+                code: code.to_string(),
+                message: error.message().unwrap_or("").to_string(),
+            },
+            (None, _) => StoreError::Failed { object, endpoint, detail },
+        }
     }
 }
 
@@ -334,12 +408,12 @@ mod tests {
 
     fn deployment(digest: &str) -> Deployment {
         Deployment {
-            digest: digest.into(),
+            digest: Digest::of(digest.as_bytes()),
             size: 1,
-            contract: "weir:operator@0.1.0".into(),
+            contract: weir_contract::CONTRACT.to_string(),
             name: None,
             version: None,
-            deployed_at: "2026-11-25T10:00:00Z".into(),
+            deployed_at: "2026-11-25T10:00:00Z".parse().unwrap(),
             settings: BTreeMap::new(),
             rollback_of: None,
         }
@@ -352,10 +426,11 @@ mod tests {
         for i in 0..60 {
             manifest = Manifest::next(Some(&manifest), deployment(&format!("d{i}")));
         }
-        assert_eq!(manifest.current.digest, "d59");
-        assert_eq!(manifest.previous.as_deref(), Some("d58"));
+        let d = |name: &str| Digest::of(name.as_bytes());
+        assert_eq!(manifest.current.digest, d("d59"));
+        assert_eq!(manifest.previous, Some(d("d58")));
         assert_eq!(manifest.history.len(), HISTORY);
-        assert_eq!(manifest.history[0].digest, "d58");
+        assert_eq!(manifest.history[0].digest, d("d58"));
     }
 
     #[test]
@@ -373,7 +448,8 @@ mod tests {
         for field in ["digest", "size", "contract", "deployed_at", "previous", "history"] {
             assert!(json.get(field).is_some(), "{field} in {json}");
         }
-        assert_eq!(json["previous"], "a");
+        assert_eq!(json["previous"], Digest::of(b"a").to_string());
+        assert_eq!(json["deployed_at"], "2026-11-25T10:00:00Z");
         let back: Manifest = serde_json::from_value(json).unwrap();
         assert_eq!(back, manifest);
     }

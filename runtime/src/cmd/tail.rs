@@ -6,14 +6,13 @@
 use std::io::Write;
 
 use anyhow::{Context, Result, bail};
-use aws_sdk_kinesis::Client;
 use base64::Engine as _;
 use serde::Serialize;
 use tokio::sync::mpsc;
+use weir::location::Location;
+use weir_kinesis::{Kinesis, ShardReader, StartPosition, Stream, aws, reader};
 
 use crate::cli::{TailArgs, TailFrom};
-use crate::location::Location;
-use weir_kinesis::{ShardReader, StartPosition, Stream, aws, reader};
 
 #[derive(Serialize)]
 struct Line {
@@ -27,16 +26,14 @@ struct Line {
     data_base64: Option<String>,
 }
 
-/// Run `weir tail`.
+/// `weir tail`.
 pub async fn tail(args: TailArgs) -> Result<()> {
     let Location::Kinesis(name) = &args.stream else {
         bail!("weir tail reads Kinesis streams: give kinesis://NAME or a stream ARN, not {}", args.stream);
     };
     let stream = Stream(name.clone());
-    let config = aws::config(args.aws.region.as_deref()).await;
-    let endpoint = aws::kinesis_endpoint(&config);
-    let client = Client::new(&config);
-    let shards = reader::list_shards(&client, &stream, &endpoint).await?;
+    let kinesis = Kinesis::new(&aws::config(args.aws.region.as_deref()).await);
+    let shards = reader::list_shards(&kinesis, &stream).await?;
     let start = match args.from {
         TailFrom::TrimHorizon => StartPosition::TrimHorizon,
         TailFrom::Latest => StartPosition::Latest,
@@ -45,14 +42,8 @@ pub async fn tail(args: TailArgs) -> Result<()> {
     let (tx, mut rx) = mpsc::channel::<Line>(1024);
     let mut tasks = tokio::task::JoinSet::new();
     for shard in shards {
-        let reader = ShardReader::new(
-            client.clone(),
-            stream.clone(),
-            endpoint.clone(),
-            shard.id,
-            start.clone(),
-            args.poll_interval,
-        );
+        let reader =
+            ShardReader::new(kinesis.clone(), stream.clone(), shard.id, start.clone(), args.poll_interval);
         tasks.spawn(read_shard(reader, follow, tx.clone()));
     }
     drop(tx);

@@ -1,0 +1,56 @@
+//! Operator state as bytes: any serde type, in postcard's compact format, behind one format
+//! version byte, so that a later version of an operator can tell what an earlier one wrote
+//! (live swaps and checkpoints carry state across versions) and refuse what it cannot read.
+//!
+//! ```
+//! use weir_operator::codec;
+//! let bytes = codec::encode(1, &(42i64, vec![1.5f64])).unwrap();
+//! let back: (i64, Vec<f64>) = codec::decode(1, &bytes).unwrap();
+//! assert_eq!(back, (42, vec![1.5]));
+//! assert!(codec::decode::<(i64, Vec<f64>)>(2, &bytes).is_err());
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// `value` encoded behind the format version byte `format`.
+pub fn encode<T: Serialize + ?Sized>(format: u8, value: &T) -> Result<Vec<u8>, Error> {
+    postcard::to_extend(value, vec![format]).map_err(|e| Error::new(format!("cannot encode state: {e}")))
+}
+
+/// The value [`encode`] wrote with format `format`. Another format byte, truncated bytes or
+/// bytes left over are errors that say which.
+pub fn decode<'a, T: Deserialize<'a>>(format: u8, bytes: &'a [u8]) -> Result<T, Error> {
+    match bytes.split_first() {
+        None => Err(Error::new("state is empty (no format byte)")),
+        Some((&found, _)) if found != format => Err(Error::new(format!(
+            "state format {found} is not known to this version (it reads format {format})"
+        ))),
+        Some((_, body)) => match postcard::take_from_bytes(body) {
+            Ok((value, [])) => Ok(value),
+            Ok((_, rest)) => Err(Error::new(format!("{} unexpected bytes after the state", rest.len()))),
+            Err(e) => Err(Error::new(format!("state cannot be read: {e}"))),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_round_trips_and_damage_is_named() {
+        let bytes = encode(3, &("AMZN", 7u64, -1.5f64)).unwrap();
+        assert_eq!(bytes[0], 3);
+        assert_eq!(decode::<(String, u64, f64)>(3, &bytes).unwrap(), ("AMZN".into(), 7, -1.5));
+        let err = decode::<(String, u64, f64)>(4, &bytes).unwrap_err();
+        assert!(err.message().contains("format 3 is not known"), "{err}");
+        let err = decode::<(String, u64, f64)>(3, &bytes[..bytes.len() - 1]).unwrap_err();
+        assert!(err.message().contains("cannot be read"), "{err}");
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(decode::<(String, u64, f64)>(3, &long).unwrap_err().message().contains("1 unexpected"));
+        assert!(decode::<u8>(1, &[]).unwrap_err().message().contains("empty"));
+    }
+}

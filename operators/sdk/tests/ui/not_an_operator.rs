@@ -1,0 +1,6 @@
+// A type that does not implement `Operator` cannot be exported.
+struct NotAnOperator;
+
+weir_operator::export_operator!(NotAnOperator);
+
+fn main() {}

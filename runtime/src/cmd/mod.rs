@@ -1,0 +1,81 @@
+//! What each subcommand does, one module per command: build the library's objects from the
+//! parsed command line ([`crate::cli`]), refuse what can be refused before anything runs, run
+//! them, and report in words. The only place that uses `anyhow`.
+//!
+//! Shared here: the operator engine and the loading of an operator from a location.
+
+pub mod check;
+pub mod deploy;
+pub mod run;
+pub mod tail;
+
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use weir::artifact::Artifact;
+use weir::deployment::{OperatorStore, StoreError, Watch};
+use weir::location::Location;
+use weir::operator::{CacheOutcome, CompiledCache, Limits, LoadedOperator, OperatorEngine};
+
+use crate::cli::HostArgs;
+
+/// Resolve a file or built-in operator location to its bytes.
+pub fn resolve_local_operator(location: &Location) -> Result<Artifact> {
+    match location {
+        Location::File(path) => Ok(Artifact::from_file(path)?),
+        Location::Builtin(name) => Ok(Artifact::builtin(name)?),
+        other => bail!(
+            "operator location {other} is not supported: give a .wasm file, s3://BUCKET/PREFIX or builtin:sliding-window-max"
+        ),
+    }
+}
+
+/// The engine `host` asks for.
+pub fn engine(host: &HostArgs) -> Result<OperatorEngine> {
+    let limits = Limits { max_memory_bytes: host.max_memory_mib << 20, max_call_time: host.max_call_time.0 };
+    let cache = if host.no_cache {
+        None
+    } else {
+        host.cache_dir.clone().or_else(CompiledCache::default_dir).map(CompiledCache::new)
+    };
+    Ok(OperatorEngine::new(limits, cache)?)
+}
+
+/// The operator at `location`; for a deployment in S3 also the watch for its new versions
+/// (looking every `watch_interval`).
+pub async fn load(
+    location: &Location,
+    settings: &[(String, String)],
+    host: &HostArgs,
+    region: Option<&str>,
+    watch_interval: Duration,
+) -> Result<(LoadedOperator, Option<Watch>)> {
+    let engine = engine(host)?;
+    let (loaded, watch) = match location {
+        Location::S3 { bucket, key } => {
+            let store = OperatorStore::connect(bucket, key, region).await;
+            let (manifest, etag) =
+                store.manifest().await?.ok_or_else(|| StoreError::NothingDeployed(store.location()))?;
+            let artifact = store.component(&manifest.current.digest).await?;
+            let loaded = engine.load(artifact, &manifest.current.settings_with(settings))?;
+            let overrides = settings.to_vec();
+            let watch = Watch { store, etag, running: manifest, overrides, engine, interval: watch_interval };
+            (loaded, Some(watch))
+        }
+        other => (engine.load(resolve_local_operator(other)?, settings)?, None),
+    };
+    let cache = match loaded.cache_outcome() {
+        CacheOutcome::Hit => "loaded from the compiled cache",
+        CacheOutcome::Compiled => "compiled and cached",
+        CacheOutcome::CompiledUncached => "compiled",
+    };
+    tracing::info!(
+        "operator {} {} ({}, sha256 {}) {cache} in {:.1} ms",
+        loaded.name(),
+        loaded.version(),
+        loaded.artifact().origin,
+        loaded.artifact().digest.short(),
+        loaded.load_time().as_secs_f64() * 1e3
+    );
+    Ok((loaded, watch))
+}
