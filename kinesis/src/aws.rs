@@ -83,7 +83,7 @@ impl Kinesis {
         R: std::fmt::Debug + 'static,
     {
         let (stream, endpoint) = (stream.clone(), self.endpoint.clone());
-        let detail = DisplayErrorContext(error).to_string();
+        let detail = describe(error);
         if let SdkError::ServiceError(service) = error {
             let e = service.err();
             let message = e.message().unwrap_or("no detail").to_string();
@@ -100,8 +100,8 @@ impl Kinesis {
                 },
             };
         }
-        if caused_by::<CredentialsError>(error) {
-            return KinesisError::NoCredentials { stream, detail };
+        if let Some(credentials) = cause::<CredentialsError>(error) {
+            return KinesisError::NoCredentials { stream, detail: one_line(&credentials.to_string()) };
         }
         match error {
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
@@ -112,16 +112,29 @@ impl Kinesis {
     }
 }
 
-/// Whether an error of type `T` is in `error`'s chain of causes.
-pub fn caused_by<T: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(error);
-    while let Some(e) = cause {
-        if e.is::<T>() {
-            return true;
+/// The first error of type `T` in `error`'s chain of causes.
+pub fn cause<'a, T: std::error::Error + 'static>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
         }
-        cause = e.source();
+        next = e.source();
     }
-    false
+    None
+}
+
+/// An SDK error with its causes (the SDK's own `DisplayErrorContext`), on one line: the causes
+/// name credential and connection problems, and an error message should be one line.
+pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    one_line(&DisplayErrorContext(error).to_string())
+}
+
+/// `text` with every run of whitespace, line breaks included, made one space.
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Whether a failed request is worth retrying: throttling, a busy or unreachable service.

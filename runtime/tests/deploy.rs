@@ -214,21 +214,15 @@ fn missing_bucket_nothing_deployed_and_missing_credentials_are_one_line() {
     let bucket = bucket(&rt, "empty");
     let err = failed(&weir_s3(&["run", "--count", "10", "--operator", &format!("s3://{bucket}/max")]));
     assert!(err.contains(&format!("no operator is deployed at s3://{bucket}/max")), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
     let err = failed(&weir_s3(&["deploy", "--rollback", &format!("s3://{bucket}/max")]));
     assert!(err.contains("no operator is deployed"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
 
-    let out = weir()
-        .env("AWS_ENDPOINT_URL_S3", s3_endpoint())
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_PROFILE")
-        .env("AWS_CONFIG_FILE", "/nonexistent/weir-test-config")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/weir-test-credentials")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .args(["operators", "list", &format!("s3://{bucket}/max")])
-        .output()
-        .unwrap();
+    let mut cmd = weir();
+    without_aws_credentials(&mut cmd).env("AWS_ENDPOINT_URL_S3", s3_endpoint());
+    let out = cmd.args(["operators", "list", &format!("s3://{bucket}/max")]).output().unwrap();
     let err = failed(&out);
     assert!(err.contains(&format!("no AWS credentials for s3://{bucket}/max/current.json")), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
 }

@@ -49,18 +49,25 @@ fn results_written_to_kinesis_read_back_equal_the_native_operator_key_by_key_in_
     assert_eq!(tail(&stream, &["--limit", "7"]).len(), 7);
 }
 
+/// What a command that failed printed: exit code 1 and exactly one line on standard error.
+fn one_line_error(out: &std::process::Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    stderr
+}
+
 #[test]
 fn a_missing_stream_is_one_line_naming_it() {
     let _ = endpoint();
     let out = weir().args(["run", "--count", "10", "--sink", "kinesis://no-such-stream"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = one_line_error(&out);
     assert!(
         stderr.contains("stream kinesis://no-such-stream does not exist at http://127.0.0.1:"),
         "{stderr}"
     );
     let out = weir().args(["tail", "kinesis://no-such-stream"]).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+    assert!(one_line_error(&out).contains("does not exist"));
 }
 
 #[test]
@@ -70,8 +77,7 @@ fn an_unreachable_endpoint_is_one_line_naming_it() {
         .args(["run", "--count", "10", "--sink", "kinesis://anything"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = one_line_error(&out);
     assert!(
         stderr.contains("cannot reach Kinesis at http://127.0.0.1:9 for stream kinesis://anything"),
         "{stderr}"
@@ -82,17 +88,23 @@ fn an_unreachable_endpoint_is_one_line_naming_it() {
 fn missing_credentials_are_one_line_with_the_fix() {
     let _ = endpoint();
     let mut cmd: Command = weir();
-    cmd.env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_PROFILE")
-        .env("AWS_CONFIG_FILE", "/nonexistent/weir-test-config")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/weir-test-credentials")
-        .env("AWS_EC2_METADATA_DISABLED", "true");
+    without_aws_credentials(&mut cmd);
     let out = cmd.args(["run", "--count", "10", "--sink", "kinesis://anything"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = one_line_error(&out);
     assert!(stderr.contains("no AWS credentials for stream kinesis://anything"), "{stderr}");
+}
+
+#[test]
+fn a_missing_region_is_one_line_with_the_fix() {
+    let _ = endpoint();
+    let mut cmd: Command = weir();
+    without_aws_credentials(&mut cmd).env_remove("AWS_REGION").env_remove("AWS_DEFAULT_REGION");
+    let out = cmd.args(["run", "--count", "10", "--sink", "kinesis://anything"]).output().unwrap();
+    let stderr = one_line_error(&out);
+    assert!(
+        stderr.contains("no AWS region for stream kinesis://anything: pass --region or set AWS_REGION"),
+        "{stderr}"
+    );
 }
 
 #[test]

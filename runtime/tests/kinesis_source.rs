@@ -8,107 +8,21 @@
 mod util;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use util::kinesis::*;
+use util::process::{Weir, total, value};
 use util::*;
 
-/// A `weir run` in the background, its log collected as it is written.
-struct Running {
-    child: Child,
-    log: Arc<Mutex<String>>,
-    reader: Option<std::thread::JoinHandle<()>>,
+/// `weir run ARGS` against the Kinesis emulator at `endpoint`, logging at `filter`.
+fn start_with_log(endpoint: &str, filter: &str, args: &[String]) -> Weir {
+    let mut cmd = weir();
+    cmd.env("AWS_ENDPOINT_URL_KINESIS", endpoint).env("WEIR_LOG", filter).arg("run").args(args);
+    Weir::start(cmd)
 }
 
-impl Running {
-    fn start(endpoint: &str, args: &[String]) -> Running {
-        Self::start_with_log(endpoint, "weir=info", args)
-    }
-
-    fn start_with_log(endpoint: &str, filter: &str, args: &[String]) -> Running {
-        let mut child = weir()
-            .env("AWS_ENDPOINT_URL_KINESIS", endpoint)
-            .env("WEIR_LOG", filter)
-            .arg("run")
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Running { child, log, reader: Some(reader) }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Wait until the log has a line containing `needle`; the line.
-    fn wait_for_line(&mut self, needle: &str, within: Duration) -> String {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(line) = self.log().lines().find(|l| l.contains(needle)) {
-                return line.to_string();
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("weir exited ({status}) before logging {needle:?}:\n{}", self.log());
-            }
-            assert!(Instant::now() < deadline, "no {needle:?} in the log within {within:?}:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Wait for weir to exit on its own (`--until-idle`).
-    fn wait(mut self, within: Duration) -> (ExitStatus, String) {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                if let Some(reader) = self.reader.take() {
-                    reader.join().unwrap();
-                }
-                return (status, self.log());
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("weir did not end within {within:?}:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `GET /metrics` at `addr`: the body.
-fn scrape(addr: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: weir\r\nConnection: close\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
-}
-
-/// The value of the series `name{labels}` in a Prometheus text exposition.
-fn series(text: &str, name_and_labels: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+fn start_weir(endpoint: &str, args: &[String]) -> Weir {
+    start_with_log(endpoint, "weir=info", args)
 }
 
 /// The producer keeps order per ticker, not across tickers: a PutRecords call carries one
@@ -140,17 +54,10 @@ fn run_args(trades: &str, start: &str, results: &str, extra: &[&str]) -> Vec<Str
 /// Run weir over `trades` from `start` into `results` until it has been idle for 2 s; the
 /// results, per key.
 fn drain(endpoint: &str, trades: &str, start: &str, results: &str) -> BTreeMap<String, Vec<String>> {
-    let weir = Running::start(endpoint, &run_args(trades, start, results, &["--until-idle", "2s"]));
+    let weir = start_weir(endpoint, &run_args(trades, start, results, &["--until-idle", "2s"]));
     let (status, log) = weir.wait(Duration::from_secs(120));
     assert!(status.success(), "{log}");
     by_key(&tail_at(endpoint, results, &[]))
-}
-
-/// The address weir serves metrics at, from its log.
-fn metrics_addr(weir: &mut Running) -> String {
-    let line = weir.wait_for_line("metrics at http://", Duration::from_secs(30));
-    let url = line.split("metrics at http://").nth(1).unwrap();
-    url.trim_end_matches("/metrics").trim().to_string()
 }
 
 #[test]
@@ -160,39 +67,27 @@ fn trades_over_four_shards_give_the_native_windows_window_for_window() {
     let results = create_stream("max-prices", 2);
     let input = produce(&endpoint, &trades, 50_000, 100, T0);
 
-    let mut weir = Running::start(
-        &endpoint,
-        &run_args(
-            &trades,
-            "trim-horizon",
-            &results,
-            &["--until-idle", "3s", "--metrics-addr", "127.0.0.1:0"],
-        ),
-    );
+    let mut weir =
+        start_weir(&endpoint, &run_args(&trades, "trim-horizon", &results, &["--until-idle", "3s"]));
     // While it runs: every shard's series, until all 50,000 trades are counted in.
-    let addr = metrics_addr(&mut weir);
     let deadline = Instant::now() + Duration::from_secs(60);
     let text = loop {
-        let text = scrape(&addr);
-        let total: f64 = text
-            .lines()
-            .filter(|l| l.starts_with("weir_records_in_total{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum();
-        if total == 50_000.0 {
+        let text = weir.metrics();
+        let records_in = total(&text, "weir_records_in_total");
+        if records_in == 50_000.0 {
             break text;
         }
-        assert!(Instant::now() < deadline, "records in stayed at {total}:\n{text}");
+        assert!(Instant::now() < deadline, "records in stayed at {records_in}:\n{text}");
         std::thread::sleep(Duration::from_millis(50));
     };
     for shard in 0..4 {
         let label = format!("{{shard=\"shardId-00000000000{shard}\"}}");
-        let records_in = series(&text, &format!("weir_records_in_total{label}")).unwrap();
+        let records_in = value(&text, &format!("weir_records_in_total{label}")).unwrap();
         assert!(records_in > 5_000.0, "shard {shard} read {records_in} of 50,000 trades:\n{text}");
-        assert!(series(&text, &format!("weir_millis_behind_latest{label}")).is_some(), "{text}");
-        assert!(series(&text, &format!("weir_read_throttles_total{label}")).is_some(), "{text}");
+        assert!(value(&text, &format!("weir_millis_behind_latest{label}")).is_some(), "{text}");
+        assert!(value(&text, &format!("weir_read_throttles_total{label}")).is_some(), "{text}");
     }
-    assert_eq!(series(&text, "weir_shards_reading"), Some(4.0), "{text}");
+    assert_eq!(value(&text, "weir_shards_reading"), Some(4.0), "{text}");
     assert!(text.contains("weir_added_latency_seconds_bucket"), "{text}");
     assert!(!text.lines().any(|l| l.starts_with("weir_dead_letters_total{") && !l.ends_with(" 0")), "{text}");
 
@@ -212,7 +107,7 @@ fn a_split_and_a_merge_while_weir_runs_lose_no_window() {
     let results = create_stream("resharded-max", 1);
     let rt = runtime();
     let client = client_at(&rt, &endpoint);
-    let mut weir = Running::start(
+    let mut weir = start_weir(
         &endpoint,
         &run_args(
             &trades,
@@ -249,7 +144,7 @@ fn processing_time_windows_fire_on_idle_shards() {
     let endpoint = endpoint();
     let trades = create_stream("idle", 2);
     let results = create_stream("idle-max", 1);
-    let mut weir = Running::start(
+    let mut weir = start_weir(
         &endpoint,
         &run_args(
             &trades,
@@ -288,7 +183,7 @@ fn processing_time_windows_fire_on_idle_shards() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(weir.child.try_wait().unwrap().is_none(), "weir is still running");
+    assert!(weir.is_running(), "weir is still running");
 }
 
 #[test]
@@ -301,7 +196,7 @@ fn under_throttling_nothing_is_lost_and_each_key_keeps_its_order() {
     let echoed = create_stream_at(&endpoint, "throttled-echo", 1);
     let input = produce(&endpoint, &trades, 6_000, 50, T0);
     let fixture = component("test_fixture");
-    let weir = Running::start_with_log(
+    let weir = start_with_log(
         &endpoint,
         "weir=debug",
         &[
@@ -395,15 +290,10 @@ fn expired_iterators_are_renewed_without_losing_or_repeating_a_record() {
     let trades = create_stream_at(&endpoint, "renewed", 1);
     let results = create_stream_at(&endpoint, "renewed-max", 1);
     let mut input = produce(&endpoint, &trades, 2_000, 20, T0);
-    let extra = ["--until-idle", "8s", "--poll-interval", "1500ms", "--metrics-addr", "127.0.0.1:0"];
-    let mut weir = Running::start(&endpoint, &run_args(&trades, "trim-horizon", &results, &extra));
-    let addr = metrics_addr(&mut weir);
+    let extra = ["--until-idle", "8s", "--poll-interval", "1500ms"];
+    let mut weir = start_weir(&endpoint, &run_args(&trades, "trim-horizon", &results, &extra));
     let renewals = "weir_iterator_renewals_total{shard=\"shardId-000000000000\"}";
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while series(&scrape(&addr), renewals).unwrap_or(0.0) < 1.0 {
-        assert!(Instant::now() < deadline, "no iterator renewed:\n{}", weir.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    weir.wait_for_metric(renewals, |n| n >= 1.0, Duration::from_secs(30));
     input.extend(produce(&endpoint, &trades, 2_000, 20, T0 + 2_000));
     let (status, log) = weir.wait(Duration::from_secs(60));
     assert!(status.success(), "{log}");

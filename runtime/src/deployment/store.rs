@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
-use weir_kinesis::aws::caused_by;
+use weir_kinesis::aws::{cause, describe, one_line};
 
 use crate::artifact::{Artifact, Digest};
 
@@ -371,7 +371,7 @@ impl OperatorStore {
     {
         let object = format!("s3://{}/{key}", self.bucket);
         let endpoint = self.endpoint.clone();
-        let detail = DisplayErrorContext(error).to_string();
+        let detail = describe(error);
         match (error.code(), error) {
             (Some("NoSuchBucket"), _) => StoreError::NoSuchBucket { bucket: self.bucket.clone(), endpoint },
             (Some("NoSuchKey"), _) => StoreError::NoSuchObject { object, endpoint },
@@ -382,7 +382,9 @@ impl OperatorStore {
                     detail: error.message().unwrap_or("no detail").to_string(),
                 }
             }
-            _ if caused_by::<CredentialsError>(error) => StoreError::NoCredentials { object, detail },
+            _ if let Some(credentials) = cause::<CredentialsError>(error) => {
+                StoreError::NoCredentials { object, detail: one_line(&credentials.to_string()) }
+            }
             (_, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)) => {
                 StoreError::Unreachable { object, endpoint, detail }
             }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod kinesis;
+pub mod process;
 pub mod s3;
 
 use std::path::PathBuf;
@@ -75,4 +76,18 @@ pub fn weir() -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_weir"));
     cmd.env("WEIR_LOG", "warn").env("WEIR_CACHE_DIR", concat!(env!("CARGO_TARGET_TMPDIR"), "/weir-cache"));
     cmd
+}
+
+/// `cmd` with no AWS credentials from anywhere: none in the environment, empty config and
+/// credentials files (not missing ones, which the SDK warns about), no instance metadata.
+pub fn without_aws_credentials(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    let empty = concat!(env!("CARGO_TARGET_TMPDIR"), "/weir-empty-aws-file");
+    std::fs::write(empty, "").expect("an empty file in the target folder");
+    cmd.env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", empty)
+        .env("AWS_SHARED_CREDENTIALS_FILE", empty)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
 }
