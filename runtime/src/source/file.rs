@@ -1,22 +1,20 @@
 //! A file or standard input as a source: one record per line, in order, as one shard. The
 //! input ends at end of file.
 //!
-//! Lines are split by tokio-util's delimiter codec with a length cap: a line longer than
-//! [`MAX_LINE_BYTES`] (the largest record Kinesis takes) is not a record; it is skipped up to
-//! the next newline and reported as a dead letter with its line number. Lines carry no
-//! partition key (the operator keys records by their content); empty lines are not records and
-//! are skipped. A batch is sent when it is full, and also whenever a read returns less than a
-//! buffer's worth, so that lines typed or piped in slowly are processed at once instead of
-//! waiting for a full batch.
+//! Lines carry no partition key (the operator keys records by their content); empty lines are
+//! not records and are skipped. A line longer than [`MAX_LINE_BYTES`] (the largest record
+//! Kinesis takes) is not a record either: it is skipped up to its newline and reported as a
+//! dead letter with its line number ([`super::lines`]). A batch is sent when it is full, and
+//! also whenever a read returns less than a buffer's worth, so that lines typed or piped in
+//! slowly are processed at once instead of waiting for a full batch.
 
 use std::path::PathBuf;
 
-use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
-use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, Decoder};
 use weir_contract::{DeadLetter, OwnedBatch};
 
+use super::lines::{LineSplitter, Piece};
 use super::{SourceError, SourceEvent, now_ms};
 
 /// Bytes read at once.
@@ -65,76 +63,67 @@ impl FileSource {
         if tx.send(SourceEvent::root(&self.name)).await.is_err() {
             return Ok(());
         }
-        let mut codec =
-            AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), self.max_line_bytes);
-        let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
+        let mut buf = vec![0u8; READ_BUFFER_BYTES];
+        let mut lines = LineSplitter::new(self.max_line_bytes);
         let mut batch = OwnedBatch::new(self.name.clone());
+        // Full batches and dead letters of one read, sent once it is split.
+        let mut ready: Vec<SourceEvent> = Vec::new();
         let mut last_bytes = 0usize;
-        let mut line_number = 0u64;
         loop {
-            buf.reserve(READ_BUFFER_BYTES);
-            let room = buf.capacity() - buf.len();
             let n = self
                 .reader
-                .read_buf(&mut buf)
+                .read(&mut buf)
                 .await
                 .map_err(|source| SourceError::Read { what: self.name.clone(), source })?;
             let arrival = now_ms();
-            let end = n == 0;
-            loop {
-                let line = if end { codec.decode_eof(&mut buf) } else { codec.decode(&mut buf) };
-                let line = match line {
-                    Ok(Some(line)) => line,
-                    Ok(None) => break,
-                    Err(AnyDelimiterCodecError::MaxChunkLengthExceeded) => {
-                        line_number += 1;
-                        let letter = self.too_long(line_number, arrival);
-                        if tx.send(SourceEvent::Rejected(letter)).await.is_err() {
-                            return Ok(());
-                        }
-                        continue;
-                    }
-                    Err(AnyDelimiterCodecError::Io(source)) => {
-                        return Err(SourceError::Read { what: self.name.clone(), source });
-                    }
-                };
-                line_number += 1;
-                push_line(&mut batch, &line, arrival);
-                if batch.len() >= self.batch_size {
-                    last_bytes = batch.bytes.len();
-                    let full =
-                        std::mem::replace(&mut batch, new_batch(&self.name, last_bytes, self.batch_size));
-                    if tx.send(SourceEvent::batch(full)).await.is_err() {
-                        return Ok(());
+            let mut take = |piece: Piece<'_>| match piece {
+                Piece::Line(_, line) => {
+                    push_line(&mut batch, line, arrival);
+                    if batch.len() >= self.batch_size {
+                        last_bytes = batch.bytes.len();
+                        let full =
+                            std::mem::replace(&mut batch, new_batch(&self.name, last_bytes, self.batch_size));
+                        ready.push(SourceEvent::batch(full));
                     }
                 }
+                Piece::TooLong(number) => ready.push(SourceEvent::Rejected(too_long(
+                    &self.name,
+                    self.max_line_bytes,
+                    number,
+                    arrival,
+                ))),
+            };
+            if n == 0 {
+                lines.finish(&mut take);
+            } else {
+                lines.feed(&buf[..n], &mut take);
             }
-            if end {
-                if !batch.is_empty() {
-                    let _ = tx.send(SourceEvent::batch(batch)).await;
-                }
-                return Ok(());
-            }
-            if n < room && !batch.is_empty() {
+            // A short read: whatever is batched goes now, rather than after the next read.
+            if n < buf.len() && !batch.is_empty() {
                 let part = std::mem::replace(&mut batch, new_batch(&self.name, last_bytes, self.batch_size));
-                if tx.send(SourceEvent::batch(part)).await.is_err() {
+                ready.push(SourceEvent::batch(part));
+            }
+            for event in ready.drain(..) {
+                if tx.send(event).await.is_err() {
                     return Ok(());
                 }
             }
+            if n == 0 {
+                return Ok(());
+            }
         }
     }
+}
 
-    fn too_long(&self, line_number: u64, arrival: i64) -> DeadLetter {
-        DeadLetter {
-            partition_key: String::new(),
-            data: Vec::new(),
-            arrival_time_ms: arrival,
-            shard_id: self.name.clone(),
-            reason: format!(
-                "line {line_number} of {} is longer than {} bytes, the largest record Kinesis takes; it was skipped",
-                self.name, self.max_line_bytes
-            ),
-        }
+fn too_long(name: &str, max: usize, line_number: u64, arrival: i64) -> DeadLetter {
+    DeadLetter {
+        partition_key: String::new(),
+        data: Vec::new(),
+        arrival_time_ms: arrival,
+        shard_id: name.to_string(),
+        reason: format!(
+            "line {line_number} of {name} is longer than {max} bytes, the largest record Kinesis takes; it was skipped"
+        ),
     }
 }
 

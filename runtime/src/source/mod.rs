@@ -7,6 +7,7 @@
 pub mod file;
 pub mod generator;
 pub mod kinesis;
+pub mod lines;
 
 use std::time::Instant;
 
