@@ -1,4 +1,4 @@
-//! Throughput on the reference workload (DESIGN.md): trades 1 ms apart, random-walk prices,
+//! Throughput on the reference workload: trades 1 ms apart, random-walk prices,
 //! window 60 s, slide 10 s, 1,000 tickers and 5 tickers.
 //!
 //! Measures, in one run so the ratios compare like with like:
