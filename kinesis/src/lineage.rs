@@ -110,11 +110,6 @@ impl StreamReader {
         Ok(Self { kinesis, stream, options, shards })
     }
 
-    /// The stream.
-    pub fn stream(&self) -> &Stream {
-        &self.stream
-    }
-
     /// Read until every shard is idle (with `until_idle`), a read fails, or `tx` is closed.
     pub async fn run(self, tx: mpsc::Sender<ShardEvent>) -> Result<(), KinesisError> {
         let mut tracked: BTreeMap<String, (ShardInfo, Status)> = BTreeMap::new();
