@@ -17,6 +17,28 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// Log lines as `text` (for people; coloured on a terminal) or `json` (one object per line,
+    /// for CloudWatch Logs Insights and the like). WEIR_LOG sets the level (info by default).
+    #[arg(long, global = true, env = "WEIR_LOG_FORMAT", default_value = "text", value_name = "FORMAT")]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// How `weir run` reports its counters every stats interval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum MetricsFormat {
+    /// A summary line in the log.
+    Log,
+    /// CloudWatch Embedded Metric Format lines on standard error.
+    Emf,
 }
 
 /// The subcommands.
@@ -141,50 +163,61 @@ pub struct RunArgs {
     /// shard read concurrently, one operator instance per shard), `generator` (the built-in
     /// trade generator), a file of JSON lines, or `-` for standard input. A file or standard
     /// input ends at end of file: every pending window is emitted and weir exits 0.
-    #[arg(long, default_value = "generator", value_name = "LOCATION")]
+    #[arg(long, env = "WEIR_SOURCE", default_value = "generator", value_name = "LOCATION")]
     pub source: Location,
 
     /// Where results go: a file or `-` for standard output (one JSON object per line), or a
     /// Kinesis stream (`kinesis://NAME` or a stream ARN; partition key = the result's key).
-    #[arg(long, default_value = "-", value_name = "LOCATION")]
+    #[arg(long, env = "WEIR_SINK", default_value = "-", value_name = "LOCATION")]
     pub sink: Location,
 
     /// The operator: a `.wasm` component file, `s3://BUCKET/PREFIX` (what `weir deploy` put
     /// there: the manifest's component, checked against its sha256, with the manifest's
     /// settings, which --set overrides), or `builtin:sliding-window-max` (the default,
     /// embedded in weir).
-    #[arg(long, default_value = "builtin:sliding-window-max", value_name = "LOCATION")]
+    #[arg(
+        long,
+        env = "WEIR_OPERATOR",
+        default_value = "builtin:sliding-window-max",
+        value_name = "LOCATION"
+    )]
     pub operator: Location,
 
-    /// An operator setting, repeatable. For sliding-window-max: window=60s, slide=10s,
-    /// time=event|processing, out-of-orderness=1s, event-time-field=EVENT_TIME,
-    /// ticker-field=TICKER, price-field=PRICE.
-    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_setting)]
+    /// An operator setting, repeatable, or several separated by commas (so WEIR_SET can hold
+    /// them all). For sliding-window-max: window=60s, slide=10s, time=event|processing,
+    /// out-of-orderness=1s, event-time-field=EVENT_TIME, ticker-field=TICKER, price-field=PRICE.
+    #[arg(long = "set", env = "WEIR_SET", value_delimiter = ',', value_name = "KEY=VALUE", value_parser = parse_setting)]
     pub settings: Vec<(String, String)>,
 
     /// Where records the operator refuses (unparseable, late) go, one JSON object per line with
     /// the reason; appended to if the file exists. Default: standard error.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "WEIR_DEAD_LETTER", value_name = "FILE")]
     pub dead_letter: Option<PathBuf>,
 
     /// Records per operator call, at most.
-    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long, env = "WEIR_BATCH_SIZE", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub batch_size: u32,
 
     /// How often processing time is passed to the operator when no records arrive, so that
     /// processing-time windows fire on idle input.
-    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, env = "WEIR_TICK_INTERVAL", default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
     pub tick_interval: Duration,
 
-    /// How often counters are summarised in the log.
-    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    /// How often counters are reported (see --metrics-format).
+    #[arg(long, env = "WEIR_STATS_INTERVAL", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub stats_interval: Duration,
 
     /// Serve metrics in the Prometheus text format at this address (e.g. 127.0.0.1:9464;
     /// port 0 picks a free one, logged at start): per shard records in/out, millis behind
     /// latest, read throttles and retries; sink retries and added latency.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, env = "WEIR_METRICS_ADDR", value_name = "ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+
+    /// How counters are reported every --stats-interval: `log` (a summary line in the log) or
+    /// `emf` (a CloudWatch Embedded Metric Format line on standard error, namespace `weir`,
+    /// dimension `Source`: an ECS task's awslogs driver turns it into CloudWatch metrics).
+    #[arg(long, env = "WEIR_METRICS_FORMAT", default_value = "log", value_name = "FORMAT")]
+    pub metrics_format: MetricsFormat,
 
     #[command(flatten)]
     pub kinesis: KinesisSourceArgs,
@@ -209,14 +242,14 @@ pub struct DeploymentArgs {
     /// How often to look for a new version (a conditional GET of the manifest). A new one is
     /// downloaded, verified, compiled and initialised aside, then every shard switches to it at
     /// a batch boundary, carrying its window state.
-    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, env = "WEIR_WATCH_INTERVAL", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub watch_interval: Duration,
     /// Roll a new version back when it fails more than this many batches ...
-    #[arg(long, default_value_t = 2, value_name = "N")]
+    #[arg(long, env = "WEIR_ROLLBACK_AFTER_TRAPS", default_value_t = 2, value_name = "N")]
     pub rollback_after_traps: u32,
     /// ... within this long after the switch; the failed batches then go to the previous
     /// version, with the state.
-    #[arg(long, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, env = "WEIR_ROLLBACK_WINDOW", default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
     pub rollback_window: Duration,
 }
 
@@ -227,20 +260,20 @@ pub struct KinesisSourceArgs {
     /// Where to start reading the shards open now: `latest` (records written from now on),
     /// `trim-horizon` (the oldest records kept) or `at-timestamp:<RFC 3339 time>`. Shards
     /// created later by a split or merge are read from their beginning.
-    #[arg(long, default_value = "latest", value_name = "POSITION")]
+    #[arg(long, env = "WEIR_START_POSITION", default_value = "latest", value_name = "POSITION")]
     pub start_position: weir_kinesis::StartPosition,
     /// Wait after an empty read of a shard; doubles while the shard stays empty, up to 1 s.
     /// A shard that is behind is read again at once.
-    #[arg(long, default_value = "200ms", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, env = "WEIR_POLL_INTERVAL", default_value = "200ms", value_parser = parse_duration, value_name = "DURATION")]
     pub poll_interval: Duration,
     /// How often the shard list is read again to find shards created by a split or merge
     /// (it is also read whenever a shard ends).
-    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, env = "WEIR_SHARD_DISCOVERY_INTERVAL", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub shard_discovery_interval: Duration,
     /// End the input once every shard has been read to its current end and stayed there this
     /// long; then every pending window is emitted and weir exits 0. For backfills, drains and
     /// tests; by default weir reads until it is stopped.
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, env = "WEIR_UNTIL_IDLE", value_parser = parse_duration, value_name = "DURATION")]
     pub until_idle: Option<Duration>,
 }
 
@@ -249,17 +282,17 @@ pub struct KinesisSourceArgs {
 #[command(next_help_heading = "Generator source")]
 pub struct GeneratorArgs {
     /// Trades per second of wall-clock time (0: as fast as possible).
-    #[arg(long, default_value_t = 10_000.0)]
+    #[arg(long, env = "WEIR_GENERATOR_RATE", default_value_t = 10_000.0)]
     pub rate: f64,
     /// Stop after this many trades (then the input ends); default: run until interrupted.
-    #[arg(long)]
+    #[arg(long, env = "WEIR_GENERATOR_COUNT")]
     pub count: Option<u64>,
     /// `default` (AMZN, GOOG, AZRE, ORCL, BABA), a number N of synthetic tickers, or a
     /// comma-separated list.
-    #[arg(long, default_value = "default")]
+    #[arg(long, env = "WEIR_GENERATOR_TICKERS", default_value = "default")]
     pub tickers: weir_producer::Tickers,
     /// Seed of the random walk.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, env = "WEIR_GENERATOR_SEED", default_value_t = 42)]
     pub seed: u64,
 }
 
@@ -272,16 +305,16 @@ pub struct HostArgs {
     #[arg(long, env = "WEIR_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
     /// Compile the operator on every start instead of using the cache.
-    #[arg(long)]
+    #[arg(long, env = "WEIR_NO_CACHE")]
     pub no_cache: bool,
     /// Memory an operator instance may use, in MiB.
-    #[arg(long, default_value_t = 256, value_name = "MIB")]
+    #[arg(long, env = "WEIR_MAX_MEMORY_MIB", default_value_t = 256, value_name = "MIB")]
     pub max_memory_mib: usize,
     /// Time one operator call may take before it is interrupted (the instance is then
     /// replaced, and the records it failed on go to the dead-letter destination). `off` removes
     /// the limit and the checks it costs (about a third of an operator's speed): only for
     /// operators you trust not to loop forever.
-    #[arg(long, default_value = "5s", value_name = "DURATION|off")]
+    #[arg(long, env = "WEIR_MAX_CALL_TIME", default_value = "5s", value_name = "DURATION|off")]
     pub max_call_time: TimeLimit,
 }
 
@@ -344,6 +377,21 @@ mod tests {
         assert!(parse_setting("window").unwrap_err().contains("KEY=VALUE"));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("soon").unwrap_err().contains("such as 500ms"));
+    }
+
+    #[test]
+    fn every_option_of_weir_run_can_be_set_from_the_environment() {
+        let cli = Cli::command();
+        let run = cli.find_subcommand("run").expect("weir run");
+        for arg in run.get_arguments().filter(|a| a.get_long().is_some()) {
+            let long = arg.get_long().unwrap_or_default();
+            if matches!(long, "help" | "region") {
+                // --region: the SDK reads AWS_REGION already.
+                continue;
+            }
+            let env = arg.get_env().and_then(|e| e.to_str()).unwrap_or_default();
+            assert!(env.starts_with("WEIR_"), "--{long} has no WEIR_ environment variable");
+        }
     }
 
     #[test]

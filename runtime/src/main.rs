@@ -4,20 +4,17 @@
 mod cli;
 mod cmd;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use cli::{Cli, Command};
+use cli::{Cli, Command, LogFormat};
 use tracing_subscriber::EnvFilter;
 use weir::pipeline::Ending;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    logging(cli.log_format);
     let result = match cli.command {
         Command::Check(args) => block_on(cmd::check::check(args)),
         Command::Tail(args) => block_on(cmd::tail::tail(args)),
@@ -47,6 +44,18 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Log to standard error at the level WEIR_LOG says (info by default): text, coloured only on
+/// a terminal, or JSON lines.
+fn logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().with_current_span(false).init(),
     }
 }
 

@@ -8,12 +8,13 @@ use anyhow::{Context, Result, bail};
 use weir::deployment::{RollbackPolicy, Versions};
 use weir::location::Location;
 use weir::metrics::Metrics;
-use weir::pipeline::{self, Ending, PipelineOptions};
+use weir::metrics::emf::EmfFormat;
+use weir::pipeline::{self, Ending, PipelineOptions, StatsFormat};
 use weir::sink::{DeadLetterWriter, FileSink, KinesisSink, Sink};
 use weir::source::{FileSource, GeneratorSource, KinesisSource, Source, now_ms};
 use weir_kinesis::{Kinesis, ReadOptions, Stream, aws};
 
-use crate::cli::RunArgs;
+use crate::cli::{MetricsFormat, RunArgs};
 
 /// `weir run`. Returns how the run ended.
 pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()>) -> Result<Ending> {
@@ -84,9 +85,16 @@ pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()>)
             .with_context(|| format!("cannot serve metrics at {addr} (--metrics-addr)"))?;
         tracing::info!("metrics at http://{bound}/metrics");
     }
+    let stats_format = match args.metrics_format {
+        MetricsFormat::Log => StatsFormat::Log,
+        MetricsFormat::Emf => {
+            StatsFormat::Emf(EmfFormat { dimensions: vec![("Source".to_string(), args.source.to_string())] })
+        }
+    };
     let options = PipelineOptions {
         tick_interval: args.tick_interval,
         stats_interval: args.stats_interval,
+        stats_format,
         ..PipelineOptions::default()
     };
     let started = std::time::Instant::now();

@@ -18,7 +18,8 @@ use tokio::sync::mpsc;
 use weir_contract::Output;
 
 use crate::deployment::Versions;
-use crate::metrics::{Metrics, ShardMetrics};
+use crate::metrics::emf::EmfFormat;
+use crate::metrics::{Metrics, ShardMetrics, Snapshot};
 use crate::operator::{DEFAULT_SNAPSHOT_EVERY, RunnerError};
 use crate::sink::{DeadLetterWriter, Outgoing, Sink, SinkError};
 use crate::source::{Source, SourceError, SourceEvent, now_ms};
@@ -38,6 +39,8 @@ pub struct PipelineOptions {
     pub stats_interval: Duration,
     /// Operator calls between snapshots of each shard's instance.
     pub snapshot_every: usize,
+    /// How the counters are reported every `stats_interval`.
+    pub stats_format: StatsFormat,
 }
 
 impl Default for PipelineOptions {
@@ -46,6 +49,32 @@ impl Default for PipelineOptions {
             tick_interval: Duration::from_secs(1),
             stats_interval: Duration::from_secs(10),
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+            stats_format: StatsFormat::Log,
+        }
+    }
+}
+
+/// How the counters are reported every stats interval.
+#[derive(Clone, Debug)]
+pub enum StatsFormat {
+    /// A summary line in the log.
+    Log,
+    /// A CloudWatch Embedded Metric Format line on standard error (and one more at the end, so
+    /// that every record is counted).
+    Emf(EmfFormat),
+}
+
+impl StatsFormat {
+    /// Report the interval from `before` to `now`, `elapsed` long.
+    fn report(&self, now: &Snapshot, before: &Snapshot, elapsed: Duration) {
+        match self {
+            StatsFormat::Log => tracing::info!("{}", now.summary(before, elapsed)),
+            StatsFormat::Emf(format) => {
+                use std::io::Write;
+                let line = format.line(now, before, now_ms());
+                // Like a log line, a report that cannot be written is not worth stopping for.
+                let _ = writeln!(std::io::stderr().lock(), "{line}");
+            }
         }
     }
 }
@@ -164,7 +193,7 @@ pub async fn run(
             _ = ticks.tick() => guest(|| shards.tick(now_ms()))?.into_iter().map(|(o, m)| (o, m, None)).collect(),
             _ = stats.tick() => {
                 let now = metrics.snapshot();
-                tracing::info!("{}", now.summary(&last_stats, last_at.elapsed()));
+                options.stats_format.report(&now, &last_stats, last_at.elapsed());
                 (last_stats, last_at) = (now, Instant::now());
                 continue;
             }
@@ -186,6 +215,9 @@ pub async fn run(
     drop(out_tx);
     drop(events);
     join(sink_task).await??;
+    if let StatsFormat::Emf(_) = &options.stats_format {
+        options.stats_format.report(&metrics.snapshot(), &last_stats, last_at.elapsed());
+    }
     Ok(ending)
 }
 

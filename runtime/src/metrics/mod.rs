@@ -1,11 +1,16 @@
 //! What the runtime counts, per shard where it matters: exported in the Prometheus text format
-//! at `--metrics-addr` (see [`serve`]) and summarised in the log every `--stats-interval`.
+//! at `--metrics-addr` ([`server`]), and every `--stats-interval` either summarised in the log
+//! or written as CloudWatch Embedded Metric Format lines ([`emf`]).
 //!
 //! Names follow Prometheus conventions (`weir_<noun>_total` for counters, a `shard` label for
 //! per-shard series).
 
+pub mod emf;
+pub mod server;
+
+pub use server::serve;
+
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -235,6 +240,16 @@ pub struct Snapshot {
     pub read_throttles: u64,
     /// Sink retries.
     pub sink_retries: u64,
+    /// Records the Kinesis sink wrote (acknowledged).
+    pub sink_records: u64,
+    /// Switches to a new operator version (rollbacks included).
+    pub operator_swaps: u64,
+    /// Switches back after a new version failed.
+    pub operator_rollbacks: u64,
+    /// New versions not switched to.
+    pub versions_refused: u64,
+    /// Shards with an operator instance now.
+    pub shards_reading: i64,
     /// The shard furthest behind, and by how many ms.
     pub furthest_behind: Option<(String, i64)>,
 }
@@ -289,7 +304,12 @@ impl Metrics {
         }
         if let Some(stats) = self.sink.0.get() {
             snap.sink_retries = stats.retries.load(std::sync::atomic::Ordering::Relaxed);
+            snap.sink_records = stats.records.load(std::sync::atomic::Ordering::Relaxed);
         }
+        snap.operator_swaps = self.operator_swaps.get();
+        snap.operator_rollbacks = self.operator_rollbacks.get();
+        snap.versions_refused = self.versions_refused.get();
+        snap.shards_reading = self.shards_reading.get();
         snap
     }
 }
@@ -313,39 +333,6 @@ impl Snapshot {
         }
         line
     }
-}
-
-/// Serve `GET /metrics` (any path, in fact) at `addr` in the Prometheus text format until the
-/// runtime ends. Binding happens before this returns, so a busy port is refused at start.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<SocketAddr> {
-    use http_body_util::Full;
-    use hyper::body::Bytes;
-    use hyper::server::conn::http1;
-    use hyper::service::service_fn;
-    use hyper_util::rt::TokioIo;
-
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
-            let metrics = Arc::clone(&metrics);
-            tokio::spawn(async move {
-                let service = service_fn(move |_request| {
-                    let body = metrics.render();
-                    async move {
-                        hyper::Response::builder()
-                            .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
-                            .body(Full::new(Bytes::from(body)))
-                    }
-                });
-                if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
-                    tracing::debug!("metrics connection: {e}");
-                }
-            });
-        }
-    });
-    Ok(bound)
 }
 
 #[cfg(test)]
