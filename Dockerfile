@@ -11,9 +11,10 @@
 FROM rust:1.95.0-slim-bookworm AS build
 WORKDIR /src
 # rust-toolchain.toml pins the toolchain; the operators are built for wasm32-wasip2 by
-# runtime/build.rs and embedded in the binary.
+# runtime/build.rs and embedded in the binary. The test command runs the same script outside
+# a container.
 COPY . .
-RUN scripts/setup && cargo build --release --locked -p weir && strip target/release/weir
+RUN scripts/build-release
 
 FROM debian:bookworm-slim
 # ca-certificates: TLS to the AWS endpoints. Its version follows the base image's security
