@@ -59,14 +59,8 @@ impl Kinesis {
 
     /// `client`, described by `config`.
     pub fn with_client(client: aws_sdk_kinesis::Client, config: &SdkConfig) -> Self {
-        let endpoint = std::env::var("AWS_ENDPOINT_URL_KINESIS")
-            .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-            .ok()
-            .or_else(|| config.endpoint_url().map(str::to_string))
-            .unwrap_or_else(|| {
-                let region = config.region().map_or("(no region)".to_string(), |r| r.to_string());
-                format!("the Kinesis endpoint of region {region}")
-            });
+        let endpoint =
+            endpoint_override(config, "KINESIS").unwrap_or_else(|| regional_endpoint(config, "Kinesis"));
         Self { client, endpoint, has_region: config.region().is_some() }
     }
 
@@ -110,6 +104,21 @@ impl Kinesis {
             _ => KinesisError::Failed { stream, endpoint, detail },
         }
     }
+}
+
+/// Where requests to `service` (`KINESIS`, `S3`) go when not to AWS's regional endpoint:
+/// `AWS_ENDPOINT_URL_<SERVICE>`, else `AWS_ENDPOINT_URL`, else the shared configuration's.
+pub fn endpoint_override(config: &SdkConfig, service: &str) -> Option<String> {
+    std::env::var(format!("AWS_ENDPOINT_URL_{service}"))
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+        .ok()
+        .or_else(|| config.endpoint_url().map(str::to_string))
+}
+
+/// The regional endpoint of `service` (such as `S3`), in words for messages.
+pub fn regional_endpoint(config: &SdkConfig, service: &str) -> String {
+    let region = config.region().map_or("(no region)".to_string(), |r| r.to_string());
+    format!("the {service} endpoint of region {region}")
 }
 
 /// The first error of type `T` in `error`'s chain of causes.

@@ -4,7 +4,7 @@
 //! [`ShardReader`] owns a shard iterator and paces its calls: a reply that leaves the shard
 //! behind is followed at once; an empty or caught-up reply waits the poll interval, doubling
 //! while the shard stays empty up to [`MAX_IDLE_WAIT`]; a throttled or failed call backs off
-//! with full jitter. An expired iterator is renewed after the last sequence number read, so
+//! with jitter ([`crate::retry`]). An expired iterator is renewed after the last sequence number read, so
 //! nothing is read twice or skipped. The end of a closed shard is reported once, as
 //! [`Reply::ended`].
 

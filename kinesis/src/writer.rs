@@ -6,7 +6,7 @@
 //! carries at most one record per key, and a key with a record in flight sends nothing more
 //! until that record is written. Then a failed entry can only be retried ahead of its key's
 //! later records, never behind them, while up to [`MAX_CALLS_IN_FLIGHT`] calls for other keys
-//! go on. Failed entries alone are retried, with exponential backoff and full jitter. Records
+//! go on. Failed entries alone are retried, with exponential backoff and jitter ([`crate::retry`]). Records
 //! wait in a bounded queue; when it is full the sink stops taking output, which stops the
 //! operator, which stops the source: back-pressure instead of unbounded buffering.
 

@@ -14,7 +14,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
-use weir_kinesis::aws::{cause, describe, one_line};
+use weir_kinesis::aws::{self, cause, describe, one_line};
 
 use crate::artifact::{Artifact, Digest};
 
@@ -216,18 +216,12 @@ impl OperatorStore {
     /// A store for `bucket` and `prefix` (without a trailing `/`), with AWS settings from the
     /// usual places; `region` overrides the configured one.
     pub async fn connect(bucket: &str, prefix: &str, region: Option<&str>) -> Self {
-        let config = weir_kinesis::aws::config(region).await;
-        let endpoint = std::env::var("AWS_ENDPOINT_URL_S3")
-            .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-            .ok()
-            .or_else(|| config.endpoint_url().map(str::to_string));
+        let config = aws::config(region).await;
+        let endpoint = aws::endpoint_override(&config, "S3");
         // Emulators (moto, MinIO) serve buckets by path, not as host names.
         let s3_config =
             aws_sdk_s3::config::Builder::from(&config).force_path_style(endpoint.is_some()).build();
-        let endpoint = endpoint.unwrap_or_else(|| {
-            let region = config.region().map_or("(no region)".to_string(), |r| r.to_string());
-            format!("the S3 endpoint of region {region}")
-        });
+        let endpoint = endpoint.unwrap_or_else(|| aws::regional_endpoint(&config, "S3"));
         Self {
             client: Client::from_conf(s3_config),
             bucket: bucket.to_string(),
@@ -239,6 +233,11 @@ impl OperatorStore {
     /// `s3://BUCKET/PREFIX`.
     pub fn location(&self) -> String {
         format!("s3://{}/{}", self.bucket, self.prefix)
+    }
+
+    /// `s3://BUCKET/KEY`, for messages.
+    fn object(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
     }
 
     fn key(&self, name: &str) -> String {
@@ -301,11 +300,7 @@ impl OperatorStore {
         let bytes = reply.body.collect().await.map_err(|e| self.read_error(&key, e))?.into_bytes().to_vec();
         let actual = Digest::of(&bytes);
         if actual != *digest {
-            return Err(StoreError::DigestMismatch {
-                key: format!("s3://{}/{key}", self.bucket),
-                expected: *digest,
-                actual,
-            });
+            return Err(StoreError::DigestMismatch { key: self.object(&key), expected: *digest, actual });
         }
         let origin = format!("{}@{}", self.location(), digest.short());
         Ok(Artifact::from_bytes(bytes, origin))
@@ -357,7 +352,7 @@ impl OperatorStore {
 
     fn read_error(&self, key: &str, e: impl std::fmt::Display) -> StoreError {
         StoreError::Failed {
-            object: format!("s3://{}/{key}", self.bucket),
+            object: self.object(key),
             endpoint: self.endpoint.clone(),
             detail: format!("reading the reply: {e}"),
         }
@@ -369,7 +364,7 @@ impl OperatorStore {
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug + 'static,
     {
-        let object = format!("s3://{}/{key}", self.bucket);
+        let object = self.object(key);
         let endpoint = self.endpoint.clone();
         let detail = describe(error);
         match (error.code(), error) {

@@ -23,6 +23,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use weir_kinesis::WriterStats;
 
+use emf::EmfFormat;
+
 /// Buckets of [`Metrics::swap_pause`], in seconds: fine around the 2 ms goal.
 pub const SWAP_PAUSE_BUCKETS: [f64; 12] =
     [0.0001, 0.00025, 0.0005, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.01, 0.025, 0.1, 1.0];
@@ -311,6 +313,31 @@ impl Metrics {
         snap.versions_refused = self.versions_refused.get();
         snap.shards_reading = self.shards_reading.get();
         snap
+    }
+}
+
+/// How the counters are reported every stats interval.
+#[derive(Clone, Debug)]
+pub enum StatsFormat {
+    /// A summary line in the log.
+    Log,
+    /// A CloudWatch Embedded Metric Format line on standard error (and one more at the end, so
+    /// that every record is counted).
+    Emf(EmfFormat),
+}
+
+impl StatsFormat {
+    /// Report the interval from `before` to `now`, `elapsed` long.
+    pub fn report(&self, now: &Snapshot, before: &Snapshot, elapsed: Duration) {
+        match self {
+            StatsFormat::Log => tracing::info!("{}", now.summary(before, elapsed)),
+            StatsFormat::Emf(format) => {
+                use std::io::Write;
+                let line = format.line(now, before, jiff::Timestamp::now().as_millisecond());
+                // Like a log line, a report that cannot be written is not worth stopping for.
+                let _ = writeln!(std::io::stderr().lock(), "{line}");
+            }
+        }
     }
 }
 

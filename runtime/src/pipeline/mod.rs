@@ -18,8 +18,7 @@ use tokio::sync::mpsc;
 use weir_contract::Output;
 
 use crate::deployment::Versions;
-use crate::metrics::emf::EmfFormat;
-use crate::metrics::{Metrics, ShardMetrics, Snapshot};
+use crate::metrics::{Metrics, ShardMetrics, StatsFormat};
 use crate::operator::{DEFAULT_SNAPSHOT_EVERY, RunnerError};
 use crate::sink::{DeadLetterWriter, Outgoing, Sink, SinkError};
 use crate::source::{Source, SourceError, SourceEvent, now_ms};
@@ -50,31 +49,6 @@ impl Default for PipelineOptions {
             stats_interval: Duration::from_secs(10),
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             stats_format: StatsFormat::Log,
-        }
-    }
-}
-
-/// How the counters are reported every stats interval.
-#[derive(Clone, Debug)]
-pub enum StatsFormat {
-    /// A summary line in the log.
-    Log,
-    /// A CloudWatch Embedded Metric Format line on standard error (and one more at the end, so
-    /// that every record is counted).
-    Emf(EmfFormat),
-}
-
-impl StatsFormat {
-    /// Report the interval from `before` to `now`, `elapsed` long.
-    fn report(&self, now: &Snapshot, before: &Snapshot, elapsed: Duration) {
-        match self {
-            StatsFormat::Log => tracing::info!("{}", now.summary(before, elapsed)),
-            StatsFormat::Emf(format) => {
-                use std::io::Write;
-                let line = format.line(now, before, now_ms());
-                // Like a log line, a report that cannot be written is not worth stopping for.
-                let _ = writeln!(std::io::stderr().lock(), "{line}");
-            }
         }
     }
 }
