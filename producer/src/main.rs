@@ -14,7 +14,8 @@ use weir_producer::{GeneratorConfig, Pacer, Tickers, TradeGenerator};
 
 /// Generate stock trades (random-walk prices), for example
 /// `{"EVENT_TIME": "2026-11-25T10:00:00.123", "TICKER": "AMZN", "PRICE": 42.17}`, as JSON
-/// lines on standard output or into a Kinesis stream (partition key = ticker).
+/// lines on standard output or into a Kinesis stream (partition key: the ticker, or see
+/// --partition-key).
 ///
 /// Event times start at the current time (or --start-time) and advance by --step per trade,
 /// independent of the wall clock; --rate paces the output in wall-clock time.
@@ -52,6 +53,22 @@ struct Args {
     /// The AWS region, for a Kinesis sink.
     #[arg(long)]
     region: Option<String>,
+    /// The partition key of each record written to Kinesis: `ticker`, `random` (a fresh random
+    /// key per trade, as producers that spread load do) or `constant` (one key for every
+    /// trade, as the original application's producer did: everything lands on one shard).
+    #[arg(long, value_enum, default_value = "ticker")]
+    partition_key: PartitionKey,
+}
+
+/// How records are keyed in the stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum PartitionKey {
+    /// The trade's ticker.
+    Ticker,
+    /// A random key per trade.
+    Random,
+    /// The same key for every trade.
+    Constant,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -125,8 +142,13 @@ async fn to_kinesis(args: &Args, mut generator: TradeGenerator, stream: Stream) 
         let mut batch = Vec::with_capacity(due as usize);
         for _ in 0..due {
             line.clear();
-            let ticker = generator.write_next(&mut line).to_string();
-            batch.push((ticker, line.clone()));
+            let ticker = generator.write_next(&mut line);
+            let key = match args.partition_key {
+                PartitionKey::Ticker => ticker.to_string(),
+                PartitionKey::Random => format!("{:032x}", rand::random::<u128>()),
+                PartitionKey::Constant => "trades".to_string(),
+            };
+            batch.push((key, line.clone()));
         }
         queued += due;
         if tx.send(batch).await.is_err() {
