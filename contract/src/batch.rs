@@ -5,7 +5,7 @@
 //! [`Batch`] is the borrowed view an operator reads; [`OwnedBatch`] builds one (the host and
 //! the operator SDK's test harness use it).
 
-use crate::Error;
+use crate::{Error, NO_WATERMARK};
 
 /// One input record, borrowed from its batch.
 #[derive(Clone, Copy, Debug)]
@@ -27,6 +27,7 @@ pub struct Record<'a> {
 pub struct Batch<'a> {
     shard_id: &'a str,
     now_ms: i64,
+    watermark_ms: i64,
     bytes: &'a [u8],
     key_lens: &'a [u32],
     data_lens: &'a [u32],
@@ -70,7 +71,21 @@ impl<'a> Batch<'a> {
                 bytes.len()
             )));
         }
-        Ok(Self { shard_id, now_ms, bytes, key_lens, data_lens, arrival_times_ms })
+        Ok(Self {
+            shard_id,
+            now_ms,
+            watermark_ms: NO_WATERMARK,
+            bytes,
+            key_lens,
+            data_lens,
+            arrival_times_ms,
+        })
+    }
+
+    /// The same batch with the event-time watermark `watermark_ms`.
+    pub fn with_watermark_ms(mut self, watermark_ms: i64) -> Self {
+        self.watermark_ms = watermark_ms;
+        self
     }
 
     /// The shard every record of this batch came from.
@@ -81,6 +96,13 @@ impl<'a> Batch<'a> {
     /// Processing time when the host handed over the batch, in ms since the Unix epoch.
     pub fn now_ms(&self) -> i64 {
         self.now_ms
+    }
+
+    /// The event-time watermark: the smallest, over the shards being read and not idle, of the
+    /// latest event time reported for them ([`Output::observe_event_time`](crate::Output::observe_event_time));
+    /// [`NO_WATERMARK`] before any. It never goes back.
+    pub fn watermark_ms(&self) -> i64 {
+        self.watermark_ms
     }
 
     /// Number of records.
@@ -138,12 +160,14 @@ impl<'a> Iterator for Records<'a> {
 impl ExactSizeIterator for Records<'_> {}
 
 /// A batch under construction, owning its buffers; its fields are the contract's `batch`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OwnedBatch {
     /// The shard every record comes from.
     pub shard_id: String,
     /// Processing time of the batch, in ms since the Unix epoch.
     pub now_ms: i64,
+    /// The event-time watermark ([`Batch::watermark_ms`]).
+    pub watermark_ms: i64,
     /// Keys and data, back to back.
     pub bytes: Vec<u8>,
     /// Per record: key length.
@@ -152,6 +176,20 @@ pub struct OwnedBatch {
     pub data_lens: Vec<u32>,
     /// Per record: arrival time, ms since the Unix epoch.
     pub arrival_times_ms: Vec<i64>,
+}
+
+impl Default for OwnedBatch {
+    fn default() -> Self {
+        Self {
+            shard_id: String::new(),
+            now_ms: 0,
+            watermark_ms: NO_WATERMARK,
+            bytes: Vec::new(),
+            key_lens: Vec::new(),
+            data_lens: Vec::new(),
+            arrival_times_ms: Vec::new(),
+        }
+    }
 }
 
 impl OwnedBatch {
@@ -202,6 +240,7 @@ impl OwnedBatch {
         Batch {
             shard_id: &self.shard_id,
             now_ms: self.now_ms,
+            watermark_ms: self.watermark_ms,
             bytes: &self.bytes,
             key_lens: &self.key_lens,
             data_lens: &self.data_lens,
@@ -213,6 +252,7 @@ impl OwnedBatch {
     pub fn slice(&self, range: std::ops::Range<usize>) -> OwnedBatch {
         let mut part = OwnedBatch::new(self.shard_id.clone());
         part.now_ms = self.now_ms;
+        part.watermark_ms = self.watermark_ms;
         for record in self.view().records().skip(range.start).take(range.len()) {
             part.push(record.partition_key, record.data, record.arrival_time_ms);
         }

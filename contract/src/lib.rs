@@ -6,27 +6,33 @@
 //! once here and checked against the WIT package by this crate's tests.
 //!
 //! Layout: [`batch`] (input records, packed column by column), [`output`] (what a call
-//! produces), [`state`] (keyed snapshots), [`dead_letter`] (refused records), [`Error`] (an
-//! operator's failure, as a message).
+//! produces), [`state`] (snapshots, one entry per grouping key, packed), [`grouping`] (what
+//! records are routed by), [`dead_letter`] (refused records), [`Error`] (an operator's
+//! failure, as a message).
 #![deny(missing_docs)]
 
 pub mod batch;
 pub mod dead_letter;
 mod error;
+pub mod grouping;
 pub mod output;
 pub mod state;
 
 pub use batch::{Batch, OwnedBatch, Record};
 pub use dead_letter::DeadLetter;
 pub use error::Error;
+pub use grouping::Grouping;
 pub use output::{Output, Rejection};
-pub use state::{INSTANCE_KEY, KeyedState};
+pub use state::{INSTANCE_KEY, KeyedStates, StateEntry};
 
 use std::fmt;
 
 /// The version of the `weir:operator` contract that this host and this SDK speak: the package
 /// version of `wit/operator.wit`.
-pub const CONTRACT: Contract = Contract { major: 0, minor: 1, patch: 0 };
+pub const CONTRACT: Contract = Contract { major: 0, minor: 2, patch: 0 };
+
+/// The watermark before any event time was reported: below every real time.
+pub const NO_WATERMARK: i64 = i64::MIN;
 
 /// A version of the `weir:operator` WIT package.
 ///
@@ -48,26 +54,32 @@ impl Contract {
     /// The interface every operator exports, without its version.
     pub const INTERFACE: &'static str = "weir:operator/operator";
 
-    /// Whether a component exporting `export` (such as `weir:operator/operator@0.1.2`) speaks a
-    /// compatible version of this contract.
-    pub fn accepts_export(&self, export: &str) -> bool {
-        let Some(version) = export.strip_prefix(Self::INTERFACE).and_then(|v| v.strip_prefix('@')) else {
-            return false;
-        };
+    /// The contract version a component exporting `export` (such as
+    /// `weir:operator/operator@0.1.2`) speaks, if `export` is the operator interface at all.
+    pub fn of_export(export: &str) -> Option<Contract> {
+        let version = export.strip_prefix(Self::INTERFACE)?.strip_prefix('@')?;
         let mut parts = version.split('.').map(str::parse::<u32>);
-        matches!(
-            (parts.next(), parts.next(), parts.next(), parts.next()),
-            (Some(Ok(major)), Some(Ok(minor)), Some(Ok(_)), None) if major == self.major && minor == self.minor
-        )
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(Ok(major)), Some(Ok(minor)), Some(Ok(patch)), None) => {
+                Some(Contract { major, minor, patch })
+            }
+            _ => None,
+        }
     }
 
-    /// The exports this version accepts, as a pattern for messages: `weir:operator/operator@0.1.x`.
+    /// Whether a component exporting `export` (such as `weir:operator/operator@0.2.1`) speaks a
+    /// compatible version of this contract.
+    pub fn accepts_export(&self, export: &str) -> bool {
+        Self::of_export(export).is_some_and(|c| c.major == self.major && c.minor == self.minor)
+    }
+
+    /// The exports this version accepts, as a pattern for messages: `weir:operator/operator@0.2.x`.
     pub fn accepted_exports(&self) -> String {
         format!("{}@{}.{}.x", Self::INTERFACE, self.major, self.minor)
     }
 }
 
-/// `weir:operator@0.1.0`.
+/// `weir:operator@0.2.0`.
 impl fmt::Display for Contract {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}@{}.{}.{}", Self::PACKAGE, self.major, self.minor, self.patch)
@@ -100,5 +112,9 @@ mod tests {
         assert!(!c.accepts_export("weir:operator/types@0.1.0"));
         assert!(!c.accepts_export("other:operator/operator@0.1.0"));
         assert_eq!(c.accepted_exports(), "weir:operator/operator@0.1.x");
+        assert_eq!(
+            Contract::of_export("weir:operator/operator@0.1.3"),
+            Some(Contract { major: 0, minor: 1, patch: 3 })
+        );
     }
 }

@@ -21,6 +21,9 @@ pub struct Output {
     pub data_lens: Vec<u32>,
     /// Input records refused by the operator.
     pub rejected: Vec<Rejection>,
+    /// The latest event time among the input records the operator accepted, if it works in
+    /// event time ([`observe_event_time`](Self::observe_event_time)).
+    pub event_time_ms: Option<i64>,
 }
 
 impl Output {
@@ -47,12 +50,22 @@ impl Output {
         self.rejected.push(Rejection { index, reason: reason.into() });
     }
 
+    /// Report that an input record with event time `time_ms` (ms since the Unix epoch) was
+    /// accepted: the host folds the latest into the watermark of the record's shard.
+    #[inline]
+    pub fn observe_event_time(&mut self, time_ms: i64) {
+        if self.event_time_ms.is_none_or(|t| time_ms > t) {
+            self.event_time_ms = Some(time_ms);
+        }
+    }
+
     /// Number of output records.
     pub fn len(&self) -> usize {
         self.key_lens.len()
     }
 
-    /// Whether there is neither an output record nor a rejection.
+    /// Whether there is neither an output record nor a rejection (an event time alone counts as
+    /// empty).
     pub fn is_empty(&self) -> bool {
         self.key_lens.is_empty() && self.rejected.is_empty()
     }
@@ -63,6 +76,7 @@ impl Output {
         self.key_lens.clear();
         self.data_lens.clear();
         self.rejected.clear();
+        self.event_time_ms = None;
     }
 
     /// Append all of `other`'s records and rejections.
@@ -71,6 +85,9 @@ impl Output {
         self.key_lens.extend_from_slice(&other.key_lens);
         self.data_lens.extend_from_slice(&other.data_lens);
         self.rejected.extend_from_slice(&other.rejected);
+        if let Some(t) = other.event_time_ms {
+            self.observe_event_time(t);
+        }
     }
 
     /// The output records as `(partition key, data)`, in order. A key that is not UTF-8 (only

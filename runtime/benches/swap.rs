@@ -1,9 +1,9 @@
-//! Operator versions: how long a live swap pauses a shard, and how long `weir run` takes from
-//! start to its first processed record with the operator in S3.
+//! Operator versions: how long a live swap pauses an instance, and how long `weir run` takes
+//! from start to its first processed record with the operator in S3.
 //!
-//! 1. **Swap pause**: one shard holding 1,000 tickers of sliding-window-max state (60 s windows
-//!    sliding by 10 s, half a minute of trades), switched between two versions 400 times; each
-//!    pause is snapshot + instantiate + restore, as `weir run` measures it.
+//! 1. **Swap pause**: one instance holding 1,000 tickers of sliding-window-max state (60 s
+//!    windows sliding by 10 s, half a minute of trades), switched between two versions 400
+//!    times; each pause is snapshot + instantiate + restore, as `weir run` measures it.
 //! 2. **Cold start**: the `weir` binary with `--operator s3://BUCKET/PREFIX` (moto), from spawn
 //!    to the first record on standard output (the echo fixture, one line on stdin), with the
 //!    compiled cache cold and warm; and for sliding-window-max, spawn to exit on a one-trade
@@ -17,9 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use weir::artifact::{Artifact, BUILT_OPERATORS_DIR};
-use weir::metrics::Metrics;
-use weir::operator::{Limits, OperatorEngine};
-use weir::pipeline::shards::Shards;
+use weir::operator::{Limits, OperatorEngine, Runner};
 use weir_operator::OwnedBatch;
 use weir_producer::{GeneratorConfig, Tickers, TradeGenerator};
 
@@ -82,15 +80,13 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// Pauses of `swaps` switches of a shard holding 1,000 tickers of state.
+/// Pauses of `swaps` switches of an instance holding 1,000 tickers of state.
 fn swap_pauses(swaps: usize) -> Vec<Duration> {
     let engine = OperatorEngine::new(Limits::default(), None).expect("engine");
     let artifact = Artifact::embedded_default();
     let (a, b) =
         (engine.load(artifact.clone(), &[]).expect("load"), engine.load(artifact, &[]).expect("load"));
-    let metrics = Metrics::default();
-    let mut shards = Shards::new(a, 64);
-    shards.start("shard-0", None, &metrics).expect("start");
+    let mut runner = Runner::new(a, "instance 0", Default::default()).expect("instance");
     let config =
         GeneratorConfig { tickers: Tickers::Synthetic(1_000), seed: 3, start_time_ms: T0, step_ms: 1 };
     let mut generator = TradeGenerator::new(&config).expect("generator");
@@ -102,16 +98,18 @@ fn swap_pauses(swaps: usize) -> Vec<Duration> {
             let ticker = generator.write_next(&mut line).to_string();
             batch.push(&ticker, &line, 0);
         }
-        shards.get_mut("shard-0").expect("shard").operator.process(&mut batch).expect("process");
+        runner.process(&mut batch).expect("process");
     }
-    let keys = shards.get_mut("shard-0").expect("shard").operator.snapshot().expect("snapshot").len() - 1;
-    assert_eq!(keys, 1_000, "every ticker holds state");
+    assert_eq!(runner.snapshot().expect("snapshot").keys(), 1_000, "every ticker holds state");
     let mut next = b;
     let mut pauses = Vec::with_capacity(swaps);
     for _ in 0..swaps {
-        let (previous, shard_pauses) = shards.swap(next).expect("swap");
-        pauses.extend(shard_pauses);
-        next = previous;
+        // What Instances::swap does for each instance.
+        let started = Instant::now();
+        let state = runner.snapshot().expect("snapshot");
+        let replacement = Runner::new(next, "instance 0", state).expect("restore");
+        pauses.push(started.elapsed());
+        next = std::mem::replace(&mut runner, replacement).loaded().clone();
     }
     pauses
 }

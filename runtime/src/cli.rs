@@ -160,9 +160,9 @@ pub struct AwsArgs {
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Where records come from: a Kinesis stream (`kinesis://NAME` or a stream ARN; every
-    /// shard read concurrently, one operator instance per shard), `generator` (the built-in
-    /// trade generator), a file of JSON lines, or `-` for standard input. A file or standard
-    /// input ends at end of file: every pending window is emitted and weir exits 0.
+    /// shard read concurrently), `generator` (the built-in trade generator), a file of JSON
+    /// lines, or `-` for standard input. A file or standard input ends at end of file: every
+    /// pending window is emitted and weir exits 0.
     #[arg(long, env = "WEIR_SOURCE", default_value = "generator", value_name = "LOCATION")]
     pub source: Location,
 
@@ -193,6 +193,17 @@ pub struct RunArgs {
     /// the reason; appended to if the file exists. Default: standard error.
     #[arg(long, env = "WEIR_DEAD_LETTER", value_name = "FILE")]
     pub dead_letter: Option<PathBuf>,
+
+    /// Operator instances, each on its own thread. Every record goes to the instance that
+    /// owns its grouping key (for sliding-window-max the TICKER field; see `weir check`),
+    /// whatever shard or partition key it came with. Default: the machine's available cores.
+    #[arg(long, env = "WEIR_PARALLELISM", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub parallelism: Option<u16>,
+
+    /// How long a shard may deliver no records before it stops holding back the event-time
+    /// watermark (the smallest, over the shards, of the latest event time read from each).
+    #[arg(long, env = "WEIR_IDLE_AFTER", default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub idle_after: Duration,
 
     /// Records per operator call, at most.
     #[arg(long, env = "WEIR_BATCH_SIZE", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]

@@ -10,10 +10,6 @@ use std::time::Duration;
 use util::*;
 use weir_producer::Tickers;
 
-fn native_lines(input: &[u8], settings: &[(&str, &str)]) -> Vec<String> {
-    native_results(input, settings).into_iter().map(|(_, data)| data).collect()
-}
-
 fn generated(n: usize) -> Vec<u8> {
     trade_lines(n, Tickers::Default)
 }
@@ -42,7 +38,7 @@ fn a_file_runs_to_its_end_and_every_window_is_written() {
         .unwrap();
     assert!(status.success());
     let out = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap();
-    assert_eq!(out.lines().collect::<Vec<_>>(), native_lines(&input, &[("slide", "5s")]));
+    assert_eq!(per_ticker(out.lines()), native_per_ticker(&input, &[("slide", "5s")]));
     let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap();
     let dead: serde_json::Value = serde_json::from_str(dead.trim()).unwrap();
     assert_eq!(dead["data"], "this is not a trade");
@@ -61,8 +57,7 @@ fn stdin_to_stdout_ends_at_eof_with_exit_zero() {
     let out = child.wait_with_output().unwrap();
     writer.join().unwrap().unwrap();
     assert!(out.status.success());
-    let lines: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(String::from).collect();
-    assert_eq!(lines, native_lines(&input, &[]));
+    assert_eq!(per_ticker(String::from_utf8(out.stdout).unwrap().lines()), native_per_ticker(&input, &[]));
 }
 
 #[test]
@@ -116,7 +111,8 @@ fn check_describes_an_operator() {
     let out = weir().args(["check"]).arg(component("price_alert")).output().unwrap();
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("operator price-alert 0.1.0, contract weir:operator@0.1.0, sha256 "), "{stdout}");
+    assert!(stdout.contains("operator price-alert 0.2.0, contract weir:operator@0.2.0, sha256 "), "{stdout}");
+    assert!(stdout.contains("groups records by JSON field \"TICKER\""), "{stdout}");
 }
 
 #[test]
@@ -137,4 +133,23 @@ fn a_record_the_operator_traps_on_is_dead_lettered_and_the_run_goes_on() {
         serde_json::from_str(std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap().trim()).unwrap();
     assert_eq!(dead["data"], "boom");
     assert!(dead["reason"].as_str().unwrap().contains("told to trap on this record"), "{dead}");
+}
+
+#[test]
+fn any_parallelism_gives_the_native_windows_of_every_ticker() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = trade_lines(30_000, Tickers::Synthetic(40));
+    std::fs::write(dir.path().join("trades.jsonl"), &input).unwrap();
+    let expected = native_per_ticker(&input, &[]);
+    for parallelism in ["1", "3"] {
+        let out = weir()
+            .current_dir(dir.path())
+            .args(["run", "--source", "trades.jsonl", "--parallelism", parallelism, "--batch-size", "500"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let got = per_ticker(String::from_utf8(out.stdout).unwrap().lines());
+        assert_eq!(got.len(), 40, "parallelism {parallelism}");
+        assert!(got == expected, "parallelism {parallelism}: results differ from the native operator's");
+    }
 }

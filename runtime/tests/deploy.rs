@@ -84,13 +84,10 @@ fn a_deployed_operator_runs_from_s3_with_its_stored_settings() {
     assert_eq!(m.previous, None);
 
     let input = trade_lines(20_000, weir_producer::Tickers::Default);
-    let expected: Vec<String> =
-        native_results(&input, &[("slide", "5s")]).into_iter().map(|(_, d)| d).collect();
-    assert_eq!(run_with(&target, &input, &[]), expected, "the manifest's settings apply");
+    let got = |extra: &[&str]| per_ticker(run_with(&target, &input, extra).iter().map(String::as_str));
+    assert_eq!(got(&[]), native_per_ticker(&input, &[("slide", "5s")]), "the manifest's settings apply");
     // A setting on the command line overrides the stored one.
-    let expected: Vec<String> =
-        native_results(&input, &[("slide", "20s")]).into_iter().map(|(_, d)| d).collect();
-    assert_eq!(run_with(&target, &input, &["--set", "slide=20s"]), expected);
+    assert_eq!(got(&["--set", "slide=20s"]), native_per_ticker(&input, &[("slide", "20s")]));
 }
 
 #[test]
@@ -127,8 +124,8 @@ fn each_deploy_records_the_previous_one_and_rollback_points_back() {
     assert_eq!(m.current.rollback_of, Some(digest_of(&second)));
     assert_eq!(m.previous, Some(digest_of(&second)));
     let input = trade_lines(5_000, weir_producer::Tickers::Default);
-    let expected: Vec<String> = native_results(&input, &[]).into_iter().map(|(_, d)| d).collect();
-    assert_eq!(run_with(&target, &input, &[]), expected, "the rolled-back-to operator runs");
+    let got = per_ticker(run_with(&target, &input, &[]).iter().map(String::as_str));
+    assert_eq!(got, native_per_ticker(&input, &[]), "the rolled-back-to operator runs");
 }
 
 #[test]

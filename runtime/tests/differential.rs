@@ -5,7 +5,7 @@ mod util;
 
 use sliding_window_max::SlidingWindowMax;
 use util::*;
-use weir::operator::ShardOperator;
+use weir::operator::Runner;
 use weir_operator::{Harness, OwnedBatch};
 use weir_producer::{GeneratorConfig, Tickers, TradeGenerator};
 
@@ -30,13 +30,16 @@ fn trades(n: usize, tickers: Tickers) -> Vec<(String, Vec<u8>)> {
 fn check(settings: &[(&str, &str)], input: &[(String, Vec<u8>)], batch_size: usize) {
     let mut native = Harness::<SlidingWindowMax>::new(settings).unwrap().with_batch_size(batch_size);
     let loaded = load("sliding_window_max", settings).unwrap();
-    let mut wasm = ShardOperator::new(loaded, "shard-0", Vec::new()).unwrap().with_snapshot_every(5);
+    let mut wasm = Runner::new(loaded, "instance 0", Default::default()).unwrap().with_snapshot_every(5);
     let (mut wasm_out, mut wasm_dead) = (Vec::new(), Vec::new());
+    // The host's watermark for one shard: the latest event time reported.
+    let mut watermark = weir_operator::NO_WATERMARK;
     for (i, chunk) in input.chunks(batch_size).enumerate() {
         let now = T0 + i as i64 * 100;
         native.set_time(now);
         let mut batch = OwnedBatch::new("shard-0");
         batch.now_ms = now;
+        batch.watermark_ms = watermark;
         for (key, data) in chunk {
             native.push(key, data);
             batch.push(key, data, now);
@@ -45,9 +48,11 @@ fn check(settings: &[(&str, &str)], input: &[(String, Vec<u8>)], batch_size: usi
         let processed = wasm.process(&mut batch).unwrap();
         wasm_out.extend(processed.output.iter().map(|(k, d)| (k.to_string(), d.to_vec())));
         wasm_dead.extend(processed.dead_letters);
+        watermark = watermark.max(processed.output.event_time_ms.unwrap_or(watermark));
         let tick_now = now + 50;
         native.advance_time(tick_now).unwrap();
-        wasm_out.extend(wasm.tick(tick_now).unwrap().iter().map(|(k, d)| (k.to_string(), d.to_vec())));
+        let ticked = wasm.tick(tick_now, watermark).unwrap();
+        wasm_out.extend(ticked.iter().map(|(k, d)| (k.to_string(), d.to_vec())));
     }
     native.end_input().unwrap();
     let finish = wasm.finish(T0 + 1_000_000).unwrap();

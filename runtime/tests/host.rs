@@ -6,7 +6,7 @@ mod util;
 use util::*;
 use weir::artifact::Artifact;
 use weir::operator::{CacheOutcome, CompiledCache};
-use weir::operator::{Limits, LoadError, ShardOperator};
+use weir::operator::{Limits, LoadError, Runner};
 use weir_operator::OwnedBatch;
 
 fn refused(artifact: Artifact) -> String {
@@ -31,17 +31,43 @@ fn a_core_module_is_refused_with_how_to_build_a_component() {
 
 #[test]
 fn a_component_of_another_contract_version_is_refused_naming_the_version_needed() {
-    let wat = r#"(component
-        (core module $m (func (export "f")))
-        (core instance $i (instantiate $m))
-        (func $f (canon lift (core func $i "f")))
-        (instance $api (export "describe" (func $f)))
-        (export "weir:operator/operator@0.2.0" (instance $api)))"#;
-    let bytes = wat::parse_str(wat).expect("valid component text");
-    let msg = refused(Artifact::from_bytes(bytes, "v2.wasm"));
-    assert!(msg.contains("v2.wasm is not a weir operator for this host"), "{msg}");
-    assert!(msg.contains("needs to export weir:operator/operator@0.1.x"), "{msg}");
-    assert!(msg.contains("it exports weir:operator/operator@0.2.0"), "{msg}");
+    let component = |version: &str| {
+        let wat = format!(
+            r#"(component
+            (core module $m (func (export "f")))
+            (core instance $i (instantiate $m))
+            (func $f (canon lift (core func $i "f")))
+            (instance $api (export "describe" (func $f)))
+            (export "weir:operator/operator@{version}" (instance $api)))"#
+        );
+        wat::parse_str(wat).expect("valid component text")
+    };
+    let msg = refused(Artifact::from_bytes(component("0.1.0"), "v1.wasm"));
+    assert!(
+        msg.contains(
+            "v1.wasm was built for the contract weir:operator@0.1.0, and this weir runs weir:operator@0.2.0"
+        ),
+        "{msg}"
+    );
+    assert!(msg.contains("rebuild it against the weir-operator SDK of this weir (0.2"), "{msg}");
+    assert!(msg.contains("cargo build --release --target wasm32-wasip2"), "{msg}");
+
+    let msg = refused(Artifact::from_bytes(component("1.0.0"), "v10.wasm"));
+    assert!(msg.contains("v10.wasm was built for the contract weir:operator@1.0.0"), "{msg}");
+
+    let other = wat::parse_str(
+        r#"(component
+            (core module $m (func (export "f")))
+            (core instance $i (instantiate $m))
+            (func $f (canon lift (core func $i "f")))
+            (instance $api (export "run" (func $f)))
+            (export "acme:thing/api@1.0.0" (instance $api)))"#,
+    )
+    .expect("valid component text");
+    let msg = refused(Artifact::from_bytes(other, "other.wasm"));
+    assert!(msg.contains("other.wasm is not a weir operator for this host"), "{msg}");
+    assert!(msg.contains("needs to export weir:operator/operator@0.2.x"), "{msg}");
+    assert!(msg.contains("it exports acme:thing/api@1.0.0"), "{msg}");
 
     let empty = wat::parse_str("(component)").expect("valid component text");
     assert!(refused(Artifact::from_bytes(empty, "empty.wasm")).contains("it exports no interface"));
@@ -112,7 +138,7 @@ fn batch(records: &[(&str, &str)]) -> OwnedBatch {
 /// Run the fixture over `records` in one batch and finish; returns (outputs, dead letters).
 fn run_fixture(settings: &[(&str, &str)], records: &[(&str, &str)]) -> (Vec<String>, Vec<String>, u64) {
     let loaded = load("test_fixture", settings).unwrap();
-    let mut op = ShardOperator::new(loaded, "shard-0", Vec::new()).unwrap();
+    let mut op = Runner::new(loaded, "instance 0", Default::default()).unwrap();
     // Two clean batches first, so recovery has calls since the snapshot to replay.
     let mut warmup = batch(&[("a", "warm"), ("b", "warm")]);
     op.process(&mut warmup).unwrap();
@@ -178,10 +204,10 @@ fn the_memory_limit_stops_a_hoarding_call_and_is_not_hit_by_normal_work() {
 #[test]
 fn an_instance_restored_from_a_snapshot_continues_where_the_old_one_was() {
     let loaded = load("test_fixture", &[]).unwrap();
-    let mut first = ShardOperator::new(loaded.clone(), "s", Vec::new()).unwrap();
+    let mut first = Runner::new(loaded.clone(), "s", Default::default()).unwrap();
     first.process(&mut batch(&[("a", "1"), ("a", "2"), ("b", "3")])).unwrap();
     let state = first.snapshot().unwrap();
-    let mut second = ShardOperator::new(loaded, "s", state).unwrap();
+    let mut second = Runner::new(loaded, "s", state).unwrap();
     let out = second.finish(0).unwrap();
     let got: Vec<String> = out.iter().map(|(k, d)| format!("{k}:{}", String::from_utf8_lossy(d))).collect();
     assert_eq!(got, ["a:count=2", "b:count=1"]);

@@ -7,10 +7,6 @@ mod util;
 use util::*;
 use weir_producer::Tickers;
 
-fn native_lines(input: &[u8], settings: &[(&str, &str)]) -> Vec<String> {
-    native_results(input, settings).into_iter().map(|(_, data)| data).collect()
-}
-
 #[test]
 fn a_run_configured_only_by_environment_variables_equals_the_native_operator() {
     let dir = tempfile::tempdir().unwrap();
@@ -28,9 +24,9 @@ fn a_run_configured_only_by_environment_variables_equals_the_native_operator() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let results = std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap();
-    let expected = native_lines(&input, &[("window", "30s"), ("slide", "5s")]);
+    let expected = native_per_ticker(&input, &[("window", "30s"), ("slide", "5s")]);
     assert!(!expected.is_empty());
-    assert_eq!(results.lines().collect::<Vec<_>>(), expected);
+    assert_eq!(per_ticker(results.lines()), expected);
     assert!(dir.path().join("dead.jsonl").exists(), "WEIR_DEAD_LETTER was used");
 }
 

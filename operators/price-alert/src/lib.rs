@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use weir_operator::{Batch, Error, KeyedState, Operator, Output, Settings, codec};
+use weir_operator::{Batch, Error, Grouping, KeyedStates, Operator, Output, Settings, codec};
 
 /// The fields this operator reads; the rest of the record is ignored.
 #[derive(Deserialize)]
@@ -83,16 +83,20 @@ impl Operator for PriceAlert {
         Ok(())
     }
 
-    fn snapshot(&self, out: &mut Vec<KeyedState>) -> Result<(), Error> {
+    fn grouping(&self) -> Grouping {
+        Grouping::JsonField("TICKER".into())
+    }
+
+    fn snapshot(&self, out: &mut KeyedStates) -> Result<(), Error> {
         for (ticker, price) in &self.reference {
-            out.push(KeyedState::new(ticker, codec::encode(1, price)?));
+            out.push_with(ticker, |buf| codec::encode_into(1, price, buf))?;
         }
         Ok(())
     }
 
-    fn restore(&mut self, state: Vec<KeyedState>) -> Result<(), Error> {
-        for entry in state.into_iter().filter(|e| !e.is_instance_wide()) {
-            self.reference.insert(entry.key, codec::decode(1, &entry.state)?);
+    fn restore(&mut self, state: &KeyedStates) -> Result<(), Error> {
+        for entry in state.iter().filter(|e| !e.is_instance_wide()) {
+            self.reference.insert(entry.key.to_owned(), codec::decode(1, entry.state)?);
         }
         Ok(())
     }
@@ -142,7 +146,7 @@ mod tests {
         let state = h.snapshot().unwrap();
         assert_eq!(h.dead_letters().len(), 1);
         assert!(h.dead_letters()[0].reason.starts_with("not a trade"));
-        h.restart_from(state).unwrap();
+        h.restart_from(&state).unwrap();
         h.push("A", &trade("A", 106.0));
         h.end_input().unwrap();
         assert_eq!(h.output().len(), 1);

@@ -19,6 +19,35 @@ pub fn encode<T: Serialize + ?Sized>(format: u8, value: &T) -> Result<Vec<u8>, E
     postcard::to_extend(value, vec![format]).map_err(|e| Error::new(format!("cannot encode state: {e}")))
 }
 
+/// Encode `value` behind the format byte `format`, appended to `buf` (for
+/// [`KeyedStates::push_with`](crate::KeyedStates::push_with)).
+pub fn encode_into<T: Serialize + ?Sized>(format: u8, value: &T, buf: &mut Vec<u8>) -> Result<(), Error> {
+    buf.push(format);
+    postcard::serialize_with_flavor(value, Append(buf))
+        .map_err(|e| Error::new(format!("cannot encode state: {e}")))
+}
+
+/// A postcard output that appends to a borrowed buffer.
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
 /// The value [`encode`] wrote with format `format`. Another format byte, truncated bytes or
 /// bytes left over are errors that say which.
 pub fn decode<'a, T: Deserialize<'a>>(format: u8, bytes: &'a [u8]) -> Result<T, Error> {
@@ -52,5 +81,8 @@ mod tests {
         long.push(0);
         assert!(decode::<(String, u64, f64)>(3, &long).unwrap_err().message().contains("1 unexpected"));
         assert!(decode::<u8>(1, &[]).unwrap_err().message().contains("empty"));
+        let mut appended = vec![0xaa];
+        encode_into(3, &("AMZN", 7u64, -1.5f64), &mut appended).unwrap();
+        assert_eq!(appended[1..], bytes[..], "encode_into appends what encode returns");
     }
 }

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::thread::LocalKey;
 
-use crate::{Batch, Error, KeyedState, Operator, Output, Settings};
+use crate::{Batch, Error, Grouping, KeyedStates, Operator, Output, Settings};
 
 #[allow(missing_docs, clippy::all)]
 pub mod bindings {
@@ -66,6 +66,16 @@ pub fn init<O: Operator>(slot: &'static SlotKey<O>, settings: Vec<(String, Strin
     Ok(())
 }
 
+/// The operator's grouping key. Never fails: before `init` (which the host never does) it is
+/// the partition key.
+pub fn grouping<O: Operator>(slot: &'static SlotKey<O>) -> wit::Grouping {
+    let grouping = with_operator(slot, |operator| Ok(operator.grouping())).unwrap_or_default();
+    match grouping {
+        Grouping::PartitionKey => wit::Grouping::PartitionKey,
+        Grouping::JsonField(field) => wit::Grouping::JsonField(field),
+    }
+}
+
 fn to_wit(out: Output) -> wit::Output {
     wit::Output {
         bytes: out.bytes,
@@ -76,6 +86,7 @@ fn to_wit(out: Output) -> wit::Output {
             .into_iter()
             .map(|r| wit::Rejection { index: r.index, reason: r.reason })
             .collect(),
+        event_time_ms: out.event_time_ms,
     }
 }
 
@@ -99,34 +110,39 @@ pub fn process<O: Operator>(slot: &'static SlotKey<O>, batch: wit::Batch) -> Res
         &batch.data_lens,
         &batch.arrival_times_ms,
     )
-    .map_err(Error::into_message)?;
+    .map_err(Error::into_message)?
+    .with_watermark_ms(batch.watermark_ms);
     call(slot, |op, out| op.process(&view, out))
 }
 
-pub fn tick<O: Operator>(slot: &'static SlotKey<O>, now_ms: i64) -> Result<wit::Output, String> {
-    call(slot, |op, out| op.tick(now_ms, out))
+pub fn tick<O: Operator>(
+    slot: &'static SlotKey<O>,
+    now_ms: i64,
+    watermark_ms: i64,
+) -> Result<wit::Output, String> {
+    call(slot, |op, out| op.tick(now_ms, watermark_ms, out))
 }
 
 pub fn finish<O: Operator>(slot: &'static SlotKey<O>, now_ms: i64) -> Result<wit::Output, String> {
     call(slot, |op, out| op.finish(now_ms, out))
 }
 
-pub fn snapshot<O: Operator>(slot: &'static SlotKey<O>) -> Result<Vec<wit::KeyedState>, String> {
+pub fn snapshot<O: Operator>(slot: &'static SlotKey<O>) -> Result<wit::KeyedStates, String> {
     with_operator(slot, |operator| {
-        let mut state = Vec::new();
+        let mut state = KeyedStates::default();
         operator.snapshot(&mut state)?;
-        Ok(state.into_iter().map(|e| wit::KeyedState { key: e.key, state: e.state }).collect())
+        Ok(wit::KeyedStates { bytes: state.bytes, key_lens: state.key_lens, state_lens: state.state_lens })
     })
 }
 
-pub fn restore<O: Operator>(slot: &'static SlotKey<O>, state: Vec<wit::KeyedState>) -> Result<(), String> {
-    with_operator(slot, |operator| {
-        let state = state.into_iter().map(|e| KeyedState { key: e.key, state: e.state }).collect();
-        operator.restore(state)
-    })
+pub fn restore<O: Operator>(slot: &'static SlotKey<O>, state: wit::KeyedStates) -> Result<(), String> {
+    let state = KeyedStates { bytes: state.bytes, key_lens: state.key_lens, state_lens: state.state_lens };
+    state.check().map_err(Error::into_message)?;
+    with_operator(slot, |operator| operator.restore(&state))
 }
 
 pub use exports::Guest;
 pub use wit::{
-    Batch as WitBatch, KeyedState as WitKeyedState, OperatorInfo as WitOperatorInfo, Output as WitOutput,
+    Batch as WitBatch, Grouping as WitGrouping, KeyedStates as WitKeyedStates,
+    OperatorInfo as WitOperatorInfo, Output as WitOutput,
 };

@@ -1,9 +1,14 @@
 //! A native test driver for operators: the host's call sequence without wasm, for `cargo test`.
 
-use crate::{DeadLetter, Error, KeyedState, Operator, Output, OwnedBatch, Settings};
+use crate::{DeadLetter, Error, KeyedStates, Operator, Output, OwnedBatch, Settings};
 
 /// Drives one operator instance the way the host does: records are gathered into a batch,
 /// which is processed when it is full, when time advances, or when the input ends.
+///
+/// The harness is a host reading one shard: the watermark is the latest event time the
+/// operator reported. The host passes a new watermark with the next call; the harness passes
+/// it at once, with a `tick`, so that a test sees windows fire right after the record that
+/// moved the watermark (the outputs, in order, are the same either way).
 ///
 /// Processing time starts at 0 and moves only when [`set_time`](Self::set_time) or
 /// [`advance_time`](Self::advance_time) says so; records pushed get the current processing time
@@ -15,6 +20,11 @@ pub struct Harness<O: Operator> {
     batch_size: usize,
     outputs: Output,
     dead_letters: Vec<DeadLetter>,
+}
+
+/// A snapshot in the order the harness returns it: sorted by key.
+fn sorted(state: &KeyedStates) -> KeyedStates {
+    state.sorted().into_iter().collect()
 }
 
 impl<O: Operator> Harness<O> {
@@ -76,7 +86,23 @@ impl<O: Operator> Harness<O> {
         out.rejected.clear();
         self.outputs.append(&out);
         self.pending.clear();
+        if let Some(time) = out.event_time_ms.filter(|&t| t > self.pending.watermark_ms) {
+            self.pending.watermark_ms = time;
+            self.tick()?;
+        }
         Ok(())
+    }
+
+    fn tick(&mut self) -> Result<(), Error> {
+        let mut out = Output::default();
+        self.operator.tick(self.pending.now_ms, self.pending.watermark_ms, &mut out)?;
+        self.outputs.append(&out);
+        Ok(())
+    }
+
+    /// The watermark: the latest event time the operator reported ([`NO_WATERMARK`](crate::NO_WATERMARK) before any).
+    pub fn watermark_ms(&self) -> i64 {
+        self.pending.watermark_ms
     }
 
     /// Set processing time (ms since the Unix epoch) without telling the operator; records
@@ -91,10 +117,7 @@ impl<O: Operator> Harness<O> {
     pub fn advance_time(&mut self, now_ms: i64) -> Result<(), Error> {
         self.flush()?;
         self.pending.now_ms = now_ms;
-        let mut out = Output::default();
-        self.operator.tick(now_ms, &mut out)?;
-        self.outputs.append(&out);
-        Ok(())
+        self.tick()
     }
 
     /// Process pending records and end the input.
@@ -109,10 +132,15 @@ impl<O: Operator> Harness<O> {
     /// Process a prepared batch as the host would (pending records go first).
     pub fn process(&mut self, batch: &OwnedBatch) -> Result<(), Error> {
         self.flush()?;
-        let saved = std::mem::replace(&mut self.pending, batch.clone());
+        let now_ms = batch.now_ms;
+        let mut batch = batch.clone();
+        batch.watermark_ms = self.pending.watermark_ms;
+        let saved = std::mem::replace(&mut self.pending, batch);
         let result = self.flush();
+        let watermark_ms = self.pending.watermark_ms;
         self.pending = saved;
-        self.pending.now_ms = batch.now_ms;
+        self.pending.now_ms = now_ms;
+        self.pending.watermark_ms = watermark_ms;
         result
     }
 
@@ -137,18 +165,19 @@ impl<O: Operator> Harness<O> {
     }
 
     /// The operator's keyed snapshot (pending records are processed first), sorted by key.
-    pub fn snapshot(&mut self) -> Result<Vec<KeyedState>, Error> {
+    pub fn snapshot(&mut self) -> Result<KeyedStates, Error> {
         self.flush()?;
-        let mut state = Vec::new();
+        let mut state = KeyedStates::default();
         self.operator.snapshot(&mut state)?;
-        state.sort();
-        Ok(state)
+        Ok(sorted(&state))
     }
 
     /// Replace the operator with a fresh instance of the same settings restored from `state`,
-    /// as the host does on a swap, a reshard or a restart. Output collected so far is kept.
-    pub fn restart_from(&mut self, state: Vec<KeyedState>) -> Result<(), Error> {
+    /// as the host does on a swap, a change of parallelism or a restart. Output collected so
+    /// far is kept, and so is the watermark (the host's, not the operator's).
+    pub fn restart_from(&mut self, state: &KeyedStates) -> Result<(), Error> {
         self.flush()?;
+        state.check()?;
         let mut operator = O::init(&self.settings)?;
         operator.restore(state)?;
         self.operator = operator;

@@ -28,12 +28,13 @@
 //! assert_eq!(h.output_strings(), [("k".to_string(), "AMZN? AMZN!".to_string())]);
 //! ```
 //!
-//! A stateful operator implements [`Operator`] and keeps its state per grouping key, encoded
+//! A stateful operator implements [`Operator`], says what its grouping key is (the host routes
+//! every record of one key to the same instance) and keeps its state per grouping key, encoded
 //! with [`codec`] (serde, behind a format version byte, so a later version can read it):
 //!
 //! ```
 //! use std::collections::BTreeMap;
-//! use weir_operator::{Batch, Error, KeyedState, Operator, Output, Settings, codec};
+//! use weir_operator::{Batch, Error, Grouping, KeyedStates, Operator, Output, Settings, codec};
 //!
 //! /// Counts records per partition key and emits the counts at the end of the input.
 //! #[derive(Default)]
@@ -43,6 +44,9 @@
 //!     fn init(settings: &Settings) -> Result<Self, Error> {
 //!         settings.check_known(&[])?;
 //!         Ok(Self::default())
+//!     }
+//!     fn grouping(&self) -> Grouping {
+//!         Grouping::PartitionKey
 //!     }
 //!     fn process(&mut self, batch: &Batch<'_>, _out: &mut Output) -> Result<(), Error> {
 //!         for record in batch.records() {
@@ -56,15 +60,15 @@
 //!         }
 //!         Ok(())
 //!     }
-//!     fn snapshot(&self, out: &mut Vec<KeyedState>) -> Result<(), Error> {
+//!     fn snapshot(&self, out: &mut KeyedStates) -> Result<(), Error> {
 //!         for (key, n) in &self.0 {
-//!             out.push(KeyedState::new(key, codec::encode(1, n)?));
+//!             out.push_with(key, |buf| codec::encode_into(1, n, buf))?;
 //!         }
 //!         Ok(())
 //!     }
-//!     fn restore(&mut self, state: Vec<KeyedState>) -> Result<(), Error> {
-//!         for entry in state {
-//!             self.0.insert(entry.key, codec::decode(1, &entry.state)?);
+//!     fn restore(&mut self, state: &KeyedStates) -> Result<(), Error> {
+//!         for entry in state.iter() {
+//!             self.0.insert(entry.key.to_owned(), codec::decode(1, entry.state)?);
 //!         }
 //!         Ok(())
 //!     }
@@ -75,13 +79,13 @@
 //! let mut h = weir_operator::Harness::<Count>::new(&[]).unwrap();
 //! h.push("AMZN", b"{}").push("AMZN", b"{}").push("GOOG", b"{}");
 //! let state = h.snapshot().unwrap();
-//! h.restart_from(state).unwrap();
+//! h.restart_from(&state).unwrap();
 //! h.end_input().unwrap();
 //! assert_eq!(h.output_strings(), vec![("AMZN".into(), "2".into()), ("GOOG".into(), "1".into())]);
 //! ```
 //!
 //! Layout: the data types come from `weir-contract` and are re-exported here ([`Batch`],
-//! [`Output`], [`KeyedState`], [`DeadLetter`], [`Error`]); [`settings`] (`key=value`
+//! [`Output`], [`KeyedStates`], [`Grouping`], [`DeadLetter`], [`Error`]); [`settings`] (`key=value`
 //! configuration), [`codec`] (versioned state encoding), [`harness`] (the native test driver),
 //! the export macros below, and the glue they expand to, compiled for wasm only.
 #![deny(missing_docs)]
@@ -100,8 +104,8 @@ pub mod export;
 pub use harness::Harness;
 pub use settings::Settings;
 pub use weir_contract::{
-    Batch, CONTRACT, Contract, DeadLetter, Error, INSTANCE_KEY, KeyedState, Output, OwnedBatch, Record,
-    Rejection, batch, output, state,
+    Batch, CONTRACT, Contract, DeadLetter, Error, Grouping, INSTANCE_KEY, KeyedStates, NO_WATERMARK, Output,
+    OwnedBatch, Record, Rejection, StateEntry, batch, output, state,
 };
 
 /// A stream operator: keyed state, fed batches of records, producing output records.
@@ -113,11 +117,19 @@ pub use weir_contract::{
 ///
 /// An operator must be deterministic: given the same calls with the same arguments it produces
 /// the same outputs. It has no clock and no randomness of its own; time comes from the host
-/// (`Batch::now_ms`, `tick`, and the records' arrival times).
+/// (`Batch::now_ms`, `Batch::watermark_ms`, `tick`, and the records' arrival times).
+///
+/// State belongs to the [`grouping`](Self::grouping) key: the host sends every record of one
+/// key to the same instance, and several instances run side by side, each with its own keys.
+/// An operator in event time reports the event time of each record it accepts
+/// ([`Output::observe_event_time`]) and fires on the watermark the host passes back, the
+/// minimum over the shards being read, so that a shard behind does not make another's records
+/// late.
 ///
 /// A stateless operator needs only `init` and `process` (or just a function: [`export_map!`]).
-/// A stateful one overrides [`snapshot`](Self::snapshot) and [`restore`](Self::restore): the
-/// host moves state only through them (to a new version, to the children of a split shard).
+/// A stateful one overrides [`grouping`](Self::grouping), [`snapshot`](Self::snapshot) and
+/// [`restore`](Self::restore): the host moves state only through them, per key (to a new
+/// version, to another parallelism, after a crash).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a weir operator",
     label = "this type does not implement `weir_operator::Operator`",
@@ -132,9 +144,16 @@ pub trait Operator: Sized + 'static {
     /// when the whole batch cannot be processed.
     fn process(&mut self, batch: &Batch<'_>, out: &mut Output) -> Result<(), Error>;
 
-    /// Processing time has advanced to `now_ms` without new input.
-    fn tick(&mut self, now_ms: i64, out: &mut Output) -> Result<(), Error> {
-        let _ = (now_ms, out);
+    /// The key this instance's state and results belong to; the host routes records by it.
+    /// The default is the partition key, right for stateless operators.
+    fn grouping(&self) -> Grouping {
+        Grouping::PartitionKey
+    }
+
+    /// Processing time has advanced to `now_ms` without new input, and the event-time
+    /// watermark is `watermark_ms` ([`NO_WATERMARK`] before any).
+    fn tick(&mut self, now_ms: i64, watermark_ms: i64, out: &mut Output) -> Result<(), Error> {
+        let _ = (now_ms, watermark_ms, out);
         Ok(())
     }
 
@@ -144,18 +163,19 @@ pub trait Operator: Sized + 'static {
         Ok(())
     }
 
-    /// Append the whole state, one entry per key (and at most one entry for
+    /// Append the whole state, one entry per grouping key (and at most one entry for
     /// [`INSTANCE_KEY`], holding instance-wide state). The default, for stateless operators,
     /// appends nothing.
-    fn snapshot(&self, out: &mut Vec<KeyedState>) -> Result<(), Error> {
+    fn snapshot(&self, out: &mut KeyedStates) -> Result<(), Error> {
         let _ = out;
         Ok(())
     }
 
-    /// Load entries produced by [`snapshot`](Self::snapshot), possibly of several instances
-    /// (after a merge of shards: then several [`INSTANCE_KEY`] entries can arrive). The
-    /// default, for stateless operators, ignores them.
-    fn restore(&mut self, state: Vec<KeyedState>) -> Result<(), Error> {
+    /// Load entries produced by [`snapshot`](Self::snapshot): those of the keys this instance
+    /// owns, possibly from several instances (after a change of parallelism several
+    /// [`INSTANCE_KEY`] entries can arrive, which the operator combines). The default, for
+    /// stateless operators, ignores them.
+    fn restore(&mut self, state: &KeyedStates) -> Result<(), Error> {
         let _ = state;
         Ok(())
     }
@@ -211,19 +231,22 @@ macro_rules! export_operator {
                 fn init(settings: ::std::vec::Vec<(::std::string::String, ::std::string::String)>) -> ::std::result::Result<(), ::std::string::String> {
                     __glue::init(&__WEIR_SLOT, settings)
                 }
+                fn grouping_key() -> __glue::WitGrouping {
+                    __glue::grouping(&__WEIR_SLOT)
+                }
                 fn process(batch: __glue::WitBatch) -> ::std::result::Result<__glue::WitOutput, ::std::string::String> {
                     __glue::process(&__WEIR_SLOT, batch)
                 }
-                fn tick(now_ms: i64) -> ::std::result::Result<__glue::WitOutput, ::std::string::String> {
-                    __glue::tick(&__WEIR_SLOT, now_ms)
+                fn tick(now_ms: i64, watermark_ms: i64) -> ::std::result::Result<__glue::WitOutput, ::std::string::String> {
+                    __glue::tick(&__WEIR_SLOT, now_ms, watermark_ms)
                 }
                 fn finish(now_ms: i64) -> ::std::result::Result<__glue::WitOutput, ::std::string::String> {
                     __glue::finish(&__WEIR_SLOT, now_ms)
                 }
-                fn snapshot() -> ::std::result::Result<::std::vec::Vec<__glue::WitKeyedState>, ::std::string::String> {
+                fn snapshot() -> ::std::result::Result<__glue::WitKeyedStates, ::std::string::String> {
                     __glue::snapshot(&__WEIR_SLOT)
                 }
-                fn restore(state: ::std::vec::Vec<__glue::WitKeyedState>) -> ::std::result::Result<(), ::std::string::String> {
+                fn restore(state: __glue::WitKeyedStates) -> ::std::result::Result<(), ::std::string::String> {
                     __glue::restore(&__WEIR_SLOT, state)
                 }
             }

@@ -2,10 +2,13 @@
 //! windows, one output record per (ticker, window) that saw at least one trade.
 //!
 //! Windows are `[start, start + window)` with `start` a multiple of `slide` counted from the Unix
-//! epoch, so a trade belongs to `window / slide` windows. In event time (the default) a window
-//! fires when the watermark (the newest event time seen minus `out-of-orderness`) reaches its
-//! end; in processing time it fires when the host's clock does. Whatever is pending fires when
-//! the input ends.
+//! epoch, so a trade belongs to `window / slide` windows. State and results belong to the ticker
+//! (the operator's grouping key), so the host sends every trade of a ticker to the same
+//! instance whatever partition key the producer chose. In event time (the default) the operator
+//! reports each trade's time to the host and a window fires when the host's watermark (the
+//! smallest over the shards being read of the newest event time each has seen) minus
+//! `out-of-orderness` reaches its end; in processing time it fires when the host's clock does.
+//! Whatever is pending fires when the input ends.
 //!
 //! A trade is late, and goes to the dead-letter destination, only when every window it belongs
 //! to has already fired; a trade behind the watermark that still belongs to an open window
@@ -26,7 +29,7 @@ use std::rc::Rc;
 
 use rustc_hash::FxHashMap;
 use serde::Serialize;
-use weir_operator::{Batch, Error, INSTANCE_KEY, KeyedState, Operator, Output, Settings};
+use weir_operator::{Batch, Error, Grouping, INSTANCE_KEY, KeyedStates, Operator, Output, Settings};
 
 pub use config::{Config, TimeMode};
 use panes::Panes;
@@ -144,6 +147,11 @@ impl SlidingWindowMax {
         Ok(())
     }
 
+    /// The operator's event-time watermark for the host's: `out-of-orderness` behind it.
+    fn event_watermark(&self, host_watermark_ms: i64) -> i64 {
+        host_watermark_ms.saturating_sub(self.config.out_of_orderness_ms)
+    }
+
     /// Move the watermark to `to` (never back) and fire the windows it passes.
     #[inline]
     fn advance_watermark(&mut self, to: i64, out: &mut Output) {
@@ -240,11 +248,19 @@ impl Operator for SlidingWindowMax {
         Ok(Self::new(Config::from_settings(settings)?))
     }
 
+    fn grouping(&self) -> Grouping {
+        Grouping::JsonField(self.config.ticker_field.clone())
+    }
+
     fn process(&mut self, batch: &Batch<'_>, out: &mut Output) -> Result<(), Error> {
         let parser = Rc::clone(&self.parser);
-        // Windows that became due through a restore fire first.
-        self.fire_until(self.watermark, out);
         let processing = self.config.time == TimeMode::Processing;
+        // Windows the host's watermark passed (or that became due through a restore) fire first.
+        if processing {
+            self.fire_until(self.watermark, out);
+        } else {
+            self.advance_watermark(self.event_watermark(batch.watermark_ms()), out);
+        }
         let now = batch.now_ms().max(self.watermark);
         for record in batch.records() {
             let parsed = match parser.parse(record.data) {
@@ -269,9 +285,9 @@ impl Operator for SlidingWindowMax {
                 out.reject(record.index, reason);
                 continue;
             }
-            if !processing && time > self.max_event_time {
-                self.max_event_time = time;
-                self.advance_watermark(time.saturating_sub(self.config.out_of_orderness_ms), out);
+            if !processing {
+                out.observe_event_time(time);
+                self.max_event_time = self.max_event_time.max(time);
             }
         }
         if processing {
@@ -280,10 +296,12 @@ impl Operator for SlidingWindowMax {
         Ok(())
     }
 
-    fn tick(&mut self, now_ms: i64, out: &mut Output) -> Result<(), Error> {
-        if self.config.time == TimeMode::Processing {
-            self.advance_watermark(now_ms, out);
-        }
+    fn tick(&mut self, now_ms: i64, watermark_ms: i64, out: &mut Output) -> Result<(), Error> {
+        let to = match self.config.time {
+            TimeMode::Processing => now_ms,
+            TimeMode::Event => self.event_watermark(watermark_ms),
+        };
+        self.advance_watermark(to, out);
         Ok(())
     }
 
@@ -292,32 +310,31 @@ impl Operator for SlidingWindowMax {
         Ok(())
     }
 
-    fn snapshot(&self, out: &mut Vec<KeyedState>) -> Result<(), Error> {
-        out.push(KeyedState::new(
-            INSTANCE_KEY,
-            snapshot::encode_instance(self.max_event_time, self.watermark)?,
-        ));
+    fn snapshot(&self, out: &mut KeyedStates) -> Result<(), Error> {
+        out.push_with(INSTANCE_KEY, |buf| {
+            snapshot::encode_instance(self.max_event_time, self.watermark, buf)
+        })?;
         for key in self.keys.iter().filter(|k| !k.panes.is_empty()) {
             // Every window ending at or before the watermark has fired or was empty when the
             // watermark passed it, so the key is closed through the later of the two. Stored per
             // key, this stays right when keys of instances with different watermarks merge.
             let closed_through = key.last_fired_end.max(self.watermark);
-            out.push(KeyedState::new(&*key.ticker, snapshot::encode_key(closed_through, key.panes.iter())?));
+            out.push_with(&key.ticker, |buf| snapshot::encode_key(closed_through, key.panes.iter(), buf))?;
         }
         Ok(())
     }
 
-    fn restore(&mut self, state: Vec<KeyedState>) -> Result<(), Error> {
-        for entry in state {
+    fn restore(&mut self, state: &KeyedStates) -> Result<(), Error> {
+        for entry in state.iter() {
             if entry.is_instance_wide() {
-                let (max_event_time, watermark) = snapshot::decode_instance(&entry.state)?;
+                let (max_event_time, watermark) = snapshot::decode_instance(entry.state)?;
                 self.max_event_time = self.max_event_time.max(max_event_time);
                 self.watermark = self.watermark.max(watermark);
                 continue;
             }
-            let (closed_through, panes) = snapshot::decode_key(&entry.state)
+            let (closed_through, panes) = snapshot::decode_key(entry.state)
                 .map_err(|e| Error::new(format!("state of key {:?}: {e}", entry.key)))?;
-            let id = self.key_id(&entry.key);
+            let id = self.key_id(entry.key);
             let key = &mut self.keys[id as usize];
             if !key.panes.is_empty() {
                 return Err(Error::new(format!("state of key {:?} was given twice", entry.key)));

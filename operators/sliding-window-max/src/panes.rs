@@ -83,7 +83,7 @@ impl Panes {
         self.panes.is_empty()
     }
 
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = &Pane> {
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &Pane> + Clone {
         self.panes.iter()
     }
 

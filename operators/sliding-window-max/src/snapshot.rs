@@ -8,22 +8,33 @@
 //!
 //! Format 1 was a hand-written little-endian layout; format 2 is this one.
 
+use serde::Serialize;
 use weir_operator::{Error, codec};
 
 use crate::panes::Pane;
 
 const FORMAT: u8 = 2;
 
-pub fn encode_instance(max_event_time: i64, watermark: i64) -> Result<Vec<u8>, Error> {
-    codec::encode(FORMAT, &(max_event_time, watermark))
+/// Append the instance entry's state to `buf`.
+pub fn encode_instance(max_event_time: i64, watermark: i64, buf: &mut Vec<u8>) -> Result<(), Error> {
+    codec::encode_into(FORMAT, &(max_event_time, watermark), buf)
 }
 
-pub fn encode_key<'a>(
-    closed_through: i64,
-    panes: impl ExactSizeIterator<Item = &'a Pane>,
-) -> Result<Vec<u8>, Error> {
-    let panes: Vec<(i64, f64, u64)> = panes.map(|p| (p.start, p.max, p.count)).collect();
-    codec::encode(FORMAT, &(closed_through, panes))
+/// Append a ticker's state to `buf`, the panes serialised straight from the iterator.
+pub fn encode_key<'a, I>(closed_through: i64, panes: I, buf: &mut Vec<u8>) -> Result<(), Error>
+where
+    I: ExactSizeIterator<Item = &'a Pane> + Clone,
+{
+    codec::encode_into(FORMAT, &(closed_through, PaneSeq(panes)), buf)
+}
+
+/// Panes serialised as a sequence of `(start, max, count)` without collecting them first.
+struct PaneSeq<I>(I);
+
+impl<'a, I: ExactSizeIterator<Item = &'a Pane> + Clone> Serialize for PaneSeq<I> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.clone().map(|p| (p.start, p.max, p.count)))
+    }
 }
 
 pub fn decode_instance(bytes: &[u8]) -> Result<(i64, i64), Error> {
@@ -42,9 +53,12 @@ mod tests {
     #[test]
     fn round_trip_and_corruption() {
         let panes = [Pane::new(10, 1.5, 3), Pane::new(20, -2.0, 1)];
-        let bytes = encode_key(5, panes.iter()).unwrap();
+        let mut bytes = Vec::new();
+        encode_key(5, panes.iter(), &mut bytes).unwrap();
         assert_eq!(decode_key(&bytes).unwrap(), (5, panes.to_vec()));
-        assert_eq!(decode_instance(&encode_instance(7, 6).unwrap()).unwrap(), (7, 6));
+        let mut instance = Vec::new();
+        encode_instance(7, 6, &mut instance).unwrap();
+        assert_eq!(decode_instance(&instance).unwrap(), (7, 6));
         assert!(decode_key(&bytes[..bytes.len() - 1]).unwrap_err().message().contains("cannot be read"));
         let mut v1 = bytes.clone();
         v1[0] = 1;

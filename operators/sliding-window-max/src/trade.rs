@@ -154,8 +154,14 @@ impl<'de> Visitor<'de> for TradeSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut out = Parsed { time_ms: None, ticker: None, price: None };
         let fields = &self.0.fields;
+        // A field given twice is refused, as serde_json refuses it for a struct: the host routes
+        // a record by the first ticker, so taking another would file it under the wrong key.
+        let duplicate = |name: &str| de::Error::custom(format_args!("duplicate field {name:?}"));
         while let Some(field) = map.next_key_seed(FieldSeed(fields))? {
             match field {
+                Field::Time if out.time_ms.is_some() => return Err(duplicate(&fields.time)),
+                Field::Ticker if out.ticker.is_some() => return Err(duplicate(&fields.ticker)),
+                Field::Price if out.price.is_some() => return Err(duplicate(&fields.price)),
                 Field::Time => out.time_ms = Some(map.next_value_seed(TimeSeed(self.0))?),
                 Field::Ticker => out.ticker = Some(map.next_value_seed(TickerSeed(&fields.ticker))?),
                 Field::Price => out.price = Some(map.next_value_seed(PriceSeed(&fields.price))?),
@@ -362,5 +368,6 @@ mod tests {
         assert!(err(b"not json").contains("expected"));
         assert!(err(br#"[1, 2]"#).contains("a JSON object"));
         assert!(err(br#"{"TICKER": "A", "PRICE": 1} trailing"#).contains("trailing"));
+        assert!(err(br#"{"TICKER": "A", "PRICE": 1, "TICKER": "B"}"#).contains("duplicate field \"TICKER\""));
     }
 }

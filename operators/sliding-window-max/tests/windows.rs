@@ -136,7 +136,7 @@ fn snapshot_and_restore_mid_window_give_the_same_results() {
         if i == 97 {
             let state = restarted.snapshot().unwrap();
             assert!(state.iter().any(|e| e.is_instance_wide()));
-            restarted.restart_from(state).unwrap();
+            restarted.restart_from(&state).unwrap();
         }
     }
     restarted.end_input().unwrap();
@@ -145,7 +145,8 @@ fn snapshot_and_restore_mid_window_give_the_same_results() {
 
 #[test]
 fn state_splits_by_key_and_merges_back() {
-    // As after a shard split then a merge: each child gets some keys plus the instance entry.
+    // As after a change of parallelism up then down: each instance gets some keys plus the
+    // instance entry.
     let settings = [("window", "10s"), ("slide", "5s")];
     let mut parent = harness(&settings);
     for i in 0..50 {
@@ -153,12 +154,13 @@ fn state_splits_by_key_and_merges_back() {
         parent.push(t, &trade(t, T0 + i as i64 * 300, i as f64));
     }
     let state = parent.snapshot().unwrap();
-    let (a, b): (Vec<_>, Vec<_>) = state.iter().cloned().partition(|e| e.key == "A");
-    let instance = b.iter().find(|e| e.is_instance_wide()).cloned().unwrap();
+    let (a, b): (Vec<_>, Vec<_>) = state.iter().partition(|e| e.key == "A");
+    let instance = b.iter().find(|e| e.is_instance_wide()).copied().unwrap();
     let mut child_a = harness(&settings);
-    child_a.restart_from([a, vec![instance]].concat()).unwrap();
+    child_a.restart_from(&a.into_iter().chain([instance]).collect()).unwrap();
     let mut merged = harness(&settings);
-    merged.restart_from(child_a.snapshot().unwrap().into_iter().chain(b).collect()).unwrap();
+    let child_state = child_a.snapshot().unwrap();
+    merged.restart_from(&child_state.iter().chain(b).collect()).unwrap();
     parent.end_input().unwrap();
     merged.end_input().unwrap();
     let sorted = |mut v: Vec<WindowResult>| {
@@ -173,6 +175,8 @@ fn state_splits_by_key_and_merges_back() {
 #[test]
 fn restore_refuses_damaged_state() {
     let mut h = harness(&[]);
-    let err = h.restart_from(vec![weir_operator::KeyedState::new("A", vec![2, 2, 3])]).unwrap_err();
+    let mut damaged = weir_operator::KeyedStates::default();
+    damaged.push("A", &[2, 2, 3]);
+    let err = h.restart_from(&damaged).unwrap_err();
     assert!(err.message().contains("state of key \"A\": state cannot be read"), "{err}");
 }

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use weir_operator::{Batch, Error, KeyedState, Operator, Output, Settings, codec};
+use weir_operator::{Batch, Error, KeyedStates, Operator, Output, Settings, codec};
 
 /// The fixture operator.
 #[derive(Debug, Default)]
@@ -102,16 +102,16 @@ impl Operator for Fixture {
         Ok(())
     }
 
-    fn snapshot(&self, out: &mut Vec<KeyedState>) -> Result<(), Error> {
+    fn snapshot(&self, out: &mut KeyedStates) -> Result<(), Error> {
         for (key, n) in &self.counts {
-            out.push(KeyedState::new(key, codec::encode(1, n)?));
+            out.push_with(key, |buf| codec::encode_into(1, n, buf))?;
         }
         Ok(())
     }
 
-    fn restore(&mut self, state: Vec<KeyedState>) -> Result<(), Error> {
-        for e in state {
-            *self.counts.entry(e.key).or_default() += codec::decode::<u64>(1, &e.state)?;
+    fn restore(&mut self, state: &KeyedStates) -> Result<(), Error> {
+        for e in state.iter() {
+            *self.counts.entry(e.key.to_owned()).or_default() += codec::decode::<u64>(1, e.state)?;
         }
         Ok(())
     }

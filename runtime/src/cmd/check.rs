@@ -12,12 +12,13 @@ pub async fn check(args: CheckArgs) -> Result<()> {
         super::load(&args.operator, &args.settings, &args.host, args.aws.region.as_deref(), Duration::MAX)
             .await?;
     println!(
-        "{}: operator {} {}, contract {}, sha256 {}",
+        "{}: operator {} {}, contract {}, sha256 {}; groups records by {}",
         loaded.artifact().origin,
         loaded.name(),
         loaded.version(),
         weir_contract::CONTRACT,
-        loaded.artifact().digest
+        loaded.artifact().digest,
+        loaded.grouping()
     );
     Ok(())
 }

@@ -24,6 +24,7 @@ pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()>)
         super::load(&args.operator, &args.settings, &args.host, region, args.deployment.watch_interval)
             .await?;
     let metrics = Arc::new(Metrics::default());
+    let grouping = loaded.grouping().clone();
     let versions = match watch {
         Some(watch) => {
             let (tx, rx) = tokio::sync::mpsc::channel(1);
@@ -91,7 +92,14 @@ pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()>)
             StatsFormat::Emf(EmfFormat { dimensions: vec![("Source".to_string(), args.source.to_string())] })
         }
     };
+    let parallelism = match args.parallelism {
+        Some(n) => usize::from(n),
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    tracing::info!("{parallelism} operator instances; records go to the one that owns their {}", grouping);
     let options = PipelineOptions {
+        parallelism,
+        idle_after: args.idle_after,
         tick_interval: args.tick_interval,
         stats_interval: args.stats_interval,
         stats_format,

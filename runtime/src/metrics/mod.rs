@@ -3,7 +3,7 @@
 //! or written as CloudWatch Embedded Metric Format lines ([`emf`]).
 //!
 //! Names follow Prometheus conventions (`weir_<noun>_total` for counters, a `shard` label for
-//! per-shard series).
+//! per-shard series, an `instance` label for per-operator-instance series).
 
 pub mod emf;
 pub mod server;
@@ -36,17 +36,29 @@ pub struct ShardLabel {
     pub shard: String,
 }
 
+/// The label of per-instance series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct InstanceLabel {
+    /// The instance's index, from 0.
+    pub instance: String,
+}
+
+/// One operator instance's series.
+#[derive(Clone, Debug, Default)]
+pub struct InstanceMetrics {
+    /// Records the instance emitted.
+    pub records_out: Counter,
+    /// Times the instance was replaced after a trap or failure.
+    pub operator_restarts: Counter,
+}
+
 /// One shard's series, cheap to clone and to update (each is an atomic).
 #[derive(Clone, Debug, Default)]
 pub struct ShardMetrics {
     /// Records read from the shard.
     pub records_in: Counter,
-    /// Records the shard's operator emitted.
-    pub records_out: Counter,
     /// Records of the shard sent to the dead-letter destination.
     pub dead_letters: Counter,
-    /// Operator instances replaced after a trap or failure.
-    pub operator_restarts: Counter,
     /// How far the last read was behind the shard's newest record.
     pub millis_behind_latest: Gauge,
     /// Reads refused for throughput.
@@ -62,19 +74,24 @@ pub struct ShardMetrics {
 pub struct Metrics {
     registry: Registry,
     records_in: Family<ShardLabel, Counter>,
-    records_out: Family<ShardLabel, Counter>,
+    records_out: Family<InstanceLabel, Counter>,
     dead_letters: Family<ShardLabel, Counter>,
-    operator_restarts: Family<ShardLabel, Counter>,
+    operator_restarts: Family<InstanceLabel, Counter>,
     millis_behind_latest: Family<ShardLabel, Gauge>,
     read_throttles: Family<ShardLabel, Counter>,
     read_retries: Family<ShardLabel, Counter>,
     iterator_renewals: Family<ShardLabel, Counter>,
     /// `weir_batches_total`: operator calls with records.
     pub batches: Counter,
-    /// `weir_shards_reading`: shards with an operator now.
+    /// `weir_shards_reading`: shards being read now.
     pub shards_reading: Gauge,
-    /// `weir_reshards_total`: shards ended whose state was handed to their children.
+    /// `weir_reshards_total`: shards read to their end (after a split or merge).
     pub reshards: Counter,
+    /// `weir_parallelism`: operator instances.
+    pub parallelism: Gauge,
+    /// `weir_watermark_milliseconds`: the event-time watermark passed to the instances (ms since
+    /// the Unix epoch; absent before the first event time).
+    pub watermark: Gauge,
     /// `weir_operator_swaps_total`: switches to a new operator version (rollbacks included).
     pub operator_swaps: Counter,
     /// `weir_operator_rollbacks_total`: switches back after a new version trapped.
@@ -82,10 +99,11 @@ pub struct Metrics {
     /// `weir_operator_versions_refused_total`: new versions not switched to (download, digest,
     /// compile, init or restore failed).
     pub versions_refused: Counter,
-    /// `weir_swap_pause_seconds`: per shard, from the old instance's snapshot to the new one
+    /// `weir_swap_pause_seconds`: per instance, from the old instance's snapshot to the new one
     /// restored.
     pub swap_pause: Histogram,
     shards: Mutex<BTreeSet<String>>,
+    instances: Mutex<BTreeSet<usize>>,
     sink: Arc<SinkCollector>,
 }
 
@@ -135,6 +153,8 @@ impl Default for Metrics {
         let batches = Counter::default();
         let shards_reading = Gauge::default();
         let reshards = Counter::default();
+        let parallelism = Gauge::default();
+        let watermark = Gauge::default();
         let operator_swaps = Counter::default();
         let operator_rollbacks = Counter::default();
         let versions_refused = Counter::default();
@@ -143,7 +163,7 @@ impl Default for Metrics {
         registry.register("weir_records_in", "Records read, per shard", records_in.clone());
         registry.register(
             "weir_records_out",
-            "Records emitted by the operator, per shard",
+            "Records emitted by the operator, per instance",
             records_out.clone(),
         );
         registry.register(
@@ -153,7 +173,7 @@ impl Default for Metrics {
         );
         registry.register(
             "weir_operator_restarts",
-            "Operator instances replaced after a trap or failure",
+            "Operator instances replaced after a trap or failure, per instance",
             operator_restarts.clone(),
         );
         registry.register(
@@ -177,11 +197,17 @@ impl Default for Metrics {
             iterator_renewals.clone(),
         );
         registry.register("weir_batches", "Operator calls with records", batches.clone());
-        registry.register("weir_shards_reading", "Shards with an operator instance", shards_reading.clone());
+        registry.register("weir_shards_reading", "Shards being read", shards_reading.clone());
         registry.register(
             "weir_reshards",
-            "Shards ended whose state went to their children",
+            "Shards read to their end after a split or merge",
             reshards.clone(),
+        );
+        registry.register("weir_parallelism", "Operator instances", parallelism.clone());
+        registry.register(
+            "weir_watermark_milliseconds",
+            "The event-time watermark passed to the operator instances, ms since the Unix epoch",
+            watermark.clone(),
         );
         registry.register(
             "weir_operator_swaps",
@@ -200,7 +226,7 @@ impl Default for Metrics {
         );
         registry.register(
             "weir_swap_pause_seconds",
-            "Per shard, from the old instance's snapshot to the new one restored",
+            "Per instance, from the old instance's snapshot to the new one restored",
             swap_pause.clone(),
         );
         registry.register_collector(Box::new(Arc::clone(&sink)));
@@ -217,11 +243,14 @@ impl Default for Metrics {
             batches,
             shards_reading,
             reshards,
+            parallelism,
+            watermark,
             operator_swaps,
             operator_rollbacks,
             versions_refused,
             swap_pause,
             shards: Mutex::default(),
+            instances: Mutex::default(),
             sink,
         }
     }
@@ -250,7 +279,7 @@ pub struct Snapshot {
     pub operator_rollbacks: u64,
     /// New versions not switched to.
     pub versions_refused: u64,
-    /// Shards with an operator instance now.
+    /// Shards being read now.
     pub shards_reading: i64,
     /// The shard furthest behind, and by how many ms.
     pub furthest_behind: Option<(String, i64)>,
@@ -265,13 +294,23 @@ impl Metrics {
         }
         ShardMetrics {
             records_in: self.records_in.get_or_create(&label).clone(),
-            records_out: self.records_out.get_or_create(&label).clone(),
             dead_letters: self.dead_letters.get_or_create(&label).clone(),
-            operator_restarts: self.operator_restarts.get_or_create(&label).clone(),
             millis_behind_latest: self.millis_behind_latest.get_or_create(&label).clone(),
             read_throttles: self.read_throttles.get_or_create(&label).clone(),
             read_retries: self.read_retries.get_or_create(&label).clone(),
             iterator_renewals: self.iterator_renewals.get_or_create(&label).clone(),
+        }
+    }
+
+    /// The series of operator instance `instance`, created on first use.
+    pub fn instance(&self, instance: usize) -> InstanceMetrics {
+        let label = InstanceLabel { instance: instance.to_string() };
+        if let Ok(mut instances) = self.instances.lock() {
+            instances.insert(instance);
+        }
+        InstanceMetrics {
+            records_out: self.records_out.get_or_create(&label).clone(),
+            operator_restarts: self.operator_restarts.get_or_create(&label).clone(),
         }
     }
 
@@ -295,14 +334,19 @@ impl Metrics {
         for shard in shards {
             let m = self.shard(&shard);
             snap.records_in += m.records_in.get();
-            snap.records_out += m.records_out.get();
             snap.dead_letters += m.dead_letters.get();
-            snap.operator_restarts += m.operator_restarts.get();
             snap.read_throttles += m.read_throttles.get();
             let behind = m.millis_behind_latest.get();
             if behind > snap.furthest_behind.as_ref().map_or(0, |(_, b)| *b) {
                 snap.furthest_behind = Some((shard, behind));
             }
+        }
+        let instances: Vec<usize> =
+            self.instances.lock().map(|s| s.iter().copied().collect()).unwrap_or_default();
+        for instance in instances {
+            let m = self.instance(instance);
+            snap.records_out += m.records_out.get();
+            snap.operator_restarts += m.operator_restarts.get();
         }
         if let Some(stats) = self.sink.0.get() {
             snap.sink_retries = stats.retries.load(std::sync::atomic::Ordering::Relaxed);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker, types::ComponentItem};
 use wasmtime::{Config, Engine};
 
-use weir_contract::CONTRACT;
+use weir_contract::{CONTRACT, Contract, Grouping};
 
 use super::bindings::{OperatorComponentPre, wit};
 use super::cache::{CacheOutcome, CompiledCache};
@@ -68,13 +68,22 @@ impl OperatorEngine {
             settings: settings.to_vec(),
             limits: self.limits,
             info: wit::OperatorInfo { name: String::new(), version: String::new() },
+            grouping: Grouping::PartitionKey,
             cache,
             load_time,
         };
         let mut probe = loaded.instantiate()?;
-        loaded.info = probe
-            .describe()
-            .map_err(|e| LoadError::Init { origin: origin.clone(), message: e.to_string() })?;
+        let failed = |e: super::CallError| LoadError::Init { origin: origin.clone(), message: e.to_string() };
+        loaded.info = probe.describe().map_err(failed)?;
+        loaded.grouping = probe.grouping().map_err(failed)?;
+        if let Grouping::JsonField(field) = &loaded.grouping
+            && field.is_empty()
+        {
+            return Err(LoadError::Init {
+                origin,
+                message: "it groups records by a JSON field with an empty name".into(),
+            });
+        }
         Ok(loaded)
     }
 }
@@ -87,6 +96,7 @@ pub struct LoadedOperator {
     settings: Vec<(String, String)>,
     limits: Limits,
     info: wit::OperatorInfo,
+    grouping: Grouping,
     cache: CacheOutcome,
     load_time: Duration,
 }
@@ -113,6 +123,11 @@ impl LoadedOperator {
     }
 
     /// Whether loading used the compiled cache.
+    /// The key the operator's state belongs to, which records are routed by.
+    pub fn grouping(&self) -> &Grouping {
+        &self.grouping
+    }
+
     pub fn cache_outcome(&self) -> CacheOutcome {
         self.cache
     }
@@ -161,6 +176,9 @@ fn check_contract(engine: &Engine, component: &Component, origin: &str) -> Resul
         .collect();
     if exports.iter().any(|name| CONTRACT.accepts_export(name)) {
         return Ok(());
+    }
+    if let Some(old) = exports.iter().find_map(|name| Contract::of_export(name)) {
+        return Err(LoadError::OldContract { origin: origin.to_string(), found: old });
     }
     Err(LoadError::WrongContract { origin: origin.to_string(), found: exports })
 }

@@ -6,7 +6,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-use weir_contract::{KeyedState, Output, OwnedBatch, Rejection};
+use weir_contract::{Grouping, KeyedStates, Output, OwnedBatch, Rejection};
 
 use super::bindings::{OperatorComponent, OperatorComponentPre, wit};
 use super::{CallError, Limits, LoadError};
@@ -158,6 +158,15 @@ impl Instance {
         self.call(|b, s| b.weir_operator_operator().call_describe(s).map(Ok))
     }
 
+    /// The key the operator's state belongs to.
+    pub fn grouping(&mut self) -> Result<Grouping, CallError> {
+        let grouping = self.call(|b, s| b.weir_operator_operator().call_grouping_key(s).map(Ok))?;
+        Ok(match grouping {
+            wit::Grouping::PartitionKey => Grouping::PartitionKey,
+            wit::Grouping::JsonField(field) => Grouping::JsonField(field),
+        })
+    }
+
     /// Process a batch. The batch's buffers are lent to the call and given back, so nothing
     /// is copied on the host side.
     pub fn process(&mut self, batch: &mut OwnedBatch) -> Result<Output, CallError> {
@@ -169,9 +178,9 @@ impl Instance {
         result.map(from_wit)
     }
 
-    /// Processing time advanced.
-    pub fn tick(&mut self, now_ms: i64) -> Result<Output, CallError> {
-        self.call(|b, s| b.weir_operator_operator().call_tick(s, now_ms)).map(from_wit)
+    /// Processing time advanced; the watermark is `watermark_ms`.
+    pub fn tick(&mut self, now_ms: i64, watermark_ms: i64) -> Result<Output, CallError> {
+        self.call(|b, s| b.weir_operator_operator().call_tick(s, now_ms, watermark_ms)).map(from_wit)
     }
 
     /// The input ended.
@@ -179,17 +188,27 @@ impl Instance {
         self.call(|b, s| b.weir_operator_operator().call_finish(s, now_ms)).map(from_wit)
     }
 
-    /// The keyed state.
-    pub fn snapshot(&mut self) -> Result<Vec<KeyedState>, CallError> {
+    /// The keyed state, checked (lengths and UTF-8 keys).
+    pub fn snapshot(&mut self) -> Result<KeyedStates, CallError> {
         let state = self.call(|b, s| b.weir_operator_operator().call_snapshot(s))?;
-        Ok(state.into_iter().map(|e| KeyedState { key: e.key, state: e.state }).collect())
+        let state =
+            KeyedStates { bytes: state.bytes, key_lens: state.key_lens, state_lens: state.state_lens };
+        state.check().map_err(|e| CallError::Failed(format!("returned a malformed snapshot: {e}")))?;
+        Ok(state)
     }
 
-    /// Load keyed state.
-    pub fn restore(&mut self, state: &[KeyedState]) -> Result<(), CallError> {
-        let state: Vec<wit::KeyedState> =
-            state.iter().map(|e| wit::KeyedState { key: e.key.clone(), state: e.state.clone() }).collect();
-        self.call(|b, s| b.weir_operator_operator().call_restore(s, &state))
+    /// Load keyed state. Its buffers are lent to the call and given back.
+    pub fn restore(&mut self, state: &mut KeyedStates) -> Result<(), CallError> {
+        let mut wit_state = wit::KeyedStates {
+            bytes: std::mem::take(&mut state.bytes),
+            key_lens: std::mem::take(&mut state.key_lens),
+            state_lens: std::mem::take(&mut state.state_lens),
+        };
+        let result = self.call(|b, s| b.weir_operator_operator().call_restore(s, &wit_state));
+        state.bytes = std::mem::take(&mut wit_state.bytes);
+        state.key_lens = std::mem::take(&mut wit_state.key_lens);
+        state.state_lens = std::mem::take(&mut wit_state.state_lens);
+        result
     }
 }
 
@@ -209,6 +228,7 @@ fn empty_batch() -> wit::Batch {
     wit::Batch {
         shard_id: String::new(),
         now_ms: 0,
+        watermark_ms: weir_contract::NO_WATERMARK,
         bytes: Vec::new(),
         key_lens: Vec::new(),
         data_lens: Vec::new(),
@@ -220,6 +240,7 @@ fn empty_batch() -> wit::Batch {
 fn lend(batch: &mut OwnedBatch, wit_batch: &mut wit::Batch) {
     std::mem::swap(&mut batch.shard_id, &mut wit_batch.shard_id);
     std::mem::swap(&mut batch.now_ms, &mut wit_batch.now_ms);
+    std::mem::swap(&mut batch.watermark_ms, &mut wit_batch.watermark_ms);
     std::mem::swap(&mut batch.bytes, &mut wit_batch.bytes);
     std::mem::swap(&mut batch.key_lens, &mut wit_batch.key_lens);
     std::mem::swap(&mut batch.data_lens, &mut wit_batch.data_lens);
@@ -232,5 +253,6 @@ fn from_wit(out: wit::Output) -> Output {
         key_lens: out.key_lens,
         data_lens: out.data_lens,
         rejected: out.rejected.into_iter().map(|r| Rejection { index: r.index, reason: r.reason }).collect(),
+        event_time_ms: out.event_time_ms,
     }
 }

@@ -4,7 +4,7 @@
 //!   pre-instantiation;
 //! - [`cache`]: compiled components on disk, keyed by digest and engine;
 //! - [`instance`]: one instance's store and its typed calls, under [`limits`];
-//! - [`runner`]: the operator of one shard: snapshots, and recovery after a trap (a fresh
+//! - [`runner`]: one instance of the pipeline: snapshots, and recovery after a trap (a fresh
 //!   instance from the last snapshot, the calls since replayed, the poison records isolated);
 //! - [`bindings`]: the code `bindgen!` generates from `wit/operator.wit`.
 
@@ -19,7 +19,7 @@ pub use cache::{CacheOutcome, CompiledCache};
 pub use engine::{LoadedOperator, OperatorEngine};
 pub use instance::Instance;
 pub use limits::Limits;
-pub use runner::{DEFAULT_SNAPSHOT_EVERY, Processed, RunnerError, ShardOperator};
+pub use runner::{DEFAULT_SNAPSHOT_EVERY, Processed, Runner, RunnerError};
 
 /// Why an operator cannot be used; every variant names the component.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +58,14 @@ pub enum LoadError {
         origin: String,
         /// The interfaces it does export.
         found: Vec<String>,
+    },
+    /// It was built against another version of the contract.
+    #[error("operator {origin} was built for the contract {found}, and this weir runs {}: rebuild it against the weir-operator SDK of this weir ({}.{}: update its `weir-operator` dependency, then `cargo build --release --target wasm32-wasip2`; see wit/operator.wit for what changed)", weir_contract::CONTRACT, weir_contract::CONTRACT.major, weir_contract::CONTRACT.minor)]
+    OldContract {
+        /// The component's location.
+        origin: String,
+        /// The contract it exports.
+        found: weir_contract::Contract,
     },
     /// It imports something the host does not provide.
     #[error(

@@ -1,4 +1,5 @@
-//! The operator of one shard, kept alive through failures.
+//! One operator instance of the pipeline (it owns a range of key groups), kept alive through
+//! failures.
 //!
 //! Every `snapshot_every` calls, or sooner once the calls since hold [`SNAPSHOT_AFTER_BYTES`] of
 //! records, the runner snapshots the instance and forgets the calls before; it keeps the calls
@@ -9,7 +10,7 @@
 //! records that cause the failure go to the dead-letter destination, with the reason, and every
 //! other record counts. Nothing is lost and nothing is counted twice.
 
-use weir_contract::{DeadLetter, KeyedState, Output, OwnedBatch};
+use weir_contract::{DeadLetter, KeyedStates, Output, OwnedBatch};
 
 use super::{CallError, Instance, LoadError, LoadedOperator};
 
@@ -19,8 +20,8 @@ use super::{CallError, Instance, LoadError, LoadedOperator};
 pub const DEFAULT_SNAPSHOT_EVERY: usize = 64;
 
 /// Record bytes kept for replay after which the runner snapshots, whatever the call count: with
-/// many shards, each one's replay log would otherwise hold up to 64 full batches (about 6 MiB
-/// of trades), a bound that grows with the shard count. (The peak while draining 8 shards did
+/// many instances, each one's replay log would otherwise hold up to 64 full batches (about 6 MiB
+/// of trades), a bound that grows with the parallelism. (The peak while draining 8 shards did
 /// not move measurably with it: BENCHMARKS.md, memory.)
 pub const SNAPSHOT_AFTER_BYTES: usize = 1 << 20;
 
@@ -31,14 +32,14 @@ pub enum RunnerError {
     #[error(transparent)]
     Instantiate(#[from] LoadError),
     /// The operator failed again on a retry, or while being restored.
-    #[error("operator {origin} {during} on shard {shard}: {error}")]
+    #[error("operator {origin} {during} on {instance}: {error}")]
     Operator {
         /// The component.
         origin: String,
         /// Which call.
         during: &'static str,
-        /// The shard.
-        shard: String,
+        /// The instance (`instance 2 of 3`).
+        instance: String,
         /// What happened.
         error: CallError,
     },
@@ -55,7 +56,7 @@ pub struct Processed {
 
 enum Call {
     Process(OwnedBatch),
-    Tick(i64),
+    Tick { now_ms: i64, watermark_ms: i64 },
 }
 
 /// Counts of what went wrong, for metrics.
@@ -67,12 +68,12 @@ pub struct RunnerStats {
     pub isolated: u64,
 }
 
-/// One shard's operator instance, its last snapshot and the calls since.
-pub struct ShardOperator {
+/// One operator instance, its last snapshot and the calls since.
+pub struct Runner {
     loaded: LoadedOperator,
-    shard: String,
+    name: String,
     instance: Instance,
-    checkpoint: Vec<KeyedState>,
+    checkpoint: KeyedStates,
     log: Vec<Call>,
     log_bytes: usize,
     spare: Vec<OwnedBatch>,
@@ -80,21 +81,22 @@ pub struct ShardOperator {
     stats: RunnerStats,
 }
 
-impl ShardOperator {
-    /// A fresh instance of `loaded` for `shard`, restored from `state` (empty for a new start).
-    pub fn new(loaded: LoadedOperator, shard: &str, state: Vec<KeyedState>) -> Result<Self, RunnerError> {
+impl Runner {
+    /// A fresh instance of `loaded` named `name` (for messages), restored from `state` (empty
+    /// for a new start).
+    pub fn new(loaded: LoadedOperator, name: &str, mut state: KeyedStates) -> Result<Self, RunnerError> {
         let mut instance = loaded.instantiate()?;
         if !state.is_empty() {
-            instance.restore(&state).map_err(|error| RunnerError::Operator {
+            instance.restore(&mut state).map_err(|error| RunnerError::Operator {
                 origin: loaded.artifact().origin.clone(),
                 during: "failed to restore its state",
-                shard: shard.to_string(),
+                instance: name.to_string(),
                 error,
             })?;
         }
         Ok(Self {
             loaded,
-            shard: shard.to_string(),
+            name: name.to_string(),
             instance,
             checkpoint: state,
             log: Vec::new(),
@@ -120,9 +122,14 @@ impl ShardOperator {
         RunnerError::Operator {
             origin: self.loaded.artifact().origin.clone(),
             during,
-            shard: self.shard.clone(),
+            instance: self.name.clone(),
             error,
         }
+    }
+
+    /// The operator this instance runs.
+    pub fn loaded(&self) -> &LoadedOperator {
+        &self.loaded
     }
 
     /// Process `batch`. Its buffers are kept for replay; `batch` comes back empty, ready to be
@@ -132,7 +139,7 @@ impl ShardOperator {
             Ok(processed) => Ok(processed),
             Err(error) => {
                 tracing::warn!(
-                    shard = %self.shard,
+                    instance = %self.name,
                     operator = %self.loaded.artifact().origin,
                     "operator {} on a batch of {} records; restarted it from its last snapshot, retrying the records one by one",
                     error, batch.len()
@@ -175,13 +182,14 @@ impl ShardOperator {
         fresh.clear();
         fresh.shard_id.clone_from(&batch.shard_id);
         fresh.now_ms = batch.now_ms;
+        fresh.watermark_ms = batch.watermark_ms;
         std::mem::replace(batch, fresh)
     }
 
-    /// Processing time advanced to `now_ms`.
-    pub fn tick(&mut self, now_ms: i64) -> Result<Output, RunnerError> {
-        let output = self.retry_once("failed in tick", |i| i.tick(now_ms))?;
-        self.log.push(Call::Tick(now_ms));
+    /// Processing time advanced to `now_ms`; the watermark is `watermark_ms`.
+    pub fn tick(&mut self, now_ms: i64, watermark_ms: i64) -> Result<Output, RunnerError> {
+        let output = self.retry_once("failed in tick", |i| i.tick(now_ms, watermark_ms))?;
+        self.log.push(Call::Tick { now_ms, watermark_ms });
         self.maybe_checkpoint()?;
         Ok(output)
     }
@@ -192,7 +200,7 @@ impl ShardOperator {
     }
 
     /// The operator's keyed state now.
-    pub fn snapshot(&mut self) -> Result<Vec<KeyedState>, RunnerError> {
+    pub fn snapshot(&mut self) -> Result<KeyedStates, RunnerError> {
         self.retry_once("failed to snapshot", Instance::snapshot)
     }
 
@@ -205,7 +213,7 @@ impl ShardOperator {
         match call(&mut self.instance) {
             Ok(v) => Ok(v),
             Err(first) => {
-                tracing::warn!(shard = %self.shard, operator = %self.loaded.artifact().origin,
+                tracing::warn!(instance = %self.name, operator = %self.loaded.artifact().origin,
                     "operator {} ({during}); restarting it from its last snapshot and retrying", first);
                 self.recover()?;
                 call(&mut self.instance).map_err(|e| self.error(during, e))
@@ -238,18 +246,19 @@ impl ShardOperator {
     fn recover(&mut self) -> Result<(), RunnerError> {
         self.stats.restarts += 1;
         let mut instance = self.loaded.instantiate()?;
-        instance
-            .restore(&self.checkpoint)
-            .map_err(|e| self.error("failed to restore its last snapshot after a restart", e))?;
+        let mut checkpoint = std::mem::take(&mut self.checkpoint);
+        let restored = instance.restore(&mut checkpoint);
+        self.checkpoint = checkpoint;
+        restored.map_err(|e| self.error("failed to restore its last snapshot after a restart", e))?;
         for call in &mut self.log {
             let replayed = match call {
                 Call::Process(batch) => instance.process(batch).map(drop),
-                Call::Tick(now) => instance.tick(*now).map(drop),
+                Call::Tick { now_ms, watermark_ms } => instance.tick(*now_ms, *watermark_ms).map(drop),
             };
             replayed.map_err(|e| RunnerError::Operator {
                 origin: self.loaded.artifact().origin.clone(),
                 during: "failed while replaying calls that had succeeded before (is it deterministic?)",
-                shard: self.shard.clone(),
+                instance: self.name.clone(),
                 error: e,
             })?;
         }
@@ -262,7 +271,7 @@ impl ShardOperator {
     fn isolate(&mut self, batch: &OwnedBatch) -> Result<Processed, RunnerError> {
         let mut processed = Processed::default();
         for index in 0..batch.len() {
-            let before = self.instance.snapshot().map_err(|e| self.error("failed to snapshot", e))?;
+            let mut before = self.instance.snapshot().map_err(|e| self.error("failed to snapshot", e))?;
             let mut single = batch.slice(index..index + 1);
             match self.instance.process(&mut single) {
                 Ok(mut output) => {
@@ -275,7 +284,9 @@ impl ShardOperator {
                         processed.dead_letters.push(DeadLetter::new(&record, format!("operator {}", error)));
                     }
                     let mut instance = self.loaded.instantiate()?;
-                    instance.restore(&before).map_err(|e| self.error("failed to restore its state", e))?;
+                    instance
+                        .restore(&mut before)
+                        .map_err(|e| self.error("failed to restore its state", e))?;
                     self.instance = instance;
                 }
             }

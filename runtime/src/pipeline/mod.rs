@@ -1,42 +1,54 @@
-//! The data path of `weir run`: source task -> one operator instance per shard -> sink task,
-//! with processing-time ticks to every shard (idle ones too), state hand-off when shards split
-//! or merge ([`shards`]), version switches and rollbacks ([`switch`]), dead letters, metrics and
-//! shutdown.
+//! The data path of `weir run`: source task -> routing by grouping key -> operator instances,
+//! each on its own thread ([`instances`], [`keys`]) -> sink task, with the event-time
+//! watermark made of every shard's progress ([`watermark`]), processing-time ticks to every
+//! instance, version switches and rollbacks ([`switch`]), dead letters, metrics and shutdown.
 //!
-//! The operators run on this task: a call is a few hundred microseconds of CPU for a batch of
-//! 1,024 records, short enough not to starve the runtime. Channels between the three are
-//! bounded, so a slow sink slows the operators, which slows the source: memory stays flat.
+//! The pipeline works in steps: it takes the batches the source has ready (up to
+//! [`STEP_BATCHES`]), routes them, lets every instance process its share side by side, then
+//! sends the outputs on. Channels between the tasks are bounded, so a slow sink slows the
+//! operators, which slows the source: memory stays flat.
 
-pub mod shards;
+pub mod instances;
+pub mod keys;
 pub mod switch;
+pub mod watermark;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use weir_contract::Output;
+use weir_contract::{NO_WATERMARK, Output};
 
 use crate::deployment::Versions;
-use crate::metrics::{Metrics, ShardMetrics, StatsFormat};
+use crate::metrics::{Metrics, StatsFormat};
 use crate::operator::{DEFAULT_SNAPSHOT_EVERY, RunnerError};
 use crate::sink::{DeadLetterWriter, Outgoing, Sink, SinkError};
 use crate::source::{Source, SourceError, SourceEvent, now_ms};
-use shards::Shards;
+use instances::{Done, Instances};
+use watermark::Watermarks;
 
 /// Batches in flight between source and operators, and outputs between operators and sink:
 /// enough that shard readers keep reading while the operators work (4 measured 0.75x of a bare
 /// GetRecords loop draining 8 shards, 16 measured 0.86x), few enough to hold memory flat.
 const CHANNEL_BATCHES: usize = 16;
 
+/// Source batches one step takes at most: what the channel holds, so that a backlog is
+/// worked through in steps large enough to keep every instance busy.
+pub const STEP_BATCHES: usize = CHANNEL_BATCHES;
+
 /// How the pipeline runs.
 #[derive(Clone, Debug)]
 pub struct PipelineOptions {
+    /// Operator instances (records are routed to them by grouping key).
+    pub parallelism: usize,
     /// How often processing time is passed to the operator when no batch arrives.
     pub tick_interval: Duration,
+    /// How long a shard may deliver nothing before it stops holding back the watermark.
+    pub idle_after: Duration,
     /// How often the counters are summarised in the log.
     pub stats_interval: Duration,
-    /// Operator calls between snapshots of each shard's instance.
+    /// Operator calls between snapshots of each instance.
     pub snapshot_every: usize,
     /// How the counters are reported every `stats_interval`.
     pub stats_format: StatsFormat,
@@ -45,7 +57,9 @@ pub struct PipelineOptions {
 impl Default for PipelineOptions {
     fn default() -> Self {
         Self {
+            parallelism: 1,
             tick_interval: Duration::from_secs(1),
+            idle_after: watermark::DEFAULT_IDLE_AFTER,
             stats_interval: Duration::from_secs(10),
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             stats_format: StatsFormat::Log,
@@ -65,9 +79,9 @@ pub enum PipelineError {
     /// The operator failed beyond recovery.
     #[error(transparent)]
     Operator(#[from] RunnerError),
-    /// The source sent records of a shard it had not started (a bug in the source).
-    #[error("internal error: records of shard {0} arrived before the shard started")]
-    UnknownShard(String),
+    /// The instances' threads could not be started.
+    #[error("cannot start the operator threads: {0}")]
+    Threads(String),
     /// A task panicked.
     #[error("internal error: a pipeline task panicked: {0}")]
     Task(String),
@@ -82,9 +96,9 @@ pub enum Ending {
     Stopped,
 }
 
-/// Run `source` through an instance of the operator per shard into `sink` until the input ends
-/// or `shutdown` resolves, switching versions as `operators` delivers them. Needs tokio's
-/// multi-threaded runtime: operator calls run in `block_in_place`.
+/// Run `source` through `options.parallelism` instances of the operator into `sink` until the
+/// input ends or `shutdown` resolves, switching versions as `operators` delivers them. Needs
+/// tokio's multi-threaded runtime: operator calls run in `block_in_place`.
 pub async fn run(
     source: Source,
     versions: impl Into<Versions>,
@@ -94,12 +108,14 @@ pub async fn run(
     options: PipelineOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Ending, PipelineError> {
+    let mut versions = versions.into();
+    let mut instances =
+        guest(|| Instances::new(versions.initial(), options.parallelism, options.snapshot_every, &metrics))?;
     let (event_tx, mut events) = mpsc::channel(CHANNEL_BATCHES);
     let mut source_task = Some(tokio::spawn(source.run(event_tx)));
     let (out_tx, out_rx) = mpsc::channel::<Outgoing>(CHANNEL_BATCHES);
     let sink_task = tokio::spawn(sink.run(out_rx));
-    let mut versions = versions.into();
-    let mut shards = Shards::new(versions.initial(), options.snapshot_every);
+    let mut watermarks = Watermarks::new(options.idle_after);
 
     let mut ticks = tokio::time::interval(options.tick_interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -110,61 +126,75 @@ pub async fn run(
     tokio::pin!(shutdown);
 
     let ending = loop {
-        // Outputs of this step, each with its shard's series and when its input was read.
-        let outputs: Vec<(Output, ShardMetrics, Option<Instant>)> = tokio::select! {
+        // Outputs of this step, and when the earliest input of the step was read.
+        let (outputs, read_at): (Vec<Output>, Option<Instant>) = tokio::select! {
             biased;
             () = &mut shutdown => break Ending::Stopped,
             event = events.recv() => match event {
-                Some(SourceEvent::Batch { mut batch, read_at }) => {
-                    batch.now_ms = now_ms();
-                    let records = batch.len() as u64;
-                    let (processed, shard) =
-                        guest(|| switch::process(&mut shards, &mut versions, &mut batch, &metrics))?;
-                    shard.records_in.inc_by(records);
-                    metrics.batches.inc();
-                    if !processed.dead_letters.is_empty() {
-                        shard.dead_letters.inc_by(processed.dead_letters.len() as u64);
-                        dead_letters.write(&processed.dead_letters)?;
+                Some(first) => {
+                    let watermark = current_watermark(&mut watermarks, &metrics);
+                    let (now, mut read_at, mut routed) = (now_ms(), None::<Instant>, 0);
+                    let mut next = Some(first);
+                    while let Some(event) = next.take() {
+                        match event {
+                            SourceEvent::Batch { mut batch, read_at: at } => {
+                                batch.now_ms = now;
+                                batch.watermark_ms = watermark;
+                                metrics.shard(&batch.shard_id).records_in.inc_by(batch.len() as u64);
+                                watermarks.delivered(&batch.shard_id, at);
+                                read_at = Some(read_at.map_or(at, |r| r.min(at)));
+                                instances.route(batch);
+                                routed += 1;
+                            }
+                            SourceEvent::Started { shard, lineage } => {
+                                watermarks.started(&shard, Instant::now());
+                                if let Some(lineage) = lineage.filter(|l| !l.parents.is_empty()) {
+                                    tracing::info!("shard {shard} starts after {}", lineage.parents.join(", "));
+                                }
+                                metrics.shards_reading.inc();
+                            }
+                            SourceEvent::Rejected(letter) => {
+                                metrics.shard(&letter.shard_id).dead_letters.inc();
+                                dead_letters.write(std::slice::from_ref(&letter))?;
+                            }
+                            SourceEvent::Ended { shard } => {
+                                watermarks.ended(&shard);
+                                tracing::info!("shard {shard} was read to its end");
+                                metrics.reshards.inc();
+                                metrics.shards_reading.dec();
+                            }
+                        }
+                        if routed < STEP_BATCHES {
+                            next = events.try_recv().ok();
+                        }
                     }
-                    vec![(processed.output, shard, Some(read_at))]
-                }
-                Some(SourceEvent::Started { shard, lineage }) => {
-                    let keys = guest(|| shards.start(&shard, lineage.as_ref(), &metrics))?;
-                    if let Some(lineage) = lineage.filter(|l| !l.parents.is_empty()) {
-                        tracing::info!("shard {shard} starts with {keys} keys of state from {}", lineage.parents.join(", "));
+                    if routed == 0 {
+                        continue;
                     }
-                    metrics.shards_reading.set(shards.len() as i64);
-                    continue;
-                }
-                Some(SourceEvent::Rejected(letter)) => {
-                    metrics.shard(&letter.shard_id).dead_letters.inc();
-                    dead_letters.write(std::slice::from_ref(&letter))?;
-                    continue;
-                }
-                Some(SourceEvent::Ended { shard }) => {
-                    let keys = guest(|| shards.end(&shard))?;
-                    tracing::info!("shard {shard} ended; {keys} keys of state wait for its children");
-                    metrics.reshards.inc();
-                    metrics.shards_reading.set(shards.len() as i64);
-                    continue;
+                    let done = guest(|| switch::step(&mut instances, &mut versions, &metrics))?;
+                    metrics.batches.inc_by(routed as u64);
+                    (finish_step(done, &mut watermarks, &mut dead_letters, &metrics)?, read_at)
                 }
                 None => {
                     // The source is done: an error ends the run, the end of input finishes it.
                     if let Some(task) = source_task.take() {
                         join(task).await??;
                     }
-                    for (output, shard) in guest(|| shards.finish(now_ms()))? {
-                        shard.records_out.inc_by(output.len() as u64);
+                    for (_, output) in guest(|| instances.finish(now_ms()))? {
                         let _ = out_tx.send(output.into()).await;
                     }
                     break Ending::EndOfInput;
                 }
             },
             next = versions.next_version() => {
-                guest(|| switch::switch(&mut shards, &mut versions, next, &metrics));
+                guest(|| switch::switch(&mut instances, &mut versions, next, &metrics));
                 continue;
             }
-            _ = ticks.tick() => guest(|| shards.tick(now_ms()))?.into_iter().map(|(o, m)| (o, m, None)).collect(),
+            _ = ticks.tick() => {
+                let watermark = current_watermark(&mut watermarks, &metrics);
+                let outputs = guest(|| instances.tick(now_ms(), watermark))?;
+                (outputs.into_iter().map(|(_, o)| o).collect(), None)
+            }
             _ = stats.tick() => {
                 let now = metrics.snapshot();
                 options.stats_format.report(&now, &last_stats, last_at.elapsed());
@@ -172,11 +202,10 @@ pub async fn run(
                 continue;
             }
         };
-        for (output, shard, read_at) in outputs {
+        for output in outputs {
             if output.key_lens.is_empty() {
                 continue;
             }
-            shard.records_out.inc_by(output.len() as u64);
             if out_tx.send(Outgoing { output, read_at }).await.is_err() {
                 // The sink stopped: its error is reported below.
                 break;
@@ -193,6 +222,37 @@ pub async fn run(
         options.stats_format.report(&metrics.snapshot(), &last_stats, last_at.elapsed());
     }
     Ok(ending)
+}
+
+/// The watermark now, also as a metric.
+fn current_watermark(watermarks: &mut Watermarks, metrics: &Metrics) -> i64 {
+    let watermark = watermarks.current(Instant::now());
+    if watermark != NO_WATERMARK {
+        metrics.watermark.set(watermark);
+    }
+    watermark
+}
+
+/// Fold a step's event times into the shards' watermarks, write its dead letters, and return
+/// its outputs.
+fn finish_step(
+    done: Vec<Done>,
+    watermarks: &mut Watermarks,
+    dead_letters: &mut DeadLetterWriter,
+    metrics: &Metrics,
+) -> Result<Vec<Output>, PipelineError> {
+    let mut outputs = Vec::with_capacity(done.len());
+    for Done { shard, processed, .. } in done {
+        if let Some(time) = processed.output.event_time_ms {
+            watermarks.observe(&shard, time);
+        }
+        if !processed.dead_letters.is_empty() {
+            metrics.shard(&shard).dead_letters.inc_by(processed.dead_letters.len() as u64);
+            dead_letters.write(&processed.dead_letters)?;
+        }
+        outputs.push(processed.output);
+    }
+    Ok(outputs)
 }
 
 /// Run operator calls: they may block this thread inside the guest's WASI calls (a guest

@@ -151,6 +151,18 @@ pub fn producer() -> Command {
 /// into `stream` at `endpoint`; returns the same trades as JSON lines (the producer's own output
 /// to `-` with the same arguments), for the native reference.
 pub fn produce(endpoint: &str, stream: &str, count: u64, tickers: u32, start_ms: i64) -> Vec<u8> {
+    produce_keyed(endpoint, stream, count, tickers, start_ms, "ticker")
+}
+
+/// The same, with the producer's `--partition-key` (`ticker`, `random` or `constant`).
+pub fn produce_keyed(
+    endpoint: &str,
+    stream: &str,
+    count: u64,
+    tickers: u32,
+    start_ms: i64,
+    partition_key: &str,
+) -> Vec<u8> {
     let start = jiff::Timestamp::from_millisecond(start_ms).unwrap().to_string();
     let args = |cmd: &mut Command| {
         cmd.args(["--rate", "0", "--count", &count.to_string(), "--tickers", &tickers.to_string()])
@@ -160,7 +172,7 @@ pub fn produce(endpoint: &str, stream: &str, count: u64, tickers: u32, start_ms:
     args(&mut to_stream);
     let out = to_stream
         .env("AWS_ENDPOINT_URL_KINESIS", endpoint)
-        .args(["--sink", &format!("kinesis://{stream}")])
+        .args(["--sink", &format!("kinesis://{stream}"), "--partition-key", partition_key])
         .output()
         .unwrap();
     assert!(out.status.success(), "weir-producer failed: {}", String::from_utf8_lossy(&out.stderr));

@@ -91,3 +91,26 @@ pub fn without_aws_credentials(cmd: &mut std::process::Command) -> &mut std::pro
         .env("AWS_SHARED_CREDENTIALS_FILE", empty)
         .env("AWS_EC2_METADATA_DISABLED", "true")
 }
+
+/// Result lines per ticker, in order: the order weir keeps (per grouping key), whatever the
+/// parallelism interleaves between keys.
+pub fn per_ticker<'a>(
+    lines: impl IntoIterator<Item = &'a str>,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut per: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a JSON result");
+        let ticker = v["TICKER"].as_str().expect("a TICKER").to_string();
+        per.entry(ticker).or_default().push(line.to_string());
+    }
+    per
+}
+
+/// What the native operator makes of `input`, per ticker, in order.
+pub fn native_per_ticker(
+    input: &[u8],
+    settings: &[(&str, &str)],
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let results = native_results(input, settings);
+    per_ticker(results.iter().map(|(_, data)| data.as_str()))
+}

@@ -22,8 +22,10 @@ pub fn trade(ticker: &str, time_ms: i64, price: f64) -> Vec<u8> {
     format!(r#"{{"EVENT_TIME": {time_ms}, "TICKER": "{ticker}", "PRICE": {price}}}"#).into_bytes()
 }
 
+/// A harness that processes every record as a batch of its own, so that each record moves
+/// the watermark before the next (tests say "watermark now ..." after each push).
 pub fn harness(settings: &[(&str, &str)]) -> Harness<SlidingWindowMax> {
-    Harness::new(settings).expect("settings are valid")
+    Harness::new(settings).expect("settings are valid").with_batch_size(1)
 }
 
 fn millis(v: &serde_json::Value) -> i64 {

@@ -1,0 +1,330 @@
+//! The operator instances of the pipeline: `--parallelism` of them, each owning a range of key
+//! groups ([`super::keys`]), each running on its own thread.
+//!
+//! The pipeline works in steps. It routes the batches it has (one shard's records each) to
+//! the instances, splitting each batch into one sub-batch per instance by grouping key, so
+//! every record of a key reaches the same instance in the order of its shard; then every
+//! instance processes its sub-batches, side by side, and the step ends when all are done. Between
+//! steps no instance is in a call, which is where swaps, rollbacks and ticks happen (and
+//! checkpoints will), with no locks around the instances.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use weir_contract::{Grouping, Output, OwnedBatch};
+
+use super::PipelineError;
+use super::keys::Router;
+use crate::metrics::{InstanceMetrics, Metrics};
+use crate::operator::{CallError, LoadedOperator, Processed, Runner, RunnerError};
+
+/// Emptied batches kept for reuse, at most.
+const SPARE_BATCHES: usize = 256;
+
+/// What processing one sub-batch produced.
+#[derive(Debug)]
+pub struct Done {
+    /// The shard the records came from.
+    pub shard: String,
+    /// The instance that processed them.
+    pub instance: usize,
+    /// Outputs (with the latest event time accepted) and dead letters.
+    pub processed: Processed,
+}
+
+/// What a step produced, and the instances that failed a sub-batch on probation (with why).
+pub type Stepped = (Vec<Done>, Vec<(usize, CallError)>);
+
+/// One instance and the sub-batches routed to it in this step.
+struct Slot {
+    runner: Runner,
+    queue: VecDeque<OwnedBatch>,
+    emptied: Vec<OwnedBatch>,
+    metrics: InstanceMetrics,
+    restarts_seen: u64,
+}
+
+impl Slot {
+    /// Count restarts of the instance since the last look.
+    fn count_restarts(&mut self) {
+        let restarts = self.runner.stats().restarts;
+        if restarts > self.restarts_seen {
+            self.metrics.operator_restarts.inc_by(restarts - self.restarts_seen);
+            self.restarts_seen = restarts;
+        }
+    }
+
+    /// Process the queue in order. On probation, a sub-batch the instance fails stays at the
+    /// head of the queue and the failure is returned, for the caller to decide.
+    fn run(
+        &mut self,
+        instance: usize,
+        probation: bool,
+    ) -> Result<(Vec<Done>, Option<CallError>), RunnerError> {
+        let mut done = Vec::with_capacity(self.queue.len());
+        while let Some(mut batch) = self.queue.pop_front() {
+            let shard = batch.shard_id.clone();
+            let processed = if probation {
+                match self.runner.try_process(&mut batch)? {
+                    Ok(processed) => processed,
+                    Err(error) => {
+                        self.queue.push_front(batch);
+                        self.count_restarts();
+                        return Ok((done, Some(error)));
+                    }
+                }
+            } else {
+                self.runner.process(&mut batch)?
+            };
+            self.count_restarts();
+            self.metrics.records_out.inc_by(processed.output.len() as u64);
+            self.emptied.push(batch);
+            done.push(Done { shard, instance, processed });
+        }
+        Ok((done, None))
+    }
+}
+
+/// Every instance, the router, and the threads they run on.
+pub struct Instances {
+    loaded: LoadedOperator,
+    router: Router,
+    slots: Vec<Slot>,
+    /// Threads for instances 1.., when there are several; instance 0 runs on the caller's.
+    pool: Option<rayon::ThreadPool>,
+    spare: Vec<OwnedBatch>,
+    snapshot_every: usize,
+}
+
+/// How instance `i` of `parallelism` is named in messages.
+fn name(instance: usize, parallelism: usize) -> String {
+    format!("instance {instance} of {parallelism}")
+}
+
+impl Instances {
+    /// `parallelism` fresh instances of `loaded` (at least 1), each snapshotting every
+    /// `snapshot_every` calls.
+    pub fn new(
+        loaded: LoadedOperator,
+        parallelism: usize,
+        snapshot_every: usize,
+        metrics: &Metrics,
+    ) -> Result<Self, PipelineError> {
+        let parallelism = parallelism.max(1);
+        let pool = if parallelism > 1 {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(parallelism - 1)
+                .thread_name(|i| format!("weir-instance-{}", i + 1))
+                .build()
+                .map_err(|e| PipelineError::Threads(e.to_string()))?;
+            Some(pool)
+        } else {
+            None
+        };
+        let mut slots = Vec::with_capacity(parallelism);
+        for i in 0..parallelism {
+            let runner = Runner::new(loaded.clone(), &name(i, parallelism), Default::default())?
+                .with_snapshot_every(snapshot_every);
+            slots.push(Slot {
+                runner,
+                queue: VecDeque::new(),
+                emptied: Vec::new(),
+                metrics: metrics.instance(i),
+                restarts_seen: 0,
+            });
+        }
+        metrics.parallelism.set(parallelism as i64);
+        Ok(Self {
+            router: Router::new(loaded.grouping().clone(), parallelism),
+            loaded,
+            slots,
+            pool,
+            spare: Vec::new(),
+            snapshot_every,
+        })
+    }
+
+    /// The operator every instance runs.
+    pub fn loaded(&self) -> &LoadedOperator {
+        &self.loaded
+    }
+
+    /// How many instances there are.
+    pub fn parallelism(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Queue `batch`'s records for the instances that own their keys.
+    pub fn route(&mut self, mut batch: OwnedBatch) {
+        if self.slots.len() == 1 {
+            self.slots[0].queue.push_back(batch);
+            return;
+        }
+        let mut parts: Vec<OwnedBatch> = (0..self.slots.len())
+            .map(|_| {
+                let mut part = self.spare.pop().unwrap_or_default();
+                part.clear();
+                part.shard_id.clone_from(&batch.shard_id);
+                part.now_ms = batch.now_ms;
+                part.watermark_ms = batch.watermark_ms;
+                part
+            })
+            .collect();
+        for record in batch.view().records() {
+            parts[self.router.instance_of(&record)].push(
+                record.partition_key,
+                record.data,
+                record.arrival_time_ms,
+            );
+        }
+        for (slot, part) in self.slots.iter_mut().zip(parts) {
+            if part.is_empty() {
+                self.spare.push(part);
+            } else {
+                slot.queue.push_back(part);
+            }
+        }
+        batch.clear();
+        self.spare.push(batch);
+    }
+
+    /// Run `call` on every instance, side by side; results in instance order.
+    fn each<T: Send>(&mut self, call: impl Fn(usize, &mut Slot) -> T + Sync) -> Vec<T> {
+        let Some(pool) = &self.pool else {
+            return self.slots.iter_mut().enumerate().map(|(i, slot)| call(i, slot)).collect();
+        };
+        let mut results: Vec<Option<T>> = self.slots.iter().map(|_| None).collect();
+        pool.in_place_scope(|scope| {
+            let mut work = self.slots.iter_mut().zip(results.iter_mut()).enumerate();
+            let first = work.next();
+            for (i, (slot, result)) in work {
+                let call = &call;
+                scope.spawn(move |_| *result = Some(call(i, slot)));
+            }
+            if let Some((i, (slot, result))) = first {
+                *result = Some(call(i, slot));
+            }
+        });
+        // A scope returns once every task ran (a panic in one is resumed here), so all are set.
+        results.into_iter().flatten().collect()
+    }
+
+    /// Process everything routed since the last step, every instance on its own thread.
+    /// Returns what each sub-batch produced, and the instances that failed a sub-batch while
+    /// `probation` (their queue still holds it; see [`run_one`](Self::run_one)).
+    pub fn step(&mut self, probation: bool) -> Result<Stepped, RunnerError> {
+        let results = self.each(|i, slot| slot.run(i, probation));
+        let mut done = Vec::new();
+        let mut failed = Vec::new();
+        for (i, result) in results.into_iter().enumerate() {
+            let (d, failure) = result?;
+            done.extend(d);
+            if let Some(error) = failure {
+                failed.push((i, error));
+            }
+        }
+        self.recycle();
+        Ok((done, failed))
+    }
+
+    /// Process what is left in instance `instance`'s queue, not on probation (after a failure
+    /// on probation was decided on).
+    pub fn run_one(&mut self, instance: usize) -> Result<Vec<Done>, RunnerError> {
+        let Some(slot) = self.slots.get_mut(instance) else { return Ok(Vec::new()) };
+        let (done, _) = slot.run(instance, false)?;
+        self.recycle();
+        Ok(done)
+    }
+
+    fn recycle(&mut self) {
+        for slot in &mut self.slots {
+            for batch in slot.emptied.drain(..) {
+                if self.spare.len() < SPARE_BATCHES {
+                    self.spare.push(batch);
+                }
+            }
+        }
+    }
+
+    /// Processing time advanced to `now_ms`, the watermark is `watermark_ms`: every instance
+    /// is told. Non-empty outputs, with their instance.
+    pub fn tick(&mut self, now_ms: i64, watermark_ms: i64) -> Result<Vec<(usize, Output)>, RunnerError> {
+        self.outputs(|runner| runner.tick(now_ms, watermark_ms))
+    }
+
+    /// The input ended: every instance emits what it holds.
+    pub fn finish(&mut self, now_ms: i64) -> Result<Vec<(usize, Output)>, RunnerError> {
+        self.outputs(|runner| runner.finish(now_ms))
+    }
+
+    fn outputs(
+        &mut self,
+        call: impl Fn(&mut Runner) -> Result<Output, RunnerError> + Sync,
+    ) -> Result<Vec<(usize, Output)>, RunnerError> {
+        let results = self.each(|_, slot| {
+            let output = call(&mut slot.runner);
+            slot.count_restarts();
+            if let Ok(output) = &output {
+                slot.metrics.records_out.inc_by(output.len() as u64);
+            }
+            output
+        });
+        let mut outputs = Vec::new();
+        for (i, output) in results.into_iter().enumerate() {
+            let output = output?;
+            if !output.is_empty() {
+                outputs.push((i, output));
+            }
+        }
+        Ok(outputs)
+    }
+
+    /// Switch every instance to `next`, carrying each one's state: snapshot the old instance,
+    /// restore into a new one, all instances side by side. Every new instance is made before
+    /// any switches, so a version that cannot restore the state is never switched to (the error
+    /// says why); nor is one that groups records by another key (its state would belong to
+    /// other instances). Returns the operator replaced and each instance's pause.
+    pub fn swap(&mut self, next: LoadedOperator) -> Result<(LoadedOperator, Vec<Duration>), SwapError> {
+        if next.grouping() != self.loaded.grouping() {
+            return Err(SwapError::Grouping {
+                running: self.loaded.grouping().clone(),
+                next: next.grouping().clone(),
+            });
+        }
+        let parallelism = self.slots.len();
+        let snapshot_every = self.snapshot_every;
+        let prepared = self.each(|i, slot| {
+            let started = Instant::now();
+            let state = slot.runner.snapshot()?;
+            let runner =
+                Runner::new(next.clone(), &name(i, parallelism), state)?.with_snapshot_every(snapshot_every);
+            Ok::<_, RunnerError>((runner, started.elapsed()))
+        });
+        let prepared = prepared.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let mut pauses = Vec::with_capacity(prepared.len());
+        for (slot, (runner, pause)) in self.slots.iter_mut().zip(prepared) {
+            slot.runner = runner;
+            slot.restarts_seen = 0;
+            pauses.push(pause);
+        }
+        Ok((std::mem::replace(&mut self.loaded, next), pauses))
+    }
+}
+
+/// Why a version was not switched to.
+#[derive(Debug, thiserror::Error)]
+pub enum SwapError {
+    /// It groups records by another key.
+    #[error(
+        "it groups records by {next}, the running version by {running}; state belongs to the grouping key, so a change of grouping key needs a fresh start (stop weir, then run the new version)"
+    )]
+    Grouping {
+        /// The running version's grouping key.
+        running: Grouping,
+        /// The new version's.
+        next: Grouping,
+    },
+    /// Snapshot, instantiation or restore failed.
+    #[error(transparent)]
+    Runner(#[from] RunnerError),
+}

@@ -1,0 +1,303 @@
+//! Routing by grouping key: a record's key (its partition key, or a field of its JSON object),
+//! the key group the key hashes into, and which instance owns which key groups.
+//!
+//! Keys hash (XXH3, a fixed and specified function, so the same in every build and release)
+//! into [`KEY_GROUPS`] groups, as Flink's "max parallelism"; instance `i` of `p` owns the
+//! contiguous groups `g` with `g * p / KEY_GROUPS == i`. State is moved per key group, so a
+//! different parallelism, a swap, a checkpoint and a lease all move it the same way.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use weir_contract::{Grouping, Record};
+
+/// The number of key groups: the most instances a job can ever run on.
+pub const KEY_GROUPS: u32 = 4096;
+
+/// The key group of a grouping key.
+#[inline]
+pub fn key_group(key: &[u8]) -> u32 {
+    (xxhash_rust::xxh3::xxh3_64(key) % u64::from(KEY_GROUPS)) as u32
+}
+
+/// The instance, of `parallelism`, that owns key group `group`.
+#[inline]
+pub fn owner(group: u32, parallelism: usize) -> usize {
+    (group as usize * parallelism) / KEY_GROUPS as usize
+}
+
+/// The key groups instance `instance` of `parallelism` owns.
+pub fn groups_of(instance: usize, parallelism: usize) -> Range<u32> {
+    let start = |i: usize| (i * KEY_GROUPS as usize).div_ceil(parallelism) as u32;
+    start(instance)..start(instance + 1)
+}
+
+/// Finds the instance that owns each record's grouping key.
+#[derive(Clone, Debug)]
+pub struct Router {
+    grouping: Grouping,
+    parallelism: usize,
+}
+
+impl Router {
+    /// Route by `grouping` to `parallelism` instances (at least 1).
+    pub fn new(grouping: Grouping, parallelism: usize) -> Self {
+        Self { grouping, parallelism: parallelism.max(1) }
+    }
+
+    /// How many instances records are spread over.
+    pub fn parallelism(&self) -> usize {
+        self.parallelism
+    }
+
+    /// The instance that owns `record`'s grouping key.
+    #[inline]
+    pub fn instance_of(&self, record: &Record<'_>) -> usize {
+        if self.parallelism == 1 {
+            return 0;
+        }
+        owner(key_group(&grouping_key(&self.grouping, record)), self.parallelism)
+    }
+}
+
+/// The grouping key of `record`: its partition key, or the value of a top-level field of its
+/// JSON object (a string's text with escapes decoded, any other value's JSON text), or empty
+/// when the record is not a JSON object or lacks the field.
+pub fn grouping_key<'a>(grouping: &Grouping, record: &Record<'a>) -> Cow<'a, [u8]> {
+    match grouping {
+        Grouping::PartitionKey => Cow::Borrowed(record.partition_key.as_bytes()),
+        Grouping::JsonField(field) => json_field(record.data, field.as_bytes()).unwrap_or(Cow::Borrowed(b"")),
+    }
+}
+
+/// The value of the top-level field `field` of the JSON object in `data` (the first, if it is
+/// given twice), without parsing the rest: a few hundred nanoseconds of serde_json per record
+/// would be a large share of the whole path, and the key needs only the bytes up to the field.
+/// `None` when `data` is not an object, lacks the field, or is malformed before it.
+pub fn json_field<'a>(data: &'a [u8], field: &[u8]) -> Option<Cow<'a, [u8]>> {
+    let mut s = Scanner { data, at: 0 };
+    s.whitespace();
+    s.eat(b'{')?;
+    s.whitespace();
+    if s.peek()? == b'}' {
+        return None;
+    }
+    loop {
+        let name = s.string()?;
+        s.whitespace();
+        s.eat(b':')?;
+        s.whitespace();
+        if name.as_ref() == field {
+            return if s.peek()? == b'"' { s.string() } else { s.skip_value().map(Cow::Borrowed) };
+        }
+        s.skip_value()?;
+        s.whitespace();
+        match s.next()? {
+            b',' => s.whitespace(),
+            _ => return None,
+        }
+    }
+}
+
+/// A cursor over JSON text that skips what it does not need.
+struct Scanner<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Scanner<'a> {
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.data.get(self.at).copied()
+    }
+
+    #[inline]
+    fn next(&mut self) -> Option<u8> {
+        let b = self.peek()?;
+        self.at += 1;
+        Some(b)
+    }
+
+    #[inline]
+    fn eat(&mut self, expected: u8) -> Option<()> {
+        (self.next()? == expected).then_some(())
+    }
+
+    #[inline]
+    fn whitespace(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    /// A string at the cursor: its text, borrowed unless it has escapes (decoded by serde_json,
+    /// so exactly as an operator reading the record with it sees them).
+    fn string(&mut self) -> Option<Cow<'a, [u8]>> {
+        let start = self.at;
+        self.eat(b'"')?;
+        let mut escaped = false;
+        loop {
+            let found = memchr::memchr2(b'"', b'\\', &self.data[self.at..])?;
+            self.at += found + 1;
+            if self.data[self.at - 1] == b'"' {
+                break;
+            }
+            escaped = true;
+            self.at += 1;
+        }
+        let raw = &self.data[start..self.at];
+        if !escaped {
+            return Some(Cow::Borrowed(&raw[1..raw.len() - 1]));
+        }
+        let text: String = serde_json::from_slice(raw).ok()?;
+        Some(Cow::Owned(text.into_bytes()))
+    }
+
+    /// Skip the value at the cursor; its text. Nested objects and arrays are skipped by depth,
+    /// strings by their quotes, anything else up to the next delimiter.
+    fn skip_value(&mut self) -> Option<&'a [u8]> {
+        let start = self.at;
+        match self.peek()? {
+            b'"' => {
+                self.string()?;
+            }
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                loop {
+                    match self.peek()? {
+                        b'"' => {
+                            self.string()?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => depth -= 1,
+                        _ => {}
+                    }
+                    self.at += 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+            }
+            _ => {
+                while !matches!(self.peek(), None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')) {
+                    self.at += 1;
+                }
+                if self.at == start {
+                    return None;
+                }
+            }
+        }
+        Some(&self.data[start..self.at])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn field(data: &str, name: &str) -> Option<String> {
+        json_field(data.as_bytes(), name.as_bytes()).map(|v| String::from_utf8_lossy(&v).into_owned())
+    }
+
+    #[test]
+    fn the_field_of_a_trade_is_found_wherever_it_is() {
+        let trade = r#"{"EVENT_TIME": "2026-11-25T10:00:00.123", "TICKER": "AMZN", "PRICE": 42.17}"#;
+        assert_eq!(field(trade, "TICKER").as_deref(), Some("AMZN"));
+        assert_eq!(field(trade, "PRICE").as_deref(), Some("42.17"));
+        assert_eq!(field(trade, "EVENT_TIME").as_deref(), Some("2026-11-25T10:00:00.123"));
+        assert_eq!(field(trade, "VOLUME"), None);
+        let nested = r#" { "A" : {"TICKER": "no", "x": [1, "]}", {"y": "\""}]}, "TICKER":"yes" } "#;
+        assert_eq!(field(nested, "TICKER").as_deref(), Some("yes"));
+        assert_eq!(field(r#"{"TICKER": "A\u0042\"C", "P": 1}"#, "TICKER").as_deref(), Some("AB\"C"));
+        assert_eq!(field(r#"{"T\u0049CKER": "X"}"#, "TICKER").as_deref(), Some("X"));
+        assert_eq!(field(r#"{"TICKER": 17, "P": 1}"#, "TICKER").as_deref(), Some("17"));
+        assert_eq!(field(r#"{"TICKER": {"a": [1]}}"#, "TICKER").as_deref(), Some(r#"{"a": [1]}"#));
+        assert_eq!(field(r#"{"TICKER": "A", "TICKER": "B"}"#, "TICKER").as_deref(), Some("A"));
+    }
+
+    #[test]
+    fn records_without_the_field_have_no_key() {
+        for data in [
+            "",
+            "not json",
+            "[1, 2]",
+            "{}",
+            r#"{"TICKER" "A"}"#,
+            r#"{"TICKER": "unterminated"#,
+            r#""TICKER""#,
+        ] {
+            assert_eq!(field(data, "TICKER"), None, "{data}");
+        }
+    }
+
+    #[test]
+    fn key_groups_are_spread_evenly_and_owned_by_exactly_one_instance() {
+        for parallelism in [1, 2, 3, 7, 64, 4096] {
+            let mut next = 0;
+            for instance in 0..parallelism {
+                let groups = groups_of(instance, parallelism);
+                assert_eq!(groups.start, next, "contiguous");
+                assert!(groups.clone().all(|g| owner(g, parallelism) == instance));
+                assert!(groups.len().abs_diff(KEY_GROUPS as usize / parallelism) <= 1);
+                next = groups.end;
+            }
+            assert_eq!(next, KEY_GROUPS);
+        }
+        let mut per_instance = [0usize; 3];
+        for i in 0..3000 {
+            per_instance[owner(key_group(format!("TICKER{i}").as_bytes()), 3)] += 1;
+        }
+        assert!(per_instance.iter().all(|&n| (800..1200).contains(&n)), "{per_instance:?}");
+        // Fixed function: these never change (state is stored per key group).
+        assert_eq!(key_group(b"AMZN"), key_group(b"AMZN"));
+        assert_eq!(key_group(b""), (xxhash_rust::xxh3::xxh3_64(b"") % 4096) as u32);
+    }
+
+    proptest! {
+        /// For any JSON object serde_json reads, the scanner finds the same value of a field
+        /// (the first, where serde_json's map keeps the last, so only objects without
+        /// duplicates are compared).
+        #[test]
+        fn the_scanner_agrees_with_serde_json(
+            entries in prop::collection::btree_map("[A-Za-z_\"\\\\é]{0,6}", any_json(), 0..6),
+            pick in 0usize..6,
+            pretty in any::<bool>(),
+        ) {
+            let object = serde_json::Value::Object(entries.clone().into_iter().collect());
+            let text = if pretty { serde_json::to_string_pretty(&object) } else { serde_json::to_string(&object) }.unwrap();
+            let Some(name) = entries.keys().nth(pick % entries.len().max(1)).cloned() else { return Ok(()) };
+            let expected = match &entries[&name] {
+                serde_json::Value::String(s) => s.clone().into_bytes(),
+                other => serde_json::to_vec(other).unwrap(),
+            };
+            let found = json_field(text.as_bytes(), name.as_bytes()).map(|v| v.into_owned());
+            if pretty && !matches!(entries[&name], serde_json::Value::String(_)) {
+                // Pretty-printed nested values keep their own layout: compare as JSON.
+                let found: serde_json::Value = serde_json::from_slice(&found.unwrap()).unwrap();
+                prop_assert_eq!(&found, &entries[&name]);
+            } else {
+                prop_assert_eq!(found, Some(expected));
+            }
+        }
+    }
+
+    fn any_json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::Bool),
+            any::<i64>().prop_map(|n| serde_json::json!(n)),
+            // Binary fractions: they read back exactly (comparisons re-read pretty output).
+            (-1_000_000_000i64..1_000_000_000).prop_map(|n| serde_json::json!(n as f64 / 8.0)),
+            "[ -~é\u{1F600}\"\\\\]{0,8}".prop_map(serde_json::Value::String),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+                prop::collection::btree_map("[a-z\"]{0,4}", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+}
