@@ -144,12 +144,18 @@ fn trades_with_one_constant_partition_key_give_the_native_windows_with_any_shard
     keyed_execution_gives_the_native_windows("constant", 3_000);
 }
 
+/// Trades written while weir reads, split and merge included, have ferrokinesis 0.7.0 lose
+/// records: PutRecords allocates sequence numbers, then stores the records; a GetRecords in
+/// between moves the iterator past them (ferrokinesis `put_records.rs` and `get_records.rs`;
+/// the whole stream read afterwards has them all). Under load (the suite's tests in parallel)
+/// that lost a few hundred of 45,000. kinesis-mock stores a put atomically, so the tests that
+/// write while weir reads run there, with fewer records (it is slow).
 #[test]
 fn a_split_and_a_merge_while_weir_runs_lose_no_window() {
     // Random partition keys: every ticker's trades are on every shard, before and after.
-    let endpoint = endpoint();
-    let trades = create_stream("resharded", 2);
-    let results = create_stream("resharded-max", 1);
+    let endpoint = kinesis_local_endpoint();
+    let trades = create_stream_at(&endpoint, "resharded", 2);
+    let results = create_stream_at(&endpoint, "resharded-max", 1);
     let rt = runtime();
     let client = client_at(&rt, &endpoint);
     let mut weir = start_weir(
@@ -163,18 +169,20 @@ fn a_split_and_a_merge_while_weir_runs_lose_no_window() {
     );
     weir.wait_for_line("reading shard shardId-000000000001", Duration::from_secs(30));
 
-    let mut input = produce_keyed(&endpoint, &trades, 15_000, 100, T0, "random");
+    let mut input = produce_keyed(&endpoint, &trades, 1_500, 30, T0, "random");
     rt.block_on(split_in_half(&client, &trades, "shardId-000000000000"));
-    input.extend(produce_keyed(&endpoint, &trades, 15_000, 100, T0 + 15_000, "random"));
+    input.extend(produce_keyed(&endpoint, &trades, 1_500, 30, T0 + 15_000, "random"));
     rt.block_on(merge_last_adjacent(&client, &trades));
-    input.extend(produce_keyed(&endpoint, &trades, 15_000, 100, T0 + 30_000, "random"));
+    input.extend(produce_keyed(&endpoint, &trades, 1_500, 30, T0 + 30_000, "random"));
     // The split parent and both merge parents are read to their ends.
     weir.wait_for_metric("weir_reshards_total", |n| n >= 3.0, Duration::from_secs(60));
 
     let (status, log) = weir.wait(Duration::from_secs(120));
     assert!(status.success(), "{log}");
+    let dead: Vec<&str> = log.lines().filter(|l| l.contains("\"reason\"")).collect();
+    assert!(dead.is_empty(), "dead letters: {dead:?}");
     let expected = native_by_key_with(&input, &[OUT_OF_ORDERNESS]);
-    assert_same_results(&by_key(&tail(&results, &[])), &expected);
+    assert_same_results(&by_key(&tail_at(&endpoint, &results, &[])), &expected);
 }
 
 #[test]
