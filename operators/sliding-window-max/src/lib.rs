@@ -14,12 +14,14 @@
 //! to has already fired; a trade behind the watermark that still belongs to an open window
 //! counts in that window (Flink's rule for sliding windows with no allowed lateness).
 //!
-//! Layout: [`config`] (settings), [`trade`] (reading a record), [`panes`] (one key's windows),
+//! Layout: [`config`] (settings), [`trade`] (reading a record, with the fast path in
+//! [`scan`]), [`panes`] (one key's windows),
 //! [`snapshot`] (the keyed state format); this file holds the keys, the watermark and the
 //! timers that fire windows in order.
 
 pub mod config;
 pub mod panes;
+pub mod scan;
 pub mod snapshot;
 pub mod trade;
 

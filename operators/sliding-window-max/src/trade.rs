@@ -46,8 +46,23 @@ impl TradeParser {
     }
 
     /// Parse `data` as a trade. The error says what is missing or malformed, in words fit
-    /// for a dead-letter record.
+    /// for a dead-letter record. Records shaped like the reference trades take the scanner
+    /// ([`crate::scan`]); everything else, and every refusal, is serde_json's.
     pub fn parse<'a>(&self, data: &'a [u8]) -> Result<Trade<'a>, String> {
+        if let Some(scanned) = crate::scan::trade(data, &self.fields)
+            && let Ok(time_ms) = self.time(scanned.time)
+        {
+            return Ok(Trade {
+                time_ms: Some(time_ms),
+                ticker: Cow::Borrowed(scanned.ticker),
+                price: scanned.price,
+            });
+        }
+        self.parse_with_serde(data)
+    }
+
+    /// [`parse`](Self::parse) through serde_json only.
+    pub fn parse_with_serde<'a>(&self, data: &'a [u8]) -> Result<Trade<'a>, String> {
         let fields = &self.fields;
         let mut de = serde_json::Deserializer::from_slice(data);
         let parsed = TradeSeed(self).deserialize(&mut de).map_err(|e| e.to_string())?;
