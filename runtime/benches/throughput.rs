@@ -70,13 +70,17 @@ fn batches(w: &Workload, size: usize) -> Vec<OwnedBatch> {
 }
 
 fn native(w: &Workload, size: usize) -> (f64, usize) {
-    let batches = batches(w, size);
+    let mut batches = batches(w, size);
     let mut op = SlidingWindowMax::init(&Settings::default()).expect("init");
     let mut out = Output::default();
     let mut outputs = 0;
+    // As the host does for one shard: the watermark is the latest event time reported.
+    let mut watermark = weir_operator::NO_WATERMARK;
     let start = Instant::now();
-    for b in &batches {
+    for b in &mut batches {
+        b.watermark_ms = watermark;
         op.process(&b.view(), &mut out).expect("process");
+        watermark = watermark.max(out.event_time_ms.unwrap_or(watermark));
         outputs += out.len();
         out.clear();
     }
@@ -90,9 +94,13 @@ fn wasm(engine: &OperatorEngine, w: &Workload, size: usize) -> (f64, usize) {
     let loaded = engine.load(Artifact::embedded_default(), &[]).expect("load");
     let mut instance = loaded.instantiate().expect("instance");
     let mut outputs = 0;
+    let mut watermark = weir_operator::NO_WATERMARK;
     let start = Instant::now();
     for b in &mut batches {
-        outputs += instance.process(b).expect("process").len();
+        b.watermark_ms = watermark;
+        let out = instance.process(b).expect("process");
+        watermark = watermark.max(out.event_time_ms.unwrap_or(watermark));
+        outputs += out.len();
     }
     outputs += instance.finish(0).expect("finish").len();
     (w.records.len() as f64 / start.elapsed().as_secs_f64(), outputs)

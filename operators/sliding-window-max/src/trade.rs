@@ -36,21 +36,23 @@ pub struct Fields {
 #[derive(Debug)]
 pub struct TradeParser {
     fields: Fields,
+    /// The fast path for records shaped like the reference trades.
+    scanner: crate::scan::Scanner,
     /// `YYYY-MM-DDTHH:MM` of the last event time that took the slow path, and its epoch ms.
     minute: Cell<Option<([u8; 16], i64)>>,
 }
 
 impl TradeParser {
     pub fn new(fields: Fields) -> Self {
-        Self { fields, minute: Cell::new(None) }
+        Self { scanner: crate::scan::Scanner::new(&fields), fields, minute: Cell::new(None) }
     }
 
     /// Parse `data` as a trade. The error says what is missing or malformed, in words fit
     /// for a dead-letter record. Records shaped like the reference trades take the scanner
     /// ([`crate::scan`]); everything else, and every refusal, is serde_json's.
     pub fn parse<'a>(&self, data: &'a [u8]) -> Result<Trade<'a>, String> {
-        if let Some(scanned) = crate::scan::trade(data, &self.fields)
-            && let Ok(time_ms) = self.time(scanned.time)
+        if let Some(scanned) = self.scanner.trade(data)
+            && let Ok(time_ms) = self.time_bytes(scanned.time)
         {
             return Ok(Trade {
                 time_ms: Some(time_ms),
@@ -78,7 +80,12 @@ impl TradeParser {
 
     /// An event time as ms since the Unix epoch; see [`parse_time`].
     pub fn time(&self, text: &str) -> Result<i64, String> {
-        let b = text.as_bytes();
+        self.time_bytes(text.as_bytes())
+    }
+
+    /// [`time`](Self::time) of text not yet checked to be UTF-8: the same minute as the last
+    /// one needs no check (its prefix was), anything else is checked, then parsed.
+    pub fn time_bytes(&self, b: &[u8]) -> Result<i64, String> {
         if let Some(((prefix, rest), (cached, minute_ms))) =
             b.split_first_chunk::<16>().zip(self.minute.get())
             && *prefix == cached
@@ -86,6 +93,7 @@ impl TradeParser {
         {
             return Ok(minute_ms + offset);
         }
+        let text = std::str::from_utf8(b).map_err(|e| format!("the time is not UTF-8: {e}"))?;
         let ms = parse_time(text)?;
         // Remember this minute when the text has the plain layout and the time is after 1970
         // (so that adding the seconds rounds as jiff does).
