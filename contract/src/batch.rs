@@ -209,6 +209,31 @@ impl OwnedBatch {
         self.arrival_times_ms.push(arrival_time_ms);
     }
 
+    /// Append a record given as it lies in another batch's bytes: its key (`key_len` bytes)
+    /// followed by its data, in `key_and_data`.
+    #[inline]
+    pub fn push_packed(&mut self, key_len: u32, key_and_data: &[u8], arrival_time_ms: i64) {
+        self.bytes.extend_from_slice(key_and_data);
+        self.key_lens.push(key_len);
+        self.data_lens.push(key_and_data.len() as u32 - key_len);
+        self.arrival_times_ms.push(arrival_time_ms);
+    }
+
+    /// Each record as `(key length, key and data, arrival time)`, as [`push_packed`](Self::push_packed)
+    /// takes it, without checking the keys are UTF-8. Lengths that run past the bytes (only
+    /// possible in a batch filled by hand) end the iteration.
+    pub fn packed(&self) -> impl Iterator<Item = (u32, &[u8], i64)> + '_ {
+        let mut at = 0usize;
+        self.key_lens.iter().zip(&self.data_lens).zip(&self.arrival_times_ms).map_while(
+            move |((&key_len, &data_len), &arrival)| {
+                let end = at + key_len as usize + data_len as usize;
+                let record = self.bytes.get(at..end)?;
+                at = end;
+                Some((key_len, record, arrival))
+            },
+        )
+    }
+
     /// Number of records.
     pub fn len(&self) -> usize {
         self.key_lens.len()
@@ -280,6 +305,11 @@ mod tests {
             b.slice(1..3).view().records().map(|r| r.partition_key).collect::<Vec<_>>(),
             vec!["", "GOOG"]
         );
+        let mut copy = OwnedBatch::new("shard-0");
+        for (key_len, record, arrival) in b.packed() {
+            copy.push_packed(key_len, record, arrival);
+        }
+        assert_eq!(copy, b, "packed records copy over unchanged");
     }
 
     #[test]

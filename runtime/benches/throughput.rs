@@ -5,10 +5,14 @@
 //! - the operator alone, native (the crate called directly) and wasm (the component in the
 //!   host, one call per batch), at several batch sizes;
 //! - the whole `weir run` path: JSON lines in memory -> file source -> operator -> sink
-//!   (discarding), in records per CPU-second (user + system time of the process, all threads).
+//!   (discarding), in records per CPU-second (user + system time of the process, all threads),
+//!   with one instance and with two (wall-clock rates too, and their ratio);
+//! - routing alone: finding each record's instance by its TICKER field and copying it into
+//!   that instance's sub-batch, in ns per record, beside the whole path's ns per record.
 //!
 //! `cargo bench --profile dev -p weir --bench throughput` (records: `WEIR_BENCH_RECORDS`,
-//! default 10,000,000; `WEIR_BENCH_ONLY=native` or `whole` runs only that, for profiling).
+//! default 10,000,000; `WEIR_BENCH_ONLY=native`, `whole` or `routing` runs only that, for
+//! profiling).
 //! Prints a Markdown table for BENCHMARKS.md.
 
 use std::sync::Arc;
@@ -18,10 +22,11 @@ use sliding_window_max::SlidingWindowMax;
 use weir::artifact::Artifact;
 use weir::metrics::Metrics;
 use weir::operator::{Limits, OperatorEngine};
+use weir::pipeline::keys::Router;
 use weir::pipeline::{self, PipelineOptions};
 use weir::sink::{DeadLetterWriter, FileSink, Sink};
 use weir::source::{FileSource, Source};
-use weir_operator::{Operator, Output, OwnedBatch, Settings};
+use weir_operator::{Grouping, Operator, Output, OwnedBatch, Settings};
 use weir_producer::{GeneratorConfig, Tickers, TradeGenerator};
 
 const T0: i64 = 1_795_600_800_000;
@@ -106,8 +111,9 @@ fn wasm(engine: &OperatorEngine, w: &Workload, size: usize) -> (f64, usize) {
     (w.records.len() as f64 / start.elapsed().as_secs_f64(), outputs)
 }
 
-/// Records per CPU-second (all threads) of the whole path.
-fn whole_path(engine: &OperatorEngine, w: &Workload, size: usize) -> f64 {
+/// Records per CPU-second (all threads) and per wall-clock second of the whole path with
+/// `parallelism` instances.
+fn whole_path(engine: &OperatorEngine, w: &Workload, size: usize, parallelism: usize) -> (f64, f64) {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let loaded = engine.load(Artifact::embedded_default(), &[]).expect("load");
     let input = std::io::Cursor::new(w.lines.clone());
@@ -116,17 +122,47 @@ fn whole_path(engine: &OperatorEngine, w: &Workload, size: usize) -> f64 {
     let dead = DeadLetterWriter::new(Box::new(std::io::sink()), "dead");
     let metrics = Arc::new(Metrics::default());
     let options = PipelineOptions {
+        parallelism,
         tick_interval: Duration::from_secs(1),
         stats_interval: Duration::from_secs(3600),
         ..PipelineOptions::default()
     };
-    let cpu0 = cpu_time();
+    let (cpu0, wall0) = (cpu_time(), Instant::now());
     rt.block_on(pipeline::run(source, loaded, sink, dead, metrics.clone(), options, std::future::pending()))
         .expect("pipeline");
-    let cpu = cpu_time() - cpu0;
+    let (cpu, wall) = (cpu_time() - cpu0, wall0.elapsed());
     let n = metrics.snapshot().records_in as f64;
     assert_eq!(n as usize, w.records.len());
-    n / cpu.as_secs_f64()
+    (n / cpu.as_secs_f64(), n / wall.as_secs_f64())
+}
+
+/// Nanoseconds per record to find each record's instance (of 2) by its TICKER field and copy
+/// it into that instance's sub-batch: what a step adds to the whole path when parallelism > 1.
+fn routing(w: &Workload, size: usize) -> f64 {
+    let batches = batches(w, size);
+    let router = Router::new(Grouping::JsonField("TICKER".into()), 2);
+    let mut parts = [OwnedBatch::new("shard-0"), OwnedBatch::new("shard-0")];
+    let mut owners: Vec<u16> = Vec::with_capacity(size);
+    let start = Instant::now();
+    let mut finding = Duration::ZERO;
+    for b in &batches {
+        let t = Instant::now();
+        router.owners(b, &mut owners);
+        finding += t.elapsed();
+        for (i, part) in parts.iter_mut().enumerate() {
+            part.clear();
+            for ((key_len, record, arrival), &o) in b.packed().zip(&owners) {
+                if o as usize == i {
+                    part.push_packed(key_len, record, arrival);
+                }
+            }
+        }
+        std::hint::black_box(&parts);
+    }
+    if std::env::var("WEIR_BENCH_ONLY").as_deref() == Ok("routing") {
+        println!("finding owners: {:.0} ns per record", finding.as_secs_f64() * 1e9 / w.records.len() as f64);
+    }
+    start.elapsed().as_secs_f64() * 1e9 / w.records.len() as f64
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -147,11 +183,20 @@ fn main() {
         println!("native, 1,000 tickers, batch 1024: {:.2} M records/s", rate / 1e6);
         return;
     }
+    if std::env::var("WEIR_BENCH_ONLY").as_deref() == Ok("routing") {
+        let w = workload("1,000 tickers", Tickers::Synthetic(1000), n);
+        println!("routing, 1,000 tickers, batch 1024: {:.0} ns per record", routing(&w, 1024));
+        return;
+    }
     if std::env::var("WEIR_BENCH_ONLY").as_deref() == Ok("whole") {
         let w = workload("1,000 tickers", Tickers::Synthetic(1000), n);
         let engine = OperatorEngine::new(Limits::default(), None).expect("engine");
-        let rate = whole_path(&engine, &w, 1024);
-        println!("whole path, 1,000 tickers, batch 1024: {:.2} M records per CPU-second", rate / 1e6);
+        let parallelism = env("WEIR_BENCH_PARALLELISM", 1);
+        let (rate, _) = whole_path(&engine, &w, 1024, parallelism);
+        println!(
+            "whole path, 1,000 tickers, batch 1024, parallelism {parallelism}: {:.2} M records per CPU-second",
+            rate / 1e6
+        );
         return;
     }
     let limited = OperatorEngine::new(Limits::default(), None).expect("engine");
@@ -188,15 +233,40 @@ fn main() {
             );
         }
     }
-    println!("\nWhole path, JSON lines in memory to output lines, batch 1,024 (records per CPU-second):\n");
-    println!("| workload | CPU limit on | CPU limit off |");
-    println!("|---|---|---|");
+    println!("\nWhole path, JSON lines in memory to output lines, batch 1,024:\n");
+    println!(
+        "| workload | 1 instance, per CPU-s | CPU limit off | 2 instances, per CPU-s | 1 instance, per s | 2 instances, per s | 2 / 1 wall-clock |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for w in &workloads {
-        let (mut on, mut off) = (Vec::new(), Vec::new());
+        let (mut on, mut off, mut two, mut wall1, mut wall2) = (vec![], vec![], vec![], vec![], vec![]);
         for _ in 0..rounds {
-            on.push(whole_path(&limited, w, 1024));
-            off.push(whole_path(&unlimited, w, 1024));
+            let (cpu, wall) = whole_path(&limited, w, 1024, 1);
+            on.push(cpu);
+            wall1.push(wall);
+            off.push(whole_path(&unlimited, w, 1024, 1).0);
+            let (cpu, wall) = whole_path(&limited, w, 1024, 2);
+            two.push(cpu);
+            wall2.push(wall);
         }
-        println!("| {} | {} | {} |", w.name, m(median(on)), m(median(off)));
+        let (wall1, wall2) = (median(wall1), median(wall2));
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {:.2}x |",
+            w.name,
+            m(median(on)),
+            m(median(off)),
+            m(median(two)),
+            m(wall1),
+            m(wall2),
+            wall2 / wall1
+        );
+    }
+    println!("\nRouting alone (2 instances, by TICKER), one thread, batch 1,024:\n");
+    println!("| workload | routing, ns per record | whole path (1 instance), ns per CPU-record | share |");
+    println!("|---|---|---|---|");
+    for w in &workloads {
+        let ns = median((0..rounds).map(|_| routing(w, 1024)).collect());
+        let whole = 1e9 / median((0..rounds).map(|_| whole_path(&limited, w, 1024, 1).0).collect());
+        println!("| {} | {ns:.0} | {whole:.0} | {:.0}% |", w.name, ns / whole * 100.0);
     }
 }

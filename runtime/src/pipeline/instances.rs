@@ -1,12 +1,13 @@
 //! The operator instances of the pipeline: `--parallelism` of them, each owning a range of key
 //! groups ([`super::keys`]), each running on its own thread.
 //!
-//! The pipeline works in steps. It routes the batches it has (one shard's records each) to
-//! the instances, splitting each batch into one sub-batch per instance by grouping key, so
-//! every record of a key reaches the same instance in the order of its shard; then every
-//! instance processes its sub-batches, side by side, and the step ends when all are done. Between
-//! steps no instance is in a call, which is where swaps, rollbacks and ticks happen (and
-//! checkpoints will), with no locks around the instances.
+//! The pipeline works in steps. It hands over the batches it has (one shard's records each);
+//! the step finds the owner of every record (the batches shared out over the threads), then
+//! each instance, on its own thread, gathers its records of every batch into a sub-batch, in
+//! order, so every record of a key reaches the same instance in the order of its shard, and
+//! processes them; the step ends when all are done. Between steps no instance is in a call,
+//! which is where swaps, rollbacks and ticks happen (and checkpoints will), with no locks
+//! around the instances.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -17,9 +18,6 @@ use super::PipelineError;
 use super::keys::Router;
 use crate::metrics::{InstanceMetrics, Metrics};
 use crate::operator::{CallError, LoadedOperator, Processed, Runner, RunnerError};
-
-/// Emptied batches kept for reuse, at most.
-const SPARE_BATCHES: usize = 256;
 
 /// What processing one sub-batch produced.
 #[derive(Debug)]
@@ -39,12 +37,35 @@ pub type Stepped = (Vec<Done>, Vec<(usize, CallError)>);
 struct Slot {
     runner: Runner,
     queue: VecDeque<OwnedBatch>,
+    /// Emptied sub-batches, to gather the next ones into.
     emptied: Vec<OwnedBatch>,
     metrics: InstanceMetrics,
     restarts_seen: u64,
 }
 
 impl Slot {
+    /// Queue the records of `batches` whose owner (in `owners`, per batch) is `instance`, one
+    /// sub-batch per batch that has any.
+    fn gather(&mut self, instance: usize, batches: &[OwnedBatch], owners: &[Vec<u16>]) {
+        for (batch, owners) in batches.iter().zip(owners) {
+            let mut part = self.emptied.pop().unwrap_or_default();
+            part.clear();
+            part.shard_id.clone_from(&batch.shard_id);
+            part.now_ms = batch.now_ms;
+            part.watermark_ms = batch.watermark_ms;
+            for ((key_len, record, arrival), &owner) in batch.packed().zip(owners) {
+                if owner as usize == instance {
+                    part.push_packed(key_len, record, arrival);
+                }
+            }
+            if part.is_empty() {
+                self.emptied.push(part);
+            } else {
+                self.queue.push_back(part);
+            }
+        }
+    }
+
     /// Count restarts of the instance since the last look.
     fn count_restarts(&mut self) {
         let restarts = self.runner.stats().restarts;
@@ -78,7 +99,9 @@ impl Slot {
             };
             self.count_restarts();
             self.metrics.records_out.inc_by(processed.output.len() as u64);
-            self.emptied.push(batch);
+            if self.emptied.len() < super::STEP_BATCHES {
+                self.emptied.push(batch);
+            }
             done.push(Done { shard, instance, processed });
         }
         Ok((done, None))
@@ -92,7 +115,10 @@ pub struct Instances {
     slots: Vec<Slot>,
     /// Threads for instances 1.., when there are several; instance 0 runs on the caller's.
     pool: Option<rayon::ThreadPool>,
-    spare: Vec<OwnedBatch>,
+    /// Batches handed over since the last step.
+    pending: Vec<OwnedBatch>,
+    /// Per pending batch, the instance that owns each record (buffers reused).
+    owners: Vec<Vec<u16>>,
     snapshot_every: usize,
 }
 
@@ -139,7 +165,8 @@ impl Instances {
             loaded,
             slots,
             pool,
-            spare: Vec::new(),
+            pending: Vec::new(),
+            owners: Vec::new(),
             snapshot_every,
         })
     }
@@ -154,66 +181,31 @@ impl Instances {
         self.slots.len()
     }
 
-    /// Queue `batch`'s records for the instances that own their keys.
-    pub fn route(&mut self, mut batch: OwnedBatch) {
+    /// Hand over `batch` for the next step.
+    pub fn route(&mut self, batch: OwnedBatch) {
         if self.slots.len() == 1 {
+            // One instance owns every key: no routing.
             self.slots[0].queue.push_back(batch);
-            return;
+        } else {
+            self.pending.push(batch);
         }
-        let mut parts: Vec<OwnedBatch> = (0..self.slots.len())
-            .map(|_| {
-                let mut part = self.spare.pop().unwrap_or_default();
-                part.clear();
-                part.shard_id.clone_from(&batch.shard_id);
-                part.now_ms = batch.now_ms;
-                part.watermark_ms = batch.watermark_ms;
-                part
-            })
-            .collect();
-        for record in batch.view().records() {
-            parts[self.router.instance_of(&record)].push(
-                record.partition_key,
-                record.data,
-                record.arrival_time_ms,
-            );
-        }
-        for (slot, part) in self.slots.iter_mut().zip(parts) {
-            if part.is_empty() {
-                self.spare.push(part);
-            } else {
-                slot.queue.push_back(part);
-            }
-        }
-        batch.clear();
-        self.spare.push(batch);
     }
 
-    /// Run `call` on every instance, side by side; results in instance order.
-    fn each<T: Send>(&mut self, call: impl Fn(usize, &mut Slot) -> T + Sync) -> Vec<T> {
-        let Some(pool) = &self.pool else {
-            return self.slots.iter_mut().enumerate().map(|(i, slot)| call(i, slot)).collect();
-        };
-        let mut results: Vec<Option<T>> = self.slots.iter().map(|_| None).collect();
-        pool.in_place_scope(|scope| {
-            let mut work = self.slots.iter_mut().zip(results.iter_mut()).enumerate();
-            let first = work.next();
-            for (i, (slot, result)) in work {
-                let call = &call;
-                scope.spawn(move |_| *result = Some(call(i, slot)));
-            }
-            if let Some((i, (slot, result))) = first {
-                *result = Some(call(i, slot));
-            }
-        });
-        // A scope returns once every task ran (a panic in one is resumed here), so all are set.
-        results.into_iter().flatten().collect()
-    }
-
-    /// Process everything routed since the last step, every instance on its own thread.
+    /// Process everything handed over since the last step, every instance on its own thread.
     /// Returns what each sub-batch produced, and the instances that failed a sub-batch while
     /// `probation` (their queue still holds it; see [`run_one`](Self::run_one)).
     pub fn step(&mut self, probation: bool) -> Result<Stepped, RunnerError> {
-        let results = self.each(|i, slot| slot.run(i, probation));
+        let pending = std::mem::take(&mut self.pending);
+        let mut owners = std::mem::take(&mut self.owners);
+        owners.resize_with(pending.len(), Vec::new);
+        if !pending.is_empty() {
+            find_owners(self.pool.as_ref(), &self.router, &pending, &mut owners);
+        }
+        let results = each(self.pool.as_ref(), &mut self.slots, |i, slot| {
+            slot.gather(i, &pending, &owners);
+            slot.run(i, probation)
+        });
+        self.owners = owners;
         let mut done = Vec::new();
         let mut failed = Vec::new();
         for (i, result) in results.into_iter().enumerate() {
@@ -223,7 +215,6 @@ impl Instances {
                 failed.push((i, error));
             }
         }
-        self.recycle();
         Ok((done, failed))
     }
 
@@ -232,18 +223,7 @@ impl Instances {
     pub fn run_one(&mut self, instance: usize) -> Result<Vec<Done>, RunnerError> {
         let Some(slot) = self.slots.get_mut(instance) else { return Ok(Vec::new()) };
         let (done, _) = slot.run(instance, false)?;
-        self.recycle();
         Ok(done)
-    }
-
-    fn recycle(&mut self) {
-        for slot in &mut self.slots {
-            for batch in slot.emptied.drain(..) {
-                if self.spare.len() < SPARE_BATCHES {
-                    self.spare.push(batch);
-                }
-            }
-        }
     }
 
     /// Processing time advanced to `now_ms`, the watermark is `watermark_ms`: every instance
@@ -261,7 +241,7 @@ impl Instances {
         &mut self,
         call: impl Fn(&mut Runner) -> Result<Output, RunnerError> + Sync,
     ) -> Result<Vec<(usize, Output)>, RunnerError> {
-        let results = self.each(|_, slot| {
+        let results = each(self.pool.as_ref(), &mut self.slots, |_, slot| {
             let output = call(&mut slot.runner);
             slot.count_restarts();
             if let Ok(output) = &output {
@@ -293,7 +273,7 @@ impl Instances {
         }
         let parallelism = self.slots.len();
         let snapshot_every = self.snapshot_every;
-        let prepared = self.each(|i, slot| {
+        let prepared = each(self.pool.as_ref(), &mut self.slots, |i, slot| {
             let started = Instant::now();
             let state = slot.runner.snapshot()?;
             let runner =
@@ -309,6 +289,63 @@ impl Instances {
         }
         Ok((std::mem::replace(&mut self.loaded, next), pauses))
     }
+}
+
+/// Run `call` on every instance, side by side (instance 0 on this thread, the others on
+/// `pool`); results in instance order.
+fn each<T: Send>(
+    pool: Option<&rayon::ThreadPool>,
+    slots: &mut [Slot],
+    call: impl Fn(usize, &mut Slot) -> T + Sync,
+) -> Vec<T> {
+    let Some(pool) = pool else {
+        return slots.iter_mut().enumerate().map(|(i, slot)| call(i, slot)).collect();
+    };
+    let mut results: Vec<Option<T>> = slots.iter().map(|_| None).collect();
+    pool.in_place_scope(|scope| {
+        let mut work = slots.iter_mut().zip(results.iter_mut()).enumerate();
+        let first = work.next();
+        for (i, (slot, result)) in work {
+            let call = &call;
+            scope.spawn(move |_| *result = Some(call(i, slot)));
+        }
+        if let Some((i, (slot, result))) = first {
+            *result = Some(call(i, slot));
+        }
+    });
+    // A scope returns once every task ran (a panic in one is resumed here), so all are set.
+    results.into_iter().flatten().collect()
+}
+
+/// The owner of every record of `batches`, into `owners` (one per batch), the batches shared
+/// out over this thread and `pool`'s.
+fn find_owners(
+    pool: Option<&rayon::ThreadPool>,
+    router: &Router,
+    batches: &[OwnedBatch],
+    owners: &mut [Vec<u16>],
+) {
+    let fill = |batch: &OwnedBatch, owners: &mut Vec<u16>| router.owners(batch, owners);
+    let Some(pool) = pool else {
+        batches.iter().zip(owners.iter_mut()).for_each(|(b, o)| fill(b, o));
+        return;
+    };
+    let threads = pool.current_num_threads() + 1;
+    pool.in_place_scope(|scope| {
+        let mut work = batches.iter().zip(owners.iter_mut()).enumerate();
+        let mut mine = Vec::new();
+        for (j, (batch, owners)) in &mut work {
+            if j % threads == 0 {
+                mine.push((batch, owners));
+            } else {
+                let fill = &fill;
+                scope.spawn(move |_| fill(batch, owners));
+            }
+        }
+        for (batch, owners) in mine {
+            fill(batch, owners);
+        }
+    });
 }
 
 /// Why a version was not switched to.
