@@ -88,20 +88,30 @@ pub struct Scanner {
     time: Name,
     ticker: Name,
     price: Name,
+    /// Whether every name is written the same inside a JSON string (no quote, backslash or
+    /// control character): only then can keys be recognised by their bytes.
+    plain: bool,
 }
 
 impl Scanner {
     /// A scanner for `fields`.
     pub fn new(fields: &Fields) -> Self {
+        let plain = [&fields.time, &fields.ticker, &fields.price]
+            .iter()
+            .all(|name| !name.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20));
         Self {
             time: Name::new(&fields.time),
             ticker: Name::new(&fields.ticker),
             price: Name::new(&fields.price),
+            plain,
         }
     }
 
     /// Scan `data` as a trade; `None` means: let serde_json decide.
     pub fn trade<'a>(&self, data: &'a [u8]) -> Option<Scanned<'a>> {
+        if !self.plain {
+            return None;
+        }
         let mut s = Cursor { data, at: 0 };
         s.whitespace();
         s.eat(b'{')?;
@@ -273,6 +283,15 @@ mod tests {
         let long =
             br#"{"EVENT_TIME":"2026-11-25T10:00:00.123456789Z","TICKER":"ABCDEFGHIJKLMNOPQRS","PRICE":1}"#;
         assert_eq!(scan(long).map(|s| s.ticker), Some("ABCDEFGHIJKLMNOPQRS"));
+    }
+
+    #[test]
+    fn names_json_must_escape_are_left_to_serde_json() {
+        let fields = Fields { time: "T".into(), ticker: "\\".into(), price: "P".into() };
+        // `"\"` is not a key named `\` but the start of a string with an escaped quote: this
+        // is not JSON, and must not be read as a ticker.
+        let data = br#"{"T": "x", "\": "A", "P": 1}"#;
+        assert_eq!(Scanner::new(&fields).trade(data), None);
     }
 
     #[test]
