@@ -31,7 +31,7 @@ fn main() {
     println!("| measure | figure |");
     println!("| --- | --- |");
     println!(
-        "| swap pause per shard, 1,000 keys of window state, {} swaps: p50 / p99 / max | {:.3} / {:.3} / {:.3} ms |",
+        "| swap pause per instance, 1,000 keys of window state, {} swaps: p50 / p99 / max | {:.3} / {:.3} / {:.3} ms |",
         pauses.len(),
         ms(at(0.5)),
         ms(at(0.99)),
