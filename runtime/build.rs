@@ -20,7 +20,7 @@ fn main() {
     }
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into()));
     let root = manifest.parent().map(PathBuf::from).unwrap_or_else(|| manifest.clone());
-    for watched in ["operators", "examples", "contract", "wit", "Cargo.lock", "Cargo.toml"] {
+    for watched in ["operators", "examples", "contract", "json", "wit", "Cargo.lock", "Cargo.toml"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     let target_dir = env::var("CARGO_TARGET_DIR")

@@ -4,7 +4,11 @@
 //! field, an escape, an exponent, a number too long to be exact, whitespace or bytes JSON does
 //! not allow, a duplicate) is not judged here: the scanner says `None` and the record goes
 //! through serde_json ([`crate::trade`]), so values and refusals are serde_json's by
-//! construction. Measured: decoding was about half of the whole path's CPU (BENCHMARKS.md).
+//! construction. The cursor, the word-at-a-time string skip and the name match are
+//! `weir-json`'s, shared with the host's router. Measured: decoding was about half of the
+//! whole path's CPU (BENCHMARKS.md).
+
+use weir_json::{Cursor, QuotedName};
 
 use crate::trade::Fields;
 
@@ -24,87 +28,21 @@ pub struct Scanned<'a> {
 const POW10: [f64; 19] =
     [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18];
 
-/// Bytes of a word, for the word-at-a-time tests below. In wasm every loop back-edge also
-/// checks the CPU deadline, and a call to `memcmp` is a byte loop: eight bytes per iteration
-/// is most of what this module gains there.
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGHS: u64 = 0x8080_8080_8080_8080;
-
-/// The high bit of the lowest byte of `v` equal to `b` is set (higher ones may be wrong).
-#[inline]
-fn bytes_equal(v: u64, b: u8) -> u64 {
-    let x = v ^ (ONES * u64::from(b));
-    x.wrapping_sub(ONES) & !x & HIGHS
-}
-
-/// The high bit of the lowest byte of `v` below `n` (n <= 128) is set (higher ones may be wrong).
-#[inline]
-fn bytes_below(v: u64, n: u8) -> u64 {
-    v.wrapping_sub(ONES * u64::from(n)) & !v & HIGHS
-}
-
-/// A field name as it appears in a record, quotes included (`"PRICE"`), packed into words:
-/// a key is recognised by comparing one or two words of the record, with no copy and no call.
-#[derive(Debug)]
-struct Name {
-    quoted: Vec<u8>,
-    /// The first two words of `quoted`, zero-padded, and the masks of their bytes in use.
-    words: [u64; 2],
-    masks: [u64; 2],
-}
-
-impl Name {
-    fn new(name: &str) -> Self {
-        let quoted: Vec<u8> = [b"\"", name.as_bytes(), b"\""].concat();
-        let mut words = [0u64; 2];
-        let mut masks = [0u64; 2];
-        for (i, chunk) in quoted.chunks(8).take(2).enumerate() {
-            let mut w = [0u8; 8];
-            w[..chunk.len()].copy_from_slice(chunk);
-            words[i] = u64::from_le_bytes(w);
-            masks[i] = if chunk.len() == 8 { u64::MAX } else { (1u64 << (chunk.len() * 8)) - 1 };
-        }
-        Self { quoted, words, masks }
-    }
-
-    /// Whether `data` starts with this quoted name.
-    #[inline]
-    fn starts(&self, data: &[u8]) -> bool {
-        let n = self.quoted.len();
-        if n <= 16
-            && let Some(bytes) = data.get(..16)
-            && let (Ok(a), Ok(b)) = (<[u8; 8]>::try_from(&bytes[..8]), <[u8; 8]>::try_from(&bytes[8..]))
-        {
-            return u64::from_le_bytes(a) & self.masks[0] == self.words[0]
-                && u64::from_le_bytes(b) & self.masks[1] == self.words[1];
-        }
-        data.get(..n) == Some(&self.quoted[..])
-    }
-}
-
 /// The fast path, set up for the configured field names.
 #[derive(Debug)]
 pub struct Scanner {
-    time: Name,
-    ticker: Name,
-    price: Name,
-    /// Whether every name is written the same inside a JSON string (no quote, backslash or
-    /// control character): only then can keys be recognised by their bytes.
+    names: [QuotedName; 3],
+    /// Whether every name is written the same inside a JSON string: only then can keys be
+    /// recognised by their bytes.
     plain: bool,
 }
 
 impl Scanner {
     /// A scanner for `fields`.
     pub fn new(fields: &Fields) -> Self {
-        let plain = [&fields.time, &fields.ticker, &fields.price]
-            .iter()
-            .all(|name| !name.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20));
-        Self {
-            time: Name::new(&fields.time),
-            ticker: Name::new(&fields.ticker),
-            price: Name::new(&fields.price),
-            plain,
-        }
+        let names = [&fields.time, &fields.ticker, &fields.price].map(|n| QuotedName::new(n.as_bytes()));
+        let plain = names.iter().all(QuotedName::is_plain);
+        Self { names, plain }
     }
 
     /// Scan `data` as a trade; `None` means: let serde_json decide.
@@ -112,153 +50,93 @@ impl Scanner {
         if !self.plain {
             return None;
         }
-        let mut s = Cursor { data, at: 0 };
-        s.whitespace();
-        s.eat(b'{')?;
+        let mut c = Cursor::new(data);
+        c.whitespace();
+        c.eat(b'{')?;
         let (mut time, mut ticker, mut price) = (None, None, None);
         loop {
-            s.whitespace();
-            let rest = s.data.get(s.at..)?;
-            let field = [&self.time, &self.ticker, &self.price].into_iter().position(|n| n.starts(rest))?;
-            s.at += [&self.time, &self.ticker, &self.price][field].quoted.len();
-            s.whitespace();
-            s.eat(b':')?;
-            s.whitespace();
-            if field == 0 && time.is_none() {
-                // Printable ASCII only: anything else is for jiff's messages through serde_json.
-                let (text, ascii) = s.plain_string()?;
-                if !ascii {
-                    return None;
+            c.whitespace();
+            let field = self.names.iter().position(|n| n.starts(c.rest()))?;
+            c.advance(self.names[field].quoted_len());
+            c.whitespace();
+            c.eat(b':')?;
+            c.whitespace();
+            match field {
+                0 if time.is_none() => {
+                    // Printable ASCII only: anything else is for jiff's messages through serde_json.
+                    let s = c.string().filter(|s| !s.escaped && !s.control && s.ascii)?;
+                    time = Some(s.raw);
                 }
-                time = Some(text);
-            } else if field == 1 && ticker.is_none() {
-                let (text, _) = s.plain_string()?;
-                ticker = Some(std::str::from_utf8(text).ok().filter(|t| !t.is_empty())?);
-            } else if field == 2 && price.is_none() {
-                price = Some(s.number()?);
-            } else {
-                return None;
+                1 if ticker.is_none() => {
+                    let s = c.string().filter(|s| !s.escaped && !s.control)?;
+                    ticker = Some(std::str::from_utf8(s.raw).ok().filter(|t| !t.is_empty())?);
+                }
+                2 if price.is_none() => price = Some(number(&mut c)?),
+                _ => return None,
             }
-            s.whitespace();
-            match s.next()? {
+            c.whitespace();
+            match c.bump()? {
                 b',' => continue,
                 b'}' => break,
                 _ => return None,
             }
         }
-        s.whitespace();
-        if s.at != data.len() {
+        c.whitespace();
+        if !c.at_end() {
             return None;
         }
         Some(Scanned { time: time?, ticker: ticker?, price: price? })
     }
 }
 
-struct Cursor<'a> {
-    data: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Cursor<'a> {
-    #[inline]
-    fn next(&mut self) -> Option<u8> {
-        let b = *self.data.get(self.at)?;
-        self.at += 1;
-        Some(b)
+/// A number written `-?(0|[1-9][0-9]*)(\.[0-9]+)?` with at most 18 digits in all: its value as
+/// serde_json computes it (the digits as an integer, converted to f64, divided by the power of
+/// ten of the fraction's length: one correctly rounded operation).
+#[inline]
+fn number(c: &mut Cursor<'_>) -> Option<f64> {
+    let negative = c.peek() == Some(b'-');
+    if negative {
+        c.advance(1);
     }
-
-    #[inline]
-    fn eat(&mut self, expected: u8) -> Option<()> {
-        (self.next()? == expected).then_some(())
-    }
-
-    #[inline]
-    fn whitespace(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.data.get(self.at) {
-            self.at += 1;
-        }
-    }
-
-    /// A string without escapes or control characters: its bytes (not checked for UTF-8), and
-    /// whether they are all ASCII (a `false` may be wrong, never a `true`).
-    #[inline]
-    fn plain_string(&mut self) -> Option<(&'a [u8], bool)> {
-        self.eat(b'"')?;
-        let start = self.at;
-        let mut high = 0u64;
-        while let Some(chunk) = self.data.get(self.at..self.at + 8) {
-            let v = u64::from_le_bytes(chunk.try_into().ok()?);
-            let special = bytes_equal(v, b'"') | bytes_equal(v, b'\\') | bytes_below(v, 0x20);
-            if special == 0 {
-                high |= v & HIGHS;
-                self.at += 8;
-                continue;
-            }
-            let first = (special.trailing_zeros() / 8) as usize;
-            // The bytes before the first special one are plain; the rest of the word is not
-            // looked at (its high bits may be wrong, and are not counted).
-            high |= v & HIGHS & ((1u64 << (first * 8)) - 1);
-            self.at += first;
-            return match self.next()? {
-                b'"' => Some((&self.data[start..self.at - 1], high == 0)),
-                _ => None,
-            };
-        }
-        loop {
-            match self.next()? {
-                b'"' => return Some((&self.data[start..self.at - 1], high == 0)),
-                b'\\' | 0..0x20 => return None,
-                b => high |= u64::from(b & 0x80),
-            }
-        }
-    }
-    /// A number written `-?(0|[1-9][0-9]*)(\.[0-9]+)?` with at most 18 digits in all: its
-    /// value as serde_json computes it (the digits as an integer, converted to f64, divided by
-    /// the power of ten of the fraction's length: one correctly rounded operation).
-    #[inline]
-    fn number(&mut self) -> Option<f64> {
-        let negative = self.data.get(self.at) == Some(&b'-');
-        if negative {
-            self.at += 1;
-        }
-        let (mut digits, mut significand, mut fraction) = (0u32, 0u64, None::<u32>);
-        let first = self.at;
-        while let Some(&b) = self.data.get(self.at) {
-            match b {
-                b'0'..=b'9' => {
-                    if self.at == first + 1 && self.data[first] == b'0' {
-                        return None; // a leading zero: invalid JSON, serde_json says so
-                    }
-                    significand = significand * 10 + u64::from(b - b'0');
-                    digits += 1;
-                    if let Some(f) = &mut fraction {
-                        *f += 1;
-                    }
+    let text = c.rest();
+    let (mut digits, mut significand, mut fraction) = (0u32, 0u64, None::<u32>);
+    let mut len = 0;
+    while let Some(&b) = text.get(len) {
+        match b {
+            b'0'..=b'9' => {
+                if len == 1 && text[0] == b'0' {
+                    return None; // a leading zero: invalid JSON, serde_json says so
                 }
-                b'.' if fraction.is_none() && self.at > first => fraction = Some(0),
-                b',' | b'}' | b' ' | b'\t' | b'\n' | b'\r' => break,
-                _ => return None,
+                significand = significand * 10 + u64::from(b - b'0');
+                digits += 1;
+                if let Some(f) = &mut fraction {
+                    *f += 1;
+                }
             }
-            self.at += 1;
-            if digits > 18 {
-                return None;
-            }
+            b'.' if fraction.is_none() && len > 0 => fraction = Some(0),
+            b',' | b'}' | b' ' | b'\t' | b'\n' | b'\r' => break,
+            _ => return None,
         }
-        if digits == 0 || fraction == Some(0) {
+        len += 1;
+        if digits > 18 {
             return None;
         }
-        let value = match fraction {
-            // serde_json reads an integer as u64, or as i64 when negative (then converts it,
-            // which rounds symmetrically), except "-0", which it reads as -0.0.
-            None if negative => -(significand as f64),
-            None => significand as f64,
-            Some(k) => {
-                let v = significand as f64 / POW10[k as usize];
-                if negative { -v } else { v }
-            }
-        };
-        Some(value)
     }
+    if digits == 0 || fraction == Some(0) {
+        return None;
+    }
+    c.advance(len);
+    let value = match fraction {
+        // serde_json reads an integer as u64, or as i64 when negative (then converts it,
+        // which rounds symmetrically), except "-0", which it reads as -0.0.
+        None if negative => -(significand as f64),
+        None => significand as f64,
+        Some(k) => {
+            let v = significand as f64 / POW10[k as usize];
+            if negative { -v } else { v }
+        }
+    };
+    Some(value)
 }
 
 #[cfg(test)]

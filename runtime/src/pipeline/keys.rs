@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use weir_contract::{Grouping, OwnedBatch, Record};
+use weir_json::{Cursor, QuotedName};
 
 /// The number of key groups: the most instances a job can ever run on.
 pub const KEY_GROUPS: u32 = 4096;
@@ -97,199 +98,106 @@ pub fn json_field<'a>(data: &'a [u8], field: &[u8]) -> Option<Cow<'a, [u8]>> {
     Field::new(field).value(data)
 }
 
-/// A field name prepared for [`json_field`]: quoted and packed into words, so that a key is
-/// recognised with one or two word compares instead of being decoded and compared (with the
-/// word-at-a-time string skip, routing went from 102 to 52 ns per trade: the throughput
-/// bench's routing row).
+/// A field name prepared for [`json_field`]: a key is recognised by one or two word compares
+/// of the record instead of being decoded and compared (with strings skipped a word at a time,
+/// routing went from 102 to 52 ns per trade: the throughput bench's routing row).
 #[derive(Clone, Debug)]
 pub struct Field {
-    name: Vec<u8>,
-    /// Whether the name is written the same inside a JSON string (no quote, backslash or
-    /// control character): only then can a key be recognised by its bytes.
-    plain: bool,
-    quoted: Vec<u8>,
-    words: [u64; 2],
-    masks: [u64; 2],
+    name: QuotedName,
 }
 
 impl Field {
     /// Prepare `name`.
     pub fn new(name: &[u8]) -> Self {
-        let quoted: Vec<u8> = [b"\"", name, b"\""].concat();
-        let (mut words, mut masks) = ([0u64; 2], [0u64; 2]);
-        for (i, chunk) in quoted.chunks(8).take(2).enumerate() {
-            let mut w = [0u8; 8];
-            w[..chunk.len()].copy_from_slice(chunk);
-            words[i] = u64::from_le_bytes(w);
-            masks[i] = if chunk.len() == 8 { u64::MAX } else { (1u64 << (chunk.len() * 8)) - 1 };
-        }
-        let plain = !name.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20);
-        Self { name: name.to_vec(), plain, quoted, words, masks }
-    }
-
-    /// Whether `data` starts with the quoted name, written plainly.
-    #[inline]
-    fn starts(&self, data: &[u8]) -> bool {
-        if !self.plain {
-            return false;
-        }
-        if self.quoted.len() <= 16
-            && let Some(bytes) = data.get(..16)
-        {
-            let mut a = [0u8; 8];
-            let mut b = [0u8; 8];
-            a.copy_from_slice(&bytes[..8]);
-            b.copy_from_slice(&bytes[8..]);
-            return u64::from_le_bytes(a) & self.masks[0] == self.words[0]
-                && u64::from_le_bytes(b) & self.masks[1] == self.words[1];
-        }
-        data.get(..self.quoted.len()) == Some(&self.quoted[..])
+        Self { name: QuotedName::new(name) }
     }
 
     /// This field's value in the JSON object `data`: see [`json_field`].
     pub fn value<'a>(&self, data: &'a [u8]) -> Option<Cow<'a, [u8]>> {
-        let mut s = Scanner { data, at: 0 };
-        s.whitespace();
-        s.eat(b'{')?;
-        s.whitespace();
-        if s.peek()? == b'}' {
+        let mut c = Cursor::new(data);
+        c.whitespace();
+        c.eat(b'{')?;
+        c.whitespace();
+        if c.peek()? == b'}' {
             return None;
         }
         loop {
-            let found = if self.starts(&data[s.at..]) {
-                s.at += self.quoted.len();
+            let found = if self.name.starts(c.rest()) {
+                c.advance(self.name.quoted_len());
                 true
             } else {
                 // Another key, or this one written with escapes.
-                matches!(s.string()?, Cow::Owned(decoded) if decoded == self.name)
+                let (raw, escaped) = c.skip_string()?;
+                escaped && decoded(raw, escaped)?.as_ref() == self.name.name()
             };
-            s.whitespace();
-            s.eat(b':')?;
-            s.whitespace();
+            c.whitespace();
+            c.eat(b':')?;
+            c.whitespace();
             if found {
-                return if s.peek()? == b'"' { s.string() } else { s.skip_value().map(Cow::Borrowed) };
+                return if c.peek()? == b'"' {
+                    let (raw, escaped) = c.skip_string()?;
+                    decoded(raw, escaped)
+                } else {
+                    skip_value(&mut c).map(Cow::Borrowed)
+                };
             }
-            s.skip_value()?;
-            s.whitespace();
-            match s.next()? {
-                b',' => s.whitespace(),
+            skip_value(&mut c)?;
+            c.whitespace();
+            match c.bump()? {
+                b',' => c.whitespace(),
                 _ => return None,
             }
         }
     }
 }
 
-/// A cursor over JSON text that skips what it does not need.
-struct Scanner<'a> {
-    data: &'a [u8],
-    at: usize,
+/// A string's text: borrowed unless it has escapes, which serde_json decodes (so exactly as an
+/// operator reading the record with it sees them).
+fn decoded(raw: &[u8], escaped: bool) -> Option<Cow<'_, [u8]>> {
+    if !escaped {
+        return Some(Cow::Borrowed(raw));
+    }
+    let quoted: Vec<u8> = [b"\"", raw, b"\""].concat();
+    let text: String = serde_json::from_slice(&quoted).ok()?;
+    Some(Cow::Owned(text.into_bytes()))
 }
 
-impl<'a> Scanner<'a> {
-    #[inline]
-    fn peek(&self) -> Option<u8> {
-        self.data.get(self.at).copied()
-    }
-
-    #[inline]
-    fn next(&mut self) -> Option<u8> {
-        let b = self.peek()?;
-        self.at += 1;
-        Some(b)
-    }
-
-    #[inline]
-    fn eat(&mut self, expected: u8) -> Option<()> {
-        (self.next()? == expected).then_some(())
-    }
-
-    #[inline]
-    fn whitespace(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-            self.at += 1;
+/// Skip the value at the cursor; its text. Nested objects and arrays are skipped by depth,
+/// strings by their quotes, anything else up to the next delimiter.
+fn skip_value<'a>(c: &mut Cursor<'a>) -> Option<&'a [u8]> {
+    let start = c.rest();
+    match c.peek()? {
+        b'"' => {
+            c.skip_string()?;
         }
-    }
-
-    /// A string at the cursor: its text, borrowed unless it has escapes (decoded by serde_json,
-    /// so exactly as an operator reading the record with it sees them).
-    fn string(&mut self) -> Option<Cow<'a, [u8]>> {
-        let start = self.at;
-        self.eat(b'"')?;
-        let mut escaped = false;
-        loop {
-            self.at += quote_or_backslash(&self.data[self.at..])? + 1;
-            if self.data[self.at - 1] == b'"' {
-                break;
-            }
-            escaped = true;
-            self.at += 1;
-        }
-        let raw = &self.data[start..self.at];
-        if !escaped {
-            return Some(Cow::Borrowed(&raw[1..raw.len() - 1]));
-        }
-        let text: String = serde_json::from_slice(raw).ok()?;
-        Some(Cow::Owned(text.into_bytes()))
-    }
-
-    /// Skip the value at the cursor; its text. Nested objects and arrays are skipped by depth,
-    /// strings by their quotes, anything else up to the next delimiter.
-    fn skip_value(&mut self) -> Option<&'a [u8]> {
-        let start = self.at;
-        match self.peek()? {
-            b'"' => {
-                self.string()?;
-            }
-            b'{' | b'[' => {
-                let mut depth = 0usize;
-                loop {
-                    match self.peek()? {
-                        b'"' => {
-                            self.string()?;
-                            continue;
-                        }
-                        b'{' | b'[' => depth += 1,
-                        b'}' | b']' => depth -= 1,
-                        _ => {}
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            loop {
+                match c.peek()? {
+                    b'"' => {
+                        c.skip_string()?;
+                        continue;
                     }
-                    self.at += 1;
-                    if depth == 0 {
-                        break;
-                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => depth -= 1,
+                    _ => {}
                 }
-            }
-            _ => {
-                while !matches!(self.peek(), None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')) {
-                    self.at += 1;
-                }
-                if self.at == start {
-                    return None;
+                c.advance(1);
+                if depth == 0 {
+                    break;
                 }
             }
         }
-        Some(&self.data[start..self.at])
-    }
-}
-
-/// The index of the first `"` or `\\` in `bytes`, a word at a time: strings in records are
-/// short, too short for memchr's vector set-up to pay (measured: 1.5x slower here).
-#[inline]
-fn quote_or_backslash(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
-    let mut at = 0;
-    while let Some(chunk) = bytes.get(at..at + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let v = u64::from_le_bytes(word);
-        let found = zero_byte(v ^ (ONES * u64::from(b'"'))) | zero_byte(v ^ (ONES * u64::from(b'\\')));
-        if found != 0 {
-            return Some(at + (found.trailing_zeros() / 8) as usize);
+        _ => {
+            while !matches!(c.peek(), None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')) {
+                c.advance(1);
+            }
+            if c.rest().len() == start.len() {
+                return None;
+            }
         }
-        at += 8;
     }
-    bytes[at..].iter().position(|&b| b == b'"' || b == b'\\').map(|i| at + i)
+    Some(&start[..start.len() - c.rest().len()])
 }
 
 #[cfg(test)]
@@ -317,23 +225,6 @@ mod tests {
         assert_eq!(field(r#"{"TICKER": "A", "TICKER": "B"}"#, "TICKER").as_deref(), Some("A"));
         // A name that JSON must escape is matched by its decoded text only.
         assert_eq!(field(r#"{"\"": 1, "\\": 2}"#, "\\").as_deref(), Some("2"));
-    }
-
-    #[test]
-    fn quotes_and_backslashes_are_found_in_every_position() {
-        for len in 0..40 {
-            for at in 0..len {
-                for special in [b'"', b'\\'] {
-                    let mut bytes = vec![b'a'; len];
-                    bytes[at] = special;
-                    if at + 1 < len {
-                        bytes[at + 1] = b'"';
-                    }
-                    assert_eq!(quote_or_backslash(&bytes), Some(at), "{len} {at}");
-                }
-            }
-            assert_eq!(quote_or_backslash(&vec![b'a'; len]), None);
-        }
     }
 
     #[test]

@@ -1,0 +1,312 @@
+//! Reading the few fields weir needs out of a JSON record without a full parser: the host's
+//! router finds a record's grouping key with it (`weir::pipeline::keys`), and
+//! sliding-window-max reads the three fields of a trade (`sliding_window_max::scan`). Both
+//! hand anything unusual to serde_json, so this crate only has to be exact about what it
+//! accepts.
+//!
+//! Everything works a word (eight bytes) at a time where it can: records are short, too short
+//! for memchr's vector set-up to pay natively, and in wasm every loop back-edge also checks the
+//! CPU deadline and `memcmp` is a byte loop.
+#![deny(missing_docs)]
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of the lowest byte of `v` equal to `b` is set (higher ones may be wrong).
+#[inline]
+fn bytes_equal(v: u64, b: u8) -> u64 {
+    let x = v ^ (ONES * u64::from(b));
+    x.wrapping_sub(ONES) & !x & HIGHS
+}
+
+/// The high bit of the lowest byte of `v` below `n` (n <= 128) is set (higher ones may be wrong).
+#[inline]
+fn bytes_below(v: u64, n: u8) -> u64 {
+    v.wrapping_sub(ONES * u64::from(n)) & !v & HIGHS
+}
+
+/// Eight bytes as a little-endian word.
+#[inline]
+fn word(bytes: &[u8]) -> Option<u64> {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(bytes.get(..8)?);
+    Some(u64::from_le_bytes(w))
+}
+
+/// A position in JSON text.
+#[derive(Clone, Copy, Debug)]
+pub struct Cursor<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+/// A string as it stands in the text, between its quotes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawString<'a> {
+    /// The bytes between the quotes, escapes not decoded.
+    pub raw: &'a [u8],
+    /// Whether it holds a backslash (so `raw` is not its text).
+    pub escaped: bool,
+    /// Whether it holds a byte below 0x20, which JSON does not allow in a string.
+    pub control: bool,
+    /// Whether every byte is ASCII (a `false` may be wrong, never a `true`).
+    pub ascii: bool,
+}
+
+impl<'a> Cursor<'a> {
+    /// At the start of `data`.
+    #[inline]
+    pub fn new(data: &'a [u8]) -> Self {
+        Self { data, at: 0 }
+    }
+
+    /// Whether every byte has been read.
+    #[inline]
+    pub fn at_end(&self) -> bool {
+        self.at >= self.data.len()
+    }
+
+    /// The byte at the cursor.
+    #[inline]
+    pub fn peek(&self) -> Option<u8> {
+        self.data.get(self.at).copied()
+    }
+
+    /// The byte at the cursor, moving past it.
+    #[inline]
+    pub fn bump(&mut self) -> Option<u8> {
+        let b = self.peek()?;
+        self.at += 1;
+        Some(b)
+    }
+
+    /// Move past `expected`, or `None` if another byte (or nothing) is there.
+    #[inline]
+    pub fn eat(&mut self, expected: u8) -> Option<()> {
+        (self.bump()? == expected).then_some(())
+    }
+
+    /// Move past JSON whitespace.
+    #[inline]
+    pub fn whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.data.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    /// The text from the cursor on.
+    #[inline]
+    pub fn rest(&self) -> &'a [u8] {
+        self.data.get(self.at..).unwrap_or_default()
+    }
+
+    /// Move `n` bytes on.
+    #[inline]
+    pub fn advance(&mut self, n: usize) {
+        self.at += n;
+    }
+
+    /// Move past the string at the cursor (which must start with its quote), escapes
+    /// included; what it holds. `None` if it is not closed.
+    #[inline]
+    pub fn string(&mut self) -> Option<RawString<'a>> {
+        self.eat(b'"')?;
+        let (data, start) = (self.data, self.at);
+        let mut at = start;
+        let (mut escaped, mut control, mut high) = (false, false, 0u64);
+        loop {
+            // A word at a time while the text has eight bytes left.
+            while let Some(v) = data.get(at..).and_then(word) {
+                let special = bytes_equal(v, b'"') | bytes_equal(v, b'\\') | bytes_below(v, 0x20);
+                if special == 0 {
+                    high |= v & HIGHS;
+                    at += 8;
+                    continue;
+                }
+                let first = (special.trailing_zeros() / 8) as usize;
+                high |= v & HIGHS & ((1u64 << (first * 8)) - 1);
+                at += first;
+                break;
+            }
+            let b = *data.get(at)?;
+            at += 1;
+            match b {
+                b'"' => {
+                    self.at = at;
+                    return Some(RawString { raw: &data[start..at - 1], escaped, control, ascii: high == 0 });
+                }
+                b'\\' => {
+                    escaped = true;
+                    data.get(at)?;
+                    at += 1;
+                }
+                b if b < 0x20 => control = true,
+                b => high |= u64::from(b & 0x80),
+            }
+        }
+    }
+}
+
+impl<'a> Cursor<'a> {
+    /// Move past the string at the cursor, looking only for its end: its bytes between the
+    /// quotes and whether it holds an escape. Cheaper than [`string`](Self::string), for
+    /// strings that are skipped or only compared.
+    #[inline]
+    pub fn skip_string(&mut self) -> Option<(&'a [u8], bool)> {
+        self.eat(b'"')?;
+        let (data, start) = (self.data, self.at);
+        let mut at = start;
+        let mut escaped = false;
+        loop {
+            while let Some(v) = data.get(at..).and_then(word) {
+                let special = bytes_equal(v, b'"') | bytes_equal(v, b'\\');
+                if special == 0 {
+                    at += 8;
+                    continue;
+                }
+                at += (special.trailing_zeros() / 8) as usize;
+                break;
+            }
+            match *data.get(at)? {
+                b'"' => {
+                    self.at = at + 1;
+                    return Some((&data[start..at], escaped));
+                }
+                b'\\' => {
+                    escaped = true;
+                    data.get(at + 1)?;
+                    at += 2;
+                }
+                _ => at += 1,
+            }
+        }
+    }
+}
+
+/// A field name as it stands in a record, quotes included (`"PRICE"`), packed into words: a
+/// key is recognised by comparing one or two words of the record, with no copy and no call.
+#[derive(Clone, Debug)]
+pub struct QuotedName {
+    name: Vec<u8>,
+    quoted: Vec<u8>,
+    plain: bool,
+    words: [u64; 2],
+    masks: [u64; 2],
+}
+
+impl QuotedName {
+    /// Prepare `name`.
+    pub fn new(name: &[u8]) -> Self {
+        let quoted: Vec<u8> = [b"\"", name, b"\""].concat();
+        let (mut words, mut masks) = ([0u64; 2], [0u64; 2]);
+        for (i, chunk) in quoted.chunks(8).take(2).enumerate() {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            words[i] = u64::from_le_bytes(w);
+            masks[i] = if chunk.len() == 8 { u64::MAX } else { (1u64 << (chunk.len() * 8)) - 1 };
+        }
+        let plain = !name.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20);
+        Self { name: name.to_vec(), quoted, plain, words, masks }
+    }
+
+    /// The name.
+    #[inline]
+    pub fn name(&self) -> &[u8] {
+        &self.name
+    }
+
+    /// Whether the name is written the same inside a JSON string (no quote, backslash or
+    /// control character): only then can [`starts`](Self::starts) recognise it.
+    #[inline]
+    pub fn is_plain(&self) -> bool {
+        self.plain
+    }
+
+    /// Length of the quoted name.
+    #[inline]
+    pub fn quoted_len(&self) -> usize {
+        self.quoted.len()
+    }
+
+    /// Whether `text` starts with the quoted name, written plainly (always `false` for a name
+    /// that is not [plain](Self::is_plain)).
+    #[inline]
+    pub fn starts(&self, text: &[u8]) -> bool {
+        if !self.plain {
+            return false;
+        }
+        if self.quoted.len() <= 16
+            && let (Some(a), Some(b)) = (word(text), text.get(8..).and_then(word))
+        {
+            return a & self.masks[0] == self.words[0] && b & self.masks[1] == self.words[1];
+        }
+        text.get(..self.quoted.len()) == Some(&self.quoted[..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn string(text: &[u8]) -> Option<(RawString<'_>, usize)> {
+        let mut c = Cursor::new(text);
+        let s = c.string()?;
+        Some((s, c.at))
+    }
+
+    #[test]
+    fn strings_end_at_their_closing_quote_in_every_position() {
+        for len in 0..40 {
+            for at in 0..len {
+                let mut text = vec![b'"'];
+                text.extend(std::iter::repeat_n(b'a', len));
+                text[1 + at] = b'"';
+                text.extend_from_slice(b"tail of the record");
+                let (s, end) = string(&text).unwrap();
+                assert_eq!((s.raw.len(), end), (at, at + 2), "{len} {at}");
+                assert!(!s.escaped && !s.control && s.ascii);
+            }
+        }
+    }
+
+    #[test]
+    fn escapes_control_bytes_and_non_ascii_are_reported() {
+        let (s, _) = string(br#""abcdefghij\"klm" x"#).unwrap();
+        assert_eq!((s.raw, s.escaped), (&br#"abcdefghij\"klm"#[..], true));
+        let (s, _) = string(b"\"abcdefghij\x01k\"").unwrap();
+        assert!(s.control && !s.escaped);
+        let (s, _) = string("\"abcdefghijé\" ".as_bytes()).unwrap();
+        assert!(!s.ascii);
+        let (s, _) = string(b"\"abc\" \xff\xff\xff\xff\xff\xff").unwrap();
+        assert!(s.ascii, "bytes after the string do not count");
+        assert_eq!(string(br#""never closed"#), None);
+        assert_eq!(string(br#""ends in an escape\"#), None);
+    }
+
+    #[test]
+    fn skipping_a_string_finds_the_same_end() {
+        for text in [&br#""plain" x"#[..], br#""a\"b\\" x"#, br#""abcdefghijklmnopq\"rstu" x"#, b"\"\x01\" x"]
+        {
+            let (mut a, mut b) = (Cursor::new(text), Cursor::new(text));
+            let full = a.string().unwrap();
+            let (raw, escaped) = b.skip_string().unwrap();
+            assert_eq!((raw, escaped, b.at), (full.raw, full.escaped, a.at));
+        }
+        assert_eq!(Cursor::new(br#""open"#).skip_string(), None);
+    }
+
+    #[test]
+    fn names_are_recognised_only_where_they_stand_plainly() {
+        let ticker = QuotedName::new(b"TICKER");
+        assert!(ticker.starts(br#""TICKER": "AMZN", "PRICE": 1}"#));
+        assert!(ticker.starts(br#""TICKER":1}"#), "short text takes the slow compare");
+        assert!(!ticker.starts(br#""TICKERS": "AMZN"}"#));
+        assert!(!ticker.starts(br#""TICKE": "AMZN", "PRICE": 1}"#));
+        let long = QuotedName::new(b"A_VERY_LONG_FIELD_NAME");
+        assert!(long.starts(br#""A_VERY_LONG_FIELD_NAME": 1}"#));
+        assert!(!long.starts(br#""A_VERY_LONG_FIELD_NAMF": 1}"#));
+        let backslash = QuotedName::new(b"\\");
+        assert!(!backslash.is_plain());
+        assert!(!backslash.starts(br#""\": 1, "more": 2}"#), "an escaped quote, not the name");
+    }
+}
