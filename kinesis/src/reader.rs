@@ -2,7 +2,8 @@
 //! range) and one shard's GetRecords loop.
 //!
 //! [`ShardReader`] owns a shard iterator and paces its calls: a reply that leaves the shard
-//! behind is followed at once; an empty or caught-up reply waits the poll interval, doubling
+//! behind (MillisBehindLatest above 0, or as many records as asked for) is followed at once;
+//! an empty or caught-up reply waits the poll interval, doubling
 //! while the shard stays empty up to [`MAX_IDLE_WAIT`]; a throttled or failed call backs off
 //! with jitter ([`crate::retry`]). An expired iterator is renewed after the last sequence number read, so
 //! nothing is read twice or skipped. The end of a closed shard is reported once, as
@@ -294,9 +295,13 @@ impl ShardReader {
         }
     }
 
-    /// How long to wait before the next call: nothing while behind, longer while empty.
+    /// How long to wait before the next call: nothing while behind, longer while empty. A
+    /// full reply means more records wait whatever MillisBehindLatest says (ferrokinesis
+    /// reports 0 on every reply with records: trusting it alone waited the poll interval after
+    /// each 10,000 records of a backlog).
     fn pace(&mut self, reply: &Reply) -> Duration {
-        if !reply.records.is_empty() && reply.millis_behind_latest.unwrap_or(0) > 0 {
+        let full = reply.records.len() >= MAX_RECORDS_PER_READ as usize;
+        if !reply.records.is_empty() && (full || reply.millis_behind_latest.unwrap_or(0) > 0) {
             self.empty_replies = 0;
             return Duration::ZERO;
         }
@@ -404,6 +409,11 @@ mod tests {
         let ms = Duration::from_millis;
         let mut r = reader(ms(200));
         assert_eq!(wait_after(&mut r, 10, 5_000), Duration::ZERO, "behind: at once");
+        assert_eq!(
+            wait_after(&mut r, MAX_RECORDS_PER_READ as usize, 0),
+            Duration::ZERO,
+            "a full reply: at once"
+        );
         assert_eq!(wait_after(&mut r, 10, 0), ms(200), "caught up with records: the poll interval");
         let waits: Vec<Duration> = (0..5).map(|_| wait_after(&mut r, 0, 0)).collect();
         assert_eq!(waits, [ms(200), ms(400), ms(800), ms(1000), ms(1000)]);

@@ -13,7 +13,8 @@
 //!
 //! `scripts/with-emulators cargo bench --profile dev -p weir --bench kinesis`
 //! (`WEIR_BENCH_RECORDS`, default 200,000; `WEIR_BENCH_ROUNDS`, default 3;
-//! `WEIR_BENCH_LATENCY_SECS`, default 20; `WEIR_BENCH_ONLY=drain` or `steady` for one part alone).
+//! `WEIR_BENCH_LATENCY_SECS`, default 20; `WEIR_BENCH_PARALLELISM`, default the available cores,
+//! as `weir run`; `WEIR_BENCH_ONLY=drain` or `steady` for one part alone).
 //! Prints a Markdown table.
 
 use std::sync::Arc;
@@ -247,7 +248,15 @@ async fn weir_drain(client: &Client, stream: &str, records: u64, loaded: LoadedO
         Sink::Kinesis(sink),
         DeadLetterWriter::new(Box::new(std::io::sink()), "dead letters"),
         metrics.clone(),
-        PipelineOptions { stats_interval: Duration::from_secs(3600), ..PipelineOptions::default() },
+        PipelineOptions {
+            // As `weir run` does: one instance per available core (WEIR_BENCH_PARALLELISM).
+            parallelism: env(
+                "WEIR_BENCH_PARALLELISM",
+                std::thread::available_parallelism().map_or(1, |n| n.get()) as u64,
+            ) as usize,
+            stats_interval: Duration::from_secs(3600),
+            ..PipelineOptions::default()
+        },
         std::future::pending(),
     ));
     let started_at = started;
