@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use weir_contract::{Grouping, OwnedBatch, Record};
+use weir_contract::{Grouping, OwnedBatch};
 use weir_json::{Cursor, QuotedName};
 
 /// The number of key groups: the most instances a job can ever run on.
@@ -36,7 +36,6 @@ pub fn groups_of(instance: usize, parallelism: usize) -> Range<u32> {
 /// Finds the instance that owns each record's grouping key.
 #[derive(Clone, Debug)]
 pub struct Router {
-    grouping: Grouping,
     /// The field, prepared, when records are grouped by a JSON field.
     field: Option<Field>,
     parallelism: usize,
@@ -49,21 +48,12 @@ impl Router {
             Grouping::JsonField(name) => Some(Field::new(name.as_bytes())),
             Grouping::PartitionKey => None,
         };
-        Self { grouping, field, parallelism: parallelism.max(1) }
+        Self { field, parallelism: parallelism.max(1) }
     }
 
     /// How many instances records are spread over.
     pub fn parallelism(&self) -> usize {
         self.parallelism
-    }
-
-    /// The instance that owns `record`'s grouping key.
-    #[inline]
-    pub fn instance_of(&self, record: &Record<'_>) -> usize {
-        if self.parallelism == 1 {
-            return 0;
-        }
-        owner(key_group(&grouping_key(&self.grouping, record)), self.parallelism)
     }
 
     /// The instance that owns each record of `batch`, into `owners` (cleared first).
@@ -77,16 +67,6 @@ impl Router {
             };
             owner(key_group(&key), self.parallelism) as u16
         }));
-    }
-}
-
-/// The grouping key of `record`: its partition key, or the value of a top-level field of its
-/// JSON object (a string's text with escapes decoded, any other value's JSON text), or empty
-/// when the record is not a JSON object or lacks the field.
-pub fn grouping_key<'a>(grouping: &Grouping, record: &Record<'a>) -> Cow<'a, [u8]> {
-    match grouping {
-        Grouping::PartitionKey => Cow::Borrowed(record.partition_key.as_bytes()),
-        Grouping::JsonField(field) => json_field(record.data, field.as_bytes()).unwrap_or(Cow::Borrowed(b"")),
     }
 }
 

@@ -158,8 +158,8 @@ pub async fn run(
                                 dead_letters.write(std::slice::from_ref(&letter))?;
                             }
                             SourceEvent::Ended { shard } => {
+                                // The reader has logged it.
                                 watermarks.ended(&shard);
-                                tracing::info!("shard {shard} was read to its end");
                                 metrics.reshards.inc();
                                 metrics.shards_reading.dec();
                             }
