@@ -107,6 +107,17 @@ fn weir_run_with_no_arguments_shows_window_results_within_seconds() {
 }
 
 #[test]
+fn check_refuses_an_operator_of_the_0_1_contract_with_how_to_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("v1.wasm"), component_exporting("0.1.0")).unwrap();
+    let out = weir().current_dir(dir.path()).args(["check", "v1.wasm"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("v1.wasm was built for the contract weir:operator@0.1.0"), "{stderr}");
+    assert!(stderr.contains("rebuild it against the weir-operator SDK of this weir"), "{stderr}");
+}
+
+#[test]
 fn check_describes_an_operator() {
     let out = weir().args(["check"]).arg(component("price_alert")).output().unwrap();
     assert!(out.status.success());

@@ -198,6 +198,13 @@ fn a_bad_operator_is_refused_before_anything_is_uploaded() {
     assert!(err.contains("junk.wasm was not deployed"), "{err}");
     let err = failed(&deploy(&component("sliding_window_max"), &target, &["--set", "window=soon"]));
     assert!(err.contains("was not deployed") && err.contains("window"), "{err}");
+    // An operator built against the 0.1 SDK: refused, with how to rebuild.
+    let v1 = dir.path().join("v1.wasm");
+    std::fs::write(&v1, component_exporting("0.1.0")).unwrap();
+    let err = failed(&deploy(&v1, &target, &[]));
+    assert!(err.contains("v1.wasm was not deployed"), "{err}");
+    assert!(err.contains("was built for the contract weir:operator@0.1.0"), "{err}");
+    assert!(err.contains("cargo build --release --target wasm32-wasip2"), "{err}");
     assert!(keys(&rt, &bucket).is_empty(), "nothing uploaded");
 }
 

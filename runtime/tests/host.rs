@@ -31,18 +31,7 @@ fn a_core_module_is_refused_with_how_to_build_a_component() {
 
 #[test]
 fn a_component_of_another_contract_version_is_refused_naming_the_version_needed() {
-    let component = |version: &str| {
-        let wat = format!(
-            r#"(component
-            (core module $m (func (export "f")))
-            (core instance $i (instantiate $m))
-            (func $f (canon lift (core func $i "f")))
-            (instance $api (export "describe" (func $f)))
-            (export "weir:operator/operator@{version}" (instance $api)))"#
-        );
-        wat::parse_str(wat).expect("valid component text")
-    };
-    let msg = refused(Artifact::from_bytes(component("0.1.0"), "v1.wasm"));
+    let msg = refused(Artifact::from_bytes(component_exporting("0.1.0"), "v1.wasm"));
     assert!(
         msg.contains(
             "v1.wasm was built for the contract weir:operator@0.1.0, and this weir runs weir:operator@0.2.0"
@@ -52,7 +41,7 @@ fn a_component_of_another_contract_version_is_refused_naming_the_version_needed(
     assert!(msg.contains("rebuild it against the weir-operator SDK of this weir (0.2"), "{msg}");
     assert!(msg.contains("cargo build --release --target wasm32-wasip2"), "{msg}");
 
-    let msg = refused(Artifact::from_bytes(component("1.0.0"), "v10.wasm"));
+    let msg = refused(Artifact::from_bytes(component_exporting("1.0.0"), "v10.wasm"));
     assert!(msg.contains("v10.wasm was built for the contract weir:operator@1.0.0"), "{msg}");
 
     let other = wat::parse_str(

@@ -114,3 +114,17 @@ pub fn native_per_ticker(
     let results = native_results(input, settings);
     per_ticker(results.iter().map(|(_, data)| data.as_str()))
 }
+
+/// A minimal component exporting `weir:operator/operator@{version}` (a `describe` only): enough
+/// for the contract check, which refuses it before anything else.
+pub fn component_exporting(version: &str) -> Vec<u8> {
+    let wat = format!(
+        r#"(component
+        (core module $m (func (export "f")))
+        (core instance $i (instantiate $m))
+        (func $f (canon lift (core func $i "f")))
+        (instance $api (export "describe" (func $f)))
+        (export "weir:operator/operator@{version}" (instance $api)))"#
+    );
+    wat::parse_str(wat).expect("valid component text")
+}
