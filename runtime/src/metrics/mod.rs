@@ -81,7 +81,7 @@ pub struct Metrics {
     read_throttles: Family<ShardLabel, Counter>,
     read_retries: Family<ShardLabel, Counter>,
     iterator_renewals: Family<ShardLabel, Counter>,
-    /// `weir_batches_total`: operator calls with records.
+    /// `weir_batches_total`: source batches processed (split among the instances by key).
     pub batches: Counter,
     /// `weir_shards_reading`: shards being read now.
     pub shards_reading: Gauge,
@@ -196,7 +196,7 @@ impl Default for Metrics {
             "Expired shard iterators replaced after the last sequence number read",
             iterator_renewals.clone(),
         );
-        registry.register("weir_batches", "Operator calls with records", batches.clone());
+        registry.register("weir_batches", "Source batches processed", batches.clone());
         registry.register("weir_shards_reading", "Shards being read", shards_reading.clone());
         registry.register(
             "weir_reshards",

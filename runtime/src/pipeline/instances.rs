@@ -24,8 +24,6 @@ use crate::operator::{CallError, LoadedOperator, Processed, Runner, RunnerError}
 pub struct Done {
     /// The shard the records came from.
     pub shard: String,
-    /// The instance that processed them.
-    pub instance: usize,
     /// Outputs (with the latest event time accepted) and dead letters.
     pub processed: Processed,
 }
@@ -77,11 +75,7 @@ impl Slot {
 
     /// Process the queue in order. On probation, a sub-batch the instance fails stays at the
     /// head of the queue and the failure is returned, for the caller to decide.
-    fn run(
-        &mut self,
-        instance: usize,
-        probation: bool,
-    ) -> Result<(Vec<Done>, Option<CallError>), RunnerError> {
+    fn run(&mut self, probation: bool) -> Result<(Vec<Done>, Option<CallError>), RunnerError> {
         let mut done = Vec::with_capacity(self.queue.len());
         while let Some(mut batch) = self.queue.pop_front() {
             let shard = batch.shard_id.clone();
@@ -102,7 +96,7 @@ impl Slot {
             if self.emptied.len() < super::STEP_BATCHES {
                 self.emptied.push(batch);
             }
-            done.push(Done { shard, instance, processed });
+            done.push(Done { shard, processed });
         }
         Ok((done, None))
     }
@@ -203,7 +197,7 @@ impl Instances {
         }
         let results = each(self.pool.as_ref(), &mut self.slots, |i, slot| {
             slot.gather(i, &pending, &owners);
-            slot.run(i, probation)
+            slot.run(probation)
         });
         self.owners = owners;
         let mut done = Vec::new();
@@ -222,7 +216,7 @@ impl Instances {
     /// on probation was decided on).
     pub fn run_one(&mut self, instance: usize) -> Result<Vec<Done>, RunnerError> {
         let Some(slot) = self.slots.get_mut(instance) else { return Ok(Vec::new()) };
-        let (done, _) = slot.run(instance, false)?;
+        let (done, _) = slot.run(false)?;
         Ok(done)
     }
 

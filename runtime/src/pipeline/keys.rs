@@ -51,11 +51,6 @@ impl Router {
         Self { field, parallelism: parallelism.max(1) }
     }
 
-    /// How many instances records are spread over.
-    pub fn parallelism(&self) -> usize {
-        self.parallelism
-    }
-
     /// The instance that owns each record of `batch`, into `owners` (cleared first).
     pub fn owners(&self, batch: &OwnedBatch, owners: &mut Vec<u16>) {
         owners.clear();

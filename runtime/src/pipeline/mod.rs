@@ -242,7 +242,7 @@ fn finish_step(
     metrics: &Metrics,
 ) -> Result<Vec<Output>, PipelineError> {
     let mut outputs = Vec::with_capacity(done.len());
-    for Done { shard, processed, .. } in done {
+    for Done { shard, processed } in done {
         if let Some(time) = processed.output.event_time_ms {
             watermarks.observe(&shard, time);
         }
