@@ -23,5 +23,6 @@ pub mod location;
 pub mod metrics;
 pub mod operator;
 pub mod pipeline;
+pub mod s3;
 pub mod sink;
 pub mod source;

@@ -9,14 +9,10 @@
 
 use std::collections::BTreeMap;
 
-use aws_credential_types::provider::error::CredentialsError;
-use aws_sdk_s3::Client;
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
-use weir_kinesis::aws::{self, cause, describe, one_line};
 
 use crate::artifact::{Artifact, Digest};
+use crate::s3::{Bucket, Condition, S3Error};
 
 /// The manifest's name under the prefix.
 pub const MANIFEST: &str = "current.json";
@@ -92,80 +88,9 @@ impl Manifest {
 /// An S3 request failed, or what it returned cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The bucket does not exist.
-    #[error(
-        "bucket {bucket} does not exist at {endpoint}: create it, or check the name and the region (--region, AWS_REGION)"
-    )]
-    NoSuchBucket {
-        /// The bucket.
-        bucket: String,
-        /// Where the request went.
-        endpoint: String,
-    },
-    /// The object does not exist.
-    #[error("{object} does not exist at {endpoint}")]
-    NoSuchObject {
-        /// `s3://BUCKET/KEY`.
-        object: String,
-        /// Where the request went.
-        endpoint: String,
-    },
-    /// The credentials were refused or lack a permission.
-    #[error(
-        "access to {object} was denied at {endpoint} ({detail}): check the credentials and their permissions"
-    )]
-    AccessDenied {
-        /// `s3://BUCKET/KEY`.
-        object: String,
-        /// Where the request went.
-        endpoint: String,
-        /// What S3 said.
-        detail: String,
-    },
-    /// No credentials were found in the default chain.
-    #[error(
-        "no AWS credentials for {object}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with a role ({detail})"
-    )]
-    NoCredentials {
-        /// `s3://BUCKET/KEY`.
-        object: String,
-        /// What the credential chain said.
-        detail: String,
-    },
-    /// The endpoint could not be reached.
-    #[error(
-        "cannot reach S3 at {endpoint} for {object}: {detail}; check the endpoint (AWS_ENDPOINT_URL_S3) and the network"
-    )]
-    Unreachable {
-        /// `s3://BUCKET/KEY`.
-        object: String,
-        /// Where the request went.
-        endpoint: String,
-        /// The error and its causes.
-        detail: String,
-    },
-    /// S3 answered with another error.
-    #[error("S3 refused a request for {object} at {endpoint}: {code} {message}")]
-    Refused {
-        /// `s3://BUCKET/KEY`.
-        object: String,
-        /// Where the request went.
-        endpoint: String,
-        /// The error code.
-        code: String,
-        /// S3's message.
-        message: String,
-    },
-    /// The request or reading its reply failed in another way.
-    #[error("request for {object} at {endpoint} failed: {detail}")]
-    Failed {
-        /// `s3://BUCKET/KEY`.
-        object: String,
-        /// Where the request went.
-        endpoint: String,
-        /// The error and its causes.
-        detail: String,
-    },
+    /// The request failed.
+    #[error(transparent)]
+    S3(#[from] S3Error),
     /// Another deploy replaced the manifest since it was read.
     #[error(
         "{location}/{MANIFEST} was changed by another deploy since it was read (ETag {expected}); nothing was overwritten: look at `weir operators list {location}` and deploy again"
@@ -206,38 +131,23 @@ pub enum StoreError {
 /// Operators deployed under `s3://BUCKET/PREFIX`.
 #[derive(Clone, Debug)]
 pub struct OperatorStore {
-    client: Client,
-    bucket: String,
+    bucket: Bucket,
     prefix: String,
-    endpoint: String,
 }
 
 impl OperatorStore {
     /// A store for `bucket` and `prefix` (without a trailing `/`), with AWS settings from the
     /// usual places; `region` overrides the configured one.
     pub async fn connect(bucket: &str, prefix: &str, region: Option<&str>) -> Self {
-        let config = aws::config(region).await;
-        let endpoint = aws::endpoint_override(&config, "S3");
-        // Emulators (moto, MinIO) serve buckets by path, not as host names.
-        let s3_config =
-            aws_sdk_s3::config::Builder::from(&config).force_path_style(endpoint.is_some()).build();
-        let endpoint = endpoint.unwrap_or_else(|| aws::regional_endpoint(&config, "S3"));
         Self {
-            client: Client::from_conf(s3_config),
-            bucket: bucket.to_string(),
+            bucket: Bucket::connect(bucket, region).await,
             prefix: prefix.trim_end_matches('/').to_string(),
-            endpoint,
         }
     }
 
     /// `s3://BUCKET/PREFIX`.
     pub fn location(&self) -> String {
-        format!("s3://{}/{}", self.bucket, self.prefix)
-    }
-
-    /// `s3://BUCKET/KEY`, for messages.
-    fn object(&self, key: &str) -> String {
-        format!("s3://{}/{key}", self.bucket)
+        format!("s3://{}/{}", self.bucket.name(), self.prefix)
     }
 
     fn key(&self, name: &str) -> String {
@@ -251,56 +161,42 @@ impl OperatorStore {
 
     /// The manifest and its ETag, or None when nothing is deployed yet.
     pub async fn manifest(&self) -> Result<Option<(Manifest, String)>, StoreError> {
-        let key = self.key(MANIFEST);
-        let reply = match self.client.get_object().bucket(&self.bucket).key(&key).send().await {
-            Ok(reply) => reply,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-            Err(e) => return Err(self.explain(&e, &key)),
-        };
-        self.read_manifest(&key, reply).await.map(Some)
+        match self.bucket.get(&self.key(MANIFEST)).await? {
+            Some((bytes, etag)) => self.parse_manifest(&bytes, etag).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Like [`OperatorStore::manifest`], but None when its ETag is still `etag` (a conditional
     /// GET: nothing is transferred when nothing changed).
     pub async fn manifest_if_changed(&self, etag: &str) -> Result<Option<(Manifest, String)>, StoreError> {
-        let key = self.key(MANIFEST);
-        match self.client.get_object().bucket(&self.bucket).key(&key).if_none_match(etag).send().await {
-            Ok(reply) => self.read_manifest(&key, reply).await.map(Some),
-            Err(e) if status(&e) == Some(304) => Ok(None),
-            Err(e) => Err(self.explain(&e, &key)),
+        match self.bucket.get_if_changed(&self.key(MANIFEST), etag).await? {
+            Some((bytes, etag)) => self.parse_manifest(&bytes, etag).map(Some),
+            None => Ok(None),
         }
     }
 
     /// Store a component under its digest (a no-op when it is already there).
     pub async fn put_component(&self, artifact: &Artifact) -> Result<String, StoreError> {
         let key = self.component_key(&artifact.digest);
-        let put = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .if_none_match("*")
-            .content_type("application/wasm")
-            .body(ByteStream::from(artifact.bytes.clone()))
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(key),
+        match self.bucket.put(&key, artifact.bytes.clone(), "application/wasm", Condition::Absent).await {
             // Already stored: the name is the content's digest, so it is the same content.
-            Err(e) if status(&e) == Some(412) => Ok(key),
-            Err(e) => Err(self.explain(&e, &key)),
+            Ok(_) | Err(S3Error::PreconditionFailed { .. }) => Ok(key),
+            Err(e) => Err(e.into()),
         }
     }
 
     /// The component `digest` names, checked against it.
     pub async fn component(&self, digest: &Digest) -> Result<Artifact, StoreError> {
         let key = self.component_key(digest);
-        let reply = self.client.get_object().bucket(&self.bucket).key(&key).send().await;
-        let reply = reply.map_err(|e| self.explain(&e, &key))?;
-        let bytes = reply.body.collect().await.map_err(|e| self.read_error(&key, e))?.into_bytes().to_vec();
+        let (bytes, _) = self.bucket.get_existing(&key).await?;
         let actual = Digest::of(&bytes);
         if actual != *digest {
-            return Err(StoreError::DigestMismatch { key: self.object(&key), expected: *digest, actual });
+            return Err(StoreError::DigestMismatch {
+                key: self.bucket.object(&key),
+                expected: *digest,
+                actual,
+            });
         }
         let origin = format!("{}@{}", self.location(), digest.short());
         Ok(Artifact::from_bytes(bytes, origin))
@@ -312,91 +208,29 @@ impl OperatorStore {
         manifest: &Manifest,
         expected: Option<&str>,
     ) -> Result<(), StoreError> {
-        let key = self.key(MANIFEST);
         let body = serde_json::to_vec_pretty(manifest).map_err(|e| StoreError::BadManifest {
             location: self.location(),
             reason: format!("cannot encode it: {e}"),
         })?;
-        let request = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .content_type("application/json")
-            .body(ByteStream::from(body));
-        let request = match expected {
-            Some(etag) => request.if_match(etag),
-            None => request.if_none_match("*"),
+        let condition = match expected {
+            Some(etag) => Condition::Matches(etag),
+            None => Condition::Absent,
         };
-        match request.send().await {
+        match self.bucket.put(&self.key(MANIFEST), body, "application/json", condition).await {
             Ok(_) => Ok(()),
-            Err(e) if matches!(status(&e), Some(412) | Some(409)) => Err(StoreError::Conflict {
+            Err(S3Error::PreconditionFailed { .. }) => Err(StoreError::Conflict {
                 location: self.location(),
                 expected: expected.unwrap_or("none").to_string(),
             }),
-            Err(e) => Err(self.explain(&e, &key)),
+            Err(e) => Err(e.into()),
         }
     }
 
-    async fn read_manifest(
-        &self,
-        key: &str,
-        reply: aws_sdk_s3::operation::get_object::GetObjectOutput,
-    ) -> Result<(Manifest, String), StoreError> {
-        let etag = reply.e_tag().unwrap_or_default().to_string();
-        let bytes = reply.body.collect().await.map_err(|e| self.read_error(key, e))?.into_bytes();
-        let manifest = serde_json::from_slice(&bytes)
+    fn parse_manifest(&self, bytes: &[u8], etag: String) -> Result<(Manifest, String), StoreError> {
+        let manifest = serde_json::from_slice(bytes)
             .map_err(|e| StoreError::BadManifest { location: self.location(), reason: e.to_string() })?;
         Ok((manifest, etag))
     }
-
-    fn read_error(&self, key: &str, e: impl std::fmt::Display) -> StoreError {
-        StoreError::Failed {
-            object: self.object(key),
-            endpoint: self.endpoint.clone(),
-            detail: format!("reading the reply: {e}"),
-        }
-    }
-
-    /// What went wrong with a request for `key`, by the error's type and code.
-    fn explain<E, R>(&self, error: &SdkError<E, R>, key: &str) -> StoreError
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug + 'static,
-    {
-        let object = self.object(key);
-        let endpoint = self.endpoint.clone();
-        let detail = describe(error);
-        match (error.code(), error) {
-            (Some("NoSuchBucket"), _) => StoreError::NoSuchBucket { bucket: self.bucket.clone(), endpoint },
-            (Some("NoSuchKey"), _) => StoreError::NoSuchObject { object, endpoint },
-            (Some("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch"), _) => {
-                StoreError::AccessDenied {
-                    object,
-                    endpoint,
-                    detail: error.message().unwrap_or("no detail").to_string(),
-                }
-            }
-            _ if let Some(credentials) = cause::<CredentialsError>(error) => {
-                StoreError::NoCredentials { object, detail: one_line(&credentials.to_string()) }
-            }
-            (_, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)) => {
-                StoreError::Unreachable { object, endpoint, detail }
-            }
-            (Some(code), _) => StoreError::Refused {
-                object,
-                endpoint,
-                code: code.to_string(),
-                message: error.message().unwrap_or("").to_string(),
-            },
-            (None, _) => StoreError::Failed { object, endpoint, detail },
-        }
-    }
-}
-
-/// The HTTP status of a failed request's response, if there was one.
-fn status<E>(error: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Option<u16> {
-    error.raw_response().map(|r| r.status().as_u16())
 }
 
 #[cfg(test)]
