@@ -21,6 +21,6 @@ pub mod writer;
 
 pub use aws::{Kinesis, Stream};
 pub use error::KinesisError;
-pub use lineage::{ReadOptions, ShardEvent, StreamReader};
+pub use lineage::{ReadOptions, Resume, ShardEvent, StreamReader};
 pub use reader::{HashRange, ReaderStats, ShardInfo, ShardReader, StartPosition};
 pub use writer::{KinesisWriter, Outbound, WriterStats};

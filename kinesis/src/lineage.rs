@@ -11,6 +11,10 @@
 //! [`StartPosition::Latest`] starts the shards open now at their newest record and skips closed
 //! ones, as the Kinesis Client Library does; `trim-horizon` and `at-timestamp:` start from the
 //! oldest shards and follow the lineage. Children always start at their beginning.
+//!
+//! A run resumed from a checkpoint ([`ReadOptions::resume`]) reads each shard the checkpoint
+//! knows from where it stood (closed or not), takes the finished ones as ended (their children
+//! may start), and applies the start position only to shards it does not know.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -35,6 +39,17 @@ pub struct ReadOptions {
     /// Stop reading a shard once it has been caught up this long, and end when every shard has
     /// stopped (None: read forever).
     pub until_idle: Option<Duration>,
+    /// Where shards stood at a checkpoint, by id: they are read from there, whatever `start`.
+    pub resume: BTreeMap<String, Resume>,
+}
+
+/// Where a shard known to a checkpoint is read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resume {
+    /// It was read to its end: not read again; its children may start.
+    Finished,
+    /// It is read from here.
+    From(StartPosition),
 }
 
 /// What a [`StreamReader`] reports, in order per shard: `Started`, `Records`, maybe `Ended`.
@@ -115,8 +130,21 @@ impl StreamReader {
         let mut tracked: BTreeMap<String, (ShardInfo, Status)> = BTreeMap::new();
         let latest = self.options.start == StartPosition::Latest;
         for shard in &self.shards {
-            let status = if latest && shard.closed { Status::Skipped } else { Status::Waiting };
+            let status = match self.options.resume.get(&shard.id) {
+                Some(Resume::Finished) => Status::Ended,
+                Some(Resume::From(_)) => Status::Waiting,
+                None if latest && shard.closed => Status::Skipped,
+                None => Status::Waiting,
+            };
             tracked.insert(shard.id.clone(), (shard.clone(), status));
+        }
+        for (id, resume) in &self.options.resume {
+            if *resume != Resume::Finished && !tracked.contains_key(id) {
+                tracing::warn!(
+                    stream = %self.stream,
+                    "shard {id} of the checkpoint is no longer in the stream (older than its retention period): its records not yet processed are lost; its children start at their oldest record"
+                );
+            }
         }
         let (notice_tx, mut notices) = mpsc::unbounded_channel();
         let mut readers = JoinSet::new();
@@ -137,9 +165,14 @@ impl StreamReader {
                 .map(|(info, _)| info.clone())
                 .collect();
             for info in ready {
-                let start = match &self.options.start {
-                    StartPosition::Latest if first => StartPosition::Latest,
-                    StartPosition::AtTimestamp(t) => StartPosition::AtTimestamp(*t),
+                let child =
+                    info.parents.iter().any(|p| tracked.get(p).is_some_and(|(_, s)| *s == Status::Ended));
+                let start = match (self.options.resume.get(&info.id), &self.options.start) {
+                    (Some(Resume::From(position)), _) => position.clone(),
+                    // A child of a shard that was read starts where its parents left off.
+                    _ if child => StartPosition::TrimHorizon,
+                    (_, StartPosition::Latest) if first => StartPosition::Latest,
+                    (_, StartPosition::AtTimestamp(t)) => StartPosition::AtTimestamp(*t),
                     _ => StartPosition::TrimHorizon,
                 };
                 let started = ShardEvent::Started {

@@ -179,6 +179,9 @@ pub struct ReaderStats {
     pub retries: u64,
     /// Expired iterators replaced.
     pub renewals: u64,
+    /// Start positions (sequence numbers of a checkpoint) older than the shard keeps: read
+    /// from its oldest record instead.
+    pub expired_positions: u64,
 }
 
 /// Reads one shard, in order, from a start position to its end (if it ever closes).
@@ -350,6 +353,25 @@ impl ShardReader {
                 Err(e) if aws::is_transient(&e) => {
                     self.stats.retries += 1;
                     tokio::time::sleep(delays.next_delay()).await;
+                }
+                Err(e)
+                    if self.last_sequence.is_none()
+                        && matches!(self.start, StartPosition::AfterSequenceNumber(_))
+                        && e.as_service_error().and_then(|s| s.code())
+                            == Some("InvalidArgumentException") =>
+                {
+                    tracing::warn!(
+                        shard = %self.shard,
+                        "the position to resume shard {} of {} from is no longer in the stream ({}): reading from its oldest record (trim-horizon); records between were lost to the retention period",
+                        self.shard,
+                        self.stream,
+                        self.kinesis.error(&e, &self.stream)
+                    );
+                    self.stats.expired_positions += 1;
+                    self.start = StartPosition::TrimHorizon;
+                    request = request
+                        .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                        .set_starting_sequence_number(None);
                 }
                 Err(e) => return Err(self.kinesis.error(&e, &self.stream)),
             }

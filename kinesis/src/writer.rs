@@ -9,8 +9,11 @@
 //! go on. Failed entries alone are retried, with exponential backoff and jitter ([`crate::retry`]). Records
 //! wait in a bounded queue; when it is full the sink stops taking output, which stops the
 //! operator, which stops the source: back-pressure instead of unbounded buffering.
+//!
+//! An [`Outbound`] may carry an acknowledgement: it is answered once every record received
+//! before it has been written (what a checkpoint waits for before it counts as complete).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -19,7 +22,7 @@ use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use backon::ExponentialBuilder;
 use prometheus_client::metrics::histogram::Histogram;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use crate::KinesisError;
@@ -42,6 +45,8 @@ pub const MAX_QUEUED_RECORDS: usize = 4 * MAX_RECORDS_PER_CALL * MAX_CALLS_IN_FL
 const RETRY: ExponentialBuilder = retry::policy(Duration::from_millis(100), Duration::from_secs(5));
 
 struct Entry {
+    /// Its place in the order records were received.
+    serial: u64,
     key: String,
     data: Vec<u8>,
     read_at: Option<Instant>,
@@ -56,6 +61,10 @@ pub trait Outbound: Send + 'static {
     fn read_at(&self) -> Option<Instant> {
         None
     }
+    /// Answer this once every record received before it (its own included) is written.
+    fn take_ack(&mut self) -> Option<oneshot::Sender<()>> {
+        None
+    }
 }
 
 /// Records as (partition key, data) pairs.
@@ -68,6 +77,7 @@ impl Outbound for Vec<(String, Vec<u8>)> {
 /// What a finished call reports back to the scheduler.
 struct CallResult {
     keys: Vec<String>,
+    serials: Vec<u64>,
     retries: u64,
 }
 
@@ -130,7 +140,18 @@ impl KinesisWriter {
         let mut in_flight: HashSet<String> = HashSet::new();
         let mut calls: JoinSet<Result<CallResult, KinesisError>> = JoinSet::new();
         let mut input_open = true;
+        // Records received, and those not yet written, by serial; acknowledgements waiting,
+        // each with the serial every record before which must be written first.
+        let mut received = 0u64;
+        let mut unwritten: BTreeSet<u64> = BTreeSet::new();
+        let mut acks: VecDeque<(u64, oneshot::Sender<()>)> = VecDeque::new();
         loop {
+            let written_below = unwritten.first().copied().unwrap_or(received);
+            while acks.front().is_some_and(|(upto, _)| *upto <= written_below) {
+                if let Some((_, ack)) = acks.pop_front() {
+                    let _ = ack.send(());
+                }
+            }
             // Start calls while there is room and something sendable.
             while calls.len() < MAX_CALLS_IN_FLIGHT {
                 let batch = take_call(&mut queue, &in_flight);
@@ -151,10 +172,15 @@ impl KinesisWriter {
             }
             tokio::select! {
                 output = rx.recv(), if input_open && queue.len() < MAX_QUEUED_RECORDS => match output {
-                    Some(outbound) => {
+                    Some(mut outbound) => {
                         let read_at = outbound.read_at();
                         for (key, data) in outbound.records() {
-                            queue.push_back(check(key, data, read_at)?);
+                            queue.push_back(check(received, key, data, read_at)?);
+                            unwritten.insert(received);
+                            received += 1;
+                        }
+                        if let Some(ack) = outbound.take_ack() {
+                            acks.push_back((received, ack));
                         }
                     }
                     None => input_open = false,
@@ -163,6 +189,9 @@ impl KinesisWriter {
                     let done = done??;
                     for key in &done.keys {
                         in_flight.remove(key);
+                    }
+                    for serial in &done.serials {
+                        unwritten.remove(serial);
                     }
                     self.stats.records.fetch_add(done.keys.len() as u64, Relaxed);
                     self.stats.retries.fetch_add(done.retries, Relaxed);
@@ -175,7 +204,7 @@ impl KinesisWriter {
     }
 }
 
-fn check(key: &str, data: &[u8], read_at: Option<Instant>) -> Result<Entry, KinesisError> {
+fn check(serial: u64, key: &str, data: &[u8], read_at: Option<Instant>) -> Result<Entry, KinesisError> {
     let chars = key.chars().count();
     if chars == 0 || chars > MAX_KEY_CHARS {
         return Err(KinesisError::KeyLength { chars });
@@ -183,7 +212,7 @@ fn check(key: &str, data: &[u8], read_at: Option<Instant>) -> Result<Entry, Kine
     if key.len() + data.len() > MAX_RECORD_BYTES {
         return Err(KinesisError::RecordTooLarge { key: key.to_string(), bytes: key.len() + data.len() });
     }
-    Ok(Entry { key: key.to_string(), data: data.to_vec(), read_at })
+    Ok(Entry { serial, key: key.to_string(), data: data.to_vec(), read_at })
 }
 
 /// The next call: records from the front of the queue, in order, at most one per key, none
@@ -220,6 +249,7 @@ fn take_call(queue: &mut VecDeque<Entry>, in_flight: &HashSet<String>) -> Vec<En
 /// not worth retrying.
 async fn put(kinesis: Kinesis, stream: Stream, mut entries: Vec<Entry>) -> Result<CallResult, KinesisError> {
     let keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
+    let serials: Vec<u64> = entries.iter().map(|e| e.serial).collect();
     let mut delays = retry::delays(RETRY);
     let mut retries = 0u64;
     loop {
@@ -247,7 +277,7 @@ async fn put(kinesis: Kinesis, stream: Stream, mut entries: Vec<Entry>) -> Resul
             .await;
         let failed: Vec<(usize, String)> = match result {
             Ok(out) if out.failed_record_count().unwrap_or(0) == 0 => {
-                return Ok(CallResult { keys, retries });
+                return Ok(CallResult { keys, serials, retries });
             }
             Ok(out) => out
                 .records()
@@ -285,7 +315,7 @@ mod tests {
     use super::*;
 
     fn entry(key: &str) -> Entry {
-        Entry { key: key.into(), data: vec![0; 10], read_at: None }
+        Entry { serial: 0, key: key.into(), data: vec![0; 10], read_at: None }
     }
 
     fn keys(v: &[Entry]) -> Vec<&str> {
@@ -307,17 +337,18 @@ mod tests {
     fn a_call_respects_the_record_and_byte_limits() {
         let mut queue: VecDeque<Entry> = (0..1200).map(|i| entry(&format!("k{i}"))).collect();
         assert_eq!(take_call(&mut queue, &HashSet::new()).len(), MAX_RECORDS_PER_CALL);
-        let mut big: VecDeque<Entry> =
-            (0..8).map(|i| Entry { key: format!("k{i}"), data: vec![0; 1_000_000], read_at: None }).collect();
+        let mut big: VecDeque<Entry> = (0..8)
+            .map(|i| Entry { serial: i, key: format!("k{i}"), data: vec![0; 1_000_000], read_at: None })
+            .collect();
         assert_eq!(take_call(&mut big, &HashSet::new()).len(), 5);
         assert_eq!(big.len(), 3);
     }
 
     #[test]
     fn records_kinesis_cannot_take_are_refused_with_the_limit() {
-        assert!(check("", b"x", None).is_err());
-        assert!(check(&"k".repeat(257), b"x", None).is_err());
-        assert!(check("k", &vec![0; MAX_RECORD_BYTES], None).is_err());
-        assert!(check("k", b"x", None).is_ok());
+        assert!(check(0, "", b"x", None).is_err());
+        assert!(check(0, &"k".repeat(257), b"x", None).is_err());
+        assert!(check(0, "k", &vec![0; MAX_RECORD_BYTES], None).is_err());
+        assert!(check(0, "k", b"x", None).is_ok());
     }
 }

@@ -218,6 +218,7 @@ fn source_options(start: StartPosition, until_idle: Option<Duration>) -> ReadOpt
         poll_interval: Duration::from_millis(200),
         discovery_interval: Duration::from_secs(10),
         until_idle,
+        resume: Default::default(),
     }
 }
 
@@ -257,6 +258,7 @@ async fn weir_drain(client: &Client, stream: &str, records: u64, loaded: LoadedO
             stats_interval: Duration::from_secs(3600),
             ..PipelineOptions::default()
         },
+        None,
         std::future::pending(),
     ));
     let started_at = started;

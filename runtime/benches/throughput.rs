@@ -128,8 +128,17 @@ fn whole_path(engine: &OperatorEngine, w: &Workload, size: usize, parallelism: u
         ..PipelineOptions::default()
     };
     let (cpu0, wall0) = (cpu_time(), Instant::now());
-    rt.block_on(pipeline::run(source, loaded, sink, dead, metrics.clone(), options, std::future::pending()))
-        .expect("pipeline");
+    rt.block_on(pipeline::run(
+        source,
+        loaded,
+        sink,
+        dead,
+        metrics.clone(),
+        options,
+        None,
+        std::future::pending(),
+    ))
+    .expect("pipeline");
     let (cpu, wall) = (cpu_time() - cpu0, wall0.elapsed());
     let n = metrics.snapshot().records_in as f64;
     assert_eq!(n as usize, w.records.len());

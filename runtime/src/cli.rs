@@ -231,6 +231,9 @@ pub struct RunArgs {
     pub metrics_format: MetricsFormat,
 
     #[command(flatten)]
+    pub checkpoint: CheckpointArgs,
+
+    #[command(flatten)]
     pub kinesis: KinesisSourceArgs,
 
     #[command(flatten)]
@@ -244,6 +247,33 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub host: HostArgs,
+}
+
+/// Checkpoints and stopping.
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Checkpoints and stopping")]
+pub struct CheckpointArgs {
+    /// Keep checkpoints here, a directory or `s3://BUCKET/PREFIX`, and go on from the newest
+    /// one at start: every shard after its last record processed, with the operator's state
+    /// (restored by key, whatever --parallelism it was taken with); --start-position applies
+    /// only to shards the checkpoint does not know. One process per location. Needs a Kinesis
+    /// source.
+    #[arg(long, env = "WEIR_CHECKPOINT", value_name = "LOCATION")]
+    pub checkpoint: Option<Location>,
+    /// How often a checkpoint is taken. A crash repeats at most this much work, and the
+    /// results produced since the last checkpoint come out again.
+    #[arg(long, env = "WEIR_CHECKPOINT_INTERVAL", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub checkpoint_interval: Duration,
+    /// Go on from the checkpoint's shard positions but not its operator state: for an operator
+    /// whose new version cannot restore the old state (or another grouping key). The windows
+    /// pending at the checkpoint are lost.
+    #[arg(long, env = "WEIR_RESET_STATE")]
+    pub reset_state: bool,
+    /// On SIGTERM or SIGINT weir stops reading, finishes the records read, writes every result
+    /// and a last checkpoint, and exits 0. If that takes longer than this, or a second signal
+    /// comes, it exits at once with code 1 (a restart then goes on from the last checkpoint).
+    #[arg(long, env = "WEIR_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub shutdown_timeout: Duration,
 }
 
 /// Options of an operator deployed to S3 (`--operator s3://BUCKET/PREFIX`).

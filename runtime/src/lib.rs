@@ -18,6 +18,7 @@
 //! the types shared with operators are `weir-contract`'s.
 
 pub mod artifact;
+pub mod checkpoint;
 pub mod deployment;
 pub mod location;
 pub mod metrics;

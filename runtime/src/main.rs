@@ -10,7 +10,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use cli::{Cli, Command, LogFormat};
 use tracing_subscriber::EnvFilter;
-use weir::pipeline::Ending;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -20,14 +19,8 @@ fn main() -> ExitCode {
         Command::Tail(args) => block_on(cmd::tail::tail(args)),
         Command::Deploy(args) => block_on(cmd::deploy::deploy(args)),
         Command::Operators(args) => block_on(cmd::deploy::operators(args)),
-        Command::Run(args) => tokio::runtime::Runtime::new()
-            .map_err(anyhow::Error::from)
-            .and_then(|rt| rt.block_on(cmd::run::run(*args, ctrl_c())))
-            .map(|ending| match ending {
-                Ending::EndOfInput => ExitCode::SUCCESS,
-                // Interrupted: the conventional 128 + SIGINT.
-                Ending::Stopped => ExitCode::from(130),
-            }),
+        // Input ended, or stopped by a signal with everything written: both are success.
+        Command::Run(args) => block_on(async { cmd::run::run(*args).await.map(|_| ()) }),
     };
     match result {
         Ok(code) => code,
@@ -63,11 +56,4 @@ fn logging(format: LogFormat) {
 fn block_on(command: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(command).map(|()| ExitCode::SUCCESS)
-}
-
-async fn ctrl_c() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        // No signal handling available: never stop on a signal.
-        std::future::pending::<()>().await;
-    }
 }

@@ -7,6 +7,7 @@
 pub mod check;
 pub mod deploy;
 pub mod run;
+pub mod signals;
 pub mod tail;
 
 use std::time::Duration;

@@ -1,23 +1,29 @@
 //! `weir run`: the source, the operator (and, for a deployment, its watch), the sink, the
-//! dead-letter destination and the metrics endpoint, each refused before anything runs if it
-//! cannot work; then the pipeline until the input ends or a signal stops it.
+//! dead-letter destination, the checkpoint location and the metrics endpoint, each refused
+//! before anything runs if it cannot work; the checkpoint to go on from; then the pipeline
+//! until the input ends or a signal stops it, with the background tasks supervised.
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use tokio::task::JoinSet;
+use weir::checkpoint::{Checkpoint, CheckpointStore};
 use weir::deployment::{RollbackPolicy, Versions};
 use weir::location::Location;
 use weir::metrics::emf::EmfFormat;
 use weir::metrics::{Metrics, StatsFormat};
-use weir::pipeline::{self, Ending, PipelineOptions};
+use weir::operator::{LoadedOperator, Runner};
+use weir::pipeline::{self, Checkpoints, Ending, PipelineOptions, progress};
 use weir::sink::{DeadLetterWriter, FileSink, KinesisSink, Sink};
 use weir::source::{FileSource, GeneratorSource, KinesisSource, Source, now_ms};
 use weir_kinesis::{Kinesis, ReadOptions, Stream, aws};
 
-use crate::cli::{MetricsFormat, RunArgs};
+use super::signals::Signals;
+use crate::cli::{CheckpointArgs, MetricsFormat, RunArgs};
 
 /// `weir run`. Returns how the run ended.
-pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()>) -> Result<Ending> {
+pub async fn run(args: RunArgs) -> Result<Ending> {
+    let signals = Signals::listen();
     let batch_size = args.batch_size as usize;
     let region = args.aws.region.as_deref();
     let (loaded, watch) =
@@ -25,10 +31,23 @@ pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()>)
             .await?;
     let metrics = Arc::new(Metrics::default());
     let grouping = loaded.grouping().clone();
+    // Tasks beside the pipeline: any of them ending is a fault that stops weir.
+    let mut background: JoinSet<&'static str> = JoinSet::new();
+    let (mut store, restored) = match &args.checkpoint.checkpoint {
+        Some(location) => {
+            let (store, restored) = open_checkpoints(location, &args, &loaded, region).await?;
+            (Some(store), restored)
+        }
+        None => (None, None),
+    };
     let versions = match watch {
         Some(watch) => {
             let (tx, rx) = tokio::sync::mpsc::channel(1);
-            tokio::spawn(watch.run(tx, metrics.clone()));
+            let metrics = metrics.clone();
+            background.spawn(async move {
+                watch.run(tx, metrics).await;
+                "the watch for new operator versions"
+            });
             let policy = RollbackPolicy {
                 max_traps: args.deployment.rollback_after_traps,
                 window: args.deployment.rollback_window,
@@ -58,6 +77,10 @@ pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()>)
                 poll_interval: args.kinesis.poll_interval,
                 discovery_interval: args.kinesis.shard_discovery_interval,
                 until_idle: args.kinesis.until_idle,
+                resume: restored
+                    .as_ref()
+                    .map(|c| progress::resume_positions(&c.meta.shards))
+                    .unwrap_or_default(),
             };
             let kinesis = kinesis.get(region).await;
             let source =
@@ -81,10 +104,14 @@ pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()>)
         None => DeadLetterWriter::stderr(),
     };
     if let Some(addr) = args.metrics_addr {
-        let bound = weir::metrics::serve(addr, metrics.clone())
+        let (bound, server) = weir::metrics::serve(addr, metrics.clone())
             .await
             .with_context(|| format!("cannot serve metrics at {addr} (--metrics-addr)"))?;
         tracing::info!("metrics at http://{bound}/metrics");
+        background.spawn(async move {
+            let _ = server.await;
+            "the metrics server"
+        });
     }
     let stats_format = match args.metrics_format {
         MetricsFormat::Log => StatsFormat::Log,
@@ -105,10 +132,39 @@ pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()>)
         stats_format,
         ..PipelineOptions::default()
     };
+    let checkpoints = store.take().map(|store| Checkpoints {
+        store,
+        interval: args.checkpoint.checkpoint_interval,
+        source: args.source.to_string(),
+        restored,
+    });
     let started = std::time::Instant::now();
-    let ending = pipeline::run(source, versions, sink, dead_letters, metrics.clone(), options, shutdown)
-        .await
-        .context("weir run stopped")?;
+    let stopping = signals.clone().nth(1);
+    let run =
+        pipeline::run(source, versions, sink, dead_letters, metrics.clone(), options, checkpoints, stopping);
+    tokio::pin!(run);
+    let at_once = async {
+        signals.clone().nth(1).await;
+        tokio::select! {
+            () = signals.clone().nth(2) => "a second signal came",
+            () = tokio::time::sleep(args.checkpoint.shutdown_timeout) => "--shutdown-timeout passed",
+        }
+    };
+    let ending = tokio::select! {
+        ending = &mut run => ending.context("weir run stopped")?,
+        why = at_once => bail!(
+            "stopped at once: {why} before the results read so far were written{}",
+            match metrics.checkpoints.last_id.get() {
+                0 if args.checkpoint.checkpoint.is_some() => ": no checkpoint was completed; a restart begins again".to_string(),
+                0 => String::new(),
+                id => format!(": a restart goes on from checkpoint {id}, producing the results since again"),
+            }
+        ),
+        Some(ended) = background.join_next() => {
+            let what = ended.unwrap_or("a background task (it panicked)");
+            bail!("{what} stopped unexpectedly: weir stops rather than run without it");
+        }
+    };
     let end = metrics.snapshot();
     tracing::info!(
         "{} after {:.1} s: {}",
@@ -120,6 +176,88 @@ pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()>)
         end.summary(&Default::default(), started.elapsed())
     );
     Ok(ending)
+}
+
+/// The checkpoint store at `location`, checked (its newest checkpoint read), and the checkpoint
+/// to go on from, checked against this run: the same source, a state the operator can take.
+async fn open_checkpoints(
+    location: &Location,
+    args: &RunArgs,
+    loaded: &LoadedOperator,
+    region: Option<&str>,
+) -> Result<(CheckpointStore, Option<Checkpoint>)> {
+    let CheckpointArgs { reset_state, .. } = args.checkpoint;
+    if !matches!(args.source, Location::Kinesis(_)) {
+        bail!(
+            "--checkpoint needs a Kinesis source (kinesis://STREAM): a file, standard input or the generator cannot be resumed where it stopped"
+        );
+    }
+    let mut store = match location {
+        Location::File(path) => CheckpointStore::dir(path)?,
+        Location::S3 { bucket, key } => CheckpointStore::s3(bucket, key, region).await,
+        other => bail!("--checkpoint {other} is not supported: give a directory or s3://BUCKET/PREFIX"),
+    };
+    let Some(mut checkpoint) = store
+        .latest()
+        .await
+        .with_context(|| format!("cannot read the checkpoints at {}", store.location()))?
+    else {
+        tracing::info!("no checkpoint at {} yet: starting from --start-position", store.location());
+        return Ok((store, None));
+    };
+    let meta = &checkpoint.meta;
+    let source = args.source.to_string();
+    if meta.source != source {
+        bail!(
+            "the checkpoints at {} are of {}, not {source}: give another --checkpoint location for this source",
+            store.location(),
+            meta.source
+        );
+    }
+    let running = weir::checkpoint::OperatorRef::of(loaded);
+    let described =
+        |o: &weir::checkpoint::OperatorRef| format!("{} {} (sha256 {})", o.name, o.version, o.digest.short());
+    if reset_state {
+        tracing::warn!(
+            "--reset-state: the state of checkpoint {} ({} entries, operator {}) is dropped; its shard positions are kept",
+            meta.id,
+            checkpoint.state.len(),
+            described(&meta.operator)
+        );
+        checkpoint.state = Default::default();
+    } else if meta.operator.grouping != running.grouping {
+        bail!(
+            "checkpoint {} at {} holds state grouped by {}, but operator {} groups by {}: state cannot move to another grouping key; run with --reset-state to go on from the checkpoint's positions without its state",
+            meta.id,
+            store.location(),
+            meta.operator.grouping,
+            described(&running),
+            running.grouping
+        );
+    } else if !checkpoint.state.is_empty() {
+        // Refused now, not once the pipeline runs: the whole state through one instance.
+        if let Err(e) = Runner::new(loaded.clone(), "the restore check", checkpoint.state.clone()) {
+            bail!(
+                "operator {} cannot restore the state of checkpoint {} at {}, written by operator {}: {e}; run with --reset-state to go on from the checkpoint's positions without its state",
+                described(&running),
+                meta.id,
+                store.location(),
+                described(&meta.operator)
+            );
+        }
+    }
+    let meta = &checkpoint.meta;
+    tracing::info!(
+        "going on from checkpoint {} at {} taken {} ({} shards, {} state entries, operator {}, parallelism {})",
+        meta.id,
+        store.location(),
+        meta.taken_at,
+        meta.shards.len(),
+        checkpoint.state.len(),
+        described(&meta.operator),
+        meta.parallelism
+    );
+    Ok((store, Some(checkpoint)))
 }
 
 /// One Kinesis client for the source and the sink: the AWS configuration (credential chain,

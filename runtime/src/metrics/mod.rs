@@ -5,6 +5,7 @@
 //! Names follow Prometheus conventions (`weir_<noun>_total` for counters, a `shard` label for
 //! per-shard series, an `instance` label for per-operator-instance series).
 
+pub mod checkpoint;
 pub mod emf;
 pub mod server;
 
@@ -23,6 +24,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use weir_kinesis::WriterStats;
 
+pub use checkpoint::CheckpointMetrics;
 use emf::EmfFormat;
 
 /// Buckets of [`Metrics::swap_pause`], in seconds: fine around the 2 ms goal.
@@ -102,6 +104,8 @@ pub struct Metrics {
     /// `weir_swap_pause_seconds`: per instance, from the old instance's snapshot to the new one
     /// restored.
     pub swap_pause: Histogram,
+    /// Checkpoints: completed, duration, size, age.
+    pub checkpoints: CheckpointMetrics,
     shards: Mutex<BTreeSet<String>>,
     instances: Mutex<BTreeSet<usize>>,
     sink: Arc<SinkCollector>,
@@ -230,7 +234,9 @@ impl Default for Metrics {
             swap_pause.clone(),
         );
         registry.register_collector(Box::new(Arc::clone(&sink)));
+        let checkpoints = CheckpointMetrics::register(&mut registry);
         Self {
+            checkpoints,
             registry,
             records_in,
             records_out,

@@ -4,11 +4,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tokio::task::JoinHandle;
+
 use super::Metrics;
 
 /// Serve `GET /metrics` (any path, in fact) at `addr` in the Prometheus text format until the
 /// runtime ends. Binding happens before this returns, so a busy port is refused at start.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<SocketAddr> {
+/// Returns the address bound and the serving task (it never ends unless it panics).
+pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     use http_body_util::Full;
     use hyper::body::Bytes;
     use hyper::server::conn::http1;
@@ -17,7 +20,7 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<S
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };
             let metrics = Arc::clone(&metrics);
@@ -36,5 +39,5 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<S
             });
         }
     });
-    Ok(bound)
+    Ok((bound, task))
 }

@@ -12,10 +12,10 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use weir_contract::{Grouping, Output, OwnedBatch};
+use weir_contract::{Grouping, KeyedStates, Output, OwnedBatch};
 
 use super::PipelineError;
-use super::keys::Router;
+use super::keys::{self, Router};
 use crate::metrics::{InstanceMetrics, Metrics};
 use crate::operator::{CallError, LoadedOperator, Processed, Runner, RunnerError};
 
@@ -122,12 +122,14 @@ fn name(instance: usize, parallelism: usize) -> String {
 }
 
 impl Instances {
-    /// `parallelism` fresh instances of `loaded` (at least 1), each snapshotting every
-    /// `snapshot_every` calls.
+    /// `parallelism` instances of `loaded` (at least 1), each snapshotting every
+    /// `snapshot_every` calls, each restored with the entries of `state` it owns (empty for a
+    /// fresh start; see [`split_by_owner`]).
     pub fn new(
         loaded: LoadedOperator,
         parallelism: usize,
         snapshot_every: usize,
+        state: &KeyedStates,
         metrics: &Metrics,
     ) -> Result<Self, PipelineError> {
         let parallelism = parallelism.max(1);
@@ -142,8 +144,8 @@ impl Instances {
             None
         };
         let mut slots = Vec::with_capacity(parallelism);
-        for i in 0..parallelism {
-            let runner = Runner::new(loaded.clone(), &name(i, parallelism), Default::default())?
+        for (i, state) in split_by_owner(state, parallelism).into_iter().enumerate() {
+            let runner = Runner::new(loaded.clone(), &name(i, parallelism), state)?
                 .with_snapshot_every(snapshot_every);
             slots.push(Slot {
                 runner,
@@ -253,6 +255,17 @@ impl Instances {
         Ok(outputs)
     }
 
+    /// The state of every instance, side by side, in one [`KeyedStates`] (instance-wide entries
+    /// once per instance): what a checkpoint holds. Only between steps.
+    pub fn snapshot(&mut self) -> Result<KeyedStates, RunnerError> {
+        let states = each(self.pool.as_ref(), &mut self.slots, |_, slot| slot.runner.snapshot());
+        let mut all = KeyedStates::default();
+        for state in states {
+            all.append(&state?);
+        }
+        Ok(all)
+    }
+
     /// Switch every instance to `next`, carrying each one's state: snapshot the old instance,
     /// restore into a new one, all instances side by side. Every new instance is made before
     /// any switches, so a version that cannot restore the state is never switched to (the error
@@ -283,6 +296,25 @@ impl Instances {
         }
         Ok((std::mem::replace(&mut self.loaded, next), pauses))
     }
+}
+
+/// The entries of `state` each of `parallelism` instances owns, by the key group of their key
+/// (whatever the parallelism the state was taken with); instance-wide entries go to every
+/// instance, for the operator to combine.
+pub fn split_by_owner(state: &KeyedStates, parallelism: usize) -> Vec<KeyedStates> {
+    let mut parts = vec![KeyedStates::default(); parallelism];
+    if parallelism == 1 {
+        parts[0] = state.clone();
+        return parts;
+    }
+    for entry in state.iter() {
+        if entry.is_instance_wide() {
+            parts.iter_mut().for_each(|part| part.push_entry(entry));
+        } else {
+            parts[keys::owner(keys::key_group(entry.key.as_bytes()), parallelism)].push_entry(entry);
+        }
+    }
+    parts
 }
 
 /// Run `call` on every instance, side by side (instance 0 on this thread, the others on

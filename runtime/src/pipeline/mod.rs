@@ -8,8 +8,11 @@
 //! sends the outputs on. Channels between the tasks are bounded, so a slow sink slows the
 //! operators, which slows the source: memory stays flat.
 
+pub mod checkpointing;
+pub mod flow;
 pub mod instances;
 pub mod keys;
+pub mod progress;
 pub mod switch;
 pub mod watermark;
 
@@ -18,14 +21,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use weir_contract::{NO_WATERMARK, Output};
 
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 use crate::deployment::Versions;
 use crate::metrics::{Metrics, StatsFormat};
 use crate::operator::{DEFAULT_SNAPSHOT_EVERY, RunnerError};
 use crate::sink::{DeadLetterWriter, Outgoing, Sink, SinkError};
-use crate::source::{Source, SourceError, SourceEvent, now_ms};
-use instances::{Done, Instances};
+use crate::source::{Source, SourceError};
+use checkpointing::Writer;
+use flow::Flow;
+use instances::Instances;
+use progress::Progress;
 use watermark::Watermarks;
 
 /// Batches in flight between source and operators, and outputs between operators and sink:
@@ -67,6 +73,18 @@ impl Default for PipelineOptions {
     }
 }
 
+/// Checkpointing of a run: where, how often, and what to go on from.
+pub struct Checkpoints {
+    /// Where checkpoints are written.
+    pub store: CheckpointStore,
+    /// How often one is taken.
+    pub interval: Duration,
+    /// What is read (`kinesis://STREAM`), as checkpoints name it.
+    pub source: String,
+    /// The checkpoint to go on from (None: a fresh start).
+    pub restored: Option<Checkpoint>,
+}
+
 /// Why the pipeline stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -82,6 +100,9 @@ pub enum PipelineError {
     /// The instances' threads could not be started.
     #[error("cannot start the operator threads: {0}")]
     Threads(String),
+    /// A checkpoint could not be written, or another process writes to the same location.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
     /// A task panicked.
     #[error("internal error: a pipeline task panicked: {0}")]
     Task(String),
@@ -92,173 +113,170 @@ pub enum PipelineError {
 pub enum Ending {
     /// The input ended and every pending result was written.
     EndOfInput,
-    /// Stopped by the shutdown signal; results pending in the operator were not emitted.
+    /// Stopped by the shutdown signal: reading stopped, what was read was processed and
+    /// written, and (with checkpoints) a final checkpoint holds the results still pending.
     Stopped,
 }
 
 /// Run `source` through `options.parallelism` instances of the operator into `sink` until the
-/// input ends or `shutdown` resolves, switching versions as `operators` delivers them. Needs
-/// tokio's multi-threaded runtime: operator calls run in `block_in_place`.
+/// input ends or `shutdown` resolves, switching versions as `operators` delivers them, taking
+/// checkpoints if asked to (restoring the state of `checkpoints.restored` first). Needs tokio's
+/// multi-threaded runtime: operator calls run in `block_in_place`.
+///
+/// On `shutdown` it stops reading, processes the batches already read, writes every output,
+/// and takes a final checkpoint. On an error it still lets the sink write what it was given
+/// before reporting the error.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     source: Source,
     versions: impl Into<Versions>,
     sink: Sink,
-    mut dead_letters: DeadLetterWriter,
+    dead_letters: DeadLetterWriter,
     metrics: Arc<Metrics>,
     options: PipelineOptions,
+    checkpoints: Option<Checkpoints>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Ending, PipelineError> {
-    let mut versions = versions.into();
-    let mut instances =
-        guest(|| Instances::new(versions.initial(), options.parallelism, options.snapshot_every, &metrics))?;
+    let versions = versions.into();
+    let (restored, writer, interval, source_name) = match checkpoints {
+        Some(c) => (c.restored, Some(Writer::start(c.store, metrics.clone())), Some(c.interval), c.source),
+        None => (None, None, None, String::new()),
+    };
+    let (writer, mut writer_task) = writer.unzip();
+    let mut writer_ended = false;
+    let state = restored.as_ref().map(|c| c.state.clone()).unwrap_or_default();
+    let instances = guest(|| {
+        Instances::new(versions.initial(), options.parallelism, options.snapshot_every, &state, &metrics)
+    })?;
+    drop(state);
+    let mut watermarks = Watermarks::new(options.idle_after);
+    let (progress, next_checkpoint, records_out) = match restored {
+        Some(Checkpoint { meta, .. }) => {
+            watermarks.restore(
+                meta.watermark_ms,
+                meta.shards.iter().filter_map(|(id, s)| Some((id.clone(), s.event_time_ms?))),
+            );
+            (Progress::restored(meta.shards), meta.id + 1, meta.records_out)
+        }
+        None => (Progress::default(), 1, 0),
+    };
     let (event_tx, mut events) = mpsc::channel(CHANNEL_BATCHES);
     let mut source_task = Some(tokio::spawn(source.run(event_tx)));
     let (out_tx, out_rx) = mpsc::channel::<Outgoing>(CHANNEL_BATCHES);
     let sink_task = tokio::spawn(sink.run(out_rx));
-    let mut watermarks = Watermarks::new(options.idle_after);
+    let mut flow = Flow {
+        instances,
+        versions,
+        watermarks,
+        progress,
+        dead_letters,
+        metrics: metrics.clone(),
+        out_tx,
+        source_name,
+        next_checkpoint,
+        records_out,
+    };
 
     let mut ticks = tokio::time::interval(options.tick_interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut stats = tokio::time::interval(options.stats_interval);
-    stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut checkpoint_ticks = tokio::time::interval(interval.unwrap_or(Duration::from_secs(3600)));
+    for timer in [&mut ticks, &mut stats, &mut checkpoint_ticks] {
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    }
     stats.tick().await;
+    checkpoint_ticks.tick().await;
     let (mut last_stats, mut last_at) = (metrics.snapshot(), Instant::now());
     tokio::pin!(shutdown);
 
-    let ending = loop {
-        // Outputs of this step, and when the earliest input of the step was read.
-        let (outputs, read_at): (Vec<Output>, Option<Instant>) = tokio::select! {
-            biased;
-            () = &mut shutdown => break Ending::Stopped,
-            event = events.recv() => match event {
-                Some(first) => {
-                    let watermark = current_watermark(&mut watermarks, &metrics);
-                    let (now, mut read_at, mut routed) = (now_ms(), None::<Instant>, 0);
-                    let mut next = Some(first);
-                    while let Some(event) = next.take() {
-                        match event {
-                            SourceEvent::Batch { mut batch, read_at: at } => {
-                                batch.now_ms = now;
-                                batch.watermark_ms = watermark;
-                                metrics.shard(&batch.shard_id).records_in.inc_by(batch.len() as u64);
-                                watermarks.delivered(&batch.shard_id, at);
-                                read_at = Some(read_at.map_or(at, |r| r.min(at)));
-                                instances.route(batch);
-                                routed += 1;
-                            }
-                            SourceEvent::Started { shard, lineage } => {
-                                watermarks.started(&shard, Instant::now());
-                                if let Some(lineage) = lineage.filter(|l| !l.parents.is_empty()) {
-                                    tracing::info!("shard {shard} starts after {}", lineage.parents.join(", "));
-                                }
-                                metrics.shards_reading.inc();
-                            }
-                            SourceEvent::Rejected(letter) => {
-                                metrics.shard(&letter.shard_id).dead_letters.inc();
-                                dead_letters.write(std::slice::from_ref(&letter))?;
-                            }
-                            SourceEvent::Ended { shard } => {
-                                // The reader has logged it.
-                                watermarks.ended(&shard);
-                                metrics.reshards.inc();
-                                metrics.shards_reading.dec();
-                            }
-                        }
-                        if routed < STEP_BATCHES {
-                            next = events.try_recv().ok();
-                        }
-                    }
-                    if routed == 0 {
-                        continue;
-                    }
-                    let done = guest(|| switch::step(&mut instances, &mut versions, &metrics))?;
-                    metrics.batches.inc_by(routed as u64);
-                    (finish_step(done, &mut watermarks, &mut dead_letters, &metrics)?, read_at)
+    let result: Result<Ending, PipelineError> = async {
+        let ending = loop {
+            // Timers first: each is ready at most once per interval, so a backlog of batches
+            // cannot starve them, and they cannot starve the batches.
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break Ending::Stopped,
+                Some(ended) = async { Some(writer_task.as_mut()?.await) }, if writer_task.is_some() => {
+                    // It only ends on its own with an error (or a panic).
+                    writer_ended = true;
+                    checkpointing::outcome(ended)?;
+                    return Err(PipelineError::Task("the checkpoint writer stopped".into()));
                 }
-                None => {
-                    // The source is done: an error ends the run, the end of input finishes it.
-                    if let Some(task) = source_task.take() {
-                        join(task).await??;
+                _ = checkpoint_ticks.tick(), if writer.is_some() => {
+                    if let Some(w) = &writer {
+                        if w.ready() { flow.cut(w).await?; } else { metrics.checkpoints.skipped.inc(); }
                     }
-                    for (_, output) in guest(|| instances.finish(now_ms()))? {
-                        let _ = out_tx.send(output.into()).await;
-                    }
-                    break Ending::EndOfInput;
                 }
-            },
-            next = versions.next_version() => {
-                guest(|| switch::switch(&mut instances, &mut versions, next, &metrics));
-                continue;
+                next = flow.versions.next_version() => {
+                    guest(|| switch::switch(&mut flow.instances, &mut flow.versions, next, &metrics));
+                }
+                _ = ticks.tick() => flow.tick().await?,
+                _ = stats.tick() => {
+                    let now = metrics.snapshot();
+                    options.stats_format.report(&now, &last_stats, last_at.elapsed());
+                    (last_stats, last_at) = (now, Instant::now());
+                }
+                event = events.recv() => match event {
+                    Some(first) => flow.step_from(first, &mut events).await?,
+                    None => {
+                        // The source is done: an error ends the run, the end of input finishes
+                        // it (a last checkpoint first, holding the positions at the end).
+                        if let Some(task) = source_task.take() {
+                            join(task).await??;
+                        }
+                        if let Some(w) = &writer {
+                            flow.cut(w).await?;
+                        }
+                        flow.finish().await?;
+                        break Ending::EndOfInput;
+                    }
+                },
             }
-            _ = ticks.tick() => {
-                let watermark = current_watermark(&mut watermarks, &metrics);
-                let outputs = guest(|| instances.tick(now_ms(), watermark))?;
-                (outputs.into_iter().map(|(_, o)| o).collect(), None)
-            }
-            _ = stats.tick() => {
-                let now = metrics.snapshot();
-                options.stats_format.report(&now, &last_stats, last_at.elapsed());
-                (last_stats, last_at) = (now, Instant::now());
-                continue;
+            if flow.out_tx.is_closed() {
+                // The sink stopped: its error is reported below.
+                break Ending::Stopped;
             }
         };
-        for output in outputs {
-            if output.key_lens.is_empty() {
-                continue;
+        if ending == Ending::Stopped && !flow.out_tx.is_closed() {
+            // Stop reading; process what was read; a last checkpoint holds the rest.
+            if let Some(task) = source_task.take() {
+                task.abort();
             }
-            if out_tx.send(Outgoing { output, read_at }).await.is_err() {
-                // The sink stopped: its error is reported below.
-                break;
+            while let Some(event) = events.recv().await {
+                flow.step_from(event, &mut events).await?;
+            }
+            if let Some(w) = &writer {
+                flow.cut(w).await?;
             }
         }
-        if out_tx.is_closed() {
-            break Ending::Stopped;
-        }
-    };
-    drop(out_tx);
+        Ok(ending)
+    }
+    .await;
+
+    // Whatever happened, the sink writes what it was given (an error is reported after it).
+    if let Some(task) = source_task.take() {
+        task.abort();
+    }
     drop(events);
-    join(sink_task).await??;
+    drop(flow);
+    let sunk = join(sink_task).await.and_then(|r| r.map_err(PipelineError::from));
+    drop(writer);
+    let checkpointed = match writer_task.filter(|_| !writer_ended) {
+        Some(task) => checkpointing::outcome(task.await).map_err(PipelineError::from),
+        None => Ok(()),
+    };
     if let StatsFormat::Emf(_) = &options.stats_format {
         options.stats_format.report(&metrics.snapshot(), &last_stats, last_at.elapsed());
     }
+    let ending = result?;
+    sunk?;
+    checkpointed?;
     Ok(ending)
-}
-
-/// The watermark now, also as a metric.
-fn current_watermark(watermarks: &mut Watermarks, metrics: &Metrics) -> i64 {
-    let watermark = watermarks.current(Instant::now());
-    if watermark != NO_WATERMARK {
-        metrics.watermark.set(watermark);
-    }
-    watermark
-}
-
-/// Fold a step's event times into the shards' watermarks, write its dead letters, and return
-/// its outputs.
-fn finish_step(
-    done: Vec<Done>,
-    watermarks: &mut Watermarks,
-    dead_letters: &mut DeadLetterWriter,
-    metrics: &Metrics,
-) -> Result<Vec<Output>, PipelineError> {
-    let mut outputs = Vec::with_capacity(done.len());
-    for Done { shard, processed } in done {
-        if let Some(time) = processed.output.event_time_ms {
-            watermarks.observe(&shard, time);
-        }
-        if !processed.dead_letters.is_empty() {
-            metrics.shard(&shard).dead_letters.inc_by(processed.dead_letters.len() as u64);
-            dead_letters.write(&processed.dead_letters)?;
-        }
-        outputs.push(processed.output);
-    }
-    Ok(outputs)
 }
 
 /// Run operator calls: they may block this thread inside the guest's WASI calls (a guest
 /// writing to stderr, as a panicking one does, goes through wasmtime-wasi's synchronous
 /// bindings, which block on the runtime), so the runtime is told this thread blocks.
-fn guest<T>(calls: impl FnOnce() -> T) -> T {
+pub(crate) fn guest<T>(calls: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(calls)
 }
 

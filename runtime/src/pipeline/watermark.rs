@@ -28,18 +28,39 @@ struct ShardClock {
 pub struct Watermarks {
     idle_after: Duration,
     shards: BTreeMap<String, ShardClock>,
+    /// Event times of shards not started yet, from a checkpoint.
+    restored: BTreeMap<String, i64>,
     current: i64,
 }
 
 impl Watermarks {
     /// No shards yet; a shard silent for `idle_after` is idle.
     pub fn new(idle_after: Duration) -> Self {
-        Self { idle_after, shards: BTreeMap::new(), current: NO_WATERMARK }
+        Self { idle_after, shards: BTreeMap::new(), restored: BTreeMap::new(), current: NO_WATERMARK }
+    }
+
+    /// Go on from a checkpoint: the watermark then, and each shard's latest event time (taken
+    /// up when the shard starts again).
+    pub fn restore(&mut self, watermark_ms: i64, shards: impl IntoIterator<Item = (String, i64)>) {
+        self.current = self.current.max(watermark_ms);
+        self.restored.extend(shards);
     }
 
     /// `shard` starts being read at `now`.
     pub fn started(&mut self, shard: &str, now: Instant) {
-        self.shards.entry(shard.to_string()).or_insert(ShardClock { latest: NO_WATERMARK, last_batch: now });
+        let latest = self.restored.remove(shard).unwrap_or(NO_WATERMARK);
+        self.shards.entry(shard.to_string()).or_insert(ShardClock { latest, last_batch: now });
+    }
+
+    /// The latest event time reported for `shard`, if any.
+    pub fn latest(&self, shard: &str) -> Option<i64> {
+        let latest = self.shards.get(shard).map(|c| c.latest).or_else(|| self.restored.get(shard).copied());
+        latest.filter(|&t| t != NO_WATERMARK)
+    }
+
+    /// The watermark last computed.
+    pub fn last(&self) -> i64 {
+        self.current
     }
 
     /// `shard` was read to its end.

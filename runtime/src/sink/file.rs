@@ -40,12 +40,16 @@ impl FileSink {
     }
 
     /// Write every output that arrives until the channel closes, flushing whenever no more
-    /// output is waiting (so results show up promptly), and at the end.
+    /// output is waiting (so results show up promptly), before answering an acknowledgement,
+    /// and at the end.
     pub async fn run(mut self, mut rx: mpsc::Receiver<Outgoing>) -> Result<(), SinkError> {
         while let Some(outgoing) = rx.recv().await {
             self.write(&outgoing.output).await?;
-            if rx.is_empty() {
+            if rx.is_empty() || outgoing.ack.is_some() {
                 self.flush().await?;
+            }
+            if let Some(ack) = outgoing.ack {
+                let _ = ack.send(());
             }
         }
         self.flush().await

@@ -38,4 +38,8 @@ impl Outbound for Outgoing {
     fn read_at(&self) -> Option<Instant> {
         self.read_at
     }
+
+    fn take_ack(&mut self) -> Option<tokio::sync::oneshot::Sender<()>> {
+        self.ack.take()
+    }
 }

@@ -8,6 +8,7 @@ pub mod kinesis;
 
 use std::time::Instant;
 
+use tokio::sync::oneshot;
 use weir_contract::Output;
 
 pub use dead_letter::DeadLetterWriter;
@@ -15,18 +16,29 @@ pub use file::FileSink;
 pub use kinesis::KinesisSink;
 
 /// Records for the sink: an operator's output, and when the input that produced it was read
-/// (so the sink can measure the latency the runtime adds), if it came from input.
+/// (so the sink can measure the latency the runtime adds), if it came from input; or an
+/// acknowledgement to answer once everything before it is written (a checkpoint waits for it).
 #[derive(Debug, Default)]
 pub struct Outgoing {
     /// The records.
     pub output: Output,
     /// When the source received the batch whose processing emitted them.
     pub read_at: Option<Instant>,
+    /// Answered once these records and every one before them are written.
+    pub ack: Option<oneshot::Sender<()>>,
+}
+
+impl Outgoing {
+    /// No records: only an acknowledgement, answered once everything before it is written.
+    pub fn ack() -> (Self, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        (Self { ack: Some(tx), ..Self::default() }, rx)
+    }
 }
 
 impl From<Output> for Outgoing {
     fn from(output: Output) -> Self {
-        Self { output, read_at: None }
+        Self { output, read_at: None, ack: None }
     }
 }
 

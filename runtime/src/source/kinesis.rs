@@ -53,6 +53,10 @@ impl KinesisSource {
                         metrics.read_throttles.inc_by(stats.throttles - seen.throttles);
                         metrics.read_retries.inc_by(stats.retries - seen.retries);
                         metrics.iterator_renewals.inc_by(stats.renewals - seen.renewals);
+                        self.metrics
+                            .checkpoints
+                            .expired_positions
+                            .inc_by(stats.expired_positions - seen.expired_positions);
                         *seen = stats;
                         if let Some(behind) = millis_behind_latest {
                             metrics.millis_behind_latest.set(behind);
@@ -76,7 +80,8 @@ impl KinesisSource {
                                 arrival,
                             );
                         }
-                        if tx.send(SourceEvent::Batch { batch, read_at }).await.is_err() {
+                        let position = chunk.last().map(|r| r.sequence_number.clone());
+                        if tx.send(SourceEvent::Batch { batch, read_at, position }).await.is_err() {
                             return Ok(());
                         }
                     }

@@ -47,6 +47,8 @@ pub enum SourceEvent {
         batch: OwnedBatch,
         /// When they were received.
         read_at: Instant,
+        /// Where the shard stands after them (a Kinesis sequence number), for checkpoints.
+        position: Option<String>,
     },
     /// The shard was read to its end; its state waits for its children.
     Ended {
@@ -65,7 +67,7 @@ impl SourceEvent {
 
     /// Records read just now.
     pub fn batch(batch: OwnedBatch) -> Self {
-        Self::Batch { batch, read_at: Instant::now() }
+        Self::Batch { batch, read_at: Instant::now(), position: None }
     }
 }
 

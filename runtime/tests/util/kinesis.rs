@@ -163,10 +163,24 @@ pub fn produce_keyed(
     start_ms: i64,
     partition_key: &str,
 ) -> Vec<u8> {
+    produce_with(endpoint, stream, count, tickers, start_ms, partition_key, &[])
+}
+
+/// The same, with more producer arguments (`--step 20ms`).
+pub fn produce_with(
+    endpoint: &str,
+    stream: &str,
+    count: u64,
+    tickers: u32,
+    start_ms: i64,
+    partition_key: &str,
+    extra: &[&str],
+) -> Vec<u8> {
     let start = jiff::Timestamp::from_millisecond(start_ms).unwrap().to_string();
     let args = |cmd: &mut Command| {
         cmd.args(["--rate", "0", "--count", &count.to_string(), "--tickers", &tickers.to_string()])
-            .args(["--start-time", &start]);
+            .args(["--start-time", &start])
+            .args(extra);
     };
     let mut to_stream = producer();
     args(&mut to_stream);

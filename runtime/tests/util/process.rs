@@ -65,6 +65,23 @@ impl Weir {
         stdin.flush().unwrap();
     }
 
+    /// Send `signal` (`TERM`, `INT`, `KILL`) to weir, as `kill -SIGNAL PID` does.
+    pub fn signal(&mut self, signal: &str) {
+        let status =
+            Command::new("kill").args([format!("-{signal}"), self.child.id().to_string()]).status().unwrap();
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Kill weir with SIGKILL and wait until it is gone; its log.
+    pub fn kill(mut self) -> String {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        for reader in self.readers.drain(..) {
+            reader.join().unwrap();
+        }
+        self.log()
+    }
+
     /// Whether weir has not exited.
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()

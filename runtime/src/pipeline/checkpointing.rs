@@ -1,0 +1,107 @@
+//! Checkpoints from the pipeline's side. At a step boundary the pipeline cuts: it snapshots
+//! every instance, notes where every shard stands ([`super::progress`]), and sends an
+//! acknowledgement request down the sink's channel behind the outputs produced so far. The
+//! writer task waits for that acknowledgement (every output before the cut written), then
+//! writes the checkpoint to its store, retrying with backoff; one checkpoint is in the works at
+//! a time, and an interval that comes while one is still being written is skipped (counted).
+//! A store that reports another process writing to it ([`CheckpointError::Fenced`]) stops the
+//! writer, and weir with it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use weir_kinesis::retry;
+
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
+use crate::metrics::Metrics;
+
+/// Retries of a failed checkpoint write: the first after 200-400 ms, up to 10 s.
+fn retry_delays() -> retry::Delays {
+    retry::delays(retry::policy(Duration::from_millis(200), Duration::from_secs(10)))
+}
+
+/// A checkpoint cut, waiting for the sink.
+struct Cut {
+    checkpoint: Checkpoint,
+    /// Answered when every output produced before the cut is written.
+    written: oneshot::Receiver<()>,
+    at: Instant,
+}
+
+/// The way to the writer task.
+pub struct Writer {
+    cuts: mpsc::Sender<Cut>,
+}
+
+/// The writer task: it ends when the [`Writer`] is dropped and every cut handed over is
+/// written, or with the error that stopped it.
+pub type WriterTask = JoinHandle<Result<(), CheckpointError>>;
+
+impl Writer {
+    /// Start the writer task over `store`.
+    pub fn start(store: CheckpointStore, metrics: Arc<Metrics>) -> (Self, WriterTask) {
+        let (tx, rx) = mpsc::channel(1);
+        (Self { cuts: tx }, tokio::spawn(write_all(store, rx, metrics)))
+    }
+
+    /// Whether the previous cut has been taken up (a new one would not wait).
+    pub fn ready(&self) -> bool {
+        self.cuts.capacity() > 0
+    }
+
+    /// Hand over `checkpoint`, to be written once `written` is answered; waits while the
+    /// previous cut is still queued.
+    pub async fn submit(&self, checkpoint: Checkpoint, written: oneshot::Receiver<()>) {
+        let _ = self.cuts.send(Cut { checkpoint, written, at: Instant::now() }).await;
+    }
+}
+
+/// What the writer task ended with, a panic included.
+pub fn outcome(
+    result: Result<Result<(), CheckpointError>, tokio::task::JoinError>,
+) -> Result<(), CheckpointError> {
+    result.unwrap_or_else(|e| Err(CheckpointError::Panicked(e.to_string())))
+}
+
+async fn write_all(
+    mut store: CheckpointStore,
+    mut cuts: mpsc::Receiver<Cut>,
+    metrics: Arc<Metrics>,
+) -> Result<(), CheckpointError> {
+    while let Some(cut) = cuts.recv().await {
+        if cut.written.await.is_err() {
+            // The sink stopped before writing everything: its error ends the run, and this
+            // checkpoint must not claim what it did not write.
+            continue;
+        }
+        let mut delays = retry_delays();
+        loop {
+            match store.write(&cut.checkpoint).await {
+                Ok(pointer) => {
+                    metrics.checkpoints.completed_now(pointer.id, pointer.bytes, cut.at.elapsed());
+                    tracing::debug!(
+                        "checkpoint {} written to {} ({} bytes, {:.1} ms after the cut)",
+                        pointer.id,
+                        store.location(),
+                        pointer.bytes,
+                        cut.at.elapsed().as_secs_f64() * 1e3
+                    );
+                    break;
+                }
+                Err(e @ CheckpointError::Fenced { .. }) => return Err(e),
+                Err(e) => {
+                    metrics.checkpoints.failures.inc();
+                    let delay = delays.next_delay();
+                    tracing::warn!(
+                        "cannot write checkpoint {} ({e}); trying again in {delay:?}",
+                        cut.checkpoint.meta.id
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,215 @@
+//! Stopping and going on with `--checkpoint`, through the binaries, against kinesis-local
+//! (which stores a record as soon as it is put; see ARCHITECTURE.md, Tests) and moto for S3:
+//! trades produced in waves into 4 shards while `weir run --checkpoint-interval 1s` runs and is
+//! stopped at a random moment of each wave, then started again (with another parallelism each
+//! time, so the state is restored by key group). After the last run has read everything:
+//!
+//! - the results, without repeats, equal the native operator's over the same trades, window
+//!   for window;
+//! - after SIGKILL, a result appears again only if its window had not fired by the last
+//!   checkpoint before a kill (its end after that checkpoint's watermark less the allowed
+//!   out-of-orderness): nothing a checkpoint covered is produced twice;
+//! - after SIGTERM (a graceful stop: finish, write, checkpoint), no result appears twice.
+
+mod util;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use util::kinesis::*;
+use util::process::Weir;
+use util::*;
+
+const TICKERS: u32 = 20;
+const WAVE: u64 = 3_000;
+/// Event time between trades: a wave spans 60 s, so windows fire during every run.
+const STEP_MS: i64 = 20;
+/// Enough for the producer's disorder between tickers (it keeps order per ticker only).
+const OUT_OF_ORDERNESS_MS: i64 = 30_000;
+
+fn settings() -> [(&'static str, &'static str); 1] {
+    [("out-of-orderness", "30s")]
+}
+
+/// Where the checkpoints go.
+enum Store {
+    Dir(tempfile::TempDir),
+    S3 { bucket: String },
+}
+
+impl Store {
+    fn location(&self) -> String {
+        match self {
+            Store::Dir(dir) => dir.path().display().to_string(),
+            Store::S3 { bucket } => format!("s3://{bucket}/weir/checkpoints"),
+        }
+    }
+
+    /// The pointer to the newest checkpoint (`LATEST`), as weir wrote it.
+    fn pointer(&self) -> Option<serde_json::Value> {
+        let bytes = match self {
+            Store::Dir(dir) => std::fs::read(dir.path().join("LATEST")).ok()?,
+            Store::S3 { bucket } => {
+                let rt = runtime();
+                let client = util::s3::client(&rt);
+                let got =
+                    rt.block_on(client.get_object().bucket(bucket).key("weir/checkpoints/LATEST").send());
+                rt.block_on(got.ok()?.body.collect()).unwrap().into_bytes().to_vec()
+            }
+        };
+        Some(serde_json::from_slice(&bytes).unwrap())
+    }
+}
+
+/// A small random number generator for the stop moments (xorshift), seeded from the clock; the
+/// seed is in every failure message.
+struct Moments(u64);
+
+impl Moments {
+    fn new() -> Self {
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        Self(u64::from(nanos) | 1)
+    }
+
+    fn next_ms(&mut self, below: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % below
+    }
+}
+
+fn start(
+    endpoint: &str,
+    trades: &str,
+    results: &str,
+    store: &Store,
+    parallelism: usize,
+    extra: &[&str],
+) -> Weir {
+    let mut cmd = weir();
+    cmd.env("AWS_ENDPOINT_URL_KINESIS", endpoint).env("WEIR_LOG", "weir=info").arg("run");
+    cmd.args(["--source", &format!("kinesis://{trades}"), "--start-position", "trim-horizon"])
+        .args(["--sink", &format!("kinesis://{results}"), "--set", "out-of-orderness=30s"])
+        .args(["--checkpoint", &store.location(), "--checkpoint-interval", "1s"])
+        // No shard goes idle between waves: the watermark is always the slowest shard's.
+        .args(["--idle-after", "600s", "--parallelism", &parallelism.to_string()])
+        .args(extra);
+    Weir::start(cmd)
+}
+
+/// What a series of stops and restarts left.
+struct Outcome {
+    /// The results, as `weir tail` read them back.
+    results: Vec<serde_json::Value>,
+    /// The trades produced.
+    input: Vec<u8>,
+    /// Per stop, the window end up to which the last checkpoint before it covered the windows
+    /// (None: no checkpoint yet).
+    covered: Vec<Option<i64>>,
+    /// The seed of the stop moments.
+    seed: u64,
+}
+
+/// Produce `stops` waves, stopping weir with `signal` once in each; then let a last run read
+/// to the end.
+fn stop_and_go_on(signal: &str, store: &Store, stops: usize) -> Outcome {
+    let endpoint = kinesis_local_endpoint();
+    let trades = create_stream_at(&endpoint, "trades", 4);
+    let results = create_stream_at(&endpoint, "results", 1);
+    let mut moments = Moments::new();
+    let seed = moments.0;
+    let mut input = Vec::new();
+    let mut covered = Vec::new();
+    for wave in 0..stops {
+        let mut weir = start(&endpoint, &trades, &results, store, wave % 3 + 1, &[]);
+        let start_ms = T0 + wave as i64 * WAVE as i64 * STEP_MS;
+        let (at, stream) = (endpoint.clone(), trades.clone());
+        let producer = std::thread::spawn(move || {
+            produce_with(&at, &stream, WAVE, TICKERS, start_ms, "ticker", &["--step", "20ms"])
+        });
+        // A random moment while the wave is being written and read.
+        std::thread::sleep(Duration::from_millis(500 + moments.next_ms(2_000)));
+        if signal == "KILL" {
+            weir.kill();
+        } else {
+            weir.signal(signal);
+            let (status, log) = weir.wait(Duration::from_secs(60));
+            assert!(status.success(), "a stop by SIG{signal} should exit 0 (seed {seed}):\n{log}");
+        }
+        covered.push(store.pointer().map(|p| p["watermark_ms"].as_i64().unwrap() - OUT_OF_ORDERNESS_MS));
+        input.extend(producer.join().unwrap());
+    }
+    let weir = start(&endpoint, &trades, &results, store, 2, &["--until-idle", "3s"]);
+    let (status, log) = weir.wait(Duration::from_secs(120));
+    assert!(status.success(), "seed {seed}:\n{log}");
+    assert!(log.contains("going on from checkpoint"), "the last run should resume (seed {seed}):\n{log}");
+    Outcome { results: tail_at(&endpoint, &results, &[]), input, covered, seed }
+}
+
+/// How often each (ticker, window end) was read.
+type Counts = BTreeMap<(String, i64), usize>;
+
+/// Results per ticker, each once, in the order first read; and how often each was read.
+fn deduplicated(results: &[serde_json::Value]) -> (BTreeMap<String, Vec<String>>, Counts) {
+    let mut once: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut counts: BTreeMap<(String, i64), usize> = BTreeMap::new();
+    for record in results {
+        let data = record["data"].as_str().unwrap();
+        let result: serde_json::Value = serde_json::from_str(data).unwrap();
+        let ticker = result["TICKER"].as_str().unwrap().to_string();
+        let end: jiff::Timestamp = result["WINDOW_END"].as_str().unwrap().parse().unwrap();
+        let count = counts.entry((ticker.clone(), end.as_millisecond())).or_default();
+        *count += 1;
+        if *count == 1 {
+            once.entry(ticker).or_default().push(data.to_string());
+        }
+    }
+    (once, counts)
+}
+
+fn killed_five_times(store: Store) {
+    let Outcome { results, input, covered, seed } = stop_and_go_on("KILL", &store, 5);
+    let (once, counts) = deduplicated(&results);
+    assert_same_results(&once, &native_per_ticker(&input, &settings()));
+    for ((ticker, end), count) in &counts {
+        // Each kill may repeat a window its last checkpoint had not covered, once.
+        let uncovered = covered.iter().filter(|c| c.is_none_or(|through| *end > through)).count();
+        assert!(
+            count - 1 <= uncovered,
+            "{ticker} window ending {end} was produced {count} times, but only {uncovered} kills came before a checkpoint covered it (checkpoints covered windows through {covered:?}; seed {seed})"
+        );
+    }
+}
+
+fn stopped_gracefully(store: Store) {
+    let Outcome { results, input, covered, seed } = stop_and_go_on("TERM", &store, 3);
+    assert!(covered.iter().all(Option::is_some), "every graceful stop writes a checkpoint: {covered:?}");
+    let (once, counts) = deduplicated(&results);
+    assert_same_results(&once, &native_per_ticker(&input, &settings()));
+    let repeated: Vec<_> = counts.iter().filter(|&(_, &c)| c > 1).collect();
+    assert!(repeated.is_empty(), "SIGTERM restarts repeated results (seed {seed}): {repeated:?}");
+}
+
+#[test]
+fn killed_five_times_with_checkpoints_in_a_directory_nothing_is_lost_and_only_uncovered_windows_repeat() {
+    killed_five_times(Store::Dir(tempfile::tempdir().unwrap()));
+}
+
+#[test]
+fn killed_five_times_with_checkpoints_in_s3_nothing_is_lost_and_only_uncovered_windows_repeat() {
+    let bucket = util::s3::bucket(&runtime(), "checkpoints");
+    killed_five_times(Store::S3 { bucket });
+}
+
+#[test]
+fn stopped_by_sigterm_three_times_with_checkpoints_in_a_directory_nothing_repeats() {
+    stopped_gracefully(Store::Dir(tempfile::tempdir().unwrap()));
+}
+
+#[test]
+fn stopped_by_sigterm_three_times_with_checkpoints_in_s3_nothing_repeats() {
+    let bucket = util::s3::bucket(&runtime(), "checkpoints");
+    stopped_gracefully(Store::S3 { bucket });
+}
