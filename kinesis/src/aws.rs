@@ -52,9 +52,15 @@ pub struct Kinesis {
 }
 
 impl Kinesis {
-    /// A client from the shared configuration.
+    /// A client from the shared configuration, with the SDK's own retries off: weir's read and
+    /// write loops retry every call themselves ([`crate::retry`]), so a throttle is retried
+    /// once, with weir's backoff, and counted once (in `weir_read_throttles_total` or
+    /// `weir_sink_retries_total`), not hidden under up to three SDK attempts.
     pub fn new(config: &SdkConfig) -> Self {
-        Self::with_client(aws_sdk_kinesis::Client::new(config), config)
+        let config_without_retries = aws_sdk_kinesis::config::Builder::from(config)
+            .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled())
+            .build();
+        Self::with_client(aws_sdk_kinesis::Client::from_conf(config_without_retries), config)
     }
 
     /// `client`, described by `config`.
@@ -172,4 +178,17 @@ pub fn is_throttling(code: Option<&str>) -> bool {
                 | "KMSThrottlingException"
         )
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_sdk_makes_one_attempt_per_call_so_weirs_loops_retry_and_count_each_failure() {
+        let config = aws_config::SdkConfig::builder().behavior_version(BehaviorVersion::latest()).build();
+        let kinesis = Kinesis::new(&config);
+        let retry = kinesis.client.config().retry_config().expect("a retry configuration");
+        assert_eq!(retry.max_attempts(), 1);
+    }
 }

@@ -131,13 +131,27 @@ pub struct Bucket {
 }
 
 impl Bucket {
-    /// The bucket `name`; `region` overrides the configured region. Makes no request.
+    /// The bucket `name`; `region` overrides the configured region. Makes no request. The
+    /// SDK retries transient failures (its standard mode, 3 attempts).
     pub async fn connect(name: &str, region: Option<&str>) -> Self {
+        Self::connect_with(name, region, true).await
+    }
+
+    /// The same, with the SDK's retries off: for a caller that retries every call itself, so a
+    /// failure is retried in one place.
+    pub async fn connect_without_retries(name: &str, region: Option<&str>) -> Self {
+        Self::connect_with(name, region, false).await
+    }
+
+    async fn connect_with(name: &str, region: Option<&str>, sdk_retries: bool) -> Self {
         let config = aws::config(region).await;
         let endpoint = aws::endpoint_override(&config, "S3");
         // Emulators (moto, MinIO) serve buckets by path, not as host names.
-        let s3_config =
-            aws_sdk_s3::config::Builder::from(&config).force_path_style(endpoint.is_some()).build();
+        let mut builder = aws_sdk_s3::config::Builder::from(&config).force_path_style(endpoint.is_some());
+        if !sdk_retries {
+            builder = builder.retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled());
+        }
+        let s3_config = builder.build();
         let endpoint = endpoint.unwrap_or_else(|| aws::regional_endpoint(&config, "S3"));
         Self { client: Client::from_conf(s3_config), name: name.to_string(), endpoint }
     }

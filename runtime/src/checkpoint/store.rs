@@ -12,6 +12,9 @@
 //! process last saw, so a stale process (paused, partitioned, or simply a second one) cannot
 //! overwrite a newer checkpoint: it gets [`CheckpointError::Fenced`] and stops. The last
 //! [`KEEP`] checkpoints are kept; older ones are deleted only after the pointer moved past them.
+//!
+//! S3 requests are retried in one place: not by the SDK, but by the pipeline's checkpoint
+//! writer (every write, with backoff, counted) and here for the reads at start ([`READ_ATTEMPTS`]).
 
 use std::fs::File;
 use std::io::Write;
@@ -25,6 +28,9 @@ use crate::s3::{Bucket, Condition, S3Error};
 
 /// Checkpoints kept.
 pub const KEEP: u64 = 3;
+/// Attempts at reading the newest checkpoint at start before a transient S3 failure is
+/// reported (about 6 s of backoff in all).
+pub const READ_ATTEMPTS: u32 = 5;
 /// The pointer's name.
 pub const POINTER: &str = "LATEST";
 const FOLDER: &str = "checkpoints";
@@ -84,7 +90,7 @@ impl CheckpointStore {
     /// `s3://BUCKET/PREFIX`; makes no request.
     pub async fn s3(bucket: &str, prefix: &str, region: Option<&str>) -> Self {
         Self::S3(S3Store {
-            bucket: Bucket::connect(bucket, region).await,
+            bucket: Bucket::connect_without_retries(bucket, region).await,
             prefix: prefix.trim_end_matches('/').to_string(),
             pointer_etag: None,
             last_id: 0,
@@ -99,8 +105,28 @@ impl CheckpointStore {
         }
     }
 
-    /// The newest complete checkpoint, if any.
+    /// The newest complete checkpoint, if any; transient S3 failures are retried.
     pub async fn latest(&mut self) -> Result<Option<Checkpoint>, CheckpointError> {
+        let mut delays = weir_kinesis::retry::delays(weir_kinesis::retry::policy(
+            std::time::Duration::from_millis(200),
+            std::time::Duration::from_secs(2),
+        ));
+        loop {
+            match self.read_latest().await {
+                Err(CheckpointError::S3(e)) if e.is_transient() && delays.attempts() + 1 < READ_ATTEMPTS => {
+                    let delay = delays.next_delay();
+                    tracing::warn!(
+                        "cannot read the checkpoints at {} ({e}); trying again in {delay:?}",
+                        self.location()
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn read_latest(&mut self) -> Result<Option<Checkpoint>, CheckpointError> {
         let location = self.location();
         let Some(pointer) = self.pointer().await? else { return Ok(None) };
         let bytes = match self {

@@ -31,8 +31,9 @@ pub async fn run(args: RunArgs) -> Result<Ending> {
             .await?;
     let metrics = Arc::new(Metrics::default());
     let grouping = loaded.grouping().clone();
-    // Tasks beside the pipeline: any of them ending is a fault that stops weir.
-    let mut background: JoinSet<&'static str> = JoinSet::new();
+    // Tasks beside the pipeline, by task id: a panic in any of them stops weir.
+    let mut background: JoinSet<()> = JoinSet::new();
+    let mut names = std::collections::HashMap::new();
     let (mut store, restored) = match &args.checkpoint.checkpoint {
         Some(location) => {
             let (store, restored) = open_checkpoints(location, &args, &loaded, region).await?;
@@ -44,10 +45,8 @@ pub async fn run(args: RunArgs) -> Result<Ending> {
         Some(watch) => {
             let (tx, rx) = tokio::sync::mpsc::channel(1);
             let metrics = metrics.clone();
-            background.spawn(async move {
-                watch.run(tx, metrics).await;
-                "the watch for new operator versions"
-            });
+            let task = background.spawn(watch.run(tx, metrics));
+            names.insert(task.id(), "the watch for new operator versions");
             let policy = RollbackPolicy {
                 max_traps: args.deployment.rollback_after_traps,
                 window: args.deployment.rollback_window,
@@ -108,10 +107,12 @@ pub async fn run(args: RunArgs) -> Result<Ending> {
             .await
             .with_context(|| format!("cannot serve metrics at {addr} (--metrics-addr)"))?;
         tracing::info!("metrics at http://{bound}/metrics");
-        background.spawn(async move {
-            let _ = server.await;
-            "the metrics server"
+        let task = background.spawn(async move {
+            if let Err(e) = server.await {
+                std::panic::resume_unwind(e.into_panic());
+            }
         });
+        names.insert(task.id(), "the metrics server");
     }
     let stats_format = match args.metrics_format {
         MetricsFormat::Log => StatsFormat::Log,
@@ -160,9 +161,10 @@ pub async fn run(args: RunArgs) -> Result<Ending> {
                 id => format!(": a restart goes on from checkpoint {id}, producing the results since again"),
             }
         ),
-        Some(ended) = background.join_next() => {
-            let what = ended.unwrap_or("a background task (it panicked)");
-            bail!("{what} stopped unexpectedly: weir stops rather than run without it");
+        // The watch ends normally once the pipeline is done with it; a panic is a fault.
+        Some(Err(failed)) = background.join_next_with_id() => {
+            let what = names.get(&failed.id()).copied().unwrap_or("a background task");
+            bail!("{what} failed ({failed}): weir stops rather than run without it");
         }
     };
     let end = metrics.snapshot();
