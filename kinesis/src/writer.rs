@@ -204,7 +204,9 @@ impl KinesisWriter {
     }
 }
 
-fn check(serial: u64, key: &str, data: &[u8], read_at: Option<Instant>) -> Result<Entry, KinesisError> {
+/// Whether Kinesis takes a record with this partition key and data; why not if it does not
+/// (a key of 1 to 256 characters, key and data at most 1 MiB).
+pub fn fits(key: &str, data: &[u8]) -> Result<(), KinesisError> {
     let chars = key.chars().count();
     if chars == 0 || chars > MAX_KEY_CHARS {
         return Err(KinesisError::KeyLength { chars });
@@ -212,6 +214,11 @@ fn check(serial: u64, key: &str, data: &[u8], read_at: Option<Instant>) -> Resul
     if key.len() + data.len() > MAX_RECORD_BYTES {
         return Err(KinesisError::RecordTooLarge { key: key.to_string(), bytes: key.len() + data.len() });
     }
+    Ok(())
+}
+
+fn check(serial: u64, key: &str, data: &[u8], read_at: Option<Instant>) -> Result<Entry, KinesisError> {
+    fits(key, data)?;
     Ok(Entry { serial, key: key.to_string(), data: data.to_vec(), read_at })
 }
 

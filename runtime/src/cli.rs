@@ -185,14 +185,18 @@ pub struct RunArgs {
 
     /// An operator setting, repeatable, or several separated by commas (so WEIR_SET can hold
     /// them all). For sliding-window-max: window=60s, slide=10s, time=event|processing,
-    /// out-of-orderness=1s, event-time-field=EVENT_TIME, ticker-field=TICKER, price-field=PRICE.
+    /// out-of-orderness=1s, max-ahead=1d, event-time-field=EVENT_TIME, ticker-field=TICKER,
+    /// price-field=PRICE.
     #[arg(long = "set", env = "WEIR_SET", value_delimiter = ',', value_name = "KEY=VALUE", value_parser = parse_setting)]
     pub settings: Vec<(String, String)>,
 
-    /// Where records the operator refuses (unparseable, late) go, one JSON object per line with
-    /// the reason; appended to if the file exists. Default: standard error.
-    #[arg(long, env = "WEIR_DEAD_LETTER", value_name = "FILE")]
-    pub dead_letter: Option<PathBuf>,
+    /// Where records that cannot be processed go (unparseable, refused or late trades, records
+    /// the operator fails on, results the sink cannot write), one JSON object each with the
+    /// reason, shard, partition key, arrival time and the record (text, or base64): a file
+    /// (appended to), `kinesis://STREAM` (a record each), or `s3://BUCKET/PREFIX` (batched into
+    /// JSON-lines objects). Default: standard error.
+    #[arg(long, env = "WEIR_DEAD_LETTER", value_name = "LOCATION")]
+    pub dead_letter: Option<Location>,
 
     /// Operator instances, each on its own thread. Every record goes to the instance that
     /// owns its grouping key (for sliding-window-max the TICKER field; see `weir check`),

@@ -24,6 +24,10 @@ pub struct Config {
     /// How far behind the newest event time the watermark trails, ms (`out-of-orderness`,
     /// default 1s).
     pub out_of_orderness_ms: i64,
+    /// How far ahead of processing time a trade's event time may be, ms (`max-ahead`, default
+    /// 1d): a trade from further in the future (a clock or data error) is refused, or it would
+    /// carry the watermark with it and make every later trade late.
+    pub max_ahead_ms: i64,
     /// JSON field with the trade's time (`event-time-field`, default `EVENT_TIME`).
     pub event_time_field: String,
     /// JSON field with the key (`ticker-field`, default `TICKER`).
@@ -33,8 +37,16 @@ pub struct Config {
 }
 
 /// Every setting the operator accepts.
-pub const KNOWN: &[&str] =
-    &["window", "slide", "time", "out-of-orderness", "event-time-field", "ticker-field", "price-field"];
+pub const KNOWN: &[&str] = &[
+    "window",
+    "slide",
+    "time",
+    "out-of-orderness",
+    "max-ahead",
+    "event-time-field",
+    "ticker-field",
+    "price-field",
+];
 
 impl Default for Config {
     fn default() -> Self {
@@ -43,6 +55,7 @@ impl Default for Config {
             slide_ms: 10_000,
             time: TimeMode::Event,
             out_of_orderness_ms: 1_000,
+            max_ahead_ms: 86_400_000,
             event_time_field: "EVENT_TIME".into(),
             ticker_field: "TICKER".into(),
             price_field: "PRICE".into(),
@@ -79,6 +92,7 @@ impl Config {
                 _ => Err("expected event or processing"),
             })?,
             out_of_orderness_ms: settings.parse_or("out-of-orderness", d.out_of_orderness_ms, duration_ms)?,
+            max_ahead_ms: settings.parse_or("max-ahead", d.max_ahead_ms, duration_ms)?,
             event_time_field: field("event-time-field", d.event_time_field)?,
             ticker_field: field("ticker-field", d.ticker_field)?,
             price_field: field("price-field", d.price_field)?,
@@ -96,8 +110,8 @@ impl Config {
                 config.slide_ms, config.window_ms
             )));
         }
-        if config.out_of_orderness_ms < 0 {
-            return Err(Error::new("out-of-orderness cannot be negative"));
+        if config.out_of_orderness_ms < 0 || config.max_ahead_ms < 0 {
+            return Err(Error::new("out-of-orderness and max-ahead cannot be negative"));
         }
         Ok(config)
     }

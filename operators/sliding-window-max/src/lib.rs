@@ -283,6 +283,33 @@ impl Operator for SlidingWindowMax {
                     }
                 }
             };
+            // NaN fails this too; JSON has no infinities (serde_json refuses 1e999 as out of range).
+            if !(parsed.price >= 0.0) {
+                out.reject(
+                    record.index,
+                    format!(
+                        "field {:?}: {} is not a price (a number, 0 or more)",
+                        self.config.price_field, parsed.price
+                    ),
+                );
+                continue;
+            }
+            // Processing time 0 means the caller gave none (a test harness): nothing to compare.
+            if !processing
+                && batch.now_ms() > 0
+                && time > batch.now_ms().saturating_add(self.config.max_ahead_ms)
+            {
+                out.reject(
+                    record.index,
+                    format!(
+                        "event time {} is ahead of processing time {} by more than max-ahead ({} ms): a clock or data error",
+                        timestamp(time),
+                        timestamp(batch.now_ms()),
+                        self.config.max_ahead_ms
+                    ),
+                );
+                continue;
+            }
             if let Err(reason) = self.add(&parsed.ticker, time, parsed.price) {
                 out.reject(record.index, reason);
                 continue;

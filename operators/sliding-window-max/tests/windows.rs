@@ -107,6 +107,26 @@ fn bad_records_are_refused_and_the_rest_still_count() {
 }
 
 #[test]
+fn negative_prices_and_trades_from_too_far_ahead_are_refused_with_the_reason() {
+    let mut h = harness(&[("window", "10s"), ("slide", "10s"), ("max-ahead", "1h")]);
+    h.set_time(T0);
+    h.push("A", &trade("A", T0, -1.0))
+        .push("A", &trade("A", T0 + 3_600_001, 5.0))
+        .push("A", br#"{"EVENT_TIME": 1795600800000, "TICKER": "A", "PRICE": 1e999}"#)
+        .push("A", &trade("A", T0 + 1_000, 2.0));
+    h.end_input().unwrap();
+    assert_eq!(results(&h), [w("A", 0, 10, 2.0, 1)], "the good trade counts, the watermark stayed");
+    let reasons: Vec<&str> = h.dead_letters().iter().map(|d| d.reason.as_str()).collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(reasons[0].contains("-1 is not a price"), "{reasons:?}");
+    assert!(
+        reasons[1].contains("ahead of processing time") && reasons[1].contains("max-ahead"),
+        "{reasons:?}"
+    );
+    assert!(reasons[2].contains("out of range"), "{reasons:?}");
+}
+
+#[test]
 fn processing_time_windows_fire_on_ticks_without_input() {
     let mut h = harness(&[("time", "processing"), ("window", "10s"), ("slide", "10s")]);
     h.set_time(T0 + 1_000);

@@ -99,8 +99,17 @@ pub async fn run(args: RunArgs) -> Result<Ending> {
         other => bail!("sink {other} is not supported: use a file, - or kinesis://STREAM"),
     };
     let dead_letters = match &args.dead_letter {
-        Some(path) => DeadLetterWriter::append_to(path)?,
-        None => DeadLetterWriter::stderr(),
+        None | Some(Location::Stdio) => DeadLetterWriter::stderr(),
+        Some(Location::File(path)) => DeadLetterWriter::append_to(path)?,
+        Some(Location::Kinesis(stream)) => {
+            DeadLetterWriter::kinesis(kinesis.get(region).await, Stream(stream.clone())).await?
+        }
+        Some(Location::S3 { bucket, key }) => DeadLetterWriter::s3(bucket, key, region).await,
+        Some(other) => {
+            bail!(
+                "--dead-letter {other} is not supported: give a file, -, kinesis://STREAM or s3://BUCKET/PREFIX"
+            )
+        }
     };
     if let Some(addr) = args.metrics_addr {
         let (bound, server) = weir::metrics::serve(addr, metrics.clone())

@@ -89,6 +89,9 @@ pub struct Metrics {
     pub shards_reading: Gauge,
     /// `weir_reshards_total`: shards read to their end (after a split or merge).
     pub reshards: Counter,
+    /// `weir_results_refused_total`: results the sink cannot write (a Kinesis record's limits),
+    /// sent to the dead-letter destination instead.
+    pub results_refused: Counter,
     /// `weir_parallelism`: operator instances.
     pub parallelism: Gauge,
     /// `weir_watermark_milliseconds`: the event-time watermark passed to the instances (ms since
@@ -158,6 +161,7 @@ impl Default for Metrics {
         let shards_reading = Gauge::default();
         let reshards = Counter::default();
         let parallelism = Gauge::default();
+        let results_refused = Counter::default();
         let watermark = Gauge::default();
         let operator_swaps = Counter::default();
         let operator_rollbacks = Counter::default();
@@ -209,6 +213,11 @@ impl Default for Metrics {
         );
         registry.register("weir_parallelism", "Operator instances", parallelism.clone());
         registry.register(
+            "weir_results_refused",
+            "Results the sink cannot write, sent to the dead-letter destination",
+            results_refused.clone(),
+        );
+        registry.register(
             "weir_watermark_milliseconds",
             "The event-time watermark passed to the operator instances, ms since the Unix epoch",
             watermark.clone(),
@@ -250,6 +259,7 @@ impl Default for Metrics {
             shards_reading,
             reshards,
             parallelism,
+            results_refused,
             watermark,
             operator_swaps,
             operator_rollbacks,

@@ -25,8 +25,8 @@ fn retry_delays() -> retry::Delays {
 /// A checkpoint cut, waiting for the sink.
 struct Cut {
     checkpoint: Checkpoint,
-    /// Answered when every output produced before the cut is written.
-    written: oneshot::Receiver<()>,
+    /// Answered when every output (and dead letter) produced before the cut is written.
+    written: Vec<oneshot::Receiver<()>>,
     at: Instant,
 }
 
@@ -51,9 +51,9 @@ impl Writer {
         self.cuts.capacity() > 0
     }
 
-    /// Hand over `checkpoint`, to be written once `written` is answered; waits while the
-    /// previous cut is still queued.
-    pub async fn submit(&self, checkpoint: Checkpoint, written: oneshot::Receiver<()>) {
+    /// Hand over `checkpoint`, to be written once every one of `written` is answered; waits
+    /// while the previous cut is still queued.
+    pub async fn submit(&self, checkpoint: Checkpoint, written: Vec<oneshot::Receiver<()>>) {
         let _ = self.cuts.send(Cut { checkpoint, written, at: Instant::now() }).await;
     }
 }
@@ -71,9 +71,13 @@ async fn write_all(
     metrics: Arc<Metrics>,
 ) -> Result<(), CheckpointError> {
     while let Some(cut) = cuts.recv().await {
-        if cut.written.await.is_err() {
-            // The sink stopped before writing everything: its error ends the run, and this
-            // checkpoint must not claim what it did not write.
+        let mut complete = true;
+        for written in cut.written {
+            complete &= written.await.is_ok();
+        }
+        if !complete {
+            // The sink or the dead-letter destination stopped before writing everything: its
+            // error ends the run, and this checkpoint must not claim what it did not write.
             continue;
         }
         let mut delays = retry_delays();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
-use weir_contract::{NO_WATERMARK, Output};
+use weir_contract::{DeadLetter, NO_WATERMARK, Output};
 
 use super::checkpointing::Writer;
 use super::instances::{Done, Instances};
@@ -34,6 +34,8 @@ pub struct Flow {
     pub next_checkpoint: u64,
     /// Output records sent to the sink, over every run (from the restored checkpoint on).
     pub records_out: u64,
+    /// Why the sink cannot take a result, if it cannot (such results become dead letters).
+    pub refusal: fn(&str, &[u8]) -> Option<String>,
 }
 
 impl Flow {
@@ -70,7 +72,7 @@ impl Flow {
                 }
                 SourceEvent::Rejected(letter) => {
                     self.metrics.shard(&letter.shard_id).dead_letters.inc();
-                    self.dead_letters.write(std::slice::from_ref(&letter))?;
+                    self.dead_letters.write(std::slice::from_ref(&letter)).await?;
                 }
                 SourceEvent::Ended { shard } => {
                     // The reader has logged it. Its records were routed before: they are
@@ -90,24 +92,21 @@ impl Flow {
         }
         let done = guest(|| switch::step(&mut self.instances, &mut self.versions, &self.metrics))?;
         self.metrics.batches.inc_by(routed as u64);
-        let outputs = self.finish_step(done)?;
-        self.send(outputs, read_at).await;
-        Ok(())
+        let outputs = self.finish_step(done).await?;
+        self.send(outputs, read_at).await
     }
 
     /// Processing time passed: every instance is told, with the watermark.
     pub async fn tick(&mut self) -> Result<(), PipelineError> {
         let watermark = self.current_watermark();
         let outputs = guest(|| self.instances.tick(now_ms(), watermark))?;
-        self.send(outputs.into_iter().map(|(_, o)| o).collect(), None).await;
-        Ok(())
+        self.send(outputs.into_iter().map(|(_, o)| o).collect(), None).await
     }
 
     /// The input ended: every instance emits what it holds.
     pub async fn finish(&mut self) -> Result<(), PipelineError> {
         let outputs = guest(|| self.instances.finish(now_ms()))?;
-        self.send(outputs.into_iter().map(|(_, o)| o).collect(), None).await;
-        Ok(())
+        self.send(outputs.into_iter().map(|(_, o)| o).collect(), None).await
     }
 
     /// Take a checkpoint here, between steps, and hand it to `writer`, which writes it once the
@@ -129,23 +128,56 @@ impl Flow {
         };
         self.next_checkpoint += 1;
         let (ack, written) = Outgoing::ack();
-        if self.out_tx.send(ack).await.is_ok() {
-            writer.submit(Checkpoint { meta, state }, written).await;
+        if self.out_tx.send(ack).await.is_err() {
+            // The sink stopped: its error ends the run; no checkpoint claims what it lost.
+            return Ok(());
+        }
+        let mut stored = vec![written];
+        stored.extend(self.dead_letters.ack().await);
+        writer.submit(Checkpoint { meta, state }, stored).await;
+        Ok(())
+    }
+
+    /// Send outputs to the sink (a sink that stopped has its error reported when joined);
+    /// results it cannot take go to the dead-letter destination.
+    async fn send(&mut self, outputs: Vec<Output>, read_at: Option<Instant>) -> Result<(), PipelineError> {
+        for mut output in outputs {
+            if output.key_lens.is_empty() {
+                continue;
+            }
+            self.refuse_unwritable(&mut output).await?;
+            self.records_out += output.len() as u64;
+            if self.out_tx.send(Outgoing { output, read_at, ack: None }).await.is_err() {
+                break;
+            }
         }
         Ok(())
     }
 
-    /// Send outputs to the sink (a sink that stopped has its error reported when joined).
-    async fn send(&mut self, outputs: Vec<Output>, read_at: Option<Instant>) {
-        for output in outputs {
-            if output.key_lens.is_empty() {
-                continue;
-            }
-            self.records_out += output.len() as u64;
-            if self.out_tx.send(Outgoing { output, read_at, ack: None }).await.is_err() {
-                return;
+    /// Take the results the sink cannot write out of `output`, as dead letters.
+    async fn refuse_unwritable(&mut self, output: &mut Output) -> Result<(), PipelineError> {
+        let refusal = self.refusal;
+        if output.iter().all(|(key, data)| refusal(key, data).is_none()) {
+            return Ok(());
+        }
+        let mut kept = Output { event_time_ms: output.event_time_ms, ..Output::default() };
+        let mut letters = Vec::new();
+        for (key, data) in output.iter() {
+            match refusal(key, data) {
+                None => kept.emit(key, data),
+                Some(why) => letters.push(DeadLetter {
+                    partition_key: key.to_string(),
+                    data: data.to_vec(),
+                    arrival_time_ms: now_ms(),
+                    shard_id: String::new(),
+                    reason: format!("a result the sink cannot write: {why}"),
+                }),
             }
         }
+        self.metrics.results_refused.inc_by(letters.len() as u64);
+        self.dead_letters.write(&letters).await?;
+        *output = kept;
+        Ok(())
     }
 
     /// The watermark now, also as a metric.
@@ -159,7 +191,7 @@ impl Flow {
 
     /// Fold a step's event times into the shards' watermarks, write its dead letters, and
     /// return its outputs.
-    fn finish_step(&mut self, done: Vec<Done>) -> Result<Vec<Output>, PipelineError> {
+    async fn finish_step(&mut self, done: Vec<Done>) -> Result<Vec<Output>, PipelineError> {
         let mut outputs = Vec::with_capacity(done.len());
         for Done { shard, processed } in done {
             if let Some(time) = processed.output.event_time_ms {
@@ -167,7 +199,7 @@ impl Flow {
             }
             if !processed.dead_letters.is_empty() {
                 self.metrics.shard(&shard).dead_letters.inc_by(processed.dead_letters.len() as u64);
-                self.dead_letters.write(&processed.dead_letters)?;
+                self.dead_letters.write(&processed.dead_letters).await?;
             }
             outputs.push(processed.output);
         }

@@ -163,6 +163,7 @@ pub async fn run(
     let (event_tx, mut events) = mpsc::channel(CHANNEL_BATCHES);
     let mut source_task = Some(tokio::spawn(source.run(event_tx)));
     let (out_tx, out_rx) = mpsc::channel::<Outgoing>(CHANNEL_BATCHES);
+    let refusal = sink.refusal();
     let sink_task = tokio::spawn(sink.run(out_rx));
     let mut flow = Flow {
         instances,
@@ -175,6 +176,7 @@ pub async fn run(
         source_name,
         next_checkpoint,
         records_out,
+        refusal,
     };
 
     let mut ticks = tokio::time::interval(options.tick_interval);
@@ -257,8 +259,10 @@ pub async fn run(
         task.abort();
     }
     drop(events);
-    drop(flow);
+    let Flow { dead_letters, out_tx, .. } = flow;
+    drop(out_tx);
     let sunk = join(sink_task).await.and_then(|r| r.map_err(PipelineError::from));
+    let lettered = dead_letters.close().await.map_err(PipelineError::from);
     drop(writer);
     let checkpointed = match writer_task.filter(|_| !writer_ended) {
         Some(task) => checkpointing::outcome(task.await).map_err(PipelineError::from),
@@ -269,6 +273,7 @@ pub async fn run(
     }
     let ending = result?;
     sunk?;
+    lettered?;
     checkpointed?;
     Ok(ending)
 }

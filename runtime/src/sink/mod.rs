@@ -1,6 +1,6 @@
 //! Sinks: where results go. The result sink runs as its own task fed by a bounded channel of
-//! [`Outgoing`] (so a slow sink holds the operator back); dead letters are written where they
-//! arise (see [`dead_letter`]).
+//! [`Outgoing`] (so a slow sink holds the operator back); dead letters go to their own
+//! destination (see [`dead_letter`]).
 
 pub mod dead_letter;
 pub mod file;
@@ -67,6 +67,18 @@ pub enum Sink {
 }
 
 impl Sink {
+    /// Why this sink cannot take a record with `key` and `data`, if it cannot (a Kinesis
+    /// record's limits): the pipeline sends such results to the dead-letter destination
+    /// instead of letting one result stop the run.
+    pub fn refusal(&self) -> fn(&str, &[u8]) -> Option<String> {
+        match self {
+            Sink::File(_) => |_, _| None,
+            Sink::Kinesis(_) => {
+                |key, data| weir_kinesis::writer::fits(key, data).err().map(|e| e.to_string())
+            }
+        }
+    }
+
     /// Write every output that arrives until the channel closes.
     pub async fn run(self, rx: tokio::sync::mpsc::Receiver<Outgoing>) -> Result<(), SinkError> {
         match self {
