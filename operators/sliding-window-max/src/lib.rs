@@ -284,7 +284,7 @@ impl Operator for SlidingWindowMax {
                 }
             };
             // NaN fails this too; JSON has no infinities (serde_json refuses 1e999 as out of range).
-            if !(parsed.price >= 0.0) {
+            if parsed.price.is_nan() || parsed.price < 0.0 {
                 out.reject(
                     record.index,
                     format!(
