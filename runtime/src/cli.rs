@@ -198,6 +198,17 @@ pub struct RunArgs {
     #[arg(long, env = "WEIR_DEAD_LETTER", value_name = "LOCATION")]
     pub dead_letter: Option<Location>,
 
+    /// What to do with a record the operator fails on (a trap, an error, a limit): `dead-letter`
+    /// sets it aside with the reason and goes on; `halt` stops weir with an error naming it,
+    /// processing nothing after it (the last checkpoint holds everything before).
+    #[arg(
+        long,
+        env = "WEIR_ON_OPERATOR_ERROR",
+        default_value = "dead-letter",
+        value_name = "dead-letter|halt"
+    )]
+    pub on_operator_error: OnErrorArg,
+
     /// Operator instances, each on its own thread. Every record goes to the instance that
     /// owns its grouping key (for sliding-window-max the TICKER field; see `weir check`),
     /// whatever shard or partition key it came with. Default: the machine's available cores.
@@ -251,6 +262,24 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub host: HostArgs,
+}
+
+/// `--on-operator-error`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnErrorArg {
+    /// Set the record aside in the dead-letter destination and go on.
+    DeadLetter,
+    /// Stop with an error naming the record.
+    Halt,
+}
+
+impl From<OnErrorArg> for weir::operator::OnOperatorError {
+    fn from(arg: OnErrorArg) -> Self {
+        match arg {
+            OnErrorArg::DeadLetter => Self::DeadLetter,
+            OnErrorArg::Halt => Self::Halt,
+        }
+    }
 }
 
 /// Checkpoints and stopping.
@@ -361,6 +390,10 @@ pub struct HostArgs {
     /// operators you trust not to loop forever.
     #[arg(long, env = "WEIR_MAX_CALL_TIME", default_value = "5s", value_name = "DURATION|off")]
     pub max_call_time: TimeLimit,
+    /// Results (keys and data) one operator call may return, in MiB: more fails the call,
+    /// like a trap, so one record cannot flood the sink.
+    #[arg(long, env = "WEIR_MAX_OUTPUT_MIB", default_value_t = 64, value_name = "MIB")]
+    pub max_output_mib: usize,
 }
 
 /// Arguments of `weir check`.

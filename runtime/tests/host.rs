@@ -191,6 +191,29 @@ fn the_memory_limit_stops_a_hoarding_call_and_is_not_hit_by_normal_work() {
 }
 
 #[test]
+fn the_output_limit_fails_a_flooding_call_and_only_its_record_is_dead_lettered() {
+    let (out, dead, _) = run_fixture(&[("flood-on", "flood")], &[("a", "flood"), ("a", "1")]);
+    assert_eq!(out, ["1", "a:count=2", "b:count=1"]);
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0].contains("returned 2 MiB of results in one call, more than its output limit of 1 MiB"),
+        "{dead:?}"
+    );
+}
+
+#[test]
+fn an_operator_that_refuses_to_restore_is_reported_with_its_reason() {
+    let loaded = load("test_fixture", &[]).unwrap();
+    let mut first = Runner::new(loaded, "s", Default::default()).unwrap();
+    first.process(&mut batch(&[("a", "1")])).unwrap();
+    let state = first.snapshot().unwrap();
+    let refusing = load("test_fixture", &[("fail-restore", "true")]).unwrap();
+    let error = Runner::new(refusing, "instance 0 of 1", state).err().expect("refused").to_string();
+    assert!(error.contains("failed to restore its state on instance 0 of 1"), "{error}");
+    assert!(error.contains("told to refuse any state"), "{error}");
+}
+
+#[test]
 fn an_instance_restored_from_a_snapshot_continues_where_the_old_one_was() {
     let loaded = load("test_fixture", &[]).unwrap();
     let mut first = Runner::new(loaded.clone(), "s", Default::default()).unwrap();

@@ -213,3 +213,96 @@ fn stopped_by_sigterm_three_times_with_checkpoints_in_s3_nothing_repeats() {
     let bucket = util::s3::bucket(&runtime(), "checkpoints");
     stopped_gracefully(Store::S3 { bucket });
 }
+
+/// `weir run` over `trades` (ferrokinesis) into `results` with checkpoints in `dir`, reading
+/// to the end; its status and standard error.
+fn run_to_end(
+    trades: &str,
+    results: &str,
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> (std::process::ExitStatus, String) {
+    let out = weir()
+        .env("AWS_ENDPOINT_URL_KINESIS", endpoint())
+        .args(["run", "--source", &format!("kinesis://{trades}"), "--start-position", "trim-horizon"])
+        .args(["--sink", &format!("kinesis://{results}"), "--until-idle", "2s"])
+        .args(["--checkpoint", dir.to_str().unwrap()])
+        .args(extra)
+        .output()
+        .unwrap();
+    (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn another_operator_restores_the_state_or_is_refused_naming_both_digests_and_reset_state_goes_on() {
+    let (trades, results) = (create_stream("trades", 1), create_stream("results", 1));
+    produce(&endpoint(), &trades, 2_000, 5, T0);
+    let dir = tempfile::tempdir().unwrap();
+    let (status, log) = run_to_end(&trades, &results, dir.path(), &[]);
+    assert!(status.success(), "{log}");
+    let first: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("LATEST")).unwrap()).unwrap();
+    let window_max = first["operator"].as_str().unwrap()[..12].to_string();
+
+    // price-alert groups by TICKER too, but cannot read sliding-window-max's state.
+    let alert = component("price_alert");
+    let (status, log) = run_to_end(&trades, &results, dir.path(), &["--operator", alert.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(1), "{log}");
+    let error = log.lines().find(|l| l.starts_with("error:")).expect("an error line");
+    assert!(error.contains("cannot restore the state of checkpoint"), "{error}");
+    assert!(
+        error.contains(&window_max) && error.contains(&artifact("price_alert").digest.short()),
+        "{error}"
+    );
+    assert!(error.contains("--reset-state"), "{error}");
+
+    // --reset-state: the positions of the checkpoint, without its state; a new checkpoint.
+    let (status, log) =
+        run_to_end(&trades, &results, dir.path(), &["--operator", alert.to_str().unwrap(), "--reset-state"]);
+    assert!(status.success(), "{log}");
+    let next: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("LATEST")).unwrap()).unwrap();
+    assert!(next["id"].as_u64() > first["id"].as_u64(), "{next}");
+    assert_eq!(next["operator"].as_str().unwrap(), artifact("price_alert").digest.to_string());
+}
+
+#[test]
+fn a_checkpoint_of_another_stream_is_refused() {
+    let (trades, other, results) =
+        (create_stream("trades", 1), create_stream("other", 1), create_stream("results", 1));
+    produce(&endpoint(), &trades, 100, 5, T0);
+    let dir = tempfile::tempdir().unwrap();
+    let (status, log) = run_to_end(&trades, &results, dir.path(), &[]);
+    assert!(status.success(), "{log}");
+    let (status, log) = run_to_end(&other, &results, dir.path(), &[]);
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(&format!("are of kinesis://{trades}, not kinesis://{other}")),
+        "the error names both streams: {log}"
+    );
+}
+
+#[test]
+fn a_second_weir_on_the_same_s3_checkpoints_fences_the_first_which_stops_without_overwriting() {
+    let (trades, results) = (create_stream("trades", 2), create_stream("results", 1));
+    produce(&endpoint(), &trades, 1_000, 5, T0);
+    let bucket = util::s3::bucket(&runtime(), "fenced");
+    let location = format!("s3://{bucket}/checkpoints");
+    let start = || {
+        let mut cmd = weir();
+        cmd.env("AWS_ENDPOINT_URL_KINESIS", endpoint()).arg("run");
+        cmd.args(["--source", &format!("kinesis://{trades}"), "--start-position", "trim-horizon"])
+            .args(["--sink", &format!("kinesis://{results}"), "--checkpoint", &location])
+            .args(["--checkpoint-interval", "200ms"]);
+        Weir::start(cmd)
+    };
+    let mut first = start();
+    first.wait_for_metric("weir_checkpoints_total", |n| n >= 1.0, Duration::from_secs(30));
+    let mut second = start();
+    second.wait_for_metric("weir_checkpoints_total", |n| n >= 1.0, Duration::from_secs(30));
+    let (status, log) = first.wait(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(1), "{log}");
+    let error = log.lines().find(|l| l.starts_with("error:")).expect("an error line");
+    assert!(error.contains("LATEST was replaced by another weir"), "{error}");
+    assert!(second.is_running(), "the second one goes on:\n{}", second.log());
+}

@@ -10,12 +10,15 @@
 //! - `reject-on`: refuse that record;
 //! - `spin-on`: loop forever on it (for the CPU limit);
 //! - `alloc-on`: allocate without bound on it (for the memory limit);
+//! - `flood-on`: emit 2 MiB of results for it (for the output limit);
+//! - `fail-restore=true`: refuse any state given to `restore`;
 //! - `fail-init=true`: refuse to start;
+//! - `key-field=NAME`: group records by this JSON field (default: by partition key);
 //! - `trap-first=N`: trap in the first N `process` calls of each instance.
 
 use std::collections::BTreeMap;
 
-use weir_operator::{Batch, Error, KeyedStates, Operator, Output, Settings, codec};
+use weir_operator::{Batch, Error, Grouping, KeyedStates, Operator, Output, Settings, codec};
 
 /// The fixture operator.
 #[derive(Debug, Default)]
@@ -25,6 +28,9 @@ pub struct Fixture {
     reject_on: Option<String>,
     spin_on: Option<String>,
     alloc_on: Option<String>,
+    flood_on: Option<String>,
+    fail_restore: bool,
+    key_field: Option<String>,
     trap_first: u32,
     calls: u32,
     counts: BTreeMap<String, u64>,
@@ -42,6 +48,9 @@ impl Operator for Fixture {
             "reject-on",
             "spin-on",
             "alloc-on",
+            "flood-on",
+            "fail-restore",
+            "key-field",
             "fail-init",
             "trap-first",
         ])?;
@@ -55,9 +64,19 @@ impl Operator for Fixture {
             reject_on: text("reject-on"),
             spin_on: text("spin-on"),
             alloc_on: text("alloc-on"),
+            flood_on: text("flood-on"),
+            fail_restore: settings.get("fail-restore") == Some("true"),
+            key_field: text("key-field"),
             trap_first: settings.parse_or("trap-first", 0, |v| v.parse::<u32>())?,
             ..Self::default()
         })
+    }
+
+    fn grouping(&self) -> Grouping {
+        match &self.key_field {
+            Some(field) => Grouping::JsonField(field.clone()),
+            None => Grouping::PartitionKey,
+        }
     }
 
     fn process(&mut self, batch: &Batch<'_>, out: &mut Output) -> Result<(), Error> {
@@ -85,6 +104,13 @@ impl Operator for Fixture {
                     std::hint::black_box(&hoard);
                 }
             }
+            if contains(record.data, &self.flood_on) {
+                let chunk = vec![b'x'; 64 << 10];
+                for _ in 0..32 {
+                    out.emit(record.partition_key, &chunk);
+                }
+                continue;
+            }
             if contains(record.data, &self.reject_on) {
                 out.reject(record.index, "told to refuse this record (reject-on)");
                 continue;
@@ -110,6 +136,9 @@ impl Operator for Fixture {
     }
 
     fn restore(&mut self, state: &KeyedStates) -> Result<(), Error> {
+        if self.fail_restore {
+            return Err(Error::new("told to refuse any state (fail-restore=true)"));
+        }
         for e in state.iter() {
             *self.counts.entry(e.key.to_owned()).or_default() += codec::decode::<u64>(1, e.state)?;
         }

@@ -52,6 +52,21 @@ pub struct Pointer {
     pub watermark_ms: i64,
     /// Output records acknowledged by the sink up to the cut, over every run so far.
     pub records_out: u64,
+    /// The process that wrote it last (host, process id, start time): a process taking over
+    /// the location writes its own, which changes the ETag the previous writer expects.
+    #[serde(default)]
+    pub writer: String,
+}
+
+/// This process, as pointers name their writer.
+fn this_writer() -> String {
+    static WRITER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    WRITER
+        .get_or_init(|| {
+            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".to_string());
+            format!("{host}/{}/{}", std::process::id(), jiff::Timestamp::now())
+        })
+        .clone()
 }
 
 fn object_name(id: u64) -> String {
@@ -128,7 +143,7 @@ impl CheckpointStore {
 
     async fn read_latest(&mut self) -> Result<Option<Checkpoint>, CheckpointError> {
         let location = self.location();
-        let Some(pointer) = self.pointer().await? else { return Ok(None) };
+        let Some(pointer) = self.claim().await? else { return Ok(None) };
         let bytes = match self {
             Self::Dir(d) => d.read(&pointer.object)?,
             Self::S3(s) => s.bucket.get_existing(&s.key(&pointer.object)).await?.0,
@@ -140,6 +155,29 @@ impl CheckpointStore {
             s.last_id = pointer.id;
         }
         Ok(Some(checkpoint))
+    }
+
+    /// The pointer, taken over from any process that was writing here before: in S3 it is
+    /// written again unchanged with a conditional write on the ETag just read, so that the
+    /// previous writer's next write fails ([`CheckpointError::Fenced`]) and this one, the
+    /// newest, carries on. Tried again while the previous writer keeps moving it.
+    async fn claim(&mut self) -> Result<Option<Pointer>, CheckpointError> {
+        for _ in 0..READ_ATTEMPTS {
+            let pointer = self.pointer().await?;
+            let Self::S3(s) = self else { return Ok(pointer) };
+            let (Some(found), Some(etag)) = (pointer, s.pointer_etag.clone()) else { return Ok(None) };
+            let claimed = Pointer { writer: this_writer(), ..found.clone() };
+            let bytes = serde_json::to_vec_pretty(&claimed).unwrap_or_default();
+            match s.bucket.put(&s.key(POINTER), bytes, "application/json", Condition::Matches(&etag)).await {
+                Ok(etag) => {
+                    s.pointer_etag = Some(etag);
+                    return Ok(Some(found));
+                }
+                Err(S3Error::PreconditionFailed { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(CheckpointError::Fenced { location: self.location(), id: 0 })
     }
 
     /// The pointer, if any (and, in S3, remember its ETag for the next write).
@@ -178,6 +216,7 @@ impl CheckpointStore {
             operator: meta.operator.digest,
             watermark_ms: meta.watermark_ms,
             records_out: meta.records_out,
+            writer: this_writer(),
         };
         let pointer_bytes = serde_json::to_vec_pretty(&pointer).unwrap_or_default();
         match self {

@@ -33,7 +33,11 @@ pub fn resolve_local_operator(location: &Location) -> Result<Artifact> {
 
 /// The engine `host` asks for.
 pub fn engine(host: &HostArgs) -> Result<OperatorEngine> {
-    let limits = Limits { max_memory_bytes: host.max_memory_mib << 20, max_call_time: host.max_call_time.0 };
+    let limits = Limits {
+        max_memory_bytes: host.max_memory_mib << 20,
+        max_call_time: host.max_call_time.0,
+        max_output_bytes: host.max_output_mib << 20,
+    };
     let cache = if host.no_cache {
         None
     } else {

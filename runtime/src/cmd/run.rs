@@ -140,6 +140,7 @@ pub async fn run(args: RunArgs) -> Result<Ending> {
         tick_interval: args.tick_interval,
         stats_interval: args.stats_interval,
         stats_format,
+        on_operator_error: args.on_operator_error.into(),
         ..PipelineOptions::default()
     };
     let checkpoints = store.take().map(|store| Checkpoints {

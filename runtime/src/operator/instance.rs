@@ -175,17 +175,31 @@ impl Instance {
         let result = self.call(|b, s| b.weir_operator_operator().call_process(s, &wit_batch));
         lend(batch, &mut wit_batch);
         self.scratch = wit_batch;
-        result.map(from_wit)
+        self.capped(result?)
     }
 
     /// Processing time advanced; the watermark is `watermark_ms`.
     pub fn tick(&mut self, now_ms: i64, watermark_ms: i64) -> Result<Output, CallError> {
-        self.call(|b, s| b.weir_operator_operator().call_tick(s, now_ms, watermark_ms)).map(from_wit)
+        let output = self.call(|b, s| b.weir_operator_operator().call_tick(s, now_ms, watermark_ms))?;
+        self.capped(output)
     }
 
     /// The input ended.
     pub fn finish(&mut self, now_ms: i64) -> Result<Output, CallError> {
-        self.call(|b, s| b.weir_operator_operator().call_finish(s, now_ms)).map(from_wit)
+        let output = self.call(|b, s| b.weir_operator_operator().call_finish(s, now_ms))?;
+        self.capped(output)
+    }
+
+    /// A call's output, unless it is larger than the output limit.
+    fn capped(&self, output: wit::Output) -> Result<Output, CallError> {
+        if output.bytes.len() > self.limits.max_output_bytes {
+            return Err(CallError::Failed(format!(
+                "returned {} MiB of results in one call, more than its output limit of {} MiB per call (--max-output-mib)",
+                output.bytes.len() >> 20,
+                self.limits.max_output_bytes >> 20
+            )));
+        }
+        Ok(from_wit(output))
     }
 
     /// The keyed state, checked (lengths and UTF-8 keys).

@@ -13,6 +13,10 @@ pub struct Limits {
     /// third of the operator's speed on the reference workload (see BENCHMARKS.md): turn it
     /// off only for operators you trust not to loop forever.
     pub max_call_time: Option<Duration>,
+    /// Bytes of results (keys and data) one call may return: more fails the call, so that an
+    /// operator flooding its output is handled like one that traps (its record is isolated and
+    /// dead-lettered) instead of flooding the sink.
+    pub max_output_bytes: usize,
 }
 
 /// How often the engine's epoch advances: the resolution of `max_call_time`. Epoch checks cost
@@ -28,6 +32,9 @@ impl Default for Limits {
             max_memory_bytes: 256 << 20,
             // A batch of 1,024 records takes well under 1 ms; 5 s is a runaway loop.
             max_call_time: Some(Duration::from_secs(5)),
+            // A batch of 1,024 trades gives at most about 100 KiB of results, the end of the
+            // input of 1,000 tickers about 1 MiB.
+            max_output_bytes: 64 << 20,
         }
     }
 }

@@ -19,7 +19,7 @@ pub use cache::{CacheOutcome, CompiledCache};
 pub use engine::{LoadedOperator, OperatorEngine};
 pub use instance::Instance;
 pub use limits::Limits;
-pub use runner::{DEFAULT_SNAPSHOT_EVERY, Processed, Runner, RunnerError};
+pub use runner::{DEFAULT_SNAPSHOT_EVERY, OnOperatorError, Processed, Runner, RunnerError};
 
 /// Why an operator cannot be used; every variant names the component.
 #[derive(Debug, thiserror::Error)]

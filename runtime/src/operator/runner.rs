@@ -43,6 +43,37 @@ pub enum RunnerError {
         /// What happened.
         error: CallError,
     },
+    /// The operator failed on a record, and `--on-operator-error halt` says stop.
+    #[error(transparent)]
+    Halted(Box<Halted>),
+}
+
+/// What to do with a record the operator fails on (traps, errors, or runs into a limit on).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnOperatorError {
+    /// Send it to the dead-letter destination with the reason and go on.
+    #[default]
+    DeadLetter,
+    /// Stop with an error naming it; nothing after it is processed, the last checkpoint holds.
+    Halt,
+}
+
+/// The record an operator failed on, under `--on-operator-error halt`.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "operator {origin} {error} on a record of {shard} (partition key {key:?}) on {instance}; --on-operator-error halt stops here, with nothing after it processed and the last checkpoint holding everything before: fix the operator or the record and start again, or run with --on-operator-error dead-letter to set such records aside"
+)]
+pub struct Halted {
+    /// The component.
+    pub origin: String,
+    /// The instance.
+    pub instance: String,
+    /// The record's shard.
+    pub shard: String,
+    /// The record's partition key.
+    pub key: String,
+    /// What happened.
+    pub error: CallError,
 }
 
 /// What one batch produced.
@@ -78,6 +109,7 @@ pub struct Runner {
     log_bytes: usize,
     spare: Vec<OwnedBatch>,
     snapshot_every: usize,
+    on_error: OnOperatorError,
     stats: RunnerStats,
 }
 
@@ -103,6 +135,7 @@ impl Runner {
             log_bytes: 0,
             spare: Vec::new(),
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+            on_error: OnOperatorError::default(),
             stats: RunnerStats::default(),
         })
     }
@@ -110,6 +143,12 @@ impl Runner {
     /// Snapshot after this many calls (at least 1).
     pub fn with_snapshot_every(mut self, calls: usize) -> Self {
         self.snapshot_every = calls.max(1);
+        self
+    }
+
+    /// What to do with a record the operator fails on.
+    pub fn with_on_error(mut self, on_error: OnOperatorError) -> Self {
+        self.on_error = on_error;
         self
     }
 
@@ -279,6 +318,18 @@ impl Runner {
                     processed.output.append(&output);
                 }
                 Err(error) => {
+                    if self.on_error == OnOperatorError::Halt {
+                        let view = single.view();
+                        let key =
+                            view.records().next().map(|r| r.partition_key.to_string()).unwrap_or_default();
+                        return Err(RunnerError::Halted(Box::new(Halted {
+                            origin: self.loaded.artifact().origin.clone(),
+                            instance: self.name.clone(),
+                            shard: batch.shard_id.clone(),
+                            key,
+                            error,
+                        })));
+                    }
                     self.stats.isolated += 1;
                     if let Some(record) = single.view().records().next() {
                         processed.dead_letters.push(DeadLetter::new(&record, format!("operator {}", error)));

@@ -17,7 +17,7 @@ use weir_contract::{Grouping, KeyedStates, Output, OwnedBatch};
 use super::PipelineError;
 use super::keys::{self, Router};
 use crate::metrics::{InstanceMetrics, Metrics};
-use crate::operator::{CallError, LoadedOperator, Processed, Runner, RunnerError};
+use crate::operator::{CallError, LoadedOperator, OnOperatorError, Processed, Runner, RunnerError};
 
 /// What processing one sub-batch produced.
 #[derive(Debug)]
@@ -114,6 +114,7 @@ pub struct Instances {
     /// Per pending batch, the instance that owns each record (buffers reused).
     owners: Vec<Vec<u16>>,
     snapshot_every: usize,
+    on_error: OnOperatorError,
 }
 
 /// How instance `i` of `parallelism` is named in messages.
@@ -123,12 +124,13 @@ fn name(instance: usize, parallelism: usize) -> String {
 
 impl Instances {
     /// `parallelism` instances of `loaded` (at least 1), each snapshotting every
-    /// `snapshot_every` calls, each restored with the entries of `state` it owns (empty for a
-    /// fresh start; see [`split_by_owner`]).
+    /// `snapshot_every` calls and treating records it fails on as `on_error` says, each
+    /// restored with the entries of `state` it owns (empty for a fresh start; see
+    /// [`split_by_owner`]).
     pub fn new(
         loaded: LoadedOperator,
         parallelism: usize,
-        snapshot_every: usize,
+        (snapshot_every, on_error): (usize, OnOperatorError),
         state: &KeyedStates,
         metrics: &Metrics,
     ) -> Result<Self, PipelineError> {
@@ -146,7 +148,8 @@ impl Instances {
         let mut slots = Vec::with_capacity(parallelism);
         for (i, state) in split_by_owner(state, parallelism).into_iter().enumerate() {
             let runner = Runner::new(loaded.clone(), &name(i, parallelism), state)?
-                .with_snapshot_every(snapshot_every);
+                .with_snapshot_every(snapshot_every)
+                .with_on_error(on_error);
             slots.push(Slot {
                 runner,
                 queue: VecDeque::new(),
@@ -164,6 +167,7 @@ impl Instances {
             pending: Vec::new(),
             owners: Vec::new(),
             snapshot_every,
+            on_error,
         })
     }
 
@@ -279,12 +283,13 @@ impl Instances {
             });
         }
         let parallelism = self.slots.len();
-        let snapshot_every = self.snapshot_every;
+        let (snapshot_every, on_error) = (self.snapshot_every, self.on_error);
         let prepared = each(self.pool.as_ref(), &mut self.slots, |i, slot| {
             let started = Instant::now();
             let state = slot.runner.snapshot()?;
-            let runner =
-                Runner::new(next.clone(), &name(i, parallelism), state)?.with_snapshot_every(snapshot_every);
+            let runner = Runner::new(next.clone(), &name(i, parallelism), state)?
+                .with_snapshot_every(snapshot_every)
+                .with_on_error(on_error);
             Ok::<_, RunnerError>((runner, started.elapsed()))
         });
         let prepared = prepared.into_iter().collect::<Result<Vec<_>, _>>()?;

@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 use crate::deployment::Versions;
 use crate::metrics::{Metrics, StatsFormat};
-use crate::operator::{DEFAULT_SNAPSHOT_EVERY, RunnerError};
+use crate::operator::{DEFAULT_SNAPSHOT_EVERY, OnOperatorError, RunnerError};
 use crate::sink::{DeadLetterWriter, Outgoing, Sink, SinkError};
 use crate::source::{Source, SourceError};
 use checkpointing::Writer;
@@ -56,6 +56,8 @@ pub struct PipelineOptions {
     pub stats_interval: Duration,
     /// Operator calls between snapshots of each instance.
     pub snapshot_every: usize,
+    /// What to do with a record the operator fails on.
+    pub on_operator_error: OnOperatorError,
     /// How the counters are reported every `stats_interval`.
     pub stats_format: StatsFormat,
 }
@@ -68,6 +70,7 @@ impl Default for PipelineOptions {
             idle_after: watermark::DEFAULT_IDLE_AFTER,
             stats_interval: Duration::from_secs(10),
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+            on_operator_error: OnOperatorError::default(),
             stats_format: StatsFormat::Log,
         }
     }
@@ -146,7 +149,8 @@ pub async fn run(
     let mut writer_ended = false;
     let state = restored.as_ref().map(|c| c.state.clone()).unwrap_or_default();
     let instances = guest(|| {
-        Instances::new(versions.initial(), options.parallelism, options.snapshot_every, &state, &metrics)
+        let runners = (options.snapshot_every, options.on_operator_error);
+        Instances::new(versions.initial(), options.parallelism, runners, &state, &metrics)
     })?;
     drop(state);
     let mut watermarks = Watermarks::new(options.idle_after);

@@ -25,7 +25,14 @@ pub fn artifact(name: &str) -> Artifact {
 
 /// An engine with short limits and no cache.
 pub fn engine() -> OperatorEngine {
-    engine_with(Limits { max_memory_bytes: 64 << 20, max_call_time: Some(Duration::from_millis(500)) }, None)
+    engine_with(
+        Limits {
+            max_memory_bytes: 64 << 20,
+            max_call_time: Some(Duration::from_millis(500)),
+            max_output_bytes: 1 << 20,
+        },
+        None,
+    )
 }
 
 pub fn engine_with(limits: Limits, cache: Option<CompiledCache>) -> OperatorEngine {
