@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weir::artifact::Artifact;
-use weir::checkpoint::{Checkpoint, CheckpointStore, Meta, OperatorRef, ShardProgress, codec};
+use weir::checkpoint::{Checkpoint, CheckpointStore, Meta, ShardProgress, codec, operator_ref};
 use weir::metrics::Metrics;
 use weir::operator::{Limits, OperatorEngine};
 use weir::pipeline::instances::Instances;
@@ -107,7 +107,7 @@ fn checkpoint(state: weir_contract::KeyedStates, loaded: &weir::operator::Loaded
             id: 1,
             taken_at: jiff::Timestamp::now(),
             source: "kinesis://trades".into(),
-            operator: OperatorRef::of(loaded),
+            operator: operator_ref(loaded),
             parallelism: 1,
             shards,
             watermark_ms: T0 + 60_000,
@@ -338,7 +338,9 @@ fn recovery() {
         took.push(started.elapsed().as_secs_f64());
     }
     let _ = child.kill();
+    let _ = child.wait();
     let _ = producer.kill();
+    let _ = producer.wait();
     println!(
         "\nRecovery, 8 shards, 1,000 tickers, 2,000 trades/s, checkpoint every 1 s (median of 5 kills):\n"
     );

@@ -8,99 +8,33 @@
 //! it, and only then hands it to the [`store`], so a checkpoint never claims records whose
 //! results could still be lost.
 //!
-//! - [`codec`]: the bytes of a checkpoint (readable JSON metadata, the keyed state, a checksum);
+//! - the format (the types and [`codec`]: readable JSON metadata, the keyed state, a checksum)
+//!   is the `weir-checkpoint` crate, re-exported here;
 //! - [`store`]: where checkpoints live (a directory or `s3://BUCKET/PREFIX`), written
 //!   atomically, the newest named by a small pointer that a stale process cannot overwrite.
 
-pub mod codec;
 pub mod store;
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
-use weir_contract::KeyedStates;
-
 use crate::artifact::Digest;
+use crate::operator::LoadedOperator;
 pub use store::{CheckpointStore, Pointer};
+pub use weir_checkpoint::{Checkpoint, Meta, OperatorRef, ShardProgress, codec};
 
-/// Where one shard stood when the checkpoint was taken.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShardProgress {
-    /// The shards it continues (after a split or merge).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub parents: Vec<String>,
-    /// The sequence number of its last record in the state; None when none was read yet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub after: Option<String>,
-    /// When it started being read (ms since the epoch): a shard with no record yet is read
-    /// again from this time, so a `latest` start skips nothing written while weir was down.
-    pub started_at_ms: i64,
-    /// It was read to its end: its records are all in the state, its children may start.
-    #[serde(default)]
-    pub finished: bool,
-    /// The latest event time the operator reported for its records (its watermark).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub event_time_ms: Option<i64>,
-}
-
-/// The operator a checkpoint's state belongs to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OperatorRef {
-    /// The component's sha256.
-    pub digest: Digest,
-    /// Its name and version, as it describes itself.
-    pub name: String,
-    /// Its version.
-    pub version: String,
-    /// The contract it was built for.
-    pub contract: String,
-    /// What its state is keyed by (`the JSON field "TICKER"`): state of another grouping key
-    /// cannot be restored.
-    pub grouping: String,
-}
-
-impl OperatorRef {
-    /// The operator `loaded` as a checkpoint names it.
-    pub fn of(loaded: &crate::operator::LoadedOperator) -> Self {
-        Self {
-            digest: loaded.artifact().digest,
-            name: loaded.name().to_string(),
-            version: loaded.version().to_string(),
-            contract: weir_contract::CONTRACT.to_string(),
-            grouping: loaded.grouping().to_string(),
-        }
+/// The operator `loaded` as a checkpoint names it.
+pub fn operator_ref(loaded: &LoadedOperator) -> OperatorRef {
+    OperatorRef {
+        digest: loaded.artifact().digest.to_string(),
+        name: loaded.name().to_string(),
+        version: loaded.version().to_string(),
+        contract: weir_contract::CONTRACT.to_string(),
+        grouping: loaded.grouping().to_string(),
     }
 }
 
-/// Everything in a checkpoint but the state: small, JSON in the checkpoint's bytes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Meta {
-    /// Checkpoints of a location are numbered 1, 2, ...
-    pub id: u64,
-    /// When it was taken.
-    pub taken_at: jiff::Timestamp,
-    /// What was read (`kinesis://STREAM`): a checkpoint of another source is refused.
-    pub source: String,
-    /// The operator whose state it holds.
-    pub operator: OperatorRef,
-    /// The instances the state was taken from (a restore may use another number).
-    pub parallelism: u32,
-    /// Every shard read so far, by id.
-    pub shards: BTreeMap<String, ShardProgress>,
-    /// The watermark passed to the operator last.
-    pub watermark_ms: i64,
-    /// Output records acknowledged by the sink up to the cut, over every run so far.
-    pub records_out: u64,
-}
-
-/// A checkpoint: its metadata and the state of every key (entries of every instance, the
-/// instance-wide ones included once per instance).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Checkpoint {
-    /// Positions, lineage, operator.
-    pub meta: Meta,
-    /// The operator's state.
-    pub state: KeyedStates,
+/// A checkpoint's operator in words: `sliding-window-max 0.2.0 (sha256 0123456789ab)`.
+pub fn describe(operator: &OperatorRef) -> String {
+    let digest = operator.digest.parse::<Digest>().map_or_else(|_| operator.digest.clone(), |d| d.short());
+    format!("{} {} (sha256 {digest})", operator.name, operator.version)
 }
 
 /// A checkpoint could not be written or read.

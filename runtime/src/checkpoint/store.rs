@@ -23,7 +23,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{Checkpoint, CheckpointError, codec};
-use crate::artifact::Digest;
 use crate::s3::{Bucket, Condition, S3Error};
 
 /// Checkpoints kept.
@@ -46,8 +45,8 @@ pub struct Pointer {
     pub bytes: u64,
     /// When it was taken.
     pub taken_at: jiff::Timestamp,
-    /// The operator whose state it holds.
-    pub operator: Digest,
+    /// The operator whose state it holds (its sha256).
+    pub operator: String,
     /// The watermark at the cut.
     pub watermark_ms: i64,
     /// Output records acknowledged by the sink up to the cut, over every run so far.
@@ -213,7 +212,7 @@ impl CheckpointStore {
             object: object_name(meta.id),
             bytes: bytes.len() as u64,
             taken_at: meta.taken_at,
-            operator: meta.operator.digest,
+            operator: meta.operator.digest.clone(),
             watermark_ms: meta.watermark_ms,
             records_out: meta.records_out,
             writer: this_writer(),
@@ -323,7 +322,7 @@ mod tests {
     use super::*;
 
     fn checkpoint(id: u64) -> Checkpoint {
-        let mut c = super::super::codec::tests::sample();
+        let mut c = weir_checkpoint::sample();
         c.meta.id = id;
         c
     }

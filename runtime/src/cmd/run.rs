@@ -226,9 +226,8 @@ async fn open_checkpoints(
             meta.source
         );
     }
-    let running = weir::checkpoint::OperatorRef::of(loaded);
-    let described =
-        |o: &weir::checkpoint::OperatorRef| format!("{} {} (sha256 {})", o.name, o.version, o.digest.short());
+    let running = weir::checkpoint::operator_ref(loaded);
+    let described = weir::checkpoint::describe;
     if reset_state {
         tracing::warn!(
             "--reset-state: the state of checkpoint {} ({} entries, operator {}) is dropped; its shard positions are kept",

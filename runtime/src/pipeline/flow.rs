@@ -13,7 +13,7 @@ use super::instances::{Done, Instances};
 use super::progress::Progress;
 use super::watermark::Watermarks;
 use super::{PipelineError, STEP_BATCHES, guest, switch};
-use crate::checkpoint::{Checkpoint, Meta, OperatorRef};
+use crate::checkpoint::{Checkpoint, Meta, operator_ref};
 use crate::deployment::Versions;
 use crate::metrics::Metrics;
 use crate::sink::{DeadLetterWriter, Outgoing};
@@ -120,7 +120,7 @@ impl Flow {
             id: self.next_checkpoint,
             taken_at: jiff::Timestamp::now(),
             source: self.source_name.clone(),
-            operator: OperatorRef::of(self.instances.loaded()),
+            operator: operator_ref(self.instances.loaded()),
             parallelism: self.instances.parallelism() as u32,
             shards: self.progress.cut(&self.watermarks),
             watermark_ms: self.watermarks.last(),

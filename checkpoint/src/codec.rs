@@ -105,53 +105,9 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use std::collections::BTreeMap;
-
+mod tests {
     use super::*;
-    use crate::artifact::Digest;
-    use crate::checkpoint::{OperatorRef, ShardProgress};
-
-    pub(crate) fn sample() -> Checkpoint {
-        let mut state = KeyedStates::default();
-        state.push("", b"instance");
-        state.push("AMZN", &[1, 2, 3]);
-        state.push("GOOG", &[]);
-        let shards = BTreeMap::from([
-            (
-                "shardId-0".to_string(),
-                ShardProgress { after: Some("4960".into()), finished: true, ..Default::default() },
-            ),
-            (
-                "shardId-2".to_string(),
-                ShardProgress {
-                    parents: vec!["shardId-0".into()],
-                    started_at_ms: 7,
-                    event_time_ms: Some(9),
-                    ..Default::default()
-                },
-            ),
-        ]);
-        Checkpoint {
-            meta: Meta {
-                id: 3,
-                taken_at: "2026-11-26T10:00:00Z".parse().unwrap(),
-                source: "kinesis://trades".into(),
-                operator: OperatorRef {
-                    digest: Digest::of(b"op"),
-                    name: "sliding-window-max".into(),
-                    version: "0.2.0".into(),
-                    contract: "weir:operator@0.2.0".into(),
-                    grouping: "the JSON field \"TICKER\"".into(),
-                },
-                parallelism: 2,
-                shards,
-                watermark_ms: 1_000,
-                records_out: 42,
-            },
-            state,
-        }
-    }
+    use crate::sample;
 
     #[test]
     fn a_checkpoint_reads_back_as_written() {
