@@ -17,35 +17,23 @@
 //! `WEIR_BENCH_RECORDS`, default 40,000,000, so that a run lasts about 10 s and the 10 s
 //! interval fires). Prints Markdown for BENCHMARKS.md.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use common::{env, median};
 
 use weir::artifact::Artifact;
 use weir::checkpoint::{Checkpoint, CheckpointStore, Meta, ShardProgress, codec, operator_ref};
 use weir::metrics::Metrics;
 use weir::operator::{Limits, OperatorEngine};
 use weir::pipeline::instances::Instances;
-use weir::pipeline::{self, Checkpoints, PipelineOptions};
-use weir::sink::{DeadLetterWriter, FileSink, Sink};
-use weir::source::{FileSource, Source};
+use weir::pipeline::Checkpoints;
 use weir_operator::OwnedBatch;
 use weir_producer::{GeneratorConfig, Tickers, TradeGenerator};
 
 const T0: i64 = 1_795_600_800_000;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// User + system CPU time of this process so far (Linux: /proc/self/stat, in clock ticks).
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, s)| s).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
-}
 
 fn lines(n: usize) -> Vec<u8> {
     let config =
@@ -57,11 +45,6 @@ fn lines(n: usize) -> Vec<u8> {
         lines.push(b'\n');
     }
     lines
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// Instances of the default operator fed `n` trades, as a checkpoint would find them.
@@ -173,17 +156,6 @@ fn one_checkpoint(engine: &OperatorEngine, rt: &tokio::runtime::Runtime) {
 /// Records per CPU-second of the whole path with a checkpoint every `interval` (None: none);
 /// and the checkpoints taken.
 fn whole_path(engine: &OperatorEngine, input: &[u8], interval: Option<Duration>) -> (f64, u64) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    let loaded = engine.load(Artifact::embedded_default(), &[]).expect("load");
-    let source = Source::File(FileSource::new(std::io::Cursor::new(input.to_vec()), "bench", 1024));
-    let sink = Sink::File(FileSink::new(tokio::io::sink(), "sink"));
-    let dead = DeadLetterWriter::new(Box::new(std::io::sink()), "dead");
-    let metrics = Arc::new(Metrics::default());
-    let options = PipelineOptions {
-        parallelism: 1,
-        stats_interval: Duration::from_secs(3600),
-        ..PipelineOptions::default()
-    };
     let dir = tempfile::tempdir().expect("dir");
     let checkpoints = interval.map(|interval| Checkpoints {
         store: CheckpointStore::dir(dir.path()).expect("store"),
@@ -191,21 +163,8 @@ fn whole_path(engine: &OperatorEngine, input: &[u8], interval: Option<Duration>)
         source: "bench".into(),
         restored: None,
     });
-    let cpu0 = cpu_time();
-    rt.block_on(pipeline::run(
-        source,
-        loaded,
-        sink,
-        dead,
-        metrics.clone(),
-        options,
-        checkpoints,
-        std::future::pending(),
-    ))
-    .expect("pipeline");
-    let cpu = cpu_time() - cpu0;
-    let n = metrics.snapshot().records_in as f64;
-    (n / cpu.as_secs_f64(), metrics.checkpoints.completed.get())
+    let run = common::whole_path(engine, input, 1024, 1, checkpoints);
+    (run.records / run.cpu.as_secs_f64(), run.metrics.checkpoints.completed.get())
 }
 
 fn with_intervals(engine: &OperatorEngine) {

@@ -15,31 +15,20 @@
 //! profiling).
 //! Prints a Markdown table for BENCHMARKS.md.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
+
+use common::{env, median};
 
 use sliding_window_max::SlidingWindowMax;
 use weir::artifact::Artifact;
-use weir::metrics::Metrics;
 use weir::operator::{Limits, OperatorEngine};
 use weir::pipeline::keys::Router;
-use weir::pipeline::{self, PipelineOptions};
-use weir::sink::{DeadLetterWriter, FileSink, Sink};
-use weir::source::{FileSource, Source};
 use weir_operator::{Grouping, Operator, Output, OwnedBatch, Settings};
 use weir_producer::{GeneratorConfig, Tickers, TradeGenerator};
 
 const T0: i64 = 1_795_600_800_000;
-
-/// User + system CPU time of this process so far (Linux: /proc/self/stat, in clock ticks).
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, s)| s).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    // Fields 14 and 15 of stat (utime, stime) are at 11 and 12 after the command name.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
-}
 
 struct Workload {
     name: &'static str,
@@ -114,35 +103,9 @@ fn wasm(engine: &OperatorEngine, w: &Workload, size: usize) -> (f64, usize) {
 /// Records per CPU-second (all threads) and per wall-clock second of the whole path with
 /// `parallelism` instances.
 fn whole_path(engine: &OperatorEngine, w: &Workload, size: usize, parallelism: usize) -> (f64, f64) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    let loaded = engine.load(Artifact::embedded_default(), &[]).expect("load");
-    let input = std::io::Cursor::new(w.lines.clone());
-    let source = Source::File(FileSource::new(input, "bench", size));
-    let sink = Sink::File(FileSink::new(tokio::io::sink(), "sink"));
-    let dead = DeadLetterWriter::new(Box::new(std::io::sink()), "dead");
-    let metrics = Arc::new(Metrics::default());
-    let options = PipelineOptions {
-        parallelism,
-        tick_interval: Duration::from_secs(1),
-        stats_interval: Duration::from_secs(3600),
-        ..PipelineOptions::default()
-    };
-    let (cpu0, wall0) = (cpu_time(), Instant::now());
-    rt.block_on(pipeline::run(
-        source,
-        loaded,
-        sink,
-        dead,
-        metrics.clone(),
-        options,
-        None,
-        std::future::pending(),
-    ))
-    .expect("pipeline");
-    let (cpu, wall) = (cpu_time() - cpu0, wall0.elapsed());
-    let n = metrics.snapshot().records_in as f64;
-    assert_eq!(n as usize, w.records.len());
-    (n / cpu.as_secs_f64(), n / wall.as_secs_f64())
+    let run = common::whole_path(engine, &w.lines, size, parallelism, None);
+    assert_eq!(run.records as usize, w.records.len());
+    (run.records / run.cpu.as_secs_f64(), run.records / run.wall.as_secs_f64())
 }
 
 /// Nanoseconds per record to find each record's instance (of 2) by its TICKER field and copy
@@ -172,15 +135,6 @@ fn routing(w: &Workload, size: usize) -> f64 {
         println!("finding owners: {:.0} ns per record", finding.as_secs_f64() * 1e9 / w.records.len() as f64);
     }
     start.elapsed().as_secs_f64() * 1e9 / w.records.len() as f64
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn main() {

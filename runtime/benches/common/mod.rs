@@ -1,0 +1,82 @@
+//! What the CPU-measuring benches share: process CPU time, medians, settings from the
+//! environment, and one run of the whole `weir run` path over JSON lines in memory.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use weir::artifact::Artifact;
+use weir::metrics::Metrics;
+use weir::operator::OperatorEngine;
+use weir::pipeline::{self, Checkpoints, PipelineOptions};
+use weir::sink::{DeadLetterWriter, FileSink, Sink};
+use weir::source::{FileSource, Source};
+
+/// User + system CPU time of this process so far (Linux: /proc/self/stat, in clock ticks).
+pub fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, s)| s).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // Fields 14 and 15 of stat (utime, stime) are at 11 and 12 after the command name.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+pub fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// What one run of the whole path did.
+pub struct WholePath {
+    /// Records read.
+    pub records: f64,
+    /// CPU time of the process (all threads) during the run.
+    pub cpu: Duration,
+    /// Wall-clock time of the run.
+    pub wall: Duration,
+    /// Its metrics at the end.
+    pub metrics: Arc<Metrics>,
+}
+
+/// `lines` (JSON lines in memory) -> file source -> the default operator at `parallelism` ->
+/// a discarding sink, in batches of `batch`, with `checkpoints` if given.
+pub fn whole_path(
+    engine: &OperatorEngine,
+    lines: &[u8],
+    batch: usize,
+    parallelism: usize,
+    checkpoints: Option<Checkpoints>,
+) -> WholePath {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let loaded = engine.load(Artifact::embedded_default(), &[]).expect("load");
+    let source = Source::File(FileSource::new(std::io::Cursor::new(lines.to_vec()), "bench", batch));
+    let sink = Sink::File(FileSink::new(tokio::io::sink(), "sink"));
+    let dead = DeadLetterWriter::new(Box::new(std::io::sink()), "dead");
+    let metrics = Arc::new(Metrics::default());
+    let options = PipelineOptions {
+        parallelism,
+        tick_interval: Duration::from_secs(1),
+        stats_interval: Duration::from_secs(3600),
+        ..PipelineOptions::default()
+    };
+    let (cpu0, wall0) = (cpu_time(), Instant::now());
+    let run = pipeline::run(
+        source,
+        loaded,
+        sink,
+        dead,
+        metrics.clone(),
+        options,
+        checkpoints,
+        std::future::pending(),
+    );
+    rt.block_on(run).expect("pipeline");
+    let (cpu, wall) = (cpu_time() - cpu0, wall0.elapsed());
+    WholePath { records: metrics.snapshot().records_in as f64, cpu, wall, metrics }
+}
