@@ -28,8 +28,8 @@ use weir::artifact::Artifact;
 use weir::checkpoint::{Checkpoint, CheckpointStore, Meta, ShardProgress, codec, operator_ref};
 use weir::metrics::Metrics;
 use weir::operator::{Limits, OperatorEngine};
-use weir::pipeline::instances::Instances;
 use weir::pipeline::Checkpoints;
+use weir::pipeline::instances::Instances;
 use weir_operator::OwnedBatch;
 use weir_producer::{GeneratorConfig, Tickers, TradeGenerator};
 

@@ -150,10 +150,19 @@ pub async fn run(args: RunArgs) -> Result<Ending> {
         restored,
     });
     let started = std::time::Instant::now();
+    // The pipeline on a task of its own, so that signals are heard even while an operator call
+    // holds its thread.
     let stopping = signals.clone().nth(1);
-    let run =
-        pipeline::run(source, versions, sink, dead_letters, metrics.clone(), options, checkpoints, stopping);
-    tokio::pin!(run);
+    let mut run = tokio::spawn(pipeline::run(
+        source,
+        versions,
+        sink,
+        dead_letters,
+        metrics.clone(),
+        options,
+        checkpoints,
+        stopping,
+    ));
     let at_once = async {
         signals.clone().nth(1).await;
         tokio::select! {
@@ -162,19 +171,19 @@ pub async fn run(args: RunArgs) -> Result<Ending> {
         }
     };
     let ending = tokio::select! {
-        ending = &mut run => ending.context("weir run stopped")?,
-        why = at_once => bail!(
+        ended = &mut run => ended.context("the pipeline task failed")?.context("weir run stopped")?,
+        why = at_once => exit_now(&format!(
             "stopped at once: {why} before the results read so far were written{}",
             match metrics.checkpoints.last_id.get() {
                 0 if args.checkpoint.checkpoint.is_some() => ": no checkpoint was completed; a restart begins again".to_string(),
                 0 => String::new(),
                 id => format!(": a restart goes on from checkpoint {id}, producing the results since again"),
             }
-        ),
+        )),
         // The watch ends normally once the pipeline is done with it; a panic is a fault.
         Some(Err(failed)) = background.join_next_with_id() => {
             let what = names.get(&failed.id()).copied().unwrap_or("a background task");
-            bail!("{what} failed ({failed}): weir stops rather than run without it");
+            exit_now(&format!("{what} failed ({failed}): weir stops rather than run without it"));
         }
     };
     let end = metrics.snapshot();
@@ -188,6 +197,13 @@ pub async fn run(args: RunArgs) -> Result<Ending> {
         end.summary(&Default::default(), started.elapsed())
     );
     Ok(ending)
+}
+
+/// Report `message` as an error and exit 1 now, without waiting for the pipeline (which may be
+/// inside an operator call) to wind down.
+fn exit_now(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(1)
 }
 
 /// The checkpoint store at `location`, checked (its newest checkpoint read), and the checkpoint
