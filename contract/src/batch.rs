@@ -176,6 +176,12 @@ pub struct OwnedBatch {
     pub data_lens: Vec<u32>,
     /// Per record: arrival time, ms since the Unix epoch.
     pub arrival_times_ms: Vec<i64>,
+    /// Per record, where its source has it (a Kinesis sequence number), back to back; empty
+    /// when the source gives none. The host's bookkeeping for dead letters: never sent to the
+    /// operator.
+    pub positions: Vec<u8>,
+    /// Per record: the length of its position (empty with `positions`).
+    pub position_lens: Vec<u8>,
 }
 
 impl Default for OwnedBatch {
@@ -188,6 +194,8 @@ impl Default for OwnedBatch {
             key_lens: Vec::new(),
             data_lens: Vec::new(),
             arrival_times_ms: Vec::new(),
+            positions: Vec::new(),
+            position_lens: Vec::new(),
         }
     }
 }
@@ -217,6 +225,36 @@ impl OwnedBatch {
         self.key_lens.push(key_len);
         self.data_lens.push(key_and_data.len() as u32 - key_len);
         self.arrival_times_ms.push(arrival_time_ms);
+    }
+
+    /// Give the record pushed last its position in the source (at most 255 bytes: a Kinesis
+    /// sequence number has at most 128 digits). Either every record has one or none does.
+    #[inline]
+    pub fn push_position(&mut self, position: &[u8]) {
+        let position = &position[..position.len().min(255)];
+        self.positions.extend_from_slice(position);
+        self.position_lens.push(position.len() as u8);
+    }
+
+    /// Each record's position in its source, if the source gave positions.
+    pub fn positions(&self) -> impl Iterator<Item = Option<&[u8]>> + '_ {
+        let present = self.position_lens.len() == self.len();
+        let mut at = 0usize;
+        (0..self.len()).map(move |i| {
+            if !present {
+                return None;
+            }
+            let len = usize::from(self.position_lens[i]);
+            let position = self.positions.get(at..at + len);
+            at += len;
+            position
+        })
+    }
+
+    /// Record `index`'s position in its source, as text, if the source gave one.
+    pub fn position(&self, index: usize) -> Option<String> {
+        let position = self.positions().nth(index)??;
+        Some(String::from_utf8_lossy(position).into_owned())
     }
 
     /// Each record as `(key length, key and data, arrival time)`, as [`push_packed`](Self::push_packed)
@@ -250,6 +288,8 @@ impl OwnedBatch {
         self.key_lens.clear();
         self.data_lens.clear();
         self.arrival_times_ms.clear();
+        self.positions.clear();
+        self.position_lens.clear();
     }
 
     /// Reserve room for `records` more records of `bytes` more bytes.
@@ -278,8 +318,12 @@ impl OwnedBatch {
         let mut part = OwnedBatch::new(self.shard_id.clone());
         part.now_ms = self.now_ms;
         part.watermark_ms = self.watermark_ms;
-        for record in self.view().records().skip(range.start).take(range.len()) {
+        let records = self.view().records().zip(self.positions()).skip(range.start).take(range.len());
+        for (record, position) in records {
             part.push(record.partition_key, record.data, record.arrival_time_ms);
+            if let Some(position) = position {
+                part.push_position(position);
+            }
         }
         part
     }
@@ -310,6 +354,21 @@ mod tests {
             copy.push_packed(key_len, record, arrival);
         }
         assert_eq!(copy, b, "packed records copy over unchanged");
+    }
+
+    #[test]
+    fn positions_follow_their_records_through_slices() {
+        let mut b = OwnedBatch::new("shard-0");
+        for (key, position) in [("A", "4960001"), ("B", ""), ("C", "4960003")] {
+            b.push(key, b"x", 0);
+            b.push_position(position.as_bytes());
+        }
+        assert_eq!(b.position(0).as_deref(), Some("4960001"));
+        assert_eq!(b.position(2).as_deref(), Some("4960003"));
+        assert_eq!(b.slice(2..3).position(0).as_deref(), Some("4960003"));
+        let mut without = OwnedBatch::new("shard-0");
+        without.push("A", b"x", 0);
+        assert_eq!(without.position(0), None);
     }
 
     #[test]

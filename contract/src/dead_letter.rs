@@ -14,6 +14,8 @@ pub struct DeadLetter {
     pub arrival_time_ms: i64,
     /// The shard it came from.
     pub shard_id: String,
+    /// Where its shard has it (a Kinesis sequence number), if the source says.
+    pub sequence_number: Option<String>,
     /// Why it was refused.
     pub reason: String,
 }
@@ -26,6 +28,7 @@ impl DeadLetter {
             data: record.data.to_vec(),
             arrival_time_ms: record.arrival_time_ms,
             shard_id: record.shard_id.to_string(),
+            sequence_number: None,
             reason: reason.into(),
         }
     }

@@ -1,7 +1,8 @@
 //! Bad input through the binaries: a catalogue of records weir cannot make a result of (and a
 //! result the Kinesis sink cannot take) mixed into a stream of good trades, read with
 //! `--dead-letter` a Kinesis stream, an S3 prefix or a file. Each bad record is dead-lettered
-//! exactly once, with its reason and the record; the good trades give the native operator's
+//! exactly once, with its reason, its shard and sequence number, and the record; the good
+//! trades give the native operator's
 //! windows; the run goes on to its end.
 
 mod util;
@@ -126,11 +127,12 @@ fn every_bad_record_is_dead_lettered_once_with_its_reason(destination: Destinati
     let rt = runtime();
     let client = client_at(&rt, &endpoint);
     let long = trade_json(T0 + 2_500, &long_ticker(), "7");
+    let mut sequence_numbers = BTreeMap::new();
     for (key, data) in
         catalogue().into_iter().map(|(k, d, _)| (k, d)).chain([("long".to_string(), long.clone())])
     {
-        rt.block_on(client.put_record().stream_name(&trades).partition_key(key).data(Blob::new(data)).send())
-            .unwrap();
+        let put = client.put_record().stream_name(&trades).partition_key(&key).data(Blob::new(data)).send();
+        sequence_numbers.insert(key, rt.block_on(put).unwrap().sequence_number().to_string());
     }
     input.extend_from_slice(&long);
     input.push(b'\n');
@@ -153,6 +155,7 @@ fn every_bad_record_is_dead_lettered_once_with_its_reason(destination: Destinati
         let letter = found[0];
         assert!(letter["reason"].as_str().unwrap().contains(reason), "{key}: {reason:?} not in {letter}");
         assert_eq!(letter["shard_id"], "shardId-000000000000");
+        assert_eq!(letter["sequence_number"], sequence_numbers[&key].as_str(), "{key}: {letter}");
         assert!(letter["arrival_time_ms"].as_i64().unwrap() > 0, "{letter}");
         let kept = match (letter["data"].as_str(), letter["data_base64"].as_str()) {
             (Some(text), None) => text.as_bytes().to_vec(),

@@ -332,7 +332,9 @@ impl Runner {
                     }
                     self.stats.isolated += 1;
                     if let Some(record) = single.view().records().next() {
-                        processed.dead_letters.push(DeadLetter::new(&record, format!("operator {}", error)));
+                        let mut letter = DeadLetter::new(&record, format!("operator {}", error));
+                        letter.sequence_number = single.position(0);
+                        processed.dead_letters.push(letter);
                     }
                     let mut instance = self.loaded.instantiate()?;
                     instance
@@ -357,8 +359,12 @@ fn resolve_rejections(batch: &OwnedBatch, output: &mut Output) -> Vec<DeadLetter
         .rejected
         .drain(..)
         .map(|r| match records.get(r.index as usize) {
-            Some(record) => DeadLetter::new(record, r.reason),
+            Some(record) => DeadLetter {
+                sequence_number: batch.position(r.index as usize),
+                ..DeadLetter::new(record, r.reason)
+            },
             None => DeadLetter {
+                sequence_number: None,
                 partition_key: String::new(),
                 data: Vec::new(),
                 arrival_time_ms: 0,

@@ -166,6 +166,7 @@ impl Flow {
             match refusal(key, data) {
                 None => kept.emit(key, data),
                 Some(why) => letters.push(DeadLetter {
+                    sequence_number: None,
                     partition_key: key.to_string(),
                     data: data.to_vec(),
                     arrival_time_ms: now_ms(),

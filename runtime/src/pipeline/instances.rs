@@ -51,9 +51,14 @@ impl Slot {
             part.shard_id.clone_from(&batch.shard_id);
             part.now_ms = batch.now_ms;
             part.watermark_ms = batch.watermark_ms;
-            for ((key_len, record, arrival), &owner) in batch.packed().zip(owners) {
+            for (((key_len, record, arrival), &owner), position) in
+                batch.packed().zip(owners).zip(batch.positions())
+            {
                 if owner as usize == instance {
                     part.push_packed(key_len, record, arrival);
+                    if let Some(position) = position {
+                        part.push_position(position);
+                    }
                 }
             }
             if part.is_empty() {

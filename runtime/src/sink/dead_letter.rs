@@ -2,7 +2,7 @@
 //! failed on, and results the sink cannot write, one JSON object each, with the reason, so
 //! that nothing is dropped silently:
 //!
-//! `{"reason":"...","shard_id":"...","partition_key":"...","arrival_time_ms":0,"data":"..."}`
+//! `{"reason":"...","shard_id":"...","sequence_number":"...","partition_key":"...","arrival_time_ms":0,"data":"..."}`
 //!
 //! `data` is the record as text when it is UTF-8; otherwise `data_base64` holds it. Where:
 //!
@@ -44,6 +44,8 @@ pub const S3_OBJECT_BYTES: usize = 4 << 20;
 struct Line<'a> {
     reason: &'a str,
     shard_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sequence_number: Option<&'a str>,
     partition_key: &'a str,
     arrival_time_ms: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,6 +71,7 @@ pub fn encode(letter: &DeadLetter, max_data: Option<usize>) -> Vec<u8> {
     let line = Line {
         reason: &letter.reason,
         shard_id: &letter.shard_id,
+        sequence_number: letter.sequence_number.as_deref(),
         partition_key: &letter.partition_key,
         arrival_time_ms: letter.arrival_time_ms,
         data: text,
@@ -328,6 +331,7 @@ mod tests {
 
     fn letter(data: &[u8]) -> DeadLetter {
         DeadLetter {
+            sequence_number: None,
             partition_key: "AMZN".into(),
             data: data.to_vec(),
             arrival_time_ms: 7,

@@ -117,6 +117,7 @@ impl FileSource {
 
 fn too_long(name: &str, max: usize, line_number: u64, arrival: i64) -> DeadLetter {
     DeadLetter {
+        sequence_number: None,
         partition_key: String::new(),
         data: Vec::new(),
         arrival_time_ms: arrival,

@@ -79,6 +79,7 @@ impl KinesisSource {
                                 record.data.as_ref(),
                                 arrival,
                             );
+                            batch.push_position(record.sequence_number.as_bytes());
                         }
                         let position = chunk.last().map(|r| r.sequence_number.clone());
                         if tx.send(SourceEvent::Batch { batch, read_at, position }).await.is_err() {
