@@ -283,7 +283,8 @@ impl Operator for SlidingWindowMax {
                     }
                 }
             };
-            // NaN fails this too; JSON has no infinities (serde_json refuses 1e999 as out of range).
+            // JSON has no NaN or infinities (serde_json refuses 1e999 as out of range), but a
+            // price must be a number of 0 or more whatever the parser lets through.
             if parsed.price.is_nan() || parsed.price < 0.0 {
                 out.reject(
                     record.index,
