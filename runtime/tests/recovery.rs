@@ -306,3 +306,34 @@ fn a_second_weir_on_the_same_s3_checkpoints_fences_the_first_which_stops_without
     assert!(error.contains("LATEST was replaced by another weir"), "{error}");
     assert!(second.is_running(), "the second one goes on:\n{}", second.log());
 }
+
+#[test]
+fn a_position_the_stream_no_longer_has_is_read_from_the_oldest_record_and_counted() {
+    let (trades, results) = (create_stream("trades", 1), create_stream("results", 1));
+    produce(&endpoint(), &trades, 500, 5, T0);
+    let dir = tempfile::tempdir().unwrap();
+    let (status, log) = run_to_end(&trades, &results, dir.path(), &[]);
+    assert!(status.success(), "{log}");
+    // The checkpoint's position becomes one the shard does not have (as after the retention
+    // period trimmed it).
+    let pointer: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("LATEST")).unwrap()).unwrap();
+    let file = dir.path().join(pointer["object"].as_str().unwrap());
+    let mut checkpoint = weir_checkpoint::codec::decode(&std::fs::read(&file).unwrap()).unwrap();
+    for shard in checkpoint.meta.shards.values_mut() {
+        shard.after = Some("1".repeat(56));
+    }
+    std::fs::write(&file, weir_checkpoint::codec::encode(&checkpoint)).unwrap();
+
+    let mut cmd = weir();
+    cmd.env("AWS_ENDPOINT_URL_KINESIS", endpoint()).arg("run");
+    cmd.args(["--source", &format!("kinesis://{trades}"), "--sink", &format!("kinesis://{results}")])
+        .args(["--checkpoint", dir.path().to_str().unwrap()]);
+    let mut weir = Weir::start(cmd);
+    weir.wait_for_metric("weir_checkpoint_positions_expired_total", |n| n == 1.0, Duration::from_secs(30));
+    weir.wait_for_metric(
+        "weir_records_in_total{shard=\"shardId-000000000000\"}",
+        |n| n == 500.0,
+        Duration::from_secs(30),
+    );
+}
