@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod deploy;
+pub mod resume;
 pub mod run;
 pub mod signals;
 pub mod tail;

@@ -7,19 +7,17 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use tokio::task::JoinSet;
-use weir::checkpoint::{Checkpoint, CheckpointStore};
 use weir::deployment::{RollbackPolicy, Versions};
 use weir::location::Location;
 use weir::metrics::emf::EmfFormat;
 use weir::metrics::{Metrics, StatsFormat};
-use weir::operator::{LoadedOperator, Runner};
 use weir::pipeline::{self, Checkpoints, Ending, PipelineOptions, progress};
 use weir::sink::{DeadLetterWriter, FileSink, KinesisSink, Sink};
 use weir::source::{FileSource, GeneratorSource, KinesisSource, Source, now_ms};
 use weir_kinesis::{Kinesis, ReadOptions, Stream, aws};
 
 use super::signals::Signals;
-use crate::cli::{CheckpointArgs, MetricsFormat, RunArgs};
+use crate::cli::{MetricsFormat, RunArgs};
 
 /// `weir run`. Returns how the run ended.
 pub async fn run(args: RunArgs) -> Result<Ending> {
@@ -36,7 +34,7 @@ pub async fn run(args: RunArgs) -> Result<Ending> {
     let mut names = std::collections::HashMap::new();
     let (mut store, restored) = match &args.checkpoint.checkpoint {
         Some(location) => {
-            let (store, restored) = open_checkpoints(location, &args, &loaded, region).await?;
+            let (store, restored) = super::resume::open(location, &args, &loaded, region).await?;
             (Some(store), restored)
         }
         None => (None, None),
@@ -204,87 +202,6 @@ pub async fn run(args: RunArgs) -> Result<Ending> {
 fn exit_now(message: &str) -> ! {
     eprintln!("error: {message}");
     std::process::exit(1)
-}
-
-/// The checkpoint store at `location`, checked (its newest checkpoint read), and the checkpoint
-/// to go on from, checked against this run: the same source, a state the operator can take.
-async fn open_checkpoints(
-    location: &Location,
-    args: &RunArgs,
-    loaded: &LoadedOperator,
-    region: Option<&str>,
-) -> Result<(CheckpointStore, Option<Checkpoint>)> {
-    let CheckpointArgs { reset_state, .. } = args.checkpoint;
-    if !matches!(args.source, Location::Kinesis(_)) {
-        bail!(
-            "--checkpoint needs a Kinesis source (kinesis://STREAM): a file, standard input or the generator cannot be resumed where it stopped"
-        );
-    }
-    let mut store = match location {
-        Location::File(path) => CheckpointStore::dir(path)?,
-        Location::S3 { bucket, key } => CheckpointStore::s3(bucket, key, region).await,
-        other => bail!("--checkpoint {other} is not supported: give a directory or s3://BUCKET/PREFIX"),
-    };
-    let Some(mut checkpoint) = store
-        .latest()
-        .await
-        .with_context(|| format!("cannot read the checkpoints at {}", store.location()))?
-    else {
-        tracing::info!("no checkpoint at {} yet: starting from --start-position", store.location());
-        return Ok((store, None));
-    };
-    let meta = &checkpoint.meta;
-    let source = args.source.to_string();
-    if meta.source != source {
-        bail!(
-            "the checkpoints at {} are of {}, not {source}: give another --checkpoint location for this source",
-            store.location(),
-            meta.source
-        );
-    }
-    let running = weir::checkpoint::operator_ref(loaded);
-    let described = weir::checkpoint::describe;
-    if reset_state {
-        tracing::warn!(
-            "--reset-state: the state of checkpoint {} ({} entries, operator {}) is dropped; its shard positions are kept",
-            meta.id,
-            checkpoint.state.len(),
-            described(&meta.operator)
-        );
-        checkpoint.state = Default::default();
-    } else if meta.operator.grouping != running.grouping {
-        bail!(
-            "checkpoint {} at {} holds state grouped by {}, but operator {} groups by {}: state cannot move to another grouping key; run with --reset-state to go on from the checkpoint's positions without its state",
-            meta.id,
-            store.location(),
-            meta.operator.grouping,
-            described(&running),
-            running.grouping
-        );
-    } else if !checkpoint.state.is_empty() {
-        // Refused now, not once the pipeline runs: the whole state through one instance.
-        if let Err(e) = Runner::new(loaded.clone(), "the restore check", checkpoint.state.clone()) {
-            bail!(
-                "operator {} cannot restore the state of checkpoint {} at {}, written by operator {}: {e}; run with --reset-state to go on from the checkpoint's positions without its state",
-                described(&running),
-                meta.id,
-                store.location(),
-                described(&meta.operator)
-            );
-        }
-    }
-    let meta = &checkpoint.meta;
-    tracing::info!(
-        "going on from checkpoint {} at {} taken {} ({} shards, {} state entries, operator {}, parallelism {})",
-        meta.id,
-        store.location(),
-        meta.taken_at,
-        meta.shards.len(),
-        checkpoint.state.len(),
-        described(&meta.operator),
-        meta.parallelism
-    );
-    Ok((store, Some(checkpoint)))
 }
 
 /// One Kinesis client for the source and the sink: the AWS configuration (credential chain,

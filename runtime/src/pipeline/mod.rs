@@ -147,7 +147,10 @@ pub async fn run(
     };
     let (writer, mut writer_task) = writer.unzip();
     let mut writer_ended = false;
-    let state = restored.as_ref().map(|c| c.state.clone()).unwrap_or_default();
+    let (state, restored) = match restored {
+        Some(Checkpoint { meta, state }) => (state, Some(meta)),
+        None => (Default::default(), None),
+    };
     let instances = guest(|| {
         let runners = (options.snapshot_every, options.on_operator_error);
         Instances::new(versions.initial(), options.parallelism, runners, &state, &metrics)
@@ -155,7 +158,7 @@ pub async fn run(
     drop(state);
     let mut watermarks = Watermarks::new(options.idle_after);
     let (progress, next_checkpoint, records_out) = match restored {
-        Some(Checkpoint { meta, .. }) => {
+        Some(meta) => {
             watermarks.restore(
                 meta.watermark_ms,
                 meta.shards.iter().filter_map(|(id, s)| Some((id.clone(), s.event_time_ms?))),
