@@ -228,6 +228,13 @@ impl Bucket {
         }
     }
 
+    /// One request that fails as a write would if the bucket is missing or the credentials may
+    /// not list `prefix`: for refusing a bad location before anything runs.
+    pub async fn probe(&self, prefix: &str) -> Result<(), S3Error> {
+        let listed = self.client.list_objects_v2().bucket(&self.name).prefix(prefix).max_keys(1).send().await;
+        listed.map(drop).map_err(|e| self.explain(&e, prefix))
+    }
+
     /// The keys under `prefix`, in S3's order (ascending).
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, S3Error> {
         let mut keys = Vec::new();

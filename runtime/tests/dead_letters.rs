@@ -196,3 +196,16 @@ fn bad_records_and_unwritable_results_go_to_s3_in_batches_once_each() {
 fn bad_records_and_unwritable_results_go_to_a_file_once_each() {
     every_bad_record_is_dead_lettered_once_with_its_reason(Destination::File(tempfile::tempdir().unwrap()));
 }
+
+#[test]
+fn a_dead_letter_bucket_that_does_not_exist_is_refused_before_anything_runs() {
+    let out = weir()
+        .env("AWS_ENDPOINT_URL_S3", util::s3::s3_endpoint())
+        .args(["run", "--source", "-", "--dead-letter", "s3://no-such-bucket-for-weir/dead"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bucket no-such-bucket-for-weir does not exist"), "{stderr}");
+}

@@ -102,7 +102,7 @@ pub async fn run(args: RunArgs) -> Result<Ending> {
         Some(Location::Kinesis(stream)) => {
             DeadLetterWriter::kinesis(kinesis.get(region).await, Stream(stream.clone())).await?
         }
-        Some(Location::S3 { bucket, key }) => DeadLetterWriter::s3(bucket, key, region).await,
+        Some(Location::S3 { bucket, key }) => DeadLetterWriter::s3(bucket, key, region).await?,
         Some(other) => {
             bail!(
                 "--dead-letter {other} is not supported: give a file, -, kinesis://STREAM or s3://BUCKET/PREFIX"

@@ -159,6 +159,7 @@ pub async fn run(
     let mut watermarks = Watermarks::new(options.idle_after);
     let (progress, next_checkpoint, records_out) = match restored {
         Some(meta) => {
+            metrics.checkpoints.last_id.set(meta.id as i64);
             watermarks.restore(
                 meta.watermark_ms,
                 meta.shards.iter().filter_map(|(id, s)| Some((id.clone(), s.event_time_ms?))),

@@ -173,14 +173,16 @@ impl DeadLetterWriter {
         Ok(Self { to: To::Task { tx, task }, name })
     }
 
-    /// Dead letters batched into objects under `s3://BUCKET/PREFIX`.
-    pub async fn s3(bucket: &str, prefix: &str, region: Option<&str>) -> Self {
+    /// Dead letters batched into objects under `s3://BUCKET/PREFIX`; the prefix is listed once,
+    /// so a missing bucket or permission is refused before anything runs.
+    pub async fn s3(bucket: &str, prefix: &str, region: Option<&str>) -> Result<Self, SinkError> {
         let bucket = Bucket::connect_without_retries(bucket, region).await;
         let prefix = prefix.trim_end_matches('/').to_string();
+        bucket.probe(&format!("{prefix}/")).await?;
         let name = format!("s3://{}/{prefix}", bucket.name());
         let (tx, rx) = mpsc::channel::<Letters>(16);
         let task = tokio::spawn(S3Letters::new(bucket, prefix).run(rx));
-        Self { to: To::Task { tx, task }, name }
+        Ok(Self { to: To::Task { tx, task }, name })
     }
 
     /// Where dead letters go, for messages.

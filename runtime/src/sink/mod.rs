@@ -56,6 +56,9 @@ pub enum SinkError {
     /// Kinesis refused or could not be reached; the message names the stream and the fix.
     #[error(transparent)]
     Kinesis(#[from] weir_kinesis::KinesisError),
+    /// S3 refused or could not be reached (dead letters to `s3://`).
+    #[error(transparent)]
+    S3(#[from] crate::s3::S3Error),
 }
 
 /// A configured result sink.
