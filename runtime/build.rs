@@ -10,7 +10,7 @@ use std::env;
 use std::path::PathBuf;
 use std::process::Command;
 
-const OPERATORS: &[&str] = &["sliding-window-max", "price-alert", "test-fixture", "by-ticker"];
+const OPERATORS: &[&str] = &["sliding-window-max", "rekey", "price-alert", "test-fixture", "by-ticker"];
 
 fn main() {
     println!("cargo:rerun-if-env-changed=WEIR_OPERATORS_DIR");

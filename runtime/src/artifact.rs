@@ -17,8 +17,11 @@ pub const EMBEDDED_DEFAULT: &[u8] =
 /// The folder holding the components built with weir (tests load the fixtures from here).
 pub const BUILT_OPERATORS_DIR: &str = env!("WEIR_OPERATORS_DIR");
 
+/// `rekey` (records keyed by a JSON field: the shuffle in front of a keyed job), embedded too.
+pub const EMBEDDED_REKEY: &[u8] = include_bytes!(concat!(env!("WEIR_OPERATORS_DIR"), "/rekey.wasm"));
+
 /// The operators embedded in weir, by `builtin:` name.
-pub const BUILTIN_OPERATORS: &[&str] = &["sliding-window-max"];
+pub const BUILTIN_OPERATORS: &[&str] = &["sliding-window-max", "rekey"];
 
 /// The sha256 of a component's bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -131,6 +134,7 @@ impl Artifact {
     pub fn builtin(name: &str) -> Result<Self, ArtifactError> {
         match name {
             "sliding-window-max" => Ok(Self::embedded_default()),
+            "rekey" => Ok(Self::from_bytes(EMBEDDED_REKEY.to_vec(), "built-in rekey")),
             _ => Err(ArtifactError::NoBuiltin { name: name.to_string() }),
         }
     }
