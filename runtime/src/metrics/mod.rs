@@ -94,6 +94,8 @@ pub struct Metrics {
     pub results_refused: Counter,
     /// `weir_parallelism`: operator instances.
     pub parallelism: Gauge,
+    /// `weir_keys_on_several_shards_total`: grouping keys found on more than one shard (sampled).
+    pub keys_on_several_shards: Counter,
     /// `weir_watermark_milliseconds`: the event-time watermark passed to the instances (ms since
     /// the Unix epoch; absent before the first event time).
     pub watermark: Gauge,
@@ -162,6 +164,7 @@ impl Default for Metrics {
         let reshards = Counter::default();
         let parallelism = Gauge::default();
         let results_refused = Counter::default();
+        let keys_on_several_shards = Counter::default();
         let watermark = Gauge::default();
         let operator_swaps = Counter::default();
         let operator_rollbacks = Counter::default();
@@ -213,6 +216,11 @@ impl Default for Metrics {
         );
         registry.register("weir_parallelism", "Operator instances", parallelism.clone());
         registry.register(
+            "weir_keys_on_several_shards",
+            "Grouping keys whose records arrive on more than one shard (sampled)",
+            keys_on_several_shards.clone(),
+        );
+        registry.register(
             "weir_results_refused",
             "Results the sink cannot write, sent to the dead-letter destination",
             results_refused.clone(),
@@ -260,6 +268,7 @@ impl Default for Metrics {
             reshards,
             parallelism,
             results_refused,
+            keys_on_several_shards,
             watermark,
             operator_swaps,
             operator_rollbacks,

@@ -11,6 +11,7 @@ use weir_contract::{DeadLetter, NO_WATERMARK, Output};
 use super::checkpointing::Writer;
 use super::instances::{Done, Instances};
 use super::progress::Progress;
+use super::spread::Spread;
 use super::watermark::Watermarks;
 use super::{PipelineError, STEP_BATCHES, guest, switch};
 use crate::checkpoint::{Checkpoint, Meta, operator_ref};
@@ -36,6 +37,8 @@ pub struct Flow {
     pub records_out: u64,
     /// Why the sink cannot take a result, if it cannot (such results become dead letters).
     pub refusal: fn(&str, &[u8]) -> Option<String>,
+    /// Grouping keys found on several shards (when records are grouped by a JSON field).
+    pub spread: Option<Spread>,
 }
 
 impl Flow {
@@ -57,6 +60,9 @@ impl Flow {
                     self.metrics.shard(&batch.shard_id).records_in.inc_by(batch.len() as u64);
                     self.watermarks.delivered(&batch.shard_id, at);
                     self.progress.advanced(&batch.shard_id, position.as_deref());
+                    if let Some(spread) = &mut self.spread {
+                        self.metrics.keys_on_several_shards.inc_by(spread.observe(&batch, &self.progress));
+                    }
                     read_at = Some(read_at.map_or(at, |r| r.min(at)));
                     self.instances.route(batch);
                     routed += 1;

@@ -13,6 +13,7 @@ pub mod flow;
 pub mod instances;
 pub mod keys;
 pub mod progress;
+pub mod spread;
 pub mod switch;
 pub mod watermark;
 
@@ -172,6 +173,12 @@ pub async fn run(
     let mut source_task = Some(tokio::spawn(source.run(event_tx)));
     let (out_tx, out_rx) = mpsc::channel::<Outgoing>(CHANNEL_BATCHES);
     let refusal = sink.refusal();
+    let spread = match flow_grouping(&versions) {
+        weir_contract::Grouping::JsonField(field) => {
+            Some(spread::Spread::new(keys::Field::new(field.as_bytes())))
+        }
+        weir_contract::Grouping::PartitionKey => None,
+    };
     let sink_task = tokio::spawn(sink.run(out_rx));
     let mut flow = Flow {
         instances,
@@ -185,6 +192,7 @@ pub async fn run(
         next_checkpoint,
         records_out,
         refusal,
+        spread,
     };
 
     let mut ticks = tokio::time::interval(options.tick_interval);
@@ -284,6 +292,11 @@ pub async fn run(
     lettered?;
     checkpointed?;
     Ok(ending)
+}
+
+/// The grouping key of the operator that runs first (a swap to another one is refused).
+fn flow_grouping(versions: &Versions) -> weir_contract::Grouping {
+    versions.initial().grouping().clone()
 }
 
 /// Run operator calls: they may block this thread inside the guest's WASI calls (a guest

@@ -48,6 +48,25 @@ impl Progress {
         }
     }
 
+    /// Whether `shard` continues `ancestor` (a child, grandchild... after splits and merges).
+    pub fn descends_from(&self, shard: &str, ancestor: &str) -> bool {
+        let mut next: Vec<&str> = vec![shard];
+        let mut steps = 0;
+        while let Some(s) = next.pop() {
+            steps += 1;
+            if steps > 10_000 {
+                return false;
+            }
+            for parent in self.shards.get(s).map(|p| &p.parents[..]).unwrap_or_default() {
+                if parent == ancestor {
+                    return true;
+                }
+                next.push(parent);
+            }
+        }
+        false
+    }
+
     /// Every shard now, with its latest event time from `watermarks`: a checkpoint's shards.
     pub fn cut(&self, watermarks: &Watermarks) -> BTreeMap<String, ShardProgress> {
         self.shards

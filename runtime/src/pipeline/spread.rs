@@ -1,0 +1,104 @@
+//! Finding grouping keys whose records arrive on more than one shard. Inside one process that
+//! is harmless (records are routed by grouping key), but processes that share a stream shard
+//! by shard would each hold part of such a key's state: the results would be wrong. So weir
+//! says so, naming the key and the shards, and counts such keys
+//! (`weir_keys_on_several_shards_total`); `builtin:rekey` in front is the fix.
+//!
+//! Checked on a sample (one record in [`SAMPLE_EVERY`] of each batch, at a rotating offset),
+//! so it costs nothing measurable; a key spread over shards shows up within a few batches. A
+//! key that moves to a child shard after a split or merge is not spread.
+
+use std::collections::{HashMap, HashSet};
+
+use weir_contract::OwnedBatch;
+
+use super::keys::Field;
+use super::progress::Progress;
+
+/// One record in this many is checked.
+pub const SAMPLE_EVERY: usize = 64;
+/// Keys remembered at most (beyond, new keys are not checked).
+pub const MAX_KEYS: usize = 100_000;
+/// Keys named in the log at most; the metric counts them all.
+const MAX_WARNINGS: usize = 10;
+
+/// The shard each sampled key was last seen on.
+#[derive(Debug)]
+pub struct Spread {
+    field: Field,
+    seen: HashMap<Box<[u8]>, String>,
+    /// Keys found on several shards, each counted once.
+    spread: HashSet<Box<[u8]>>,
+    offset: usize,
+}
+
+impl Spread {
+    /// Watch the grouping key `field` (a JSON field of each record).
+    pub fn new(field: Field) -> Self {
+        Self { field, seen: HashMap::new(), spread: HashSet::new(), offset: 0 }
+    }
+
+    /// Sample `batch`'s records; returns how many keys were newly found on several shards.
+    pub fn observe(&mut self, batch: &OwnedBatch, progress: &Progress) -> u64 {
+        self.offset = (self.offset + 1) % SAMPLE_EVERY;
+        let mut found = 0;
+        for (key_len, record, _) in batch.packed().skip(self.offset).step_by(SAMPLE_EVERY) {
+            let data = &record[key_len as usize..];
+            let Some(key) = self.field.value(data) else { continue };
+            let room = self.seen.len() < MAX_KEYS;
+            match self.seen.get_mut(key.as_ref()) {
+                Some(shard) if *shard == batch.shard_id => {}
+                Some(shard) if progress.descends_from(&batch.shard_id, shard) => {
+                    shard.clone_from(&batch.shard_id);
+                }
+                Some(shard) => {
+                    if !self.spread.insert(key.as_ref().into()) {
+                        continue;
+                    }
+                    found += 1;
+                    if self.spread.len() <= MAX_WARNINGS {
+                        tracing::warn!(
+                            "records of grouping key {:?} arrive on shards {shard} and {}: one weir process routes them right, but several sharing this stream would split its state; write the stream keyed by it, or put `weir run --operator builtin:rekey --set key-field=...` in front",
+                            String::from_utf8_lossy(&key),
+                            batch.shard_id
+                        );
+                    }
+                }
+                None if room => {
+                    self.seen.insert(key.as_ref().into(), batch.shard_id.clone());
+                }
+                None => {}
+            }
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(shard: &str, tickers: &[&str]) -> OwnedBatch {
+        let mut b = OwnedBatch::new(shard);
+        for _ in 0..SAMPLE_EVERY {
+            for t in tickers {
+                b.push("k", format!(r#"{{"TICKER": "{t}"}}"#).as_bytes(), 0);
+            }
+        }
+        b
+    }
+
+    #[test]
+    fn a_key_on_two_shards_is_found_once_and_a_key_that_moved_to_a_child_is_not() {
+        let mut progress = Progress::default();
+        progress.started("a", &[], 0);
+        progress.started("b", &[], 0);
+        progress.started("c", &["a".to_string()], 0);
+        let mut spread = Spread::new(Field::new(b"TICKER"));
+        assert_eq!(spread.observe(&batch("a", &["X", "Y"]), &progress), 0);
+        assert_eq!(spread.observe(&batch("a", &["X", "Y"]), &progress), 0, "the same shard again");
+        assert_eq!(spread.observe(&batch("c", &["Y"]), &progress), 0, "Y moved to a's child");
+        assert_eq!(spread.observe(&batch("b", &["X"]), &progress), 1, "X is on a and b");
+        assert_eq!(spread.observe(&batch("b", &["X"]), &progress), 0, "counted once");
+    }
+}
