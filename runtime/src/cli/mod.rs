@@ -1,0 +1,270 @@
+//! The command line as the user types it (clap definitions, with the help text that teaches
+//! the tool); [`crate::cmd`] turns it into the objects that run.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use weir::location::Location;
+
+mod run;
+
+pub use run::{CheckpointArgs, MetricsFormat, RunArgs};
+
+/// weir runs stream operators compiled to WebAssembly components: it reads records, keeps
+/// keyed window state in the operator, and writes results, like a Kinesis Data Analytics /
+/// Flink application with a small host instead of a JVM cluster.
+#[derive(Parser, Debug)]
+#[command(name = "weir", version, about, long_about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log lines as `text` (for people; coloured on a terminal) or `json` (one object per line,
+    /// for CloudWatch Logs Insights and the like). WEIR_LOG sets the level (info by default).
+    #[arg(long, global = true, env = "WEIR_LOG_FORMAT", default_value = "text", value_name = "FORMAT")]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run an operator over a source, writing results to a sink.
+    ///
+    /// With no arguments: generated stock trades through the built-in sliding-window-max
+    /// operator (per ticker, the maximum price over 60 s windows sliding by 10 s), results on
+    /// standard output. The generator's event time runs faster than the wall clock (1 ms per
+    /// trade, 10,000 trades/s by default: ten times), so windows close about once a second.
+    Run(Box<RunArgs>),
+    /// Check an operator component: load it, check its contract version, instantiate it and
+    /// call init with the settings; print what it is.
+    Check(CheckArgs),
+    /// Print a Kinesis stream's records as JSON lines, one object per record with its shard,
+    /// sequence number, partition key, arrival time and data (as text when it is UTF-8, else
+    /// as `data_base64`): what `aws kinesis get-records | base64 --decode` scripts do.
+    Tail(TailArgs),
+    /// Deploy an operator to S3, as a build pipeline would: check the component (contract
+    /// version, instantiate, init with the settings), store it under its sha256
+    /// (`PREFIX/<sha256>.wasm`), then point `PREFIX/current.json` at it with a conditional
+    /// write, so two concurrent deploys cannot overwrite each other. `weir run --operator
+    /// s3://BUCKET/PREFIX` runs what the manifest names.
+    ///
+    /// `weir deploy OPERATOR.wasm s3://BUCKET/PREFIX [--set KEY=VALUE]...`;
+    /// `weir deploy --rollback s3://BUCKET/PREFIX` points the manifest back to the previous
+    /// deployment.
+    Deploy(DeployArgs),
+    /// Operators deployed to S3.
+    Operators(OperatorsArgs),
+}
+
+/// Arguments of `weir deploy`.
+#[derive(Args, Debug)]
+pub struct DeployArgs {
+    /// The component to deploy, then where: `OPERATOR.wasm s3://BUCKET/PREFIX`; with
+    /// --rollback, only `s3://BUCKET/PREFIX`.
+    #[arg(value_name = "[OPERATOR.wasm] s3://BUCKET/PREFIX", num_args = 1..=2, required = true)]
+    pub args: Vec<String>,
+    /// Point the manifest back to the deployment before the current one (its component and
+    /// settings), instead of deploying a new component.
+    #[arg(long)]
+    pub rollback: bool,
+    /// An operator setting stored in the manifest and passed to `init` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_setting, conflicts_with = "rollback")]
+    pub settings: Vec<(String, String)>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[command(flatten)]
+    pub host: HostArgs,
+}
+
+/// Arguments of `weir operators`.
+#[derive(Args, Debug)]
+pub struct OperatorsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: OperatorsCommand,
+}
+
+/// `weir operators` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum OperatorsCommand {
+    /// The deployments under `s3://BUCKET/PREFIX`, current first.
+    List {
+        /// Where the operators are deployed.
+        #[arg(value_name = "s3://BUCKET/PREFIX")]
+        location: Location,
+        #[command(flatten)]
+        aws: AwsArgs,
+    },
+}
+
+/// Arguments of `weir tail`.
+#[derive(Args, Debug)]
+pub struct TailArgs {
+    /// The stream: `kinesis://NAME` or a stream ARN.
+    #[arg(value_name = "STREAM")]
+    pub stream: Location,
+    /// Where to start in every shard: `trim-horizon` (the oldest record kept) or `latest`
+    /// (only records written from now on; implies --follow).
+    #[arg(long, default_value = "trim-horizon", value_name = "POSITION")]
+    pub from: TailFrom,
+    /// Keep reading as records arrive, instead of stopping once every shard is read to its
+    /// current end.
+    #[arg(long)]
+    pub follow: bool,
+    /// Stop after this many records.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// How often to poll a shard that returned nothing.
+    #[arg(long, default_value = "200ms", value_parser = parse_duration, value_name = "DURATION")]
+    pub poll_interval: Duration,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+/// Where `weir tail` starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TailFrom {
+    /// The oldest record each shard keeps.
+    TrimHorizon,
+    /// Records written from now on.
+    Latest,
+}
+
+/// AWS settings; credentials and endpoints come from the SDK's usual chain
+/// (AWS_ACCESS_KEY_ID, AWS_PROFILE, roles; AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_KINESIS).
+#[derive(Args, Debug)]
+#[command(next_help_heading = "AWS")]
+pub struct AwsArgs {
+    /// The AWS region; default: AWS_REGION, then the profile's region.
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+}
+
+/// Options of the operator host.
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Operator host")]
+pub struct HostArgs {
+    /// Folder of compiled operators (keyed by sha256), so a restart does not recompile.
+    /// Default: $WEIR_CACHE_DIR, else ~/.cache/weir/compiled.
+    #[arg(long, env = "WEIR_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile the operator on every start instead of using the cache.
+    #[arg(long, env = "WEIR_NO_CACHE")]
+    pub no_cache: bool,
+    /// Memory an operator instance may use, in MiB.
+    #[arg(long, env = "WEIR_MAX_MEMORY_MIB", default_value_t = 256, value_name = "MIB")]
+    pub max_memory_mib: usize,
+    /// Time one operator call may take before it is interrupted (the instance is then
+    /// replaced, and the records it failed on go to the dead-letter destination). `off` removes
+    /// the limit and the checks it costs (about a third of an operator's speed): only for
+    /// operators you trust not to loop forever.
+    #[arg(long, env = "WEIR_MAX_CALL_TIME", default_value = "5s", value_name = "DURATION|off")]
+    pub max_call_time: TimeLimit,
+    /// Results (keys and data) one operator call may return, in MiB: more fails the call,
+    /// like a trap, so one record cannot flood the sink.
+    #[arg(long, env = "WEIR_MAX_OUTPUT_MIB", default_value_t = 64, value_name = "MIB")]
+    pub max_output_mib: usize,
+}
+
+/// Arguments of `weir check`.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// The operator component (a `.wasm` file, `s3://BUCKET/PREFIX` or
+    /// `builtin:sliding-window-max`).
+    #[arg(value_name = "LOCATION")]
+    pub operator: Location,
+    /// An operator setting, repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_setting)]
+    pub settings: Vec<(String, String)>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[command(flatten)]
+    pub host: HostArgs,
+}
+
+pub(crate) fn parse_setting(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE (for example --set window=30s)")),
+    }
+}
+
+/// A duration, or `off` for none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeLimit(pub Option<Duration>);
+
+impl std::str::FromStr for TimeLimit {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "off" { Ok(Self(None)) } else { parse_duration(s).map(|d| Self(Some(d))) }
+    }
+}
+
+/// Durations as `500ms`, `10s`, `1m`, `1h 30m` or ISO 8601 `PT10S`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d: jiff::SignedDuration = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not a duration ({e}); write one such as 500ms, 10s or 1m"))?;
+    Duration::try_from(d).map_err(|_| format!("{s:?} is negative; durations here must be positive"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn settings_and_durations_parse_with_helpful_errors() {
+        assert_eq!(parse_setting("window=30s"), Ok(("window".into(), "30s".into())));
+        assert_eq!(parse_setting("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert!(parse_setting("window").unwrap_err().contains("KEY=VALUE"));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("soon").unwrap_err().contains("such as 500ms"));
+    }
+
+    #[test]
+    fn every_option_of_weir_run_can_be_set_from_the_environment() {
+        let cli = Cli::command();
+        let run = cli.find_subcommand("run").expect("weir run");
+        for arg in run.get_arguments().filter(|a| a.get_long().is_some()) {
+            let long = arg.get_long().unwrap_or_default();
+            if matches!(long, "help" | "region") {
+                // --region: the SDK reads AWS_REGION already.
+                continue;
+            }
+            let env = arg.get_env().and_then(|e| e.to_str()).unwrap_or_default();
+            assert!(env.starts_with("WEIR_"), "--{long} has no WEIR_ environment variable");
+        }
+    }
+
+    #[test]
+    fn run_defaults_are_the_reference_application() {
+        let cli = Cli::try_parse_from(["weir", "run"]).unwrap();
+        let Command::Run(args) = cli.command else { panic!("not run") };
+        assert_eq!(args.source, Location::Generator);
+        assert_eq!(args.sink, Location::Stdio);
+        assert_eq!(args.operator, Location::Builtin("sliding-window-max".into()));
+        assert_eq!(args.host.max_call_time, TimeLimit(Some(Duration::from_secs(5))));
+        assert_eq!(args.kinesis.start_position, weir_kinesis::StartPosition::Latest);
+        assert_eq!(args.kinesis.poll_interval, Duration::from_millis(200));
+        let cli = Cli::try_parse_from(["weir", "run", "--max-call-time", "off"]).unwrap();
+        let Command::Run(args) = cli.command else { panic!("not run") };
+        assert_eq!(args.host.max_call_time, TimeLimit(None));
+    }
+}
