@@ -121,10 +121,7 @@ impl CheckpointStore {
 
     /// The newest complete checkpoint, if any; transient S3 failures are retried.
     pub async fn latest(&mut self) -> Result<Option<Checkpoint>, CheckpointError> {
-        let mut delays = weir_kinesis::retry::delays(weir_kinesis::retry::policy(
-            std::time::Duration::from_millis(200),
-            std::time::Duration::from_secs(2),
-        ));
+        let mut delays = crate::s3::read_retries();
         loop {
             match self.read_latest().await {
                 Err(CheckpointError::S3(e)) if e.is_transient() && delays.attempts() + 1 < READ_ATTEMPTS => {

@@ -2,25 +2,20 @@
 //! every instance, notes where every shard stands ([`super::progress`]), and sends an
 //! acknowledgement request down the sink's channel behind the outputs produced so far. The
 //! writer task waits for that acknowledgement (every output before the cut written), then
-//! writes the checkpoint to its store, retrying with backoff; one checkpoint is in the works at
-//! a time, and an interval that comes while one is still being written is skipped (counted).
+//! writes the checkpoint to its store, retrying with backoff (`s3::write_retries`, for a
+//! directory too). While one is being written at most one more waits; an interval that comes
+//! while one is still waiting is skipped (counted).
 //! A store that reports another process writing to it ([`CheckpointError::Fenced`]) stops the
 //! writer, and weir with it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use weir_kinesis::retry;
 
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 use crate::metrics::Metrics;
-
-/// Retries of a failed checkpoint write: the first after 200-400 ms, up to 10 s.
-fn retry_delays() -> retry::Delays {
-    retry::delays(retry::policy(Duration::from_millis(200), Duration::from_secs(10)))
-}
 
 /// A checkpoint cut, waiting for the sink.
 struct Cut {
@@ -80,7 +75,7 @@ async fn write_all(
             // error ends the run, and this checkpoint must not claim what it did not write.
             continue;
         }
-        let mut delays = retry_delays();
+        let mut delays = crate::s3::write_retries();
         loop {
             match store.write(&cut.checkpoint).await {
                 Ok(pointer) => {

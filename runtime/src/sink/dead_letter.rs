@@ -307,10 +307,7 @@ impl S3Letters {
         self.next += 1;
         let key = format!("{}/{}-{:06}.jsonl", self.prefix, self.run, self.next);
         let body = std::mem::take(&mut self.buffer);
-        let mut delays = weir_kinesis::retry::delays(weir_kinesis::retry::policy(
-            Duration::from_millis(200),
-            Duration::from_secs(10),
-        ));
+        let mut delays = crate::s3::write_retries();
         loop {
             match self.bucket.put(&key, body.clone(), "application/x-ndjson", Condition::Always).await {
                 Ok(_) => return,
