@@ -41,6 +41,10 @@ pub struct ReadOptions {
     pub until_idle: Option<Duration>,
     /// Where shards stood at a checkpoint, by id: they are read from there, whatever `start`.
     pub resume: BTreeMap<String, Resume>,
+    /// Read only these shards, each at once whatever its parents (a lease group's worker
+    /// reads the shards it holds; a lease is only taken once its parents are finished), and
+    /// look for no others (None: the whole stream).
+    pub only: Option<std::collections::BTreeSet<String>>,
 }
 
 /// Where a shard known to a checkpoint is read from.
@@ -132,14 +136,19 @@ impl StreamReader {
         for shard in &self.shards {
             let status = match self.options.resume.get(&shard.id) {
                 Some(Resume::Finished) => Status::Ended,
+                _ if self.options.only.as_ref().is_some_and(|only| !only.contains(&shard.id)) => {
+                    Status::Skipped
+                }
                 Some(Resume::From(_)) => Status::Waiting,
-                None if latest && shard.closed => Status::Skipped,
+                // A lease group reads a closed shard it holds even so: at `latest` it ends at once,
+                // and its lease is finished, so its children can be leased.
+                None if latest && shard.closed && self.options.only.is_none() => Status::Skipped,
                 None => Status::Waiting,
             };
             tracked.insert(shard.id.clone(), (shard.clone(), status));
         }
         for (id, resume) in &self.options.resume {
-            if *resume != Resume::Finished && !tracked.contains_key(id) {
+            if *resume != Resume::Finished && !tracked.contains_key(id) && self.options.only.is_none() {
                 tracing::warn!(
                     stream = %self.stream,
                     "shard {id} of the checkpoint is no longer in the stream (older than its retention period): its records not yet processed are lost; its children start at their oldest record"
@@ -158,9 +167,12 @@ impl StreamReader {
                 .values()
                 .filter(|(info, status)| {
                     *status == Status::Waiting
-                        && info.parents.iter().all(|p| {
-                            tracked.get(p).is_none_or(|(_, s)| matches!(s, Status::Ended | Status::Skipped))
-                        })
+                        && (self.options.only.is_some()
+                            || info.parents.iter().all(|p| {
+                                tracked
+                                    .get(p)
+                                    .is_none_or(|(_, s)| matches!(s, Status::Ended | Status::Skipped))
+                            }))
                 })
                 .map(|(info, _)| info.clone())
                 .collect();
@@ -236,7 +248,7 @@ impl StreamReader {
                 _ = discovery.tick() => true,
                 () = tx.closed() => return Ok(()),
             };
-            if rediscover {
+            if rediscover && self.options.only.is_none() {
                 match reader::list_shards(&self.kinesis, &self.stream).await {
                     Ok(shards) => {
                         for shard in shards {

@@ -134,6 +134,12 @@ impl KinesisWriter {
         Arc::clone(&self.stats)
     }
 
+    /// The same writer, counting into `stats` (those of an earlier writer to the stream, so
+    /// counters go on across writers).
+    pub fn counting_into(self, stats: Arc<WriterStats>) -> Self {
+        Self { stats, ..self }
+    }
+
     /// Write every record that arrives until the channel closes and everything is written.
     pub async fn run<R: Outbound>(self, mut rx: mpsc::Receiver<R>) -> Result<(), KinesisError> {
         let mut queue: VecDeque<Entry> = VecDeque::new();

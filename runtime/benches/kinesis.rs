@@ -219,6 +219,7 @@ fn source_options(start: StartPosition, until_idle: Option<Duration>) -> ReadOpt
         discovery_interval: Duration::from_secs(10),
         until_idle,
         resume: Default::default(),
+        only: None,
     }
 }
 

@@ -22,6 +22,7 @@
 pub mod artifact;
 pub mod checkpoint;
 pub mod deployment;
+pub mod lease;
 pub mod location;
 pub mod metrics;
 pub mod operator;

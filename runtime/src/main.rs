@@ -17,6 +17,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => block_on(cmd::check::check(args)),
         Command::Tail(args) => block_on(cmd::tail::tail(args)),
+        Command::Leases(args) => block_on(cmd::leases::leases(args)),
         Command::Deploy(args) => block_on(cmd::deploy::deploy(args)),
         Command::Operators(args) => block_on(cmd::deploy::operators(args)),
         // Input ended, or stopped by a signal with everything written: both are success.

@@ -13,7 +13,6 @@
 
 mod util;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use util::kinesis::*;
@@ -146,27 +145,6 @@ fn stop_and_go_on(signal: &str, store: &Store, stops: usize) -> Outcome {
     assert!(status.success(), "seed {seed}:\n{log}");
     assert!(log.contains("going on from checkpoint"), "the last run should resume (seed {seed}):\n{log}");
     Outcome { results: tail_at(&endpoint, &results, &[]), input, covered, seed }
-}
-
-/// How often each (ticker, window end) was read.
-type Counts = BTreeMap<(String, i64), usize>;
-
-/// Results per ticker, each once, in the order first read; and how often each was read.
-fn deduplicated(results: &[serde_json::Value]) -> (BTreeMap<String, Vec<String>>, Counts) {
-    let mut once: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut counts: BTreeMap<(String, i64), usize> = BTreeMap::new();
-    for record in results {
-        let data = record["data"].as_str().unwrap();
-        let result: serde_json::Value = serde_json::from_str(data).unwrap();
-        let ticker = result["TICKER"].as_str().unwrap().to_string();
-        let end: jiff::Timestamp = result["WINDOW_END"].as_str().unwrap().parse().unwrap();
-        let count = counts.entry((ticker.clone(), end.as_millisecond())).or_default();
-        *count += 1;
-        if *count == 1 {
-            once.entry(ticker).or_default().push(data.to_string());
-        }
-    }
-    (once, counts)
 }
 
 fn killed_five_times(store: Store) {

@@ -13,6 +13,7 @@
 //! - [`store`]: where checkpoints live (a directory or `s3://BUCKET/PREFIX`), written
 //!   atomically, the newest named by a small pointer that a stale process cannot overwrite.
 
+pub mod leased;
 pub mod store;
 
 use crate::artifact::Digest;
@@ -71,6 +72,19 @@ pub enum CheckpointError {
         /// The last checkpoint this process wrote or read.
         id: u64,
     },
+    /// This worker no longer holds a lease the checkpoint covers.
+    #[error(
+        "the lease of shard {shard} in {table} was taken by another worker: this worker's checkpoint is not recorded for it, and it stops reading it"
+    )]
+    LeaseLost {
+        /// The shard.
+        shard: String,
+        /// The lease table.
+        table: String,
+    },
+    /// The lease table refused or could not be reached.
+    #[error(transparent)]
+    Lease(#[from] crate::lease::LeaseError),
     /// The task writing checkpoints panicked.
     #[error("internal error: the checkpoint writer failed: {0}")]
     Panicked(String),

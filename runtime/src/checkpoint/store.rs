@@ -58,7 +58,7 @@ pub struct Pointer {
 }
 
 /// This process, as pointers name their writer.
-fn this_writer() -> String {
+pub(super) fn this_writer() -> String {
     static WRITER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     WRITER
         .get_or_init(|| {
@@ -83,6 +83,8 @@ pub enum CheckpointStore {
     Dir(DirStore),
     /// A prefix in an S3 bucket.
     S3(S3Store),
+    /// Either, shared by the workers of a lease group.
+    Leased(super::leased::LeasedStore),
 }
 
 impl CheckpointStore {
@@ -116,6 +118,7 @@ impl CheckpointStore {
         match self {
             Self::Dir(d) => d.path.display().to_string(),
             Self::S3(s) => format!("s3://{}/{}", s.bucket.name(), s.prefix),
+            Self::Leased(l) => l.location(),
         }
     }
 
@@ -143,6 +146,8 @@ impl CheckpointStore {
         let bytes = match self {
             Self::Dir(d) => d.read(&pointer.object)?,
             Self::S3(s) => s.bucket.get_existing(&s.key(&pointer.object)).await?.0,
+            // A lease group has no newest checkpoint: each lease names its own.
+            Self::Leased(_) => return Ok(None),
         };
         let object = format!("{location}/{}", pointer.object);
         let checkpoint =
@@ -192,6 +197,7 @@ impl CheckpointStore {
                 }
                 None => return Ok(None),
             },
+            Self::Leased(_) => return Ok(None),
         };
         serde_json::from_slice(&bytes).map(Some).map_err(|e| CheckpointError::Corrupt {
             object: format!("{location}/{POINTER}"),
@@ -202,6 +208,9 @@ impl CheckpointStore {
     /// Write `checkpoint`, then point at it, then delete checkpoints older than the last
     /// [`KEEP`]. Returns the pointer written.
     pub async fn write(&mut self, checkpoint: &Checkpoint) -> Result<Pointer, CheckpointError> {
+        if let Self::Leased(l) = self {
+            return l.write(checkpoint).await;
+        }
         let bytes = codec::encode(checkpoint);
         let meta = &checkpoint.meta;
         let pointer = Pointer {
@@ -242,9 +251,25 @@ impl CheckpointStore {
                 s.last_id = meta.id;
                 s.prune(meta.id).await?;
             }
+            Self::Leased(_) => {}
         }
         Ok(pointer)
     }
+}
+
+/// Write `name` under `root` whole or not at all: a temporary file, synced, renamed over it,
+/// and the directory synced so the rename survives a power cut.
+pub(super) fn write_atomic(root: &Path, name: &str, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let io =
+        |action, source| CheckpointError::Io { action, path: root.join(name).display().to_string(), source };
+    let target = root.join(name);
+    let dir = target.parent().unwrap_or(root);
+    std::fs::create_dir_all(dir).map_err(|e| io("create", e))?;
+    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(|e| io("create a file in", e))?;
+    temp.write_all(bytes).map_err(|e| io("write", e))?;
+    temp.as_file().sync_all().map_err(|e| io("sync", e))?;
+    temp.persist(&target).map_err(|e| io("rename into", e.error))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("sync", e))
 }
 
 /// A checkpoint directory, locked for this process.
@@ -263,17 +288,8 @@ impl DirStore {
         std::fs::read(self.path.join(name)).map_err(|e| self.io("read", name, e))
     }
 
-    /// Write `name` whole or not at all: a temporary file, synced, renamed over it, and the
-    /// directory synced so the rename survives a power cut.
     fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<(), CheckpointError> {
-        let target = self.path.join(name);
-        let dir = target.parent().unwrap_or(&self.path);
-        let mut temp =
-            tempfile::NamedTempFile::new_in(dir).map_err(|e| self.io("create a file in", name, e))?;
-        temp.write_all(bytes).map_err(|e| self.io("write", name, e))?;
-        temp.as_file().sync_all().map_err(|e| self.io("sync", name, e))?;
-        temp.persist(&target).map_err(|e| self.io("rename into", name, e.error))?;
-        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| self.io("sync", name, e))
+        write_atomic(&self.path, name, bytes)
     }
 
     fn prune(&self, newest: u64) -> Result<(), CheckpointError> {

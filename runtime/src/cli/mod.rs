@@ -65,6 +65,26 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Operators deployed to S3.
     Operators(OperatorsArgs),
+    /// Who reads what in a lease group (`weir run --lease-table`): every shard with its owner,
+    /// lease counter, state, how far its last checkpoint is behind the stream's newest record,
+    /// and when that checkpoint was taken; then the workers and when each last renewed.
+    Leases(LeasesArgs),
+}
+
+/// Arguments of `weir leases`.
+#[derive(Args, Debug)]
+pub struct LeasesArgs {
+    /// The stream the group reads: `kinesis://NAME`.
+    #[arg(value_name = "STREAM")]
+    pub stream: Location,
+    /// The group's lease table.
+    #[arg(long, env = "WEIR_LEASE_TABLE", value_name = "NAME")]
+    pub lease_table: String,
+    /// Print JSON lines (one per shard, then one per worker) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }
 
 /// Arguments of `weir deploy`.

@@ -110,6 +110,9 @@ pub struct RunArgs {
     pub checkpoint: CheckpointArgs,
 
     #[command(flatten)]
+    pub leases: LeaseArgs,
+
+    #[command(flatten)]
     pub kinesis: KinesisSourceArgs,
 
     #[command(flatten)]
@@ -141,6 +144,26 @@ impl From<OnErrorArg> for weir::operator::OnOperatorError {
             OnErrorArg::Halt => Self::Halt,
         }
     }
+}
+
+/// Several workers on one stream.
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Several workers (scale-out)")]
+pub struct LeaseArgs {
+    /// Share the stream with every other weir given the same DynamoDB table: each worker reads
+    /// the shards it holds a lease on, and leases move between workers (with their checkpoints)
+    /// as workers join, leave or fail. The table is created on first use (on-demand billing).
+    /// Needs --checkpoint (the same location for every worker) and a Kinesis source whose
+    /// partition key is the operator's grouping key (see builtin:rekey).
+    #[arg(long, env = "WEIR_LEASE_TABLE", value_name = "NAME")]
+    pub lease_table: Option<String>,
+    /// How long a worker may fail to renew its leases before the others take them over. A
+    /// worker stops writing results before this runs out.
+    #[arg(long, env = "WEIR_FAILOVER_TIME", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub failover_time: Duration,
+    /// This worker's name in the lease table [default: HOST-PID-TIME, unique per process]
+    #[arg(long, env = "WEIR_WORKER_ID", value_name = "NAME")]
+    pub worker_id: Option<String>,
 }
 
 /// Checkpoints and stopping.

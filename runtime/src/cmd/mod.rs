@@ -6,6 +6,8 @@
 
 pub mod check;
 pub mod deploy;
+pub mod leased;
+pub mod leases;
 pub mod resume;
 pub mod run;
 pub mod signals;

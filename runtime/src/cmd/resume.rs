@@ -46,6 +46,31 @@ pub async fn open(
             meta.source
         );
     }
+    check_state(&mut checkpoint, loaded, reset_state, &store.location())?;
+    let meta = &checkpoint.meta;
+    tracing::info!(
+        "going on from checkpoint {} at {} taken {} ({} shards, {} state entries, operator {}, parallelism {})",
+        meta.id,
+        store.location(),
+        meta.taken_at,
+        meta.shards.len(),
+        checkpoint.state.len(),
+        weir::checkpoint::describe(&meta.operator),
+        meta.parallelism
+    );
+    Ok((store, Some(checkpoint)))
+}
+
+/// Check that `loaded` can go on from `checkpoint`'s state (taken at `location`): the same
+/// grouping key, and a state its `restore` takes; with `reset_state` the state is dropped
+/// instead.
+pub fn check_state(
+    checkpoint: &mut Checkpoint,
+    loaded: &LoadedOperator,
+    reset_state: bool,
+    location: &str,
+) -> Result<()> {
+    let meta = &checkpoint.meta;
     let running = weir::checkpoint::operator_ref(loaded);
     let described = weir::checkpoint::describe;
     if reset_state {
@@ -60,7 +85,7 @@ pub async fn open(
         bail!(
             "checkpoint {} at {} holds state grouped by {}, but operator {} groups by {}: state cannot move to another grouping key; run with --reset-state to go on from the checkpoint's positions without its state",
             meta.id,
-            store.location(),
+            location,
             meta.operator.grouping,
             described(&running),
             running.grouping
@@ -72,21 +97,10 @@ pub async fn open(
                 "operator {} cannot restore the state of checkpoint {} at {}, written by operator {}: {e}; run with --reset-state to go on from the checkpoint's positions without its state",
                 described(&running),
                 meta.id,
-                store.location(),
+                location,
                 described(&meta.operator)
             );
         }
     }
-    let meta = &checkpoint.meta;
-    tracing::info!(
-        "going on from checkpoint {} at {} taken {} ({} shards, {} state entries, operator {}, parallelism {})",
-        meta.id,
-        store.location(),
-        meta.taken_at,
-        meta.shards.len(),
-        checkpoint.state.len(),
-        described(&meta.operator),
-        meta.parallelism
-    );
-    Ok((store, Some(checkpoint)))
+    Ok(())
 }

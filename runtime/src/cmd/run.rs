@@ -21,8 +21,8 @@ use crate::cli::{MetricsFormat, RunArgs};
 
 /// `weir run`. Returns how the run ended.
 pub async fn run(args: RunArgs) -> Result<Ending> {
+    let args = Arc::new(args);
     let signals = Signals::listen();
-    let batch_size = args.batch_size as usize;
     let region = args.aws.region.as_deref();
     let (loaded, watch) =
         super::load(&args.operator, &args.settings, &args.host, region, args.deployment.watch_interval)
@@ -32,7 +32,14 @@ pub async fn run(args: RunArgs) -> Result<Ending> {
     // Tasks beside the pipeline, by task id: a panic in any of them stops weir.
     let mut background: JoinSet<()> = JoinSet::new();
     let mut names = std::collections::HashMap::new();
+    let leased = args.leases.lease_table.is_some();
+    if leased && args.checkpoint.checkpoint.is_none() {
+        bail!(
+            "--lease-table needs --checkpoint (a directory or s3://BUCKET/PREFIX, the same for every worker): a lease moves a shard with its checkpoint"
+        );
+    }
     let (mut store, restored) = match &args.checkpoint.checkpoint {
+        Some(_) if leased => (None, None),
         Some(location) => {
             let (store, restored) = super::resume::open(location, &args, &loaded, region).await?;
             (Some(store), restored)
@@ -54,61 +61,8 @@ pub async fn run(args: RunArgs) -> Result<Ending> {
         None => Versions::from(loaded),
     };
     let mut kinesis = KinesisClient::default();
-    let source = match &args.source {
-        Location::Generator => Source::Generator(GeneratorSource {
-            config: weir_producer::GeneratorConfig {
-                tickers: args.generator.tickers.clone(),
-                seed: args.generator.seed,
-                start_time_ms: now_ms(),
-                step_ms: 1,
-            },
-            rate: args.generator.rate,
-            count: args.generator.count,
-            batch_size,
-        }),
-        Location::Stdio => Source::File(FileSource::stdin(batch_size)),
-        Location::File(path) => Source::File(FileSource::open(path.clone(), batch_size).await?),
-        Location::Kinesis(stream) => {
-            let options = ReadOptions {
-                start: args.kinesis.start_position.clone(),
-                poll_interval: args.kinesis.poll_interval,
-                discovery_interval: args.kinesis.shard_discovery_interval,
-                until_idle: args.kinesis.until_idle,
-                resume: restored
-                    .as_ref()
-                    .map(|c| progress::resume_positions(&c.meta.shards))
-                    .unwrap_or_default(),
-            };
-            let kinesis = kinesis.get(region).await;
-            let source =
-                KinesisSource::connect(kinesis, Stream(stream.clone()), options, batch_size, metrics.clone());
-            Source::Kinesis(source.await?)
-        }
-        other => bail!("source {other} is not supported: use kinesis://STREAM, generator, a file or -"),
-    };
-    let sink = match &args.sink {
-        Location::Stdio => Sink::File(FileSink::stdout()),
-        Location::File(path) => Sink::File(FileSink::create(path.clone()).await?),
-        Location::Kinesis(stream) => {
-            let sink = KinesisSink::connect(kinesis.get(region).await, Stream(stream.clone())).await?;
-            metrics.watch_sink(sink.stats());
-            Sink::Kinesis(sink)
-        }
-        other => bail!("sink {other} is not supported: use a file, - or kinesis://STREAM"),
-    };
-    let dead_letters = match &args.dead_letter {
-        None | Some(Location::Stdio) => DeadLetterWriter::stderr(),
-        Some(Location::File(path)) => DeadLetterWriter::append_to(path)?,
-        Some(Location::Kinesis(stream)) => {
-            DeadLetterWriter::kinesis(kinesis.get(region).await, Stream(stream.clone())).await?
-        }
-        Some(Location::S3 { bucket, key }) => DeadLetterWriter::s3(bucket, key, region).await?,
-        Some(other) => {
-            bail!(
-                "--dead-letter {other} is not supported: give a file, -, kinesis://STREAM or s3://BUCKET/PREFIX"
-            )
-        }
-    };
+    let sink = sink(&args, &mut kinesis, &metrics).await?;
+    let dead_letters = dead_letters(&args, &mut kinesis).await?;
     if let Some(addr) = args.metrics_addr {
         let (bound, server) = weir::metrics::serve(addr, metrics.clone())
             .await
@@ -141,26 +95,41 @@ pub async fn run(args: RunArgs) -> Result<Ending> {
         on_operator_error: args.on_operator_error.into(),
         ..PipelineOptions::default()
     };
-    let checkpoints = store.take().map(|store| Checkpoints {
-        store,
-        interval: args.checkpoint.checkpoint_interval,
-        source: args.source.to_string(),
-        restored,
-    });
     let started = std::time::Instant::now();
     // The pipeline on a task of its own, so that signals are heard even while an operator call
     // holds its thread.
     let stopping = signals.clone().nth(1);
-    let mut run = tokio::spawn(pipeline::run(
-        source,
-        versions,
-        sink,
-        dead_letters,
-        metrics.clone(),
-        options,
-        checkpoints,
-        stopping,
-    ));
+    let mut run: tokio::task::JoinHandle<Result<Ending>> = if leased {
+        let kinesis = kinesis.get(region).await;
+        let job = super::leased::Job {
+            args: args.clone(),
+            versions,
+            metrics: metrics.clone(),
+            options,
+            first: Some((sink, dead_letters)),
+            kinesis,
+        };
+        tokio::spawn(job.run(stopping))
+    } else {
+        let source = source(&args, restored.as_ref(), &mut kinesis, &metrics).await?;
+        let checkpoints = store.take().map(|store| Checkpoints {
+            store,
+            interval: args.checkpoint.checkpoint_interval,
+            source: args.source.to_string(),
+            restored,
+        });
+        let run = pipeline::run(
+            source,
+            versions,
+            sink,
+            dead_letters,
+            metrics.clone(),
+            options,
+            checkpoints,
+            stopping,
+        );
+        tokio::spawn(async move { run.await.context("weir run stopped") })
+    };
     let at_once = async {
         signals.clone().nth(1).await;
         tokio::select! {
@@ -169,7 +138,7 @@ pub async fn run(args: RunArgs) -> Result<Ending> {
         }
     };
     let ending = tokio::select! {
-        ended = &mut run => ended.context("the pipeline task failed")?.context("weir run stopped")?,
+        ended = &mut run => ended.context("the pipeline task failed")??,
         why = at_once => exit_now(&format!(
             "stopped at once: {why} before the results read so far were written{}",
             match metrics.checkpoints.last_id.get() {
@@ -197,6 +166,91 @@ pub async fn run(args: RunArgs) -> Result<Ending> {
     Ok(ending)
 }
 
+/// The source of `args` (a Kinesis stream resumed from `restored`, if any).
+async fn source(
+    args: &RunArgs,
+    restored: Option<&weir::checkpoint::Checkpoint>,
+    kinesis: &mut KinesisClient,
+    metrics: &Arc<Metrics>,
+) -> Result<Source> {
+    let batch_size = args.batch_size as usize;
+    let region = args.aws.region.as_deref();
+    Ok(match &args.source {
+        Location::Generator => Source::Generator(GeneratorSource {
+            config: weir_producer::GeneratorConfig {
+                tickers: args.generator.tickers.clone(),
+                seed: args.generator.seed,
+                start_time_ms: now_ms(),
+                step_ms: 1,
+            },
+            rate: args.generator.rate,
+            count: args.generator.count,
+            batch_size,
+        }),
+        Location::Stdio => Source::File(FileSource::stdin(batch_size)),
+        Location::File(path) => Source::File(FileSource::open(path.clone(), batch_size).await?),
+        Location::Kinesis(stream) => {
+            let options = ReadOptions {
+                start: args.kinesis.start_position.clone(),
+                poll_interval: args.kinesis.poll_interval,
+                discovery_interval: args.kinesis.shard_discovery_interval,
+                until_idle: args.kinesis.until_idle,
+                resume: restored.map(|c| progress::resume_positions(&c.meta.shards)).unwrap_or_default(),
+                only: None,
+            };
+            let kinesis = kinesis.get(region).await;
+            let source =
+                KinesisSource::connect(kinesis, Stream(stream.clone()), options, batch_size, metrics.clone());
+            Source::Kinesis(source.await?)
+        }
+        other => bail!("source {other} is not supported: use kinesis://STREAM, generator, a file or -"),
+    })
+}
+
+/// The result sink of `args`, checked to exist.
+pub(super) async fn sink(args: &RunArgs, kinesis: &mut KinesisClient, metrics: &Metrics) -> Result<Sink> {
+    let region = args.aws.region.as_deref();
+    Ok(match &args.sink {
+        Location::Stdio => Sink::File(FileSink::stdout()),
+        Location::File(_) if args.leases.lease_table.is_some() => {
+            bail!(
+                "a lease group writes its results to kinesis://STREAM or -, not to a file each worker would overwrite"
+            )
+        }
+        Location::File(path) => Sink::File(FileSink::create(path.clone()).await?),
+        Location::Kinesis(stream) => {
+            let sink = KinesisSink::connect(kinesis.get(region).await, Stream(stream.clone())).await?;
+            match metrics.watched_sink() {
+                // A lease group's later terms count on.
+                Some(stats) => Sink::Kinesis(sink.counting_into(stats)),
+                None => {
+                    metrics.watch_sink(sink.stats());
+                    Sink::Kinesis(sink)
+                }
+            }
+        }
+        other => bail!("sink {other} is not supported: use a file, - or kinesis://STREAM"),
+    })
+}
+
+/// The dead-letter destination of `args`, checked to exist.
+pub(super) async fn dead_letters(args: &RunArgs, kinesis: &mut KinesisClient) -> Result<DeadLetterWriter> {
+    let region = args.aws.region.as_deref();
+    Ok(match &args.dead_letter {
+        None | Some(Location::Stdio) => DeadLetterWriter::stderr(),
+        Some(Location::File(path)) => DeadLetterWriter::append_to(path)?,
+        Some(Location::Kinesis(stream)) => {
+            DeadLetterWriter::kinesis(kinesis.get(region).await, Stream(stream.clone())).await?
+        }
+        Some(Location::S3 { bucket, key }) => DeadLetterWriter::s3(bucket, key, region).await?,
+        Some(other) => {
+            bail!(
+                "--dead-letter {other} is not supported: give a file, -, kinesis://STREAM or s3://BUCKET/PREFIX"
+            )
+        }
+    })
+}
+
 /// Report `message` as an error and exit 1 now, without waiting for the pipeline (which may be
 /// inside an operator call) to wind down.
 fn exit_now(message: &str) -> ! {
@@ -207,11 +261,11 @@ fn exit_now(message: &str) -> ! {
 /// One Kinesis client for the source and the sink: the AWS configuration (credential chain,
 /// region) is loaded once.
 #[derive(Default)]
-struct KinesisClient(Option<Kinesis>);
+pub(super) struct KinesisClient(Option<Kinesis>);
 
 impl KinesisClient {
     /// The client, made on first use.
-    async fn get(&mut self, region: Option<&str>) -> Kinesis {
+    pub(super) async fn get(&mut self, region: Option<&str>) -> Kinesis {
         if let Some(made) = &self.0 {
             return made.clone();
         }

@@ -7,6 +7,7 @@
 
 pub mod checkpoint;
 pub mod emf;
+pub mod lease;
 pub mod server;
 
 pub use server::serve;
@@ -26,6 +27,7 @@ use weir_kinesis::WriterStats;
 
 pub use checkpoint::CheckpointMetrics;
 use emf::EmfFormat;
+pub use lease::LeaseMetrics;
 
 /// Buckets of [`Metrics::swap_pause`], in seconds: fine around the 2 ms goal.
 pub const SWAP_PAUSE_BUCKETS: [f64; 12] =
@@ -111,6 +113,8 @@ pub struct Metrics {
     pub swap_pause: Histogram,
     /// Checkpoints: completed, duration, size, age.
     pub checkpoints: CheckpointMetrics,
+    /// Leases (with `--lease-table`).
+    pub leases: LeaseMetrics,
     shards: Mutex<BTreeSet<String>>,
     instances: Mutex<BTreeSet<usize>>,
     sink: Arc<SinkCollector>,
@@ -252,8 +256,10 @@ impl Default for Metrics {
         );
         registry.register_collector(Box::new(Arc::clone(&sink)));
         let checkpoints = CheckpointMetrics::register(&mut registry);
+        let leases = LeaseMetrics::register(&mut registry);
         Self {
             checkpoints,
+            leases,
             registry,
             records_in,
             records_out,
@@ -342,6 +348,11 @@ impl Metrics {
     /// Export the counters of the Kinesis sink too.
     pub fn watch_sink(&self, stats: Arc<WriterStats>) {
         let _ = self.sink.0.set(stats);
+    }
+
+    /// The Kinesis sink's counters being watched, if any.
+    pub fn watched_sink(&self) -> Option<Arc<WriterStats>> {
+        self.sink.0.get().cloned()
     }
 
     /// The Prometheus text exposition of every series.

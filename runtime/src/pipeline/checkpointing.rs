@@ -89,7 +89,9 @@ async fn write_all(
                     );
                     break;
                 }
-                Err(e @ CheckpointError::Fenced { .. }) => return Err(e),
+                Err(e @ (CheckpointError::Fenced { .. } | CheckpointError::LeaseLost { .. })) => {
+                    return Err(e);
+                }
                 Err(e) => {
                     metrics.checkpoints.failures.inc();
                     let delay = delays.next_delay();

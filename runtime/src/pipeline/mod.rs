@@ -61,6 +61,8 @@ pub struct PipelineOptions {
     pub on_operator_error: OnOperatorError,
     /// How the counters are reported every `stats_interval`.
     pub stats_format: StatsFormat,
+    /// A lease group's fence: once closed, the sink refuses to write (None: no lease group).
+    pub fence: Option<crate::lease::Fence>,
 }
 
 impl Default for PipelineOptions {
@@ -73,6 +75,7 @@ impl Default for PipelineOptions {
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             on_operator_error: OnOperatorError::default(),
             stats_format: StatsFormat::Log,
+            fence: None,
         }
     }
 }
@@ -141,7 +144,22 @@ pub async fn run(
     checkpoints: Option<Checkpoints>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Ending, PipelineError> {
-    let versions = versions.into();
+    run_term(source, versions.into(), sink, dead_letters, metrics, options, checkpoints, shutdown).await.0
+}
+
+/// [`run`], handing the operator versions back however it ended: a lease group's worker runs
+/// the pipeline in terms, one per set of shards, with one operator (and its watch) throughout.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_term(
+    source: Source,
+    versions: Versions,
+    sink: Sink,
+    dead_letters: DeadLetterWriter,
+    metrics: Arc<Metrics>,
+    options: PipelineOptions,
+    checkpoints: Option<Checkpoints>,
+    shutdown: impl Future<Output = ()>,
+) -> (Result<Ending, PipelineError>, Versions) {
     let (restored, writer, interval, source_name) = match checkpoints {
         Some(c) => (c.restored, Some(Writer::start(c.store, metrics.clone())), Some(c.interval), c.source),
         None => (None, None, None, String::new()),
@@ -155,7 +173,11 @@ pub async fn run(
     let instances = guest(|| {
         let runners = (options.snapshot_every, options.on_operator_error);
         Instances::new(versions.initial(), options.parallelism, runners, &state, &metrics)
-    })?;
+    });
+    let instances = match instances {
+        Ok(instances) => instances,
+        Err(e) => return (Err(e), versions),
+    };
     drop(state);
     let mut watermarks = Watermarks::new(options.idle_after);
     let (progress, next_checkpoint, records_out) = match restored {
@@ -179,7 +201,7 @@ pub async fn run(
         }
         weir_contract::Grouping::PartitionKey => None,
     };
-    let sink_task = tokio::spawn(sink.run(out_rx));
+    let sink_task = tokio::spawn(sink.run_fenced(out_rx, options.fence.clone()));
     let mut flow = Flow {
         instances,
         versions,
@@ -275,7 +297,7 @@ pub async fn run(
         task.abort();
     }
     drop(events);
-    let Flow { dead_letters, out_tx, .. } = flow;
+    let Flow { dead_letters, out_tx, versions, .. } = flow;
     drop(out_tx);
     let sunk = join(sink_task).await.and_then(|r| r.map_err(PipelineError::from));
     let lettered = dead_letters.close().await.map_err(PipelineError::from);
@@ -287,11 +309,13 @@ pub async fn run(
     if let StatsFormat::Emf(_) = &options.stats_format {
         options.stats_format.report(&metrics.snapshot(), &last_stats, last_at.elapsed());
     }
-    let ending = result?;
-    sunk?;
-    lettered?;
-    checkpointed?;
-    Ok(ending)
+    let ended = result.and_then(|ending| {
+        sunk?;
+        lettered?;
+        checkpointed?;
+        Ok(ending)
+    });
+    (ended, versions)
 }
 
 /// The grouping key of the operator that runs first (a swap to another one is refused).

@@ -24,6 +24,12 @@ impl KinesisSink {
         self.0.stats()
     }
 
+    /// The same sink, counting into `stats` (an earlier sink's: a lease group's worker makes
+    /// one per term).
+    pub fn counting_into(self, stats: Arc<WriterStats>) -> Self {
+        Self(self.0.counting_into(stats))
+    }
+
     /// Write every output that arrives until the channel closes and everything is written.
     pub async fn run(self, rx: mpsc::Receiver<Outgoing>) -> Result<(), SinkError> {
         Ok(self.0.run(rx).await?)

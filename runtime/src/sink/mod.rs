@@ -59,6 +59,12 @@ pub enum SinkError {
     /// S3 refused or could not be reached (dead letters to `s3://`).
     #[error(transparent)]
     S3(#[from] crate::s3::S3Error),
+    /// This worker of a lease group could not renew its leases in time: another may hold them
+    /// now, so it writes nothing more until it has them again.
+    #[error(
+        "this worker could not renew its leases in time (its --failover-time ran out): results are held back until it holds its leases again"
+    )]
+    Fenced,
 }
 
 /// A configured result sink.
@@ -84,6 +90,33 @@ impl Sink {
 
     /// Write every output that arrives until the channel closes.
     pub async fn run(self, rx: tokio::sync::mpsc::Receiver<Outgoing>) -> Result<(), SinkError> {
+        self.run_fenced(rx, None).await
+    }
+
+    /// [`Sink::run`], refusing every output once `fence` is closed (a lease group's worker
+    /// that could not renew): checked as each output is taken from the channel, before it is
+    /// written.
+    pub async fn run_fenced(
+        self,
+        mut rx: tokio::sync::mpsc::Receiver<Outgoing>,
+        fence: Option<crate::lease::Fence>,
+    ) -> Result<(), SinkError> {
+        if let Some(fence) = fence {
+            let (tx, inner) = tokio::sync::mpsc::channel(1);
+            let gate = async move {
+                while let Some(outgoing) = rx.recv().await {
+                    if !fence.is_open() {
+                        return Err(SinkError::Fenced);
+                    }
+                    if tx.send(outgoing).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(())
+            };
+            let (gated, written) = tokio::join!(gate, Box::pin(self.run_fenced(inner, None)));
+            return gated.and(written);
+        }
         match self {
             Sink::File(s) => s.run(rx).await,
             Sink::Kinesis(s) => s.run(rx).await,

@@ -260,3 +260,24 @@ pub async fn merge_last_adjacent(client: &Client, stream: &str) -> (String, Stri
     wait_active(client, stream).await;
     (a, b)
 }
+
+/// How often each (ticker, window end) was read.
+pub type Counts = BTreeMap<(String, i64), usize>;
+
+/// Results per ticker, each once, in the order first read; and how often each was read.
+pub fn deduplicated(results: &[serde_json::Value]) -> (BTreeMap<String, Vec<String>>, Counts) {
+    let mut once: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut counts: BTreeMap<(String, i64), usize> = BTreeMap::new();
+    for record in results {
+        let data = record["data"].as_str().unwrap();
+        let result: serde_json::Value = serde_json::from_str(data).unwrap();
+        let ticker = result["TICKER"].as_str().unwrap().to_string();
+        let end: jiff::Timestamp = result["WINDOW_END"].as_str().unwrap().parse().unwrap();
+        let count = counts.entry((ticker.clone(), end.as_millisecond())).or_default();
+        *count += 1;
+        if *count == 1 {
+            once.entry(ticker).or_default().push(data.to_string());
+        }
+    }
+    (once, counts)
+}

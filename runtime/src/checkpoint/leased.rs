@@ -1,0 +1,309 @@
+//! Checkpoints of a worker in a lease group (`weir run --lease-table`): each worker writes its
+//! own objects, and each lease names the object that holds its shard.
+//!
+//! ```text
+//! LOCATION/workers/<worker>/00000000000000000007.ckpt   a cut of every shard the worker reads
+//! lease row of each shard                                -> that object, position, time
+//! ```
+//!
+//! An object is written first, then every lease it covers is pointed at it with a write
+//! conditioned on the worker still holding the lease with the counter it took it with: a
+//! worker that lost a lease (paused, partitioned) cannot move the new owner's checkpoint
+//! ([`CheckpointError::LeaseLost`]). A shard the cut says was read to its end is reported to
+//! the coordinator, which gives its lease up for good after the term's final checkpoint.
+//!
+//! A new owner reads the objects its leases name ([`restore`]): each shard's position, and of
+//! the state only the keys whose Kinesis hash key (the MD5 of the key) falls in the shard's
+//! hash range. A child shard, which has no checkpoint yet, takes the keys of its range from
+//! its parents' final checkpoints. This needs the partition key of every record to be its
+//! grouping key (what `builtin:rekey` produces).
+//!
+//! A worker deletes its own objects once three newer ones exist and they are an hour old (a
+//! lease given up still names the last one until its new owner checkpoints).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use weir_kinesis::{Resume, StartPosition};
+
+use super::store::{KEEP, Pointer, this_writer, write_atomic};
+use super::{Checkpoint, CheckpointError, Meta, OperatorRef, codec};
+use crate::lease::{Coordinator, Lease};
+use crate::location::Location;
+use crate::s3::{Bucket, Condition};
+
+/// How long a worker keeps an object it wrote beyond the last [`KEEP`].
+const KEEP_FOR: Duration = Duration::from_secs(3600);
+
+/// Where the objects are: a directory or an S3 prefix.
+#[derive(Clone, Debug)]
+pub enum Objects {
+    /// A local directory (for workers on one machine).
+    Dir(PathBuf),
+    /// A prefix in an S3 bucket.
+    S3 {
+        /// The bucket.
+        bucket: Bucket,
+        /// The prefix, without a trailing `/`.
+        prefix: String,
+    },
+}
+
+impl Objects {
+    /// The objects at `location` (a directory or `s3://BUCKET/PREFIX`); makes no request.
+    pub async fn open(location: &Location, region: Option<&str>) -> Result<Self, String> {
+        match location {
+            Location::File(path) => Ok(Self::Dir(path.clone())),
+            Location::S3 { bucket, key } => Ok(Self::S3 {
+                bucket: Bucket::connect_without_retries(bucket, region).await,
+                prefix: key.trim_end_matches('/').to_string(),
+            }),
+            other => {
+                Err(format!("--checkpoint {other} is not supported: give a directory or s3://BUCKET/PREFIX"))
+            }
+        }
+    }
+
+    /// Where they are, for messages and the lease table.
+    pub fn location(&self) -> String {
+        match self {
+            Self::Dir(path) => path.display().to_string(),
+            Self::S3 { bucket, prefix } => format!("s3://{}/{prefix}", bucket.name()),
+        }
+    }
+
+    fn key(prefix: &str, name: &str) -> String {
+        if prefix.is_empty() { name.to_string() } else { format!("{prefix}/{name}") }
+    }
+
+    async fn put(&self, name: &str, bytes: Vec<u8>) -> Result<(), CheckpointError> {
+        match self {
+            Self::Dir(path) => write_atomic(path, name, &bytes),
+            Self::S3 { bucket, prefix } => {
+                bucket
+                    .put(&Self::key(prefix, name), bytes, "application/octet-stream", Condition::Always)
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), CheckpointError> {
+        match self {
+            Self::Dir(path) => match std::fs::remove_file(path.join(name)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CheckpointError::Io {
+                    action: "delete",
+                    path: path.join(name).display().to_string(),
+                    source: e,
+                }),
+                _ => Ok(()),
+            },
+            Self::S3 { bucket, prefix } => Ok(bucket.delete(&Self::key(prefix, name)).await?),
+        }
+    }
+
+    /// The checkpoint in object `name`.
+    pub async fn read(&self, name: &str) -> Result<Checkpoint, CheckpointError> {
+        let bytes = match self {
+            Self::Dir(path) => std::fs::read(path.join(name)).map_err(|e| CheckpointError::Io {
+                action: "read",
+                path: path.join(name).display().to_string(),
+                source: e,
+            })?,
+            Self::S3 { bucket, prefix } => bucket.get_existing(&Self::key(prefix, name)).await?.0,
+        };
+        let object = format!("{}/{name}", self.location());
+        codec::decode(&bytes).map_err(|reason| CheckpointError::Corrupt { object, reason })
+    }
+}
+
+/// A worker's checkpoints, recorded in its leases. Clones share the list of objects written.
+#[derive(Clone)]
+pub struct LeasedStore {
+    objects: Objects,
+    coordinator: Arc<Coordinator>,
+    written: Arc<Mutex<VecDeque<(String, Instant)>>>,
+}
+
+impl LeasedStore {
+    /// Checkpoints to `objects`, recorded in the leases `coordinator` holds.
+    pub fn new(objects: Objects, coordinator: Arc<Coordinator>) -> Self {
+        Self { objects, coordinator, written: Arc::default() }
+    }
+
+    /// Where the objects are.
+    pub fn location(&self) -> String {
+        self.objects.location()
+    }
+
+    /// Write `checkpoint`'s object, point each lease it covers at it, report shards read to
+    /// their end, and delete old objects.
+    pub async fn write(&mut self, checkpoint: &Checkpoint) -> Result<Pointer, CheckpointError> {
+        let meta = &checkpoint.meta;
+        let worker = self.coordinator.worker().to_string();
+        let name = format!("workers/{worker}/{:020}.ckpt", meta.id);
+        let bytes = codec::encode(checkpoint);
+        let size = bytes.len() as u64;
+        self.objects.put(&name, bytes).await?;
+        let table = &self.coordinator.table;
+        for (shard, progress) in &meta.shards {
+            let Some(counter) = self.coordinator.counter(shard) else { continue };
+            let recorded = table
+                .record_checkpoint(
+                    shard,
+                    &worker,
+                    counter,
+                    &name,
+                    progress.after.as_deref(),
+                    progress.event_time_ms,
+                    meta.taken_at,
+                )
+                .await?;
+            if !recorded {
+                self.coordinator.lost(shard);
+                return Err(CheckpointError::LeaseLost {
+                    shard: shard.clone(),
+                    table: table.name().to_string(),
+                });
+            }
+            tracing::debug!("shard {shard} (lease {counter}) at {:?}: checkpoint {name}", progress.after);
+            if progress.finished {
+                self.coordinator.shard_ended(shard);
+            }
+        }
+        let expired: Vec<String> = {
+            let mut written = self.written.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            written.push_back((name.clone(), Instant::now()));
+            let mut expired = Vec::new();
+            while written.len() > KEEP as usize
+                && written.front().is_some_and(|(_, at)| at.elapsed() > KEEP_FOR)
+            {
+                expired.extend(written.pop_front().map(|(old, _)| old));
+            }
+            expired
+        };
+        for old in expired {
+            self.objects.delete(&old).await?;
+        }
+        Ok(Pointer {
+            id: meta.id,
+            object: name,
+            bytes: size,
+            taken_at: meta.taken_at,
+            operator: meta.operator.digest.clone(),
+            watermark_ms: meta.watermark_ms,
+            records_out: meta.records_out,
+            writer: this_writer(),
+        })
+    }
+}
+
+/// What a term of a lease group goes on from.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// Positions and state of the term's shards (None: nothing was ever checkpointed for them).
+    pub checkpoint: Option<Checkpoint>,
+    /// Where each shard is read from (shards absent start at `--start-position`).
+    pub resume: BTreeMap<String, Resume>,
+}
+
+/// The checkpoint of a term reading `term`'s shards (`rows`: every lease as read now, for the
+/// checkpoints they name and the parents),
+/// with `next_id` the worker's next checkpoint number: each shard's position from the object
+/// its lease names, and of the state the keys in its hash range; a child never checkpointed
+/// starts at its beginning with the keys of its range from its parents' objects.
+pub async fn restore(
+    objects: &Objects,
+    term: &[Lease],
+    rows: &[Lease],
+    source: &str,
+    operator: OperatorRef,
+    next_id: u64,
+) -> Result<Restored, CheckpointError> {
+    let by_shard: BTreeMap<&str, &Lease> = rows.iter().map(|l| (l.shard.as_str(), l)).collect();
+    let mut read: BTreeMap<String, Checkpoint> = BTreeMap::new();
+    let mut restored = Restored::default();
+    // Which object each part of the state comes from, with the hash range it is cut to.
+    let mut parts: Vec<(String, weir_kinesis::HashRange)> = Vec::new();
+    let mut shards = BTreeMap::new();
+    for held in term {
+        // The row as it is now: the checkpoint it names moved since the lease was taken.
+        let lease = by_shard.get(held.shard.as_str()).copied().unwrap_or(held);
+        match &lease.checkpoint {
+            Some(object) => {
+                if !read.contains_key(object) {
+                    read.insert(object.clone(), objects.read(object).await?);
+                }
+                tracing::debug!("shard {} goes on from {object}", lease.shard);
+                if let Some(progress) = read.get(object).and_then(|c| c.meta.shards.get(&lease.shard)) {
+                    shards.insert(lease.shard.clone(), progress.clone());
+                }
+                parts.push((object.clone(), lease.hash_range));
+            }
+            None if !lease.parents.is_empty() => {
+                restored.resume.insert(lease.shard.clone(), Resume::From(StartPosition::TrimHorizon));
+                for parent in &lease.parents {
+                    let Some(object) = by_shard.get(parent.as_str()).and_then(|p| p.checkpoint.clone())
+                    else {
+                        continue;
+                    };
+                    if !read.contains_key(&object) {
+                        read.insert(object.clone(), objects.read(&object).await?);
+                    }
+                    parts.push((object, lease.hash_range));
+                }
+            }
+            None => {}
+        }
+    }
+    if read.is_empty() {
+        return Ok(restored);
+    }
+    restored.resume.extend(crate::pipeline::progress::resume_positions(&shards));
+    let mut state = weir_contract::KeyedStates::default();
+    let mut instance_wide_from = std::collections::BTreeSet::new();
+    for (object, range) in &parts {
+        let Some(checkpoint) = read.get(object) else { continue };
+        for entry in checkpoint.state.iter() {
+            if entry.is_instance_wide() {
+                // Once per object, below, for the operator to combine.
+                instance_wide_from.insert(object.clone());
+                continue;
+            }
+            if range.contains(weir_kinesis::reader::hash_key(entry.key)) {
+                state.push_entry(entry);
+            }
+        }
+    }
+    for object in &instance_wide_from {
+        if let Some(checkpoint) = read.get(object) {
+            checkpoint.state.iter().filter(|e| e.is_instance_wide()).for_each(|e| state.push_entry(e));
+        }
+    }
+    let watermark_ms = read.values().map(|c| c.meta.watermark_ms).min().unwrap_or(i64::MIN);
+    let written_by = read.values().next().map(|c| c.meta.operator.clone()).unwrap_or(operator);
+    let grouping = written_by.grouping.clone();
+    if let Some(other) = read.values().find(|c| c.meta.operator.grouping != grouping) {
+        return Err(CheckpointError::Corrupt {
+            object: format!("{}/{}", objects.location(), other.meta.id),
+            reason: format!(
+                "holds state grouped by {}, the others by {grouping}",
+                other.meta.operator.grouping
+            ),
+        });
+    }
+    let meta = Meta {
+        id: next_id.saturating_sub(1),
+        taken_at: jiff::Timestamp::now(),
+        source: source.to_string(),
+        operator: written_by,
+        parallelism: 1,
+        shards,
+        watermark_ms,
+        records_out: 0,
+    };
+    restored.checkpoint = Some(Checkpoint { meta, state });
+    Ok(restored)
+}

@@ -1,0 +1,193 @@
+//! Which leases a worker takes and which it gives up, decided from one consistent read of the
+//! table and the group's live workers. Every worker runs the same rule on its own:
+//!
+//! - a lease can be held once it is not finished and each of its parents is finished (or gone
+//!   from the table): a child shard waits for its parents, whoever read them;
+//! - with `L` such leases and `W` live workers, a worker takes free leases (no owner, or an
+//!   owner no longer in the group) while it holds fewer than ceil(L / W);
+//! - a worker holding more than ceil(L / W) gives the extra up, but only while some live worker
+//!   holds fewer than floor(L / W): that is the hysteresis. A group where everyone holds
+//!   floor or ceil (or where no one is short) moves nothing, and an idle shard's lease stays
+//!   where it is. After a join or a loss it settles with at most ceil(L / W) + 1 per worker.
+//!
+//! Nobody takes a lease a live worker holds: leases move from the living only when their
+//! owner gives them up (after a final checkpoint), so a rebalance produces no duplicate.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::Lease;
+
+/// What one worker should do now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Leases to take (free, or held by a worker that left the group), best first.
+    pub take: Vec<Lease>,
+    /// Shards of its own to give up.
+    pub shed: Vec<String>,
+}
+
+/// Whether `lease` may be held: not finished, and every parent finished or gone.
+pub fn leasable(lease: &Lease, by_shard: &BTreeMap<&str, &Lease>) -> bool {
+    !lease.finished && lease.parents.iter().all(|p| by_shard.get(p.as_str()).is_none_or(|p| p.finished))
+}
+
+/// The plan of worker `me` over `leases`, with `live` the group's members (`me` among them).
+pub fn plan(leases: &[Lease], live: &BTreeSet<String>, me: &str) -> Plan {
+    let by_shard: BTreeMap<&str, &Lease> = leases.iter().map(|l| (l.shard.as_str(), l)).collect();
+    let active: Vec<&Lease> = leases.iter().filter(|l| leasable(l, &by_shard)).collect();
+    let workers = live.len().max(1);
+    let high = active.len().div_ceil(workers);
+    let low = active.len() / workers;
+    let mut held: BTreeMap<&str, usize> = live.iter().map(|w| (w.as_str(), 0)).collect();
+    for lease in &active {
+        if let Some(count) = lease.owner.as_deref().and_then(|o| held.get_mut(o)) {
+            *count += 1;
+        }
+    }
+    let mine = held.get(me).copied().unwrap_or(0);
+    let mut plan = Plan::default();
+    if mine < high {
+        let mut free: Vec<&Lease> =
+            active.iter().copied().filter(|l| l.owner.as_ref().is_none_or(|o| !live.contains(o))).collect();
+        // Workers try different free leases first, so that they seldom race for the same one.
+        free.sort_by_key(|l| xxhash_rust::xxh3::xxh3_64(format!("{me}/{}", l.shard).as_bytes()));
+        plan.take = free.into_iter().take(high - mine).cloned().collect();
+    } else if mine > high && held.values().any(|&h| h < low) {
+        let mut own: Vec<&Lease> =
+            active.iter().copied().filter(|l| l.owner.as_deref() == Some(me)).collect();
+        own.sort_by(|a, b| b.shard.cmp(&a.shard));
+        plan.shed = own.into_iter().take(mine - high).map(|l| l.shard.clone()).collect();
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_kinesis::HashRange;
+
+    fn lease(shard: usize, owner: Option<&str>) -> Lease {
+        Lease {
+            shard: format!("shard-{shard:04}"),
+            owner: owner.map(str::to_string),
+            counter: 0,
+            finished: false,
+            parents: vec![],
+            hash_range: HashRange::ALL,
+            checkpoint: None,
+            position: None,
+            checkpoint_at: None,
+            event_time_ms: None,
+        }
+    }
+
+    fn workers(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Run every worker's plan in turn (takes and sheds applied at once) until nobody moves.
+    fn settle(leases: &mut [Lease], live: &BTreeSet<String>) -> usize {
+        for round in 0..100 {
+            let mut moved = false;
+            for me in live {
+                let plan = plan(leases, live, me);
+                for shard in &plan.shed {
+                    leases.iter_mut().filter(|l| &l.shard == shard).for_each(|l| l.owner = None);
+                    moved = true;
+                }
+                for taken in &plan.take {
+                    leases
+                        .iter_mut()
+                        .filter(|l| l.shard == taken.shard)
+                        .for_each(|l| l.owner = Some(me.clone()));
+                    moved = true;
+                }
+            }
+            if !moved {
+                return round;
+            }
+        }
+        panic!("no settling in 100 rounds");
+    }
+
+    fn counts(leases: &[Lease], live: &BTreeSet<String>) -> Vec<usize> {
+        live.iter().map(|w| leases.iter().filter(|l| l.owner.as_ref() == Some(w)).count()).collect()
+    }
+
+    #[test]
+    fn free_leases_are_shared_out_evenly_and_then_nothing_moves() {
+        let mut leases: Vec<Lease> = (0..8).map(|i| lease(i, None)).collect();
+        let live = workers(&["a", "b", "c"]);
+        settle(&mut leases, &live);
+        let mut held = counts(&leases, &live);
+        held.sort();
+        assert_eq!(held, [2, 3, 3]);
+        assert!(leases.iter().all(|l| l.owner.is_some()));
+        assert_eq!(settle(&mut leases, &live), 0, "a balanced group moves nothing");
+    }
+
+    #[test]
+    fn a_worker_that_joins_gets_a_share_from_the_overloaded_ones() {
+        let mut leases: Vec<Lease> = (0..8).map(|i| lease(i, Some(if i < 4 { "a" } else { "b" }))).collect();
+        let live = workers(&["a", "b", "c"]);
+        settle(&mut leases, &live);
+        let held = counts(&leases, &live);
+        assert!(held.iter().all(|&h| (2..=3).contains(&h)), "{held:?}");
+    }
+
+    #[test]
+    fn within_one_of_the_ceiling_is_balanced_enough_no_lease_moves() {
+        // 4, 2, 2 of 8 over 3: ceil is 3, nobody is under floor 2, so nothing moves.
+        let mut leases: Vec<Lease> =
+            (0..8).map(|i| lease(i, Some(["a", "a", "a", "a", "b", "b", "c", "c"][i]))).collect();
+        let live = workers(&["a", "b", "c"]);
+        assert_eq!(settle(&mut leases, &live), 0);
+    }
+
+    #[test]
+    fn the_leases_of_a_worker_that_left_are_taken_up_to_the_new_ceiling() {
+        let owners = ["a", "a", "a", "b", "b", "b", "c", "c"];
+        let mut leases: Vec<Lease> = (0..8).map(|i| lease(i, Some(owners[i]))).collect();
+        let live = workers(&["a", "b"]);
+        settle(&mut leases, &live);
+        assert_eq!(counts(&leases, &live), [4, 4]);
+        assert!(leases.iter().all(|l| l.owner.as_deref() != Some("c")));
+    }
+
+    #[test]
+    fn a_child_waits_for_every_parent_to_finish() {
+        let mut parent_a = lease(0, Some("a"));
+        let parent_b = lease(1, None);
+        let mut child = lease(2, None);
+        child.parents = vec![parent_a.shard.clone(), parent_b.shard.clone()];
+        let live = workers(&["a"]);
+        let taken = |leases: &[Lease]| {
+            plan(leases, &live, "a").take.iter().map(|l| l.shard.clone()).collect::<Vec<_>>()
+        };
+        let mut finished_b = parent_b.clone();
+        finished_b.finished = true;
+        assert_eq!(taken(&[parent_a.clone(), finished_b.clone(), child.clone()]), Vec::<String>::new());
+        parent_a.finished = true;
+        parent_a.owner = None;
+        assert_eq!(taken(&[parent_a, finished_b, child.clone()]), [child.shard.clone()]);
+        // A parent gone from the table (past retention) does not hold the child back.
+        assert_eq!(taken(&[child.clone()]), [child.shard]);
+    }
+
+    #[test]
+    fn at_scale_twenty_workers_settle_within_ceiling_plus_one() {
+        let mut leases: Vec<Lease> = (0..1000).map(|i| lease(i, None)).collect();
+        let names: Vec<String> = (0..20).map(|i| format!("w{i:02}")).collect();
+        let live: BTreeSet<String> = names.iter().cloned().collect();
+        settle(&mut leases, &live);
+        assert!(counts(&leases, &live).iter().all(|&h| h == 50));
+        // Five leave, three join.
+        let live: BTreeSet<String> =
+            names[5..].iter().cloned().chain(["x", "y", "z"].map(String::from)).collect();
+        settle(&mut leases, &live);
+        let held = counts(&leases, &live);
+        let ceiling = 1000usize.div_ceil(live.len());
+        assert!(held.iter().all(|&h| h <= ceiling + 1), "{held:?}");
+        assert_eq!(held.iter().sum::<usize>(), 1000);
+    }
+}

@@ -1,0 +1,427 @@
+//! The loop each worker runs beside its pipeline.
+//!
+//! Every `poll` (500 ms) it reads the group row; every failover time / 3 it renews (one write
+//! for all its leases, which also moves the [`Fence`]). A worker whose heartbeat has not
+//! changed for the failover time, by this worker's clock, is removed from the group, which
+//! frees its leases for the others. Whenever the group row's change count moves (a lease
+//! freed, a worker joined or left), and every `rescan` besides, it reads every lease,
+//! notices leases it lost, and follows the [`balance`](super::balance) plan: takes free leases
+//! with conditional writes, or marks some of its own to give up. Every `discovery` (and after
+//! a shard ends) it lists the stream's shards and adds rows for new ones.
+//!
+//! The pipeline runs in terms over a fixed set of shards. When the set must change (a lease
+//! taken, lost or to give up, a shard read to its end) the coordinator bumps its generation;
+//! the term stops gracefully (a final checkpoint recorded for each lease), then
+//! [`Coordinator::after_term`] releases what was to go, and the next term starts from the
+//! leases held.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, watch};
+use weir_kinesis::{Kinesis, Stream};
+
+use super::{Fence, Lease, LeaseError, LeaseTable, balance};
+use crate::metrics::LeaseMetrics;
+
+/// How a worker takes part.
+#[derive(Clone, Debug)]
+pub struct CoordinatorOptions {
+    /// This worker's id in the table (unique per process).
+    pub worker: String,
+    /// How long a worker may go without renewing before the others take its leases.
+    pub failover: Duration,
+    /// How often the group row is read.
+    pub poll: Duration,
+    /// How often every lease is read even when nothing announced a change.
+    pub rescan: Duration,
+    /// How often the stream's shards are listed for new ones.
+    pub discovery: Duration,
+}
+
+impl CoordinatorOptions {
+    /// The defaults for `worker` with `failover`.
+    pub fn new(worker: String, failover: Duration) -> Self {
+        Self {
+            worker,
+            failover,
+            poll: Duration::from_millis(500).min(failover / 10),
+            rescan: Duration::from_secs(30),
+            discovery: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The leases this worker holds, as it took them.
+#[derive(Clone, Debug, Default)]
+pub struct Held {
+    /// By shard, with the counter this worker holds each with.
+    pub leases: BTreeMap<String, Lease>,
+    /// Held until the current term's final checkpoint, then given up (rebalance).
+    pub shedding: BTreeSet<String>,
+    /// Read to their end: given up for good after the current term's final checkpoint.
+    pub ended: BTreeSet<String>,
+}
+
+/// One worker's part in the group, shared by the lease loop, the checkpoint store (which
+/// records checkpoints in the leases) and the term loop of `weir run`.
+pub struct Coordinator {
+    /// The table.
+    pub table: LeaseTable,
+    /// The deadline of this worker's writes.
+    pub fence: Fence,
+    options: CoordinatorOptions,
+    held: Mutex<Held>,
+    generation: watch::Sender<u64>,
+    wake: Notify,
+    stopping: AtomicBool,
+    metrics: LeaseMetrics,
+    /// Where new shards are found (None: rows are added by someone else, as in the simulation).
+    stream: Option<(Kinesis, Stream)>,
+}
+
+/// What the loop remembers between rounds.
+struct Rounds {
+    heartbeat: u64,
+    next_renewal: Instant,
+    changes: Option<u64>,
+    last_scan: Instant,
+    last_discovery: Instant,
+    /// Other workers' heartbeats, with when this worker first saw each value.
+    seen: HashMap<String, (u64, Instant)>,
+}
+
+impl Coordinator {
+    /// Join the group of `table`, add rows for the stream's shards, and take a first share of
+    /// leases. The table must be open ([`LeaseTable::open`]). Without a stream, rows are added
+    /// by the caller.
+    pub async fn start(
+        table: LeaseTable,
+        stream: Option<(Kinesis, Stream)>,
+        options: CoordinatorOptions,
+        metrics: LeaseMetrics,
+    ) -> Result<Arc<Self>, LeaseError> {
+        let coordinator = Arc::new(Self {
+            table,
+            fence: Fence::default(),
+            options,
+            held: Mutex::default(),
+            generation: watch::Sender::new(0),
+            wake: Notify::new(),
+            stopping: AtomicBool::new(false),
+            metrics,
+            stream,
+        });
+        let sent = Instant::now();
+        coordinator.table.join(&coordinator.options.worker, 1).await?;
+        coordinator.fence.renewed(sent, coordinator.options.failover);
+        coordinator.discover().await?;
+        Ok(coordinator)
+    }
+
+    /// This worker's id.
+    pub fn worker(&self) -> &str {
+        &self.options.worker
+    }
+
+    fn held_now(&self) -> MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The leases the next term reads: held, and neither ended nor being given up.
+    pub fn term_leases(&self) -> Vec<Lease> {
+        let held = self.held_now();
+        held.leases
+            .values()
+            .filter(|l| !held.shedding.contains(&l.shard) && !held.ended.contains(&l.shard))
+            .cloned()
+            .collect()
+    }
+
+    /// Every lease held now (those about to be given up included).
+    pub fn held(&self) -> Held {
+        self.held_now().clone()
+    }
+
+    /// The counter `shard` is held with, if held.
+    pub fn counter(&self, shard: &str) -> Option<u64> {
+        self.held_now().leases.get(shard).map(|l| l.counter)
+    }
+
+    /// Changes whenever the set of shards the pipeline should read changes.
+    pub fn generation(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    fn replan(&self) {
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// `shard` was read to its end (its final state is in the checkpoint just recorded): the
+    /// term stops, and the lease is given up for good.
+    pub fn shard_ended(&self, shard: &str) {
+        if self.held_now().ended.insert(shard.to_string()) {
+            tracing::info!(
+                "shard {shard} read to its end: its children can be leased once this checkpoint is recorded"
+            );
+            self.replan();
+        }
+    }
+
+    /// A write for `shard` was refused (the lease moved): forget it and look again now.
+    pub fn lost(&self, shard: &str) {
+        if self.held_now().leases.remove(shard).is_some() {
+            self.metrics.lost.inc();
+            self.metrics.held.dec();
+            self.replan();
+        }
+        self.wake.notify_one();
+    }
+
+    /// After a term's final checkpoint: give up the leases being shed and the ended ones.
+    pub async fn after_term(&self) -> Result<(), LeaseError> {
+        let (going, ended) = {
+            let held = self.held_now();
+            let going: Vec<Lease> = held
+                .leases
+                .values()
+                .filter(|l| held.shedding.contains(&l.shard) || held.ended.contains(&l.shard))
+                .cloned()
+                .collect();
+            (going, held.ended.clone())
+        };
+        for lease in &going {
+            let finished = ended.contains(&lease.shard);
+            let released = self.table.release(&lease.shard, self.worker(), lease.counter, finished).await?;
+            let mut held = self.held_now();
+            held.leases.remove(&lease.shard);
+            held.shedding.remove(&lease.shard);
+            held.ended.remove(&lease.shard);
+            drop(held);
+            self.metrics.held.dec();
+            if released {
+                self.metrics.released.inc();
+                tracing::info!(
+                    "gave up shard {}{}",
+                    lease.shard,
+                    if finished { " (read to its end)" } else { " to rebalance" }
+                );
+            } else {
+                self.metrics.lost.inc();
+            }
+        }
+        if !going.is_empty() {
+            self.table.bump().await?;
+        }
+        if !ended.is_empty() {
+            self.discover().await?;
+        }
+        Ok(())
+    }
+
+    /// Give every lease up and leave the group (after the last term's final checkpoint).
+    pub async fn stop(&self) -> Result<(), LeaseError> {
+        self.stopping.store(true, Ordering::Release);
+        self.wake.notify_one();
+        {
+            let mut held = self.held_now();
+            let shards: Vec<String> = held.leases.keys().cloned().collect();
+            held.shedding.extend(shards);
+        }
+        self.after_term().await?;
+        self.table.leave(self.worker()).await?;
+        self.fence.close();
+        Ok(())
+    }
+
+    /// List the stream's shards and add rows for new ones.
+    async fn discover(&self) -> Result<(), LeaseError> {
+        let Some((kinesis, stream)) = &self.stream else { return Ok(()) };
+        match weir_kinesis::reader::list_shards(kinesis, stream).await {
+            Ok(shards) => {
+                if self.table.add(&shards).await? > 0 {
+                    self.table.bump().await?;
+                }
+            }
+            Err(e) => tracing::warn!("cannot list the shards of {stream} (will try again): {e}"),
+        }
+        Ok(())
+    }
+
+    /// The lease loop, until [`Coordinator::stop`]. Failures of the table are counted and
+    /// tried again on the next round.
+    pub async fn run(self: Arc<Self>) {
+        let now = Instant::now();
+        let mut rounds = Rounds {
+            heartbeat: 1,
+            next_renewal: now + self.options.failover / 3,
+            changes: None,
+            last_scan: now,
+            last_discovery: now,
+            seen: HashMap::new(),
+        };
+        while !self.stopping.load(Ordering::Acquire) {
+            if let Err(e) = self.round(&mut rounds).await {
+                self.metrics.errors.inc();
+                tracing::warn!("lease table: {e} (trying again)");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.options.poll) => {}
+                () = self.wake.notified() => rounds.changes = None,
+            }
+        }
+    }
+
+    async fn round(&self, rounds: &mut Rounds) -> Result<(), LeaseError> {
+        let me = self.worker().to_string();
+        if Instant::now() >= rounds.next_renewal {
+            let sent = Instant::now();
+            let heartbeat = rounds.heartbeat + 1;
+            let renewed = self.table.renew(&me, heartbeat).await?;
+            self.metrics.renewal.observe(sent.elapsed().as_secs_f64());
+            rounds.heartbeat = heartbeat;
+            rounds.next_renewal = sent + self.options.failover / 3;
+            if renewed {
+                self.fence.renewed(sent, self.options.failover);
+            } else {
+                self.expelled().await?;
+                rounds.changes = None;
+            }
+        }
+        let group = self.table.group().await?;
+        let now = Instant::now();
+        let mut live: BTreeSet<String> = BTreeSet::new();
+        for (worker, member) in &group.workers {
+            if *worker == me {
+                live.insert(worker.clone());
+                continue;
+            }
+            let seen = rounds.seen.entry(worker.clone()).or_insert((member.heartbeat, now));
+            if seen.0 != member.heartbeat {
+                *seen = (member.heartbeat, now);
+            } else if now.duration_since(seen.1) >= self.options.failover {
+                if self.table.expel(worker, member.heartbeat).await? {
+                    tracing::warn!(
+                        "worker {worker} has not renewed for {:?}: its leases are free to take",
+                        self.options.failover
+                    );
+                }
+                continue;
+            }
+            live.insert(worker.clone());
+        }
+        rounds.seen.retain(|w, _| group.workers.contains_key(w));
+        if !group.workers.contains_key(&me) && !self.stopping.load(Ordering::Acquire) {
+            // Removed while its renewal was late: everything it held may be taken.
+            self.expelled().await?;
+            return Ok(());
+        }
+        if now.duration_since(rounds.last_discovery) >= self.options.discovery {
+            rounds.last_discovery = now;
+            self.discover().await?;
+        }
+        if rounds.changes == Some(group.changes) && now.duration_since(rounds.last_scan) < self.options.rescan
+        {
+            return Ok(());
+        }
+        rounds.changes = Some(group.changes);
+        rounds.last_scan = now;
+        self.scan(&live).await
+    }
+
+    /// Read every lease: drop those lost, then follow the plan.
+    async fn scan(&self, live: &BTreeSet<String>) -> Result<(), LeaseError> {
+        let me = self.worker();
+        let leases = self.table.leases().await?;
+        let rows: BTreeMap<&str, &Lease> = leases.iter().map(|l| (l.shard.as_str(), l)).collect();
+        let settling = {
+            let mut held = self.held_now();
+            let lost: Vec<String> = held
+                .leases
+                .values()
+                .filter(|mine| {
+                    rows.get(mine.shard.as_str())
+                        .is_none_or(|row| row.owner.as_deref() != Some(me) || row.counter != mine.counter)
+                })
+                .map(|l| l.shard.clone())
+                .collect();
+            for shard in &lost {
+                tracing::warn!("lease of shard {shard} was taken by another worker");
+                held.leases.remove(shard);
+                held.shedding.remove(shard);
+                held.ended.remove(shard);
+                self.metrics.lost.inc();
+                self.metrics.held.dec();
+            }
+            // Rows still naming this worker that it does not run (dropped when it missed its
+            // renewals, before anyone took them): it goes on with them.
+            let adopted: Vec<Lease> = leases
+                .iter()
+                .filter(|row| row.owner.as_deref() == Some(me) && !held.leases.contains_key(&row.shard))
+                .cloned()
+                .collect();
+            for row in &adopted {
+                held.leases.insert(row.shard.clone(), row.clone());
+                self.metrics.held.inc();
+            }
+            if !lost.is_empty() || !adopted.is_empty() {
+                self.replan();
+            }
+            // A term is about to end: plan again once its leases are given up.
+            !held.shedding.is_empty() || !held.ended.is_empty()
+        };
+        if settling || self.stopping.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let plan = balance::plan(&leases, live, me);
+        let mut took = false;
+        for lease in plan.take {
+            let Some(counter) = self.table.take(&lease, me).await? else { continue };
+            match &lease.owner {
+                Some(previous) => {
+                    self.metrics.stolen.inc();
+                    tracing::info!("took shard {} from {previous}, which stopped renewing", lease.shard);
+                }
+                None => {
+                    self.metrics.taken.inc();
+                    tracing::info!("took shard {}", lease.shard);
+                }
+            }
+            self.metrics.held.inc();
+            let taken = Lease { owner: Some(me.to_string()), counter, ..lease };
+            self.held_now().leases.insert(taken.shard.clone(), taken);
+            took = true;
+        }
+        if took {
+            // Once for all: the pipeline starts again with every lease just taken.
+            self.replan();
+        }
+        if !plan.shed.is_empty() {
+            tracing::info!("giving up {} to rebalance: {}", plan.shed.len(), plan.shed.join(", "));
+            self.held_now().shedding.extend(plan.shed);
+            self.replan();
+        }
+        Ok(())
+    }
+
+    /// This worker was removed from the group: everything it held may be someone else's now.
+    async fn expelled(&self) -> Result<(), LeaseError> {
+        self.fence.close();
+        let dropped = std::mem::take(&mut *self.held_now());
+        if !dropped.leases.is_empty() {
+            tracing::warn!(
+                "this worker missed its renewals and was removed from the group: its {} leases are dropped",
+                dropped.leases.len()
+            );
+            self.metrics.lost.inc_by(dropped.leases.len() as u64);
+            self.metrics.held.set(0);
+            self.replan();
+        }
+        let sent = Instant::now();
+        self.table.join(self.worker(), 1).await?;
+        self.fence.renewed(sent, self.options.failover);
+        Ok(())
+    }
+}

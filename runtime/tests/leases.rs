@@ -1,0 +1,229 @@
+//! Several workers on one stream (`weir run --lease-table`), through the binaries, against
+//! kinesis-local (which stores a record as soon as it is put, so the producer can run while
+//! the workers read; see ARCHITECTURE.md, Tests) and moto for DynamoDB and S3.
+//!
+//! Three workers share eight shards while trades keep arriving: they balance; a rolling
+//! SIGTERM restart of every worker hands every lease over with its checkpoint and repeats
+//! nothing; a split and a merge move state to the children whichever worker read the parents;
+//! a SIGKILLed worker's shards are read again by the others from its last checkpoint. The
+//! results, without repeats, equal the native operator's window for window, and a window comes
+//! out twice only for a ticker of a shard the killed worker held.
+
+mod util;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use util::kinesis::*;
+use util::process::Weir;
+use util::*;
+
+const TICKERS: u32 = 24;
+const SHARDS: usize = 8;
+/// Short, so that the test does not wait long for the killed worker's leases.
+const FAILOVER: &str = "4s";
+const FAILOVER_TIME: Duration = Duration::from_secs(4);
+
+fn settings() -> [(&'static str, &'static str); 1] {
+    [("out-of-orderness", "30s")]
+}
+
+/// One job's streams, lease table and checkpoint location.
+struct Job {
+    endpoint: String,
+    trades: String,
+    results: String,
+    table: String,
+    checkpoints: String,
+    started: usize,
+}
+
+impl Job {
+    fn new(endpoint: String, trades: String, results: String) -> Self {
+        let bucket = util::s3::bucket(&runtime(), "leases");
+        Job {
+            table: format!("{trades}-leases"),
+            checkpoints: format!("s3://{bucket}/checkpoints"),
+            endpoint,
+            trades,
+            results,
+            started: 0,
+        }
+    }
+
+    /// A worker, named `w<N>` in the order started.
+    fn worker(&mut self, extra: &[&str]) -> Weir {
+        self.started += 1;
+        let mut cmd = weir();
+        cmd.env("AWS_ENDPOINT_URL_KINESIS", &self.endpoint).env("WEIR_LOG", "weir=info").arg("run");
+        cmd.args(["--source", &format!("kinesis://{}", self.trades), "--start-position", "trim-horizon"])
+            .args(["--sink", &format!("kinesis://{}", self.results), "--set", "out-of-orderness=30s"])
+            .args(["--checkpoint", &self.checkpoints, "--checkpoint-interval", "1s"])
+            .args(["--lease-table", &self.table, "--failover-time", FAILOVER])
+            .args(["--worker-id", &format!("w{}", self.started)])
+            .args(["--idle-after", "600s", "--parallelism", "2"])
+            .args(extra);
+        Weir::start(cmd)
+    }
+
+    /// `weir leases --json`: per shard its row.
+    fn leases(&self) -> Vec<serde_json::Value> {
+        let out = self.try_leases();
+        assert!(out.status.success(), "weir leases failed: {}", String::from_utf8_lossy(&out.stderr));
+        Self::rows(&out)
+    }
+
+    fn try_leases(&self) -> std::process::Output {
+        weir()
+            .env("AWS_ENDPOINT_URL_KINESIS", &self.endpoint)
+            .args(["leases", &format!("kinesis://{}", self.trades), "--lease-table", &self.table, "--json"])
+            .output()
+            .unwrap()
+    }
+
+    fn rows(out: &std::process::Output) -> Vec<serde_json::Value> {
+        String::from_utf8(out.stdout.clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|row| row.get("shard").is_some())
+            .collect()
+    }
+
+    /// Wait until every shard that can be read is read by one of `workers`, at most
+    /// ceil(shards / workers) + 1 each; the held counts.
+    fn wait_balanced(&self, workers: &mut [&mut Weir], within: Duration) -> Vec<f64> {
+        let deadline = Instant::now() + within;
+        loop {
+            // Until the first worker has made the table, there is none.
+            let out = self.try_leases();
+            let rows = Self::rows(&out);
+            let readable =
+                rows.iter().filter(|r| r["state"] != "finished" && r["state"] != "waiting").count();
+            let held: Vec<f64> = workers.iter_mut().map(|w| w.metric("weir_leases_held")).collect();
+            let ceiling = readable.div_ceil(workers.len()) as f64 + 1.0;
+            let reading = rows.iter().filter(|r| r["state"] == "reading").count();
+            if out.status.success()
+                && reading == readable
+                && held.iter().sum::<f64>() == readable as f64
+                && held.iter().all(|&h| h <= ceiling)
+            {
+                return held;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not balanced within {within:?}: held {held:?}, rows {rows:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// Windows read more than once.
+fn repeated(results: &[serde_json::Value]) -> Vec<(String, i64)> {
+    deduplicated(results).1.into_iter().filter(|(_, c)| *c > 1).map(|(k, _)| k).collect()
+}
+
+/// Produce `count` trades from `start_ms` on a thread (20 ms of event time apart); joined for
+/// the trades as JSON lines.
+fn producing(endpoint: &str, stream: &str, count: u64, start_ms: i64) -> std::thread::JoinHandle<Vec<u8>> {
+    let (at, stream) = (endpoint.to_string(), stream.to_string());
+    std::thread::spawn(move || {
+        produce_with(&at, &stream, count, TICKERS, start_ms, "ticker", &["--step", "20ms"])
+    })
+}
+
+/// The shard of `stream` a ticker (its partition key) goes to, among the open shards now.
+fn shard_of(shards: &[(String, u128, u128)], ticker: &str) -> String {
+    let hash = weir_kinesis::reader::hash_key(ticker);
+    shards.iter().find(|(_, start, end)| *start <= hash && hash <= *end).unwrap().0.clone()
+}
+
+#[test]
+fn three_workers_share_eight_shards_through_a_rolling_restart_a_split_a_merge_and_a_kill() {
+    let endpoint = kinesis_local_endpoint();
+    let trades = create_stream_at(&endpoint, "trades", SHARDS as i32);
+    let results = create_stream_at(&endpoint, "results", 1);
+    let mut job = Job::new(endpoint.clone(), trades.clone(), results.clone());
+    let mut input = Vec::new();
+    let wave = |n: i64| T0 + n * 1_500 * 20;
+
+    // Three workers, trades arriving: every shard read, at most ceil(8/3)+1 = 4 each.
+    let producer = producing(&endpoint, &trades, 1_500, wave(0));
+    let (mut a, mut b, mut c) = (job.worker(&[]), job.worker(&[]), job.worker(&[]));
+    let held = job.wait_balanced(&mut [&mut a, &mut b, &mut c], Duration::from_secs(60));
+    assert!(held.iter().all(|&h| h >= 1.0), "every worker reads: {held:?}");
+    input.extend(producer.join().unwrap());
+
+    // A rolling restart: each worker in turn stops with SIGTERM (exit 0, its leases given up
+    // with a final checkpoint) and a new one takes its place. Nothing is repeated.
+    let producer = producing(&endpoint, &trades, 1_500, wave(1));
+    let mut live = vec![a, b, c];
+    for _ in 0..3 {
+        let mut old = live.remove(0);
+        old.signal("TERM");
+        let (status, log) = old.wait(Duration::from_secs(60));
+        assert!(status.success(), "a stopped worker exits 0:\n{log}");
+        live.push(job.worker(&[]));
+        let mut refs: Vec<&mut Weir> = live.iter_mut().collect();
+        job.wait_balanced(&mut refs, Duration::from_secs(60));
+    }
+    input.extend(producer.join().unwrap());
+
+    // A split and a merge while the workers read: the children wait for their parents, then
+    // start with their keys' state from the parents' checkpoints.
+    let producer = producing(&endpoint, &trades, 1_500, wave(2));
+    let rt = runtime();
+    let client = client_at(&rt, &endpoint);
+    rt.block_on(split_in_half(&client, &trades, "shardId-000000000000"));
+    rt.block_on(merge_last_adjacent(&client, &trades));
+    input.extend(producer.join().unwrap());
+    let mut refs: Vec<&mut Weir> = live.iter_mut().collect();
+    job.wait_balanced(&mut refs, Duration::from_secs(90));
+
+    // No repeat so far: graceful hand-overs and reshards produce every window once.
+    let so_far = tail_at(&endpoint, &results, &[]);
+    assert!(repeated(&so_far).is_empty(), "repeated before the kill: {:?}", repeated(&so_far));
+
+    // SIGKILL one worker: the others read its shards again, from its last checkpoint, within
+    // the failover time plus 5 s.
+    let producer = producing(&endpoint, &trades, 1_500, wave(3));
+    let victim_id = "w5";
+    let victim_shards: BTreeSet<String> = job
+        .leases()
+        .iter()
+        .filter(|r| r["owner"] == victim_id)
+        .map(|r| r["shard"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!victim_shards.is_empty(), "{victim_id} held shards before the kill");
+    let at_kill = rt.block_on(open_shards(&client, &trades));
+    let victim = live.remove(1);
+    victim.kill();
+    let killed_at = Instant::now();
+    let mut refs: Vec<&mut Weir> = live.iter_mut().collect();
+    job.wait_balanced(&mut refs, FAILOVER_TIME + Duration::from_secs(5));
+    let took = killed_at.elapsed();
+    input.extend(producer.join().unwrap());
+
+    // The survivors stop; one worker reads what is left to the end and flushes.
+    for worker in live {
+        let mut worker = worker;
+        worker.signal("TERM");
+        let (status, log) = worker.wait(Duration::from_secs(60));
+        assert!(status.success(), "{log}");
+    }
+    let last = job.worker(&["--until-idle", "3s"]);
+    let (status, log) = last.wait(Duration::from_secs(180));
+    assert!(status.success(), "{log}");
+
+    let results = tail_at(&endpoint, &results, &[]);
+    let (once, _) = deduplicated(&results);
+    assert_same_results(&once, &native_per_ticker(&input, &settings()));
+    for (ticker, end) in repeated(&results) {
+        let shard = shard_of(&at_kill, &ticker);
+        assert!(
+            victim_shards.contains(&shard),
+            "{ticker} window ending {end} repeated, but its shard {shard} was not the killed worker's ({victim_shards:?}); the others took over in {took:?}"
+        );
+    }
+}
