@@ -227,3 +227,74 @@ fn three_workers_share_eight_shards_through_a_rolling_restart_a_split_a_merge_an
         );
     }
 }
+
+/// `weir run` over `source` (ferrokinesis) until every shard is idle: its status and log.
+fn run_until_idle(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let out = weir()
+        .env("AWS_ENDPOINT_URL_KINESIS", endpoint())
+        .args(["run", "--start-position", "trim-horizon", "--until-idle", "3s"])
+        .args(args)
+        .output()
+        .unwrap();
+    (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn a_stream_keyed_at_random_is_refused_by_a_lease_group_and_read_right_after_rekey() {
+    let (raw, keyed, results) =
+        (create_stream("raw", 4), create_stream("by-ticker", 4), create_stream("results", 1));
+    let input = produce_keyed(&endpoint(), &raw, 4_000, TICKERS, T0, "random");
+    let bucket = util::s3::bucket(&runtime(), "rekeyed");
+    let group = |source: &str, table: &str| {
+        vec![
+            "--source".to_string(),
+            format!("kinesis://{source}"),
+            "--sink".to_string(),
+            format!("kinesis://{results}"),
+            "--checkpoint".to_string(),
+            format!("s3://{bucket}/{table}"),
+            "--lease-table".to_string(),
+            format!("{table}-leases"),
+        ]
+    };
+
+    // Workers read whole shards: records whose partition key is not the ticker are refused.
+    let args = group(&raw, &raw);
+    let (status, log) = run_until_idle(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(status.code(), Some(1), "{log}");
+    let error = log.lines().find(|l| l.starts_with("error:")).expect("an error line");
+    assert!(error.contains("builtin:rekey") && error.contains("partition key"), "{error}");
+
+    // Kinesis as the shuffle: rekey by TICKER into a second stream, then three workers.
+    let (status, log) = run_until_idle(&[
+        "--operator",
+        "builtin:rekey",
+        "--set",
+        "key-field=TICKER",
+        "--source",
+        &format!("kinesis://{raw}"),
+        "--sink",
+        &format!("kinesis://{keyed}"),
+    ]);
+    assert!(status.success(), "{log}");
+    let args = group(&keyed, &keyed);
+    let workers: Vec<_> = (0..3)
+        .map(|i| {
+            let mut cmd = weir();
+            cmd.env("AWS_ENDPOINT_URL_KINESIS", endpoint())
+                .args(["run", "--start-position", "trim-horizon", "--until-idle", "3s"])
+                .args(&args)
+                .args(["--worker-id", &format!("r{i}"), "--failover-time", FAILOVER]);
+            Weir::start(cmd)
+        })
+        .collect();
+    for worker in workers {
+        let (status, log) = worker.wait(Duration::from_secs(120));
+        assert!(status.success(), "{log}");
+    }
+    let results = tail(&results, &[]);
+    let (once, counts) = deduplicated(&results);
+    assert_same_results(&once, &native_per_ticker(&input, &[]));
+    let repeated: Vec<_> = counts.iter().filter(|&(_, &c)| c > 1).collect();
+    assert!(repeated.is_empty(), "{repeated:?}");
+}

@@ -164,6 +164,11 @@ pub struct LeaseArgs {
     /// This worker's name in the lease table [default: HOST-PID-TIME, unique per process]
     #[arg(long, env = "WEIR_WORKER_ID", value_name = "NAME")]
     pub worker_id: Option<String>,
+    /// Run even though records' partition keys are not their grouping key. Workers read whole
+    /// shards, so this is right only if the stream keeps every key on one shard another way
+    /// (and across a split or merge the state then follows the MD5 of the grouping key).
+    #[arg(long, env = "WEIR_ALLOW_SPREAD_KEYS")]
+    pub allow_spread_keys: bool,
 }
 
 /// Checkpoints and stopping.

@@ -141,10 +141,14 @@ impl Job {
             }
             let term = coordinator.term_leases();
             if term.is_empty() {
+                // Nothing to read (more workers than shards): wait for a lease, or with
+                // --until-idle end once none came for that long.
                 let mut stop_wait = stop_rx.clone();
+                let idle = args.kinesis.until_idle.unwrap_or(Duration::MAX);
                 tokio::select! {
                     _ = generation.changed() => {}
                     _ = stop_wait.wait_for(|s| *s) => {}
+                    () = tokio::time::sleep(idle) => return Ok(Ending::EndOfInput),
                 }
                 continue;
             }
@@ -195,7 +199,11 @@ impl Job {
                 source: source_name.clone(),
                 restored: restored.checkpoint,
             };
-            let options = PipelineOptions { fence: Some(coordinator.fence.clone()), ..self.options.clone() };
+            let options = PipelineOptions {
+                fence: Some(coordinator.fence.clone()),
+                partition_keyed: !args.leases.allow_spread_keys,
+                ..self.options.clone()
+            };
             let mut changed = generation.clone();
             let mut stop_wait = stop_rx.clone();
             let end_term = async move {

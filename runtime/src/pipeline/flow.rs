@@ -61,7 +61,7 @@ impl Flow {
                     self.watermarks.delivered(&batch.shard_id, at);
                     self.progress.advanced(&batch.shard_id, position.as_deref());
                     if let Some(spread) = &mut self.spread {
-                        self.metrics.keys_on_several_shards.inc_by(spread.observe(&batch, &self.progress));
+                        self.metrics.keys_on_several_shards.inc_by(spread.observe(&batch, &self.progress)?);
                     }
                     read_at = Some(read_at.map_or(at, |r| r.min(at)));
                     self.instances.route(batch);

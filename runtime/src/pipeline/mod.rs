@@ -63,6 +63,9 @@ pub struct PipelineOptions {
     pub stats_format: StatsFormat,
     /// A lease group's fence: once closed, the sink refuses to write (None: no lease group).
     pub fence: Option<crate::lease::Fence>,
+    /// Refuse records whose partition key is not their grouping key (a lease group's workers
+    /// each read whole shards).
+    pub partition_keyed: bool,
 }
 
 impl Default for PipelineOptions {
@@ -76,6 +79,7 @@ impl Default for PipelineOptions {
             on_operator_error: OnOperatorError::default(),
             stats_format: StatsFormat::Log,
             fence: None,
+            partition_keyed: false,
         }
     }
 }
@@ -110,6 +114,9 @@ pub enum PipelineError {
     /// A checkpoint could not be written, or another process writes to the same location.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// A lease group's worker read a record whose partition key is not its grouping key.
+    #[error(transparent)]
+    Unkeyed(#[from] spread::Unkeyed),
     /// A task panicked.
     #[error("internal error: a pipeline task panicked: {0}")]
     Task(String),
@@ -197,7 +204,7 @@ pub async fn run_term(
     let refusal = sink.refusal();
     let spread = match flow_grouping(&versions) {
         weir_contract::Grouping::JsonField(field) => {
-            Some(spread::Spread::new(keys::Field::new(field.as_bytes())))
+            Some(spread::Spread::new(keys::Field::new(field.as_bytes()), options.partition_keyed))
         }
         weir_contract::Grouping::PartitionKey => None,
     };
@@ -259,14 +266,16 @@ pub async fn run_term(
                     Some(first) => flow.step_from(first, &mut events).await?,
                     None => {
                         // The source is done: an error ends the run, the end of input finishes
-                        // it (a last checkpoint first, holding the positions at the end).
+                        // it: every pending window flushed, then a last checkpoint holding the
+                        // positions at the end and what the flush left, so that a run going on
+                        // from it (or a worker taking a lease over) does not flush them again.
                         if let Some(task) = source_task.take() {
                             join(task).await??;
                         }
+                        flow.finish().await?;
                         if let Some(w) = &writer {
                             flow.cut(w).await?;
                         }
-                        flow.finish().await?;
                         break Ending::EndOfInput;
                     }
                 },

@@ -22,10 +22,27 @@ pub const MAX_KEYS: usize = 100_000;
 /// Keys named in the log at most; the metric counts them all.
 const MAX_WARNINGS: usize = 10;
 
+/// A sampled record whose partition key is not its grouping key, in a lease group.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "a record on shard {shard} has partition key {partition_key:?} but grouping key {key:?}: workers sharing a stream (--lease-table) each read whole shards, so every record of a key must have the key as its partition key, or the key's state is split between workers and its results are wrong. Put `weir run --operator builtin:rekey --set key-field=<the grouping field> --source <this stream> --sink kinesis://KEYED` in front and give the workers kinesis://KEYED, or pass --allow-spread-keys if the stream keeps each key on one shard another way"
+)]
+pub struct Unkeyed {
+    /// The shard.
+    pub shard: String,
+    /// The record's partition key.
+    pub partition_key: String,
+    /// Its grouping key.
+    pub key: String,
+}
+
 /// The shard each sampled key was last seen on.
 #[derive(Debug)]
 pub struct Spread {
     field: Field,
+    /// Refuse a record whose partition key is not its grouping key (a lease group's worker
+    /// sees only its own shards, so it cannot see a key spread over two workers otherwise).
+    partition_keyed: bool,
     seen: HashMap<Box<[u8]>, String>,
     /// Keys found on several shards, each counted once.
     spread: HashSet<Box<[u8]>>,
@@ -33,18 +50,26 @@ pub struct Spread {
 }
 
 impl Spread {
-    /// Watch the grouping key `field` (a JSON field of each record).
-    pub fn new(field: Field) -> Self {
-        Self { field, seen: HashMap::new(), spread: HashSet::new(), offset: 0 }
+    /// Watch the grouping key `field` (a JSON field of each record); with `partition_keyed`,
+    /// refuse records whose partition key is not their grouping key.
+    pub fn new(field: Field, partition_keyed: bool) -> Self {
+        Self { field, partition_keyed, seen: HashMap::new(), spread: HashSet::new(), offset: 0 }
     }
 
     /// Sample `batch`'s records; returns how many keys were newly found on several shards.
-    pub fn observe(&mut self, batch: &OwnedBatch, progress: &Progress) -> u64 {
+    pub fn observe(&mut self, batch: &OwnedBatch, progress: &Progress) -> Result<u64, Unkeyed> {
         self.offset = (self.offset + 1) % SAMPLE_EVERY;
         let mut found = 0;
         for (key_len, record, _) in batch.packed().skip(self.offset).step_by(SAMPLE_EVERY) {
-            let data = &record[key_len as usize..];
+            let (partition_key, data) = record.split_at(key_len as usize);
             let Some(key) = self.field.value(data) else { continue };
+            if self.partition_keyed && key.as_ref() != partition_key {
+                return Err(Unkeyed {
+                    shard: batch.shard_id.clone(),
+                    partition_key: String::from_utf8_lossy(partition_key).into_owned(),
+                    key: String::from_utf8_lossy(&key).into_owned(),
+                });
+            }
             let room = self.seen.len() < MAX_KEYS;
             match self.seen.get_mut(key.as_ref()) {
                 Some(shard) if *shard == batch.shard_id => {}
@@ -70,7 +95,7 @@ impl Spread {
                 None => {}
             }
         }
-        found
+        Ok(found)
     }
 }
 
@@ -94,11 +119,26 @@ mod tests {
         progress.started("a", &[], 0);
         progress.started("b", &[], 0);
         progress.started("c", &["a".to_string()], 0);
-        let mut spread = Spread::new(Field::new(b"TICKER"));
-        assert_eq!(spread.observe(&batch("a", &["X", "Y"]), &progress), 0);
-        assert_eq!(spread.observe(&batch("a", &["X", "Y"]), &progress), 0, "the same shard again");
-        assert_eq!(spread.observe(&batch("c", &["Y"]), &progress), 0, "Y moved to a's child");
-        assert_eq!(spread.observe(&batch("b", &["X"]), &progress), 1, "X is on a and b");
-        assert_eq!(spread.observe(&batch("b", &["X"]), &progress), 0, "counted once");
+        let mut spread = Spread::new(Field::new(b"TICKER"), false);
+        let mut observe = |b| spread.observe(&b, &progress).unwrap();
+        assert_eq!(observe(batch("a", &["X", "Y"])), 0);
+        assert_eq!(observe(batch("a", &["X", "Y"])), 0, "the same shard again");
+        assert_eq!(observe(batch("c", &["Y"])), 0, "Y moved to a's child");
+        assert_eq!(observe(batch("b", &["X"])), 1, "X is on a and b");
+        assert_eq!(observe(batch("b", &["X"])), 0, "counted once");
+    }
+
+    #[test]
+    fn in_a_lease_group_a_record_not_keyed_by_its_grouping_key_is_refused_with_both_keys() {
+        let progress = Progress::default();
+        let mut spread = Spread::new(Field::new(b"TICKER"), true);
+        let mut keyed = OwnedBatch::new("a");
+        for _ in 0..SAMPLE_EVERY * 2 {
+            keyed.push("AMZN", br#"{"TICKER": "AMZN"}"#, 0);
+        }
+        assert_eq!(spread.observe(&keyed, &progress).unwrap(), 0);
+        let error = spread.observe(&batch("a", &["AMZN"]), &progress).unwrap_err();
+        assert_eq!((error.partition_key.as_str(), error.key.as_str()), ("k", "AMZN"));
+        assert!(error.to_string().contains("builtin:rekey"), "{error}");
     }
 }
