@@ -153,6 +153,12 @@ fn three_workers_share_eight_shards_through_a_rolling_restart_a_split_a_merge_an
     let (mut a, mut b, mut c) = (job.worker(&[]), job.worker(&[]), job.worker(&[]));
     let held = job.wait_balanced(&mut [&mut a, &mut b, &mut c], Duration::from_secs(60));
     assert!(held.iter().all(|&h| h >= 1.0), "every worker reads: {held:?}");
+    // The first worker made the table, billed on demand.
+    let rt = runtime();
+    let dynamodb = aws_sdk_dynamodb::Client::new(&rt.block_on(weir_kinesis::aws::config(None)));
+    let described = rt.block_on(dynamodb.describe_table().table_name(&job.table).send()).unwrap();
+    let billing = described.table().and_then(|t| t.billing_mode_summary()).and_then(|b| b.billing_mode());
+    assert_eq!(billing, Some(&aws_sdk_dynamodb::types::BillingMode::PayPerRequest));
     input.extend(producer.join().unwrap());
 
     // A rolling restart: each worker in turn stops with SIGTERM (exit 0, its leases given up
@@ -173,7 +179,6 @@ fn three_workers_share_eight_shards_through_a_rolling_restart_a_split_a_merge_an
     // A split and a merge while the workers read: the children wait for their parents, then
     // start with their keys' state from the parents' checkpoints.
     let producer = producing(&endpoint, &trades, 1_500, wave(2));
-    let rt = runtime();
     let client = client_at(&rt, &endpoint);
     rt.block_on(split_in_half(&client, &trades, "shardId-000000000000"));
     rt.block_on(merge_last_adjacent(&client, &trades));
@@ -203,6 +208,8 @@ fn three_workers_share_eight_shards_through_a_rolling_restart_a_split_a_merge_an
     let mut refs: Vec<&mut Weir> = live.iter_mut().collect();
     job.wait_balanced(&mut refs, FAILOVER_TIME + Duration::from_secs(5));
     let took = killed_at.elapsed();
+    let stolen: f64 = live.iter_mut().map(|w| w.metric("weir_leases_stolen_total")).sum();
+    assert!(stolen >= victim_shards.len() as f64, "the survivors took {stolen} leases from {victim_id}");
     input.extend(producer.join().unwrap());
 
     // The survivors stop; one worker reads what is left to the end and flushes.

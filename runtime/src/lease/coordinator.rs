@@ -1,7 +1,7 @@
 //! The loop each worker runs beside its pipeline.
 //!
-//! Every `poll` (500 ms) it reads the group row; every failover time / 3 it renews (one write
-//! for all its leases, which also moves the [`Fence`]). A worker whose heartbeat has not
+//! Every `poll` (500 ms) it reads the group row; every failover time / 3, on a task of its
+//! own, it renews (one write for all its leases, which also moves the [`Fence`]). A worker whose heartbeat has not
 //! changed for the failover time, by this worker's clock, is removed from the group, which
 //! frees its leases for the others. Whenever the group row's change count moves (a lease
 //! freed, a worker joined or left), and every `rescan` besides, it reads every lease,
@@ -26,6 +26,10 @@ use weir_kinesis::{Kinesis, Stream};
 use super::{Fence, Lease, LeaseError, LeaseTable, balance};
 use crate::metrics::LeaseMetrics;
 
+/// Leases taken in one round at most; the rest after another look at the group, so that a
+/// worker starting alone does not take every lease while others are joining.
+const MAX_TAKES_PER_ROUND: usize = 32;
+
 /// How a worker takes part.
 #[derive(Clone, Debug)]
 pub struct CoordinatorOptions {
@@ -35,7 +39,8 @@ pub struct CoordinatorOptions {
     pub failover: Duration,
     /// How often the group row is read.
     pub poll: Duration,
-    /// How often every lease is read even when nothing announced a change.
+    /// How often every lease is read even when nothing announced a change (a safety net:
+    /// every change that matters bumps the group row's count).
     pub rescan: Duration,
     /// How often the stream's shards are listed for new ones.
     pub discovery: Duration,
@@ -48,7 +53,7 @@ impl CoordinatorOptions {
             worker,
             failover,
             poll: Duration::from_millis(500).min(failover / 10),
-            rescan: Duration::from_secs(30),
+            rescan: Duration::from_secs(300),
             discovery: Duration::from_secs(60),
         }
     }
@@ -82,10 +87,17 @@ pub struct Coordinator {
     stream: Option<(Kinesis, Stream)>,
 }
 
+/// A task aborted when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// What the loop remembers between rounds.
 struct Rounds {
-    heartbeat: u64,
-    next_renewal: Instant,
     changes: Option<u64>,
     last_scan: Instant,
     last_discovery: Instant,
@@ -251,17 +263,13 @@ impl Coordinator {
     }
 
     /// The lease loop, until [`Coordinator::stop`]. Failures of the table are counted and
-    /// tried again on the next round.
+    /// tried again on the next round. Renewals run on a task of their own, so that a long
+    /// round (many leases to take from a slow table) never delays them.
     pub async fn run(self: Arc<Self>) {
+        // Ends with this loop, however it ends (aborted included), as in a process that dies.
+        let renewals = AbortOnDrop(tokio::spawn(self.clone().renew()));
         let now = Instant::now();
-        let mut rounds = Rounds {
-            heartbeat: 1,
-            next_renewal: now + self.options.failover / 3,
-            changes: None,
-            last_scan: now,
-            last_discovery: now,
-            seen: HashMap::new(),
-        };
+        let mut rounds = Rounds { changes: None, last_scan: now, last_discovery: now, seen: HashMap::new() };
         while !self.stopping.load(Ordering::Acquire) {
             if let Err(e) = self.round(&mut rounds).await {
                 self.metrics.errors.inc();
@@ -272,24 +280,44 @@ impl Coordinator {
                 () = self.wake.notified() => rounds.changes = None,
             }
         }
+        drop(renewals);
+    }
+
+    /// Renew every failover time / 3: one write for every lease held, which moves the fence.
+    async fn renew(self: Arc<Self>) {
+        let mut heartbeat = 1;
+        let period = self.options.failover / 3;
+        let mut next = Instant::now() + period;
+        while !self.stopping.load(Ordering::Acquire) {
+            tokio::time::sleep_until(next.into()).await;
+            let sent = Instant::now();
+            next = sent + period;
+            heartbeat += 1;
+            match self.table.renew(self.worker(), heartbeat).await {
+                Ok(true) => {
+                    self.metrics.renewal.observe(sent.elapsed().as_secs_f64());
+                    self.fence.renewed(sent, self.options.failover);
+                }
+                Ok(false) if !self.stopping.load(Ordering::Acquire) => {
+                    if let Err(e) = self.expelled().await {
+                        self.metrics.errors.inc();
+                        tracing::warn!("lease table: {e} (trying again)");
+                    }
+                    self.wake.notify_one();
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    self.metrics.errors.inc();
+                    tracing::warn!(
+                        "cannot renew the leases: {e} (trying again; writes stop if this lasts the failover time)"
+                    );
+                }
+            }
+        }
     }
 
     async fn round(&self, rounds: &mut Rounds) -> Result<(), LeaseError> {
         let me = self.worker().to_string();
-        if Instant::now() >= rounds.next_renewal {
-            let sent = Instant::now();
-            let heartbeat = rounds.heartbeat + 1;
-            let renewed = self.table.renew(&me, heartbeat).await?;
-            self.metrics.renewal.observe(sent.elapsed().as_secs_f64());
-            rounds.heartbeat = heartbeat;
-            rounds.next_renewal = sent + self.options.failover / 3;
-            if renewed {
-                self.fence.renewed(sent, self.options.failover);
-            } else {
-                self.expelled().await?;
-                rounds.changes = None;
-            }
-        }
         let group = self.table.group().await?;
         let now = Instant::now();
         let mut live: BTreeSet<String> = BTreeSet::new();
@@ -328,11 +356,16 @@ impl Coordinator {
         }
         rounds.changes = Some(group.changes);
         rounds.last_scan = now;
-        self.scan(&live).await
+        if !self.scan(&live).await? {
+            // Another worker took a lease this one wanted: look again next round.
+            rounds.changes = None;
+        }
+        Ok(())
     }
 
-    /// Read every lease: drop those lost, then follow the plan.
-    async fn scan(&self, live: &BTreeSet<String>) -> Result<(), LeaseError> {
+    /// Read every lease: drop those lost, then follow the plan. False when some lease it
+    /// wanted was taken by another worker first.
+    async fn scan(&self, live: &BTreeSet<String>) -> Result<bool, LeaseError> {
         let me = self.worker();
         let leases = self.table.leases().await?;
         let rows: BTreeMap<&str, &Lease> = leases.iter().map(|l| (l.shard.as_str(), l)).collect();
@@ -373,12 +406,16 @@ impl Coordinator {
             !held.shedding.is_empty() || !held.ended.is_empty()
         };
         if settling || self.stopping.load(Ordering::Acquire) {
-            return Ok(());
+            return Ok(true);
         }
         let plan = balance::plan(&leases, live, me);
         let mut took = false;
-        for lease in plan.take {
-            let Some(counter) = self.table.take(&lease, me).await? else { continue };
+        let mut missed = plan.take.len() > MAX_TAKES_PER_ROUND;
+        for lease in plan.take.into_iter().take(MAX_TAKES_PER_ROUND) {
+            let Some(counter) = self.table.take(&lease, me).await? else {
+                missed = true;
+                continue;
+            };
             match &lease.owner {
                 Some(previous) => {
                     self.metrics.stolen.inc();
@@ -403,7 +440,7 @@ impl Coordinator {
             self.held_now().shedding.extend(plan.shed);
             self.replan();
         }
-        Ok(())
+        Ok(!missed)
     }
 
     /// This worker was removed from the group: everything it held may be someone else's now.

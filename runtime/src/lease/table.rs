@@ -121,6 +121,28 @@ impl LeaseTable {
         &self.client
     }
 
+    /// A conditional UpdateItem's outcome: true when written, false when the condition failed.
+    fn conditional<O, E, R>(&self, reply: Result<O, SdkError<E, R>>) -> Result<bool, LeaseError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        match reply {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(self.explain("dynamodb:UpdateItem", &e)),
+        }
+    }
+
+    /// A CreateTable request that could not be built.
+    fn unbuilt(&self, error: impl std::fmt::Display) -> LeaseError {
+        LeaseError::Failed {
+            table: self.name.clone(),
+            action: "dynamodb:CreateTable",
+            detail: error.to_string(),
+        }
+    }
+
     fn explain<E, R>(&self, action: &'static str, error: &SdkError<E, R>) -> LeaseError
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -206,22 +228,14 @@ impl LeaseTable {
                             .attribute_name("id")
                             .attribute_type(ScalarAttributeType::S)
                             .build()
-                            .map_err(|e| LeaseError::Failed {
-                                table: self.name.clone(),
-                                action: "dynamodb:CreateTable",
-                                detail: e.to_string(),
-                            })?,
+                            .map_err(|e| self.unbuilt(e))?,
                     )
                     .key_schema(
                         KeySchemaElement::builder()
                             .attribute_name("id")
                             .key_type(KeyType::Hash)
                             .build()
-                            .map_err(|e| LeaseError::Failed {
-                                table: self.name.clone(),
-                                action: "dynamodb:CreateTable",
-                                detail: e.to_string(),
-                            })?,
+                            .map_err(|e| self.unbuilt(e))?,
                     )
                     .send()
                     .await;
@@ -348,11 +362,7 @@ impl LeaseTable {
             .expression_attribute_values(":at", s(jiff::Timestamp::now().to_string()))
             .send()
             .await;
-        match reply {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(self.explain("dynamodb:UpdateItem", &e)),
-        }
+        self.conditional(reply)
     }
 
     /// Remove `worker` from the group if its heartbeat is still `heartbeat` (it stopped
@@ -370,11 +380,7 @@ impl LeaseTable {
             .expression_attribute_values(":one", n(1))
             .send()
             .await;
-        match reply {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(self.explain("dynamodb:UpdateItem", &e)),
-        }
+        self.conditional(reply)
     }
 
     /// Leave the group (after releasing every lease).
@@ -522,8 +528,9 @@ impl LeaseTable {
         event_time_ms: Option<i64>,
         at: jiff::Timestamp,
     ) -> Result<bool, LeaseError> {
+        // A shard with no record yet has neither a position nor an event time: a checkpoint
+        // only ever adds them, so they are set when known and otherwise left alone.
         let mut set = vec!["checkpoint = :object", "checkpoint_at = :at"];
-        let mut remove = Vec::new();
         let mut update = self
             .client_for_write()
             .update_item()
@@ -536,34 +543,18 @@ impl LeaseTable {
             .expression_attribute_values(":counter", n(counter))
             .expression_attribute_values(":object", s(object))
             .expression_attribute_values(":at", s(at.to_string()));
-        match position {
-            Some(p) => {
-                set.push("#position = :position");
-                update = update
-                    .expression_attribute_names("#position", "position")
-                    .expression_attribute_values(":position", s(p));
-            }
-            None => remove.push("#position"),
+        if let Some(position) = position {
+            set.push("#position = :position");
+            update = update
+                .expression_attribute_names("#position", "position")
+                .expression_attribute_values(":position", s(position));
         }
-        if remove.contains(&"#position") {
-            update = update.expression_attribute_names("#position", "position");
+        if let Some(t) = event_time_ms {
+            set.push("event_time_ms = :event");
+            update = update.expression_attribute_values(":event", AttributeValue::N(t.to_string()));
         }
-        match event_time_ms {
-            Some(t) => {
-                set.push("event_time_ms = :event");
-                update = update.expression_attribute_values(":event", AttributeValue::N(t.to_string()));
-            }
-            None => remove.push("event_time_ms"),
-        }
-        let mut expression = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
-        match update.update_expression(expression).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(self.explain("dynamodb:UpdateItem", &e)),
-        }
+        let expression = format!("SET {}", set.join(", "));
+        self.conditional(update.update_expression(expression).send().await)
     }
 
     /// Give `shard` up (`finished`: for good, it was read to its end), if `worker` still holds
@@ -589,10 +580,6 @@ impl LeaseTable {
             .expression_attribute_values(":finished", AttributeValue::Bool(finished))
             .send()
             .await;
-        match reply {
-            Ok(_) => Ok(true),
-            Err(e) if condition_failed(&e) => Ok(false),
-            Err(e) => Err(self.explain("dynamodb:UpdateItem", &e)),
-        }
+        self.conditional(reply)
     }
 }
