@@ -104,6 +104,7 @@ impl Job {
             let ceiling = readable.div_ceil(workers.len()) as f64 + 1.0;
             let reading = rows.iter().filter(|r| r["state"] == "reading").count();
             if out.status.success()
+                && readable > 0
                 && reading == readable
                 && held.iter().sum::<f64>() == readable as f64
                 && held.iter().all(|&h| h <= ceiling)

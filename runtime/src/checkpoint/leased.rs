@@ -21,7 +21,7 @@
 //! A worker deletes its own objects once three newer ones exist and they are an hour old (a
 //! lease given up still names the last one until its new owner checkpoints).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -148,6 +148,7 @@ impl LeasedStore {
         let size = bytes.len() as u64;
         self.objects.put(&name, bytes).await?;
         let table = &self.coordinator.table;
+        let mut lost = None;
         for (shard, progress) in &meta.shards {
             let Some(counter) = self.coordinator.counter(shard) else { continue };
             let recorded = table
@@ -162,16 +163,18 @@ impl LeasedStore {
                 )
                 .await?;
             if !recorded {
+                // The others are still recorded: the term ends, and they go on from here.
                 self.coordinator.lost(shard);
-                return Err(CheckpointError::LeaseLost {
-                    shard: shard.clone(),
-                    table: table.name().to_string(),
-                });
+                lost.get_or_insert_with(|| shard.clone());
+                continue;
             }
             tracing::debug!("shard {shard} (lease {counter}) at {:?}: checkpoint {name}", progress.after);
             if progress.finished {
                 self.coordinator.shard_ended(shard);
             }
+        }
+        if let Some(shard) = lost {
+            return Err(CheckpointError::LeaseLost { shard, table: table.name().to_string() });
         }
         let expired: Vec<String> = {
             let mut written = self.written.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -262,27 +265,38 @@ pub async fn restore(
         return Ok(restored);
     }
     restored.resume.extend(crate::pipeline::progress::resume_positions(&shards));
+    // Each key once: the same object can be named twice with the same range (a merge whose
+    // parents one worker read), and the first part holding a key wins.
     let mut state = weir_contract::KeyedStates::default();
-    let mut instance_wide_from = std::collections::BTreeSet::new();
+    let mut taken: HashSet<&str> = HashSet::new();
     for (object, range) in &parts {
         let Some(checkpoint) = read.get(object) else { continue };
         for entry in checkpoint.state.iter() {
-            if entry.is_instance_wide() {
-                // Once per object, below, for the operator to combine.
-                instance_wide_from.insert(object.clone());
-                continue;
-            }
-            if range.contains(weir_kinesis::reader::hash_key(entry.key)) {
+            if !entry.is_instance_wide()
+                && range.contains(weir_kinesis::reader::hash_key(entry.key))
+                && taken.insert(entry.key)
+            {
                 state.push_entry(entry);
             }
         }
     }
-    for object in &instance_wide_from {
-        if let Some(checkpoint) = read.get(object) {
-            checkpoint.state.iter().filter(|e| e.is_instance_wide()).for_each(|e| state.push_entry(e));
-        }
+    // Instance-wide entries (an operator's own watermark, say) from one object only, the one
+    // furthest behind: the objects are cuts of workers at different points in event time, and
+    // combining their instance state as instances of one process do (the latest watermark, for
+    // sliding-window-max) would carry a shard read by a worker further behind past windows it
+    // has not read yet.
+    // A shard with no position of its own (new, or a child) may hold records older than any
+    // object's watermark: the term then starts with no watermark at all, and each key's own
+    // record of what it fired keeps the fired windows from firing again.
+    let fresh = term.iter().any(|l| !shards.contains_key(&l.shard));
+    let behind = read.values().min_by_key(|c| c.meta.watermark_ms).filter(|_| !fresh);
+    if let Some(behind) = behind {
+        behind.state.iter().filter(|e| e.is_instance_wide()).for_each(|e| state.push_entry(e));
     }
-    let watermark_ms = read.values().map(|c| c.meta.watermark_ms).min().unwrap_or(i64::MIN);
+    let watermark_ms = match behind {
+        Some(behind) => behind.meta.watermark_ms,
+        None => weir_contract::NO_WATERMARK,
+    };
     let written_by = read.values().next().map(|c| c.meta.operator.clone()).unwrap_or(operator);
     let grouping = written_by.grouping.clone();
     if let Some(other) = read.values().find(|c| c.meta.operator.grouping != grouping) {
