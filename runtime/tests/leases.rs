@@ -306,3 +306,84 @@ fn a_stream_keyed_at_random_is_refused_by_a_lease_group_and_read_right_after_rek
     let repeated: Vec<_> = counts.iter().filter(|&(_, &c)| c > 1).collect();
     assert!(repeated.is_empty(), "{repeated:?}");
 }
+
+#[test]
+fn a_paused_worker_loses_its_leases_and_cannot_record_a_checkpoint_over_the_new_owners() {
+    let (trades, results) = (create_stream("paused", 2), create_stream("results", 1));
+    produce(&endpoint(), &trades, 2_000, TICKERS, T0);
+    let mut job = Job::new(endpoint(), trades, results);
+    let mut first = job.worker(&[]);
+    job.wait_balanced(&mut [&mut first], Duration::from_secs(60));
+    first.wait_for_metric("weir_checkpoints_total", |n| n >= 1.0, Duration::from_secs(30));
+
+    // Paused past the failover time (as by a long stall or a partition): the second worker
+    // finds it silent, removes it from the group and takes its leases.
+    first.signal("STOP");
+    let mut second = job.worker(&[]);
+    job.wait_balanced(&mut [&mut second], FAILOVER_TIME + Duration::from_secs(10));
+    let taken: Vec<(String, u64)> = job
+        .leases()
+        .iter()
+        .map(|r| (r["shard"].as_str().unwrap().to_string(), r["counter"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(second.metric("weir_leases_stolen_total"), 2.0);
+
+    // Woken, it finds its leases gone: counted as lost, and no lease it had names its
+    // checkpoint again unless it took the lease anew (a higher counter).
+    first.signal("CONT");
+    first.wait_for_metric("weir_leases_lost_total", |n| n >= 2.0, Duration::from_secs(30));
+    for row in job.leases() {
+        let shard = row["shard"].as_str().unwrap();
+        let (_, counter_then) = taken.iter().find(|(s, _)| s == shard).unwrap();
+        if row["owner"] == "w1" {
+            assert!(row["counter"].as_u64().unwrap() > *counter_then, "{row}");
+        }
+    }
+}
+
+#[test]
+fn a_lease_taken_over_refuses_its_old_owners_checkpoint_release_and_take() {
+    use weir::lease::LeaseTable;
+    use weir_kinesis::{HashRange, ShardInfo};
+    let rt = runtime();
+    rt.block_on(async {
+        let name = format!("fencing-{}-{}", std::process::id(), jiff::Timestamp::now().as_nanosecond());
+        let table = LeaseTable::connect(&name, None).await;
+        table.open("kinesis://fencing", "s3://bucket/prefix").await.unwrap();
+        let shard = ShardInfo {
+            id: "shardId-000000000000".into(),
+            parents: vec![],
+            hash_range: HashRange::ALL,
+            closed: false,
+        };
+        assert_eq!(table.add(std::slice::from_ref(&shard)).await.unwrap(), 1);
+        assert_eq!(table.add(&[shard]).await.unwrap(), 0, "an existing row is left as it is");
+        let now = jiff::Timestamp::now();
+
+        let free = table.leases().await.unwrap().remove(0);
+        let a = table.take(&free, "a").await.unwrap().expect("a takes the free lease");
+        assert!(
+            table
+                .record_checkpoint(&free.shard, "a", a, "workers/a/1.ckpt", Some("1"), None, now)
+                .await
+                .unwrap()
+        );
+
+        // a goes silent; b takes the lease over.
+        let held_by_a = table.leases().await.unwrap().remove(0);
+        let b = table.take(&held_by_a, "b").await.unwrap().expect("b takes it from a");
+        assert_eq!(b, a + 1, "every take moves the counter");
+        assert!(table.take(&held_by_a, "c").await.unwrap().is_none(), "a take on a stale read fails");
+
+        // a wakes: none of its writes lands.
+        let refused =
+            table.record_checkpoint(&free.shard, "a", a, "workers/a/2.ckpt", Some("2"), None, now).await;
+        assert!(!refused.unwrap(), "a records no checkpoint over b's lease");
+        assert!(!table.release(&free.shard, "a", a, false).await.unwrap(), "a cannot release b's lease");
+        let row = table.leases().await.unwrap().remove(0);
+        assert_eq!(
+            (row.owner.as_deref(), row.counter, row.checkpoint.as_deref(), row.position.as_deref()),
+            (Some("b"), b, Some("workers/a/1.ckpt"), Some("1"))
+        );
+    });
+}

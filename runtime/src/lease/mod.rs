@@ -1,7 +1,9 @@
 //! Scale-out: several `weir run --lease-table` workers share a stream through one DynamoDB
 //! table, with no coordinator of their own.
 //!
-//! - [`table`]: the table's rows (a lease per shard, one group row) and every conditional write;
+//! - [`table`]: the DynamoDB table (created on first use, its errors explained), with its
+//!   [`group`] row (workers, heartbeats, the change count) and lease [`rows`] (one per shard),
+//!   every write conditional;
 //! - [`balance`]: which leases a worker takes or gives up, from one consistent read of the
 //!   table (pure: tested on its own and by the simulation);
 //! - [`coordinator`]: the loop each worker runs beside its pipeline: renew, notice dead
@@ -15,6 +17,8 @@
 pub mod balance;
 pub mod coordinator;
 pub mod fence;
+pub mod group;
+pub mod rows;
 pub mod table;
 
 use std::collections::BTreeMap;
