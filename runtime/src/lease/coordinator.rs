@@ -61,13 +61,13 @@ impl CoordinatorOptions {
 
 /// The leases this worker holds, as it took them.
 #[derive(Clone, Debug, Default)]
-pub struct Held {
+struct Held {
     /// By shard, with the counter this worker holds each with.
-    pub leases: BTreeMap<String, Lease>,
+    leases: BTreeMap<String, Lease>,
     /// Held until the current term's final checkpoint, then given up (rebalance).
-    pub shedding: BTreeSet<String>,
+    shedding: BTreeSet<String>,
     /// Read to their end: given up for good after the current term's final checkpoint.
-    pub ended: BTreeSet<String>,
+    ended: BTreeSet<String>,
 }
 
 /// One worker's part in the group, shared by the lease loop, the checkpoint store (which
@@ -150,11 +150,6 @@ impl Coordinator {
             .filter(|l| !held.shedding.contains(&l.shard) && !held.ended.contains(&l.shard))
             .cloned()
             .collect()
-    }
-
-    /// Every lease held now (those about to be given up included).
-    pub fn held(&self) -> Held {
-        self.held_now().clone()
     }
 
     /// The counter `shard` is held with, if held.

@@ -23,7 +23,7 @@ pub mod table;
 
 use std::collections::BTreeMap;
 
-pub use coordinator::{Coordinator, CoordinatorOptions, Held};
+pub use coordinator::{Coordinator, CoordinatorOptions};
 pub use fence::Fence;
 pub use table::LeaseTable;
 use weir_kinesis::HashRange;

@@ -83,18 +83,8 @@ impl LeaseTable {
                 ("hash_start".to_string(), s(shard.hash_range.start.to_string())),
                 ("hash_end".to_string(), s(shard.hash_range.end.to_string())),
             ]);
-            let put = self
-                .client_for_write()
-                .put_item()
-                .table_name(&self.name)
-                .set_item(Some(row))
-                .condition_expression("attribute_not_exists(id)")
-                .send()
-                .await;
-            match put {
-                Ok(_) => added += 1,
-                Err(e) if condition_failed(&e) => {}
-                Err(e) => return Err(self.explain("dynamodb:PutItem", &e)),
+            if self.put_new(row).await? {
+                added += 1;
             }
         }
         Ok(added)

@@ -133,6 +133,23 @@ impl LeaseTable {
         }
     }
 
+    /// Write `row` unless a row with its id exists: true when written.
+    pub(super) async fn put_new(&self, row: Item) -> Result<bool, LeaseError> {
+        let put = self
+            .client_for_write()
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(row))
+            .condition_expression("attribute_not_exists(id)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(self.explain("dynamodb:PutItem", &e)),
+        }
+    }
+
     /// A CreateTable request that could not be built.
     fn unbuilt(&self, error: impl std::fmt::Display) -> LeaseError {
         LeaseError::Failed {
@@ -185,19 +202,7 @@ impl LeaseTable {
             ("changes".to_string(), n(0)),
             ("workers".to_string(), AttributeValue::M(HashMap::new())),
         ]);
-        let put = self
-            .client_for_write()
-            .put_item()
-            .table_name(&self.name)
-            .set_item(Some(row))
-            .condition_expression("attribute_not_exists(id)")
-            .send()
-            .await;
-        match put {
-            Ok(_) => {}
-            Err(e) if condition_failed(&e) => {}
-            Err(e) => return Err(self.explain("dynamodb:PutItem", &e)),
-        }
+        self.put_new(row).await?;
         let group = self.group().await?;
         if group.source != source || group.checkpoints != checkpoints {
             return Err(LeaseError::OtherJob {
