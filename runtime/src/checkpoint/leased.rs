@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use weir_kinesis::{Resume, StartPosition};
 
-use super::store::{KEEP, Pointer, this_writer, write_atomic};
+use super::store::{KEEP, Pointer, key, write_atomic};
 use super::{Checkpoint, CheckpointError, Meta, OperatorRef, codec};
 use crate::lease::{Coordinator, Lease};
 use crate::location::Location;
@@ -74,17 +74,11 @@ impl Objects {
         }
     }
 
-    fn key(prefix: &str, name: &str) -> String {
-        if prefix.is_empty() { name.to_string() } else { format!("{prefix}/{name}") }
-    }
-
     async fn put(&self, name: &str, bytes: Vec<u8>) -> Result<(), CheckpointError> {
         match self {
             Self::Dir(path) => write_atomic(path, name, &bytes),
             Self::S3 { bucket, prefix } => {
-                bucket
-                    .put(&Self::key(prefix, name), bytes, "application/octet-stream", Condition::Always)
-                    .await?;
+                bucket.put(&key(prefix, name), bytes, "application/octet-stream", Condition::Always).await?;
                 Ok(())
             }
         }
@@ -100,7 +94,7 @@ impl Objects {
                 }),
                 _ => Ok(()),
             },
-            Self::S3 { bucket, prefix } => Ok(bucket.delete(&Self::key(prefix, name)).await?),
+            Self::S3 { bucket, prefix } => Ok(bucket.delete(&key(prefix, name)).await?),
         }
     }
 
@@ -112,7 +106,7 @@ impl Objects {
                 path: path.join(name).display().to_string(),
                 source: e,
             })?,
-            Self::S3 { bucket, prefix } => bucket.get_existing(&Self::key(prefix, name)).await?.0,
+            Self::S3 { bucket, prefix } => bucket.get_existing(&key(prefix, name)).await?.0,
         };
         let object = format!("{}/{name}", self.location());
         codec::decode(&bytes).map_err(|reason| CheckpointError::Corrupt { object, reason })
@@ -190,16 +184,7 @@ impl LeasedStore {
         for old in expired {
             self.objects.delete(&old).await?;
         }
-        Ok(Pointer {
-            id: meta.id,
-            object: name,
-            bytes: size,
-            taken_at: meta.taken_at,
-            operator: meta.operator.digest.clone(),
-            watermark_ms: meta.watermark_ms,
-            records_out: meta.records_out,
-            writer: this_writer(),
-        })
+        Ok(Pointer::to(meta, name, size))
     }
 }
 

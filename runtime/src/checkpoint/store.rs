@@ -57,8 +57,24 @@ pub struct Pointer {
     pub writer: String,
 }
 
+impl Pointer {
+    /// The pointer to checkpoint `meta`, written by this process to `object` (`bytes` long).
+    pub fn to(meta: &super::Meta, object: String, bytes: u64) -> Self {
+        Self {
+            id: meta.id,
+            object,
+            bytes,
+            taken_at: meta.taken_at,
+            operator: meta.operator.digest.clone(),
+            watermark_ms: meta.watermark_ms,
+            records_out: meta.records_out,
+            writer: this_writer(),
+        }
+    }
+}
+
 /// This process, as pointers name their writer.
-pub(super) fn this_writer() -> String {
+fn this_writer() -> String {
     static WRITER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     WRITER
         .get_or_init(|| {
@@ -213,16 +229,7 @@ impl CheckpointStore {
         }
         let bytes = codec::encode(checkpoint);
         let meta = &checkpoint.meta;
-        let pointer = Pointer {
-            id: meta.id,
-            object: object_name(meta.id),
-            bytes: bytes.len() as u64,
-            taken_at: meta.taken_at,
-            operator: meta.operator.digest.clone(),
-            watermark_ms: meta.watermark_ms,
-            records_out: meta.records_out,
-            writer: this_writer(),
-        };
+        let pointer = Pointer::to(meta, object_name(meta.id), bytes.len() as u64);
         let pointer_bytes = serde_json::to_vec_pretty(&pointer).unwrap_or_default();
         match self {
             Self::Dir(d) => {
@@ -272,6 +279,11 @@ pub(super) fn write_atomic(root: &Path, name: &str, bytes: &[u8]) -> Result<(), 
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("sync", e))
 }
 
+/// The S3 key of `name` under `prefix` (which has no trailing `/`).
+pub(super) fn key(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() { name.to_string() } else { format!("{prefix}/{name}") }
+}
+
 /// A checkpoint directory, locked for this process.
 pub struct DirStore {
     path: PathBuf,
@@ -317,7 +329,7 @@ pub struct S3Store {
 
 impl S3Store {
     fn key(&self, name: &str) -> String {
-        if self.prefix.is_empty() { name.to_string() } else { format!("{}/{name}", self.prefix) }
+        key(&self.prefix, name)
     }
 
     async fn prune(&self, newest: u64) -> Result<(), CheckpointError> {

@@ -124,7 +124,8 @@ impl Job {
         let source_name = args.source.to_string();
         let mut generation = coordinator.generation();
         let store = LeasedStore::new(objects.clone(), coordinator.clone());
-        let mut kinesis = KinesisClient::default();
+        // Later terms' sinks use the client made at start, not a second one.
+        let mut kinesis = KinesisClient::from(self.kinesis.clone());
         let stop = tokio::sync::watch::Sender::new(false);
         let stop_rx = stop.subscribe();
         tokio::spawn({

@@ -263,6 +263,12 @@ fn exit_now(message: &str) -> ! {
 #[derive(Default)]
 pub(super) struct KinesisClient(Option<Kinesis>);
 
+impl From<Kinesis> for KinesisClient {
+    fn from(made: Kinesis) -> Self {
+        Self(Some(made))
+    }
+}
+
 impl KinesisClient {
     /// The client, made on first use.
     pub(super) async fn get(&mut self, region: Option<&str>) -> Kinesis {
