@@ -23,8 +23,9 @@ pub struct ShardProgress {
     /// The sequence number of its last record in the state; None when none was read yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
-    /// When it started being read (ms since the epoch): a shard with no record yet is read
-    /// again from this time, so a `latest` start skips nothing written while weir was down.
+    /// Where it started being read (ms since the epoch; 0: its beginning): a shard with no
+    /// record yet is read again from there, so nothing written meanwhile is skipped (a
+    /// `latest` start records the time it started).
     pub started_at_ms: i64,
     /// It was read to its end: its records are all in the state, its children may start.
     #[serde(default)]

@@ -68,6 +68,8 @@ pub enum ShardEvent {
         parents: Vec<String>,
         /// The hash keys it holds.
         hash_range: HashRange,
+        /// Where it is read from.
+        from: StartPosition,
     },
     /// One GetRecords reply with records.
     Records {
@@ -176,6 +178,7 @@ impl StreamReader {
                 })
                 .map(|(info, _)| info.clone())
                 .collect();
+            let mut starts = Vec::with_capacity(ready.len());
             for info in ready {
                 let child =
                     info.parents.iter().any(|p| tracked.get(p).is_some_and(|(_, s)| *s == Status::Ended));
@@ -187,14 +190,23 @@ impl StreamReader {
                     (_, StartPosition::AtTimestamp(t)) => StartPosition::AtTimestamp(*t),
                     _ => StartPosition::TrimHorizon,
                 };
+                starts.push((info, start));
+            }
+            // Every shard is announced before any of them is read: the watermark then waits
+            // for each from the start, instead of running ahead on the first shard's records
+            // and making the others' first records late.
+            for (info, start) in &starts {
                 let started = ShardEvent::Started {
                     shard: info.id.clone(),
                     parents: info.parents.clone(),
                     hash_range: info.hash_range,
+                    from: start.clone(),
                 };
                 if tx.send(started).await.is_err() {
                     return Ok(());
                 }
+            }
+            for (info, start) in starts {
                 tracing::info!(
                     stream = %self.stream,
                     "reading shard {}{}",

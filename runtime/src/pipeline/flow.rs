@@ -73,7 +73,8 @@ impl Flow {
                     if !parents.is_empty() {
                         tracing::info!("shard {shard} starts after {}", parents.join(", "));
                     }
-                    self.progress.started(&shard, parents, now);
+                    let from_ms = lineage.as_ref().and_then(|l| l.from_ms).unwrap_or(now);
+                    self.progress.started(&shard, parents, from_ms);
                     self.metrics.shards_reading.inc();
                 }
                 SourceEvent::Rejected(letter) => {

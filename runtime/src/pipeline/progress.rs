@@ -22,11 +22,12 @@ impl Progress {
         Self { shards }
     }
 
-    /// `shard` starts being read (a shard already known keeps what it had).
-    pub fn started(&mut self, shard: &str, parents: &[String], now_ms: i64) {
+    /// `shard` starts being read from `from_ms` (its records from that time on; 0: from its
+    /// beginning). A shard already known keeps what it had.
+    pub fn started(&mut self, shard: &str, parents: &[String], from_ms: i64) {
         self.shards.entry(shard.to_string()).or_insert_with(|| ShardProgress {
             parents: parents.to_vec(),
-            started_at_ms: now_ms,
+            started_at_ms: from_ms,
             ..ShardProgress::default()
         });
     }
@@ -80,7 +81,8 @@ impl Progress {
 }
 
 /// Where a Kinesis reader resumes each shard of a checkpoint: after its last record, or, with
-/// none read yet, from when it started being read (so nothing written meanwhile is skipped).
+/// none read yet, from where it started being read (its beginning, or a time), so that nothing
+/// written meanwhile is skipped.
 pub fn resume_positions(shards: &BTreeMap<String, ShardProgress>) -> BTreeMap<String, Resume> {
     shards
         .iter()
@@ -88,6 +90,7 @@ pub fn resume_positions(shards: &BTreeMap<String, ShardProgress>) -> BTreeMap<St
             let resume = match (&progress.after, progress.finished) {
                 (_, true) => Resume::Finished,
                 (Some(after), false) => Resume::From(StartPosition::AfterSequenceNumber(after.clone())),
+                (None, false) if progress.started_at_ms <= 0 => Resume::From(StartPosition::TrimHorizon),
                 (None, false) => Resume::From(
                     jiff::Timestamp::from_millisecond(progress.started_at_ms)
                         .map_or(StartPosition::TrimHorizon, StartPosition::AtTimestamp),
@@ -108,6 +111,7 @@ mod tests {
         progress.started("a", &[], 1_000);
         progress.started("b", &[], 2_000);
         progress.started("c", &["a".to_string()], 3_000);
+        progress.started("d", &["a".to_string()], 0);
         progress.advanced("a", Some("11"));
         progress.advanced("a", Some("12"));
         progress.ended("a");
@@ -121,5 +125,6 @@ mod tests {
             Resume::From(StartPosition::AtTimestamp(jiff::Timestamp::from_millisecond(2_000).unwrap()))
         );
         assert_eq!(resume["c"], Resume::From(StartPosition::AfterSequenceNumber("31".into())));
+        assert_eq!(resume["d"], Resume::From(StartPosition::TrimHorizon), "read from its beginning");
     }
 }

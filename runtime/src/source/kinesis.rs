@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use weir_contract::OwnedBatch;
-use weir_kinesis::{Kinesis, ReadOptions, ReaderStats, ShardEvent, Stream, StreamReader};
+use weir_kinesis::{Kinesis, ReadOptions, ReaderStats, ShardEvent, StartPosition, Stream, StreamReader};
 
 use super::{Lineage, SourceError, SourceEvent};
 use crate::metrics::{Metrics, ShardMetrics};
@@ -43,9 +43,15 @@ impl KinesisSource {
         let mut shards: HashMap<String, (ShardMetrics, ReaderStats)> = HashMap::new();
         while let Some(event) = shard_events.recv().await {
             let event = match event {
-                ShardEvent::Started { shard, parents, hash_range } => {
+                ShardEvent::Started { shard, parents, hash_range, from } => {
                     shards.insert(shard.clone(), (self.metrics.shard(&shard), ReaderStats::default()));
-                    SourceEvent::Started { shard, lineage: Some(Lineage { parents, hash_range }) }
+                    let from_ms = match from {
+                        StartPosition::TrimHorizon => Some(0),
+                        StartPosition::AtTimestamp(at) => Some(at.as_millisecond()),
+                        // A resumed shard has its position already; latest means now.
+                        StartPosition::Latest | StartPosition::AfterSequenceNumber(_) => None,
+                    };
+                    SourceEvent::Started { shard, lineage: Some(Lineage { parents, hash_range, from_ms }) }
                 }
                 ShardEvent::Ended { shard } => SourceEvent::Ended { shard },
                 ShardEvent::Records { shard, records, read_at, millis_behind_latest, stats } => {

@@ -27,6 +27,9 @@ pub struct Lineage {
     pub parents: Vec<String>,
     /// The hash keys it holds.
     pub hash_range: HashRange,
+    /// Where it is read from until a record of it is processed, in ms since the epoch (0: its
+    /// beginning; None: now), which is where a checkpoint taken before then resumes it.
+    pub from_ms: Option<i64>,
 }
 
 /// What a source tells the pipeline, in order per shard: `Started`, `Batch`es, maybe `Ended`.
