@@ -203,6 +203,7 @@ impl Job {
             let options = PipelineOptions {
                 fence: Some(coordinator.fence.clone()),
                 partition_keyed: !args.leases.allow_spread_keys,
+                children_read_elsewhere: true,
                 ..self.options.clone()
             };
             let mut changed = generation.clone();
@@ -230,7 +231,12 @@ impl Job {
                 Ok(Ending::Stopped) => {}
                 Ok(Ending::EndOfInput) => {
                     retrying(|| coordinator.after_term()).await?;
-                    return Ok(Ending::EndOfInput);
+                    if !generation.has_changed().unwrap_or(false) {
+                        return Ok(Ending::EndOfInput);
+                    }
+                    // A shard ended (its children come next) or the leases moved: the input
+                    // has not ended, only this term's part of it.
+                    continue;
                 }
                 Err(e) if lease_moved(&e) => {
                     tracing::warn!("{e}: going on with the leases still held");

@@ -39,6 +39,8 @@ pub struct Flow {
     pub refusal: fn(&str, &[u8]) -> Option<String>,
     /// Grouping keys found on several shards (when records are grouped by a JSON field).
     pub spread: Option<Spread>,
+    /// Shards read to their end in this run.
+    pub shards_ended: usize,
 }
 
 impl Flow {
@@ -86,6 +88,7 @@ impl Flow {
                     // processed by the end of this step, before any checkpoint.
                     self.watermarks.ended(&shard);
                     self.progress.ended(&shard);
+                    self.shards_ended += 1;
                     self.metrics.reshards.inc();
                     self.metrics.shards_reading.dec();
                 }

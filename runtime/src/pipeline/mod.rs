@@ -66,6 +66,11 @@ pub struct PipelineOptions {
     /// Refuse records whose partition key is not their grouping key (a lease group's workers
     /// each read whole shards).
     pub partition_keyed: bool,
+    /// The children of a shard read to its end are read by another run (a lease group's next
+    /// term, or another worker), which goes on with its keys' state from the checkpoint. The
+    /// end of the input then flushes no pending window if a shard ended in this run: those
+    /// windows' later trades are on the children.
+    pub children_read_elsewhere: bool,
 }
 
 impl Default for PipelineOptions {
@@ -80,6 +85,7 @@ impl Default for PipelineOptions {
             stats_format: StatsFormat::Log,
             fence: None,
             partition_keyed: false,
+            children_read_elsewhere: false,
         }
     }
 }
@@ -222,6 +228,7 @@ pub async fn run_term(
         records_out,
         refusal,
         spread,
+        shards_ended: 0,
     };
 
     let mut ticks = tokio::time::interval(options.tick_interval);
@@ -269,10 +276,14 @@ pub async fn run_term(
                         // it: every pending window flushed, then a last checkpoint holding the
                         // positions at the end and what the flush left, so that a run going on
                         // from it (or a worker taking a lease over) does not flush them again.
+                        // Not so if a shard ended whose children another run reads: the
+                        // checkpoint hands its pending windows to them.
                         if let Some(task) = source_task.take() {
                             join(task).await??;
                         }
-                        flow.finish().await?;
+                        if !(options.children_read_elsewhere && flow.shards_ended > 0) {
+                            flow.finish().await?;
+                        }
                         if let Some(w) = &writer {
                             flow.cut(w).await?;
                         }
