@@ -2,8 +2,8 @@
 //! own objects, and each lease names the object that holds its shard.
 //!
 //! ```text
-//! LOCATION/workers/<worker>/00000000000000000007.ckpt   a cut of every shard the worker reads
-//! lease row of each shard                                -> that object, position, time
+//! LOCATION/workers/<worker>/<process start>-<id>.ckpt   a cut of every shard the worker reads
+//! lease row of each shard                               -> that object, position, time
 //! ```
 //!
 //! An object is written first, then every lease it covers is pointed at it with a write
@@ -18,13 +18,17 @@
 //! its parents' final checkpoints. This needs the partition key of every record to be its
 //! grouping key (what `builtin:rekey` produces).
 //!
-//! A worker deletes its own objects once three newer ones exist and they are an hour old (a
-//! lease given up still names the last one until its new owner checkpoints).
+//! Object names carry the start time of the process, so that a worker restarted under the same
+//! `--worker-id` never overwrites an object a lease still names. A worker deletes an object of
+//! its own once three newer ones exist and the lease loop's scan of the table (begun after the
+//! object was recorded) found no lease naming it: a lease given up still names its last one
+//! until its new owner checkpoints, and a finished shard's names its final state for as long
+//! as its children may need it.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use weir_kinesis::{Resume, StartPosition};
 
@@ -33,9 +37,6 @@ use super::{Checkpoint, CheckpointError, Meta, OperatorRef, codec};
 use crate::lease::{Coordinator, Lease};
 use crate::location::Location;
 use crate::s3::{Bucket, Condition};
-
-/// How long a worker keeps an object it wrote beyond the last [`KEEP`].
-const KEEP_FOR: Duration = Duration::from_secs(3600);
 
 /// Where the objects are: a directory or an S3 prefix.
 #[derive(Clone, Debug)]
@@ -118,13 +119,17 @@ impl Objects {
 pub struct LeasedStore {
     objects: Objects,
     coordinator: Arc<Coordinator>,
+    /// The process's start (milliseconds since the epoch), in every object name.
+    started_ms: i64,
+    /// Objects written and recorded, oldest first, with when their recording ended.
     written: Arc<Mutex<VecDeque<(String, Instant)>>>,
 }
 
 impl LeasedStore {
     /// Checkpoints to `objects`, recorded in the leases `coordinator` holds.
     pub fn new(objects: Objects, coordinator: Arc<Coordinator>) -> Self {
-        Self { objects, coordinator, written: Arc::default() }
+        let started_ms = jiff::Timestamp::now().as_millisecond();
+        Self { objects, coordinator, started_ms, written: Arc::default() }
     }
 
     /// Where the objects are.
@@ -137,7 +142,7 @@ impl LeasedStore {
     pub async fn write(&mut self, checkpoint: &Checkpoint) -> Result<Pointer, CheckpointError> {
         let meta = &checkpoint.meta;
         let worker = self.coordinator.worker().to_string();
-        let name = format!("workers/{worker}/{:020}.ckpt", meta.id);
+        let name = format!("workers/{worker}/{}-{:012}.ckpt", self.started_ms, meta.id);
         let bytes = codec::encode(checkpoint);
         let size = bytes.len() as u64;
         self.objects.put(&name, bytes).await?;
@@ -173,12 +178,17 @@ impl LeasedStore {
         let expired: Vec<String> = {
             let mut written = self.written.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             written.push_back((name.clone(), Instant::now()));
+            let older = written.len().saturating_sub(KEEP as usize);
             let mut expired = Vec::new();
-            while written.len() > KEEP as usize
-                && written.front().is_some_and(|(_, at)| at.elapsed() > KEEP_FOR)
-            {
-                expired.extend(written.pop_front().map(|(old, _)| old));
+            let mut kept = VecDeque::with_capacity(written.len());
+            for (index, (old, recorded)) in written.drain(..).enumerate() {
+                if index < older && self.coordinator.unnamed(&old, recorded) {
+                    expired.push(old);
+                } else {
+                    kept.push_back((old, recorded));
+                }
             }
+            *written = kept;
             expired
         };
         for old in expired {

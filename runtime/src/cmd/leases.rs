@@ -23,6 +23,8 @@ struct Row {
     state: &'static str,
     behind_ms: Option<i64>,
     checkpoint_at: Option<String>,
+    /// The object holding its last checkpoint.
+    checkpoint: Option<String>,
     position: Option<String>,
 }
 
@@ -66,6 +68,7 @@ pub async fn leases(args: LeasesArgs) -> Result<()> {
             state,
             behind_ms,
             checkpoint_at: lease.checkpoint_at.clone(),
+            checkpoint: lease.checkpoint.as_ref().map(|name| format!("{}/{name}", group.checkpoints)),
             position: lease.position.clone(),
         });
     }

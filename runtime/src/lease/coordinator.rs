@@ -15,7 +15,7 @@
 //! [`Coordinator::after_term`] releases what was to go, and the next term starts from the
 //! leases held.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -85,6 +85,8 @@ pub struct Coordinator {
     metrics: LeaseMetrics,
     /// Where new shards are found (None: rows are added by someone else, as in the simulation).
     stream: Option<(Kinesis, Stream)>,
+    /// The checkpoint objects the rows named at the last scan, and when it began.
+    named: Mutex<Option<(Instant, HashSet<String>)>>,
 }
 
 /// A task aborted when this is dropped.
@@ -125,6 +127,7 @@ impl Coordinator {
             stopping: AtomicBool::new(false),
             metrics,
             stream,
+            named: Mutex::default(),
         });
         let sent = Instant::now();
         coordinator.table.join(&coordinator.options.worker, 1).await?;
@@ -150,6 +153,14 @@ impl Coordinator {
             .filter(|l| !held.shedding.contains(&l.shard) && !held.ended.contains(&l.shard))
             .cloned()
             .collect()
+    }
+
+    /// Whether no lease can name checkpoint object `name` any more: a scan begun after it
+    /// was recorded (at `recorded`) found no row naming it. Rows only ever move on to newer
+    /// objects, so an object unnamed then stays unnamed.
+    pub fn unnamed(&self, name: &str, recorded: Instant) -> bool {
+        let named = self.named.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        named.as_ref().is_some_and(|(scanned, names)| *scanned > recorded && !names.contains(name))
     }
 
     /// The counter `shard` is held with, if held.
@@ -362,7 +373,10 @@ impl Coordinator {
     /// wanted was taken by another worker first.
     async fn scan(&self, live: &BTreeSet<String>) -> Result<bool, LeaseError> {
         let me = self.worker();
+        let began = Instant::now();
         let leases = self.table.leases().await?;
+        let names = leases.iter().filter_map(|l| l.checkpoint.clone()).collect();
+        *self.named.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((began, names));
         let rows: BTreeMap<&str, &Lease> = leases.iter().map(|l| (l.shard.as_str(), l)).collect();
         let settling = {
             let mut held = self.held_now();
