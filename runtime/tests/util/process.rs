@@ -116,6 +116,11 @@ impl Weir {
         }
     }
 
+    /// Where it serves its metrics (`HOST:PORT`).
+    pub fn metrics_addr(&self) -> &str {
+        &self.metrics_addr
+    }
+
     /// The metrics endpoint's body now (`GET /metrics`), waiting for the server to be up.
     pub fn metrics(&mut self) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
