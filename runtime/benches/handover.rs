@@ -21,9 +21,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use util::kinesis::{create_stream_at, kinesis_local_endpoint, producer, runtime};
+use util::kinesis::{create_stream_at, kinesis_local_endpoint, producer};
+use util::leases::LeaseGroup;
 use util::process::{Weir, scrape, value};
-use util::weir;
 
 const SHARDS: usize = 8;
 const WORKERS: usize = 3;
@@ -45,27 +45,11 @@ fn env(name: &str, default: u64) -> u64 {
 /// The longest time (ms) no worker read a record of a shard, per phase (0: quiet, 1: restarts).
 type Lags = Arc<Mutex<[BTreeMap<String, f64>; 2]>>;
 
-struct Group {
-    endpoint: String,
-    trades: String,
-    results: String,
-    table: String,
-    checkpoints: String,
-    started: usize,
-}
-
-impl Group {
-    fn worker(&mut self) -> Weir {
-        self.started += 1;
-        let mut cmd = weir();
-        cmd.env("AWS_ENDPOINT_URL_KINESIS", &self.endpoint)
-            .arg("run")
-            .args(["--source", &format!("kinesis://{}", self.trades)])
-            .args(["--sink", &format!("kinesis://{}", self.results)])
-            .args(["--checkpoint", &self.checkpoints, "--lease-table", &self.table])
-            .args(["--worker-id", &format!("w{}", self.started), "--parallelism", "1"]);
-        Weir::start(cmd)
-    }
+/// A worker with the defaults (failover 10 s, checkpoints every 10 s), one instance.
+fn worker(group: &mut LeaseGroup) -> Weir {
+    let mut cmd = group.run();
+    cmd.args(["--parallelism", "1"]);
+    Weir::start(cmd)
 }
 
 /// Leases held by the live workers whose metrics answer, and how many answered.
@@ -94,15 +78,7 @@ fn main() {
     let endpoint = kinesis_local_endpoint();
     let trades = create_stream_at(&endpoint, "handover", SHARDS as i32);
     let results = create_stream_at(&endpoint, "handover-out", 1);
-    let bucket = util::s3::bucket(&runtime(), "handover");
-    let mut group = Group {
-        endpoint: endpoint.clone(),
-        table: format!("{trades}-leases"),
-        checkpoints: format!("s3://{bucket}/checkpoints"),
-        trades: trades.clone(),
-        results,
-        started: 0,
-    };
+    let mut group = LeaseGroup::new(endpoint.clone(), trades.clone(), results);
 
     // The producer runs for the whole bench: long enough for the quiet phase, the restarts
     // and their settling.
@@ -115,7 +91,7 @@ fn main() {
         .expect("weir-producer");
     let writing = Stopped(writing);
 
-    let mut live: Vec<Weir> = (0..WORKERS).map(|_| group.worker()).collect();
+    let mut live: Vec<Weir> = (0..WORKERS).map(|_| worker(&mut group)).collect();
     let addresses: Arc<Mutex<Vec<String>>> =
         Arc::new(Mutex::new(live.iter().map(|w| w.metrics_addr().to_string()).collect()));
     wait_held(&addresses, WORKERS);
@@ -178,7 +154,7 @@ fn main() {
         let (status, log) = old.wait(Duration::from_secs(60));
         assert!(status.success(), "a stopped worker exits 0:\n{log}");
         let took = stopped.elapsed() + wait_held(&addresses, WORKERS - 1);
-        let new = group.worker();
+        let new = worker(&mut group);
         addresses.lock().unwrap().push(new.metrics_addr().to_string());
         live.push(new);
         let rebalanced = wait_held(&addresses, WORKERS);

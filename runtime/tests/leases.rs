@@ -15,6 +15,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use util::kinesis::*;
+use util::leases::LeaseGroup;
 use util::process::Weir;
 use util::*;
 
@@ -28,39 +29,14 @@ fn settings() -> [(&'static str, &'static str); 1] {
     [("out-of-orderness", "30s")]
 }
 
-/// One job's streams, lease table and checkpoint location.
-struct Job {
-    endpoint: String,
-    trades: String,
-    results: String,
-    table: String,
-    checkpoints: String,
-    started: usize,
-}
-
-impl Job {
-    fn new(endpoint: String, trades: String, results: String) -> Self {
-        let bucket = util::s3::bucket(&runtime(), "leases");
-        Job {
-            table: format!("{trades}-leases"),
-            checkpoints: format!("s3://{bucket}/checkpoints"),
-            endpoint,
-            trades,
-            results,
-            started: 0,
-        }
-    }
-
-    /// A worker, named `w<N>` in the order started.
+/// A lease group's workers as these tests run them.
+impl LeaseGroup {
+    /// A worker reading from trim-horizon, checkpointing every second, `FAILOVER`.
     fn worker(&mut self, extra: &[&str]) -> Weir {
-        self.started += 1;
-        let mut cmd = weir();
-        cmd.env("AWS_ENDPOINT_URL_KINESIS", &self.endpoint).env("WEIR_LOG", "weir=info").arg("run");
-        cmd.args(["--source", &format!("kinesis://{}", self.trades), "--start-position", "trim-horizon"])
-            .args(["--sink", &format!("kinesis://{}", self.results), "--set", "out-of-orderness=30s"])
-            .args(["--checkpoint", &self.checkpoints, "--checkpoint-interval", "1s"])
-            .args(["--lease-table", &self.table, "--failover-time", FAILOVER])
-            .args(["--worker-id", &format!("w{}", self.started)])
+        let mut cmd = self.run();
+        cmd.env("WEIR_LOG", "weir=info")
+            .args(["--start-position", "trim-horizon", "--set", "out-of-orderness=30s"])
+            .args(["--checkpoint-interval", "1s", "--failover-time", FAILOVER])
             .args(["--idle-after", "600s", "--parallelism", "2"])
             .args(extra);
         Weir::start(cmd)
@@ -140,7 +116,7 @@ fn three_workers_share_eight_shards_through_a_kill_a_rolling_restart_a_split_and
     let endpoint = kinesis_local_endpoint();
     let trades = create_stream_at(&endpoint, "trades", SHARDS as i32);
     let results = create_stream_at(&endpoint, "results", 1);
-    let mut job = Job::new(endpoint.clone(), trades.clone(), results.clone());
+    let mut job = LeaseGroup::new(endpoint.clone(), trades.clone(), results.clone());
     let (mut input, mut logs) = (Vec::new(), Vec::new());
     // Each wave is 1,500 trades, 30 s of event time.
     let wave = |n: i64| T0 + n * 1_500 * 20;
@@ -272,7 +248,7 @@ fn a_lone_worker_reads_a_split_shard_then_its_children_and_flushes_only_at_the_e
         &["--step", "20ms"],
     ));
 
-    let mut job = Job::new(endpoint.clone(), trades, results.clone());
+    let mut job = LeaseGroup::new(endpoint.clone(), trades, results.clone());
     let (status, log) = job.worker(&["--until-idle", "3s"]).wait(Duration::from_secs(120));
     assert!(status.success(), "{log}");
     let results = tail_at(&endpoint, &results, &[]);
@@ -359,7 +335,7 @@ fn a_stream_keyed_at_random_is_refused_by_a_lease_group_and_read_right_after_rek
 fn a_paused_worker_loses_its_leases_and_cannot_record_a_checkpoint_over_the_new_owners() {
     let (trades, results) = (create_stream("paused", 2), create_stream("results", 1));
     produce(&endpoint(), &trades, 2_000, TICKERS, T0);
-    let mut job = Job::new(endpoint(), trades, results);
+    let mut job = LeaseGroup::new(endpoint(), trades, results);
     let mut first = job.worker(&[]);
     job.wait_balanced(&mut [&mut first], Duration::from_secs(60));
     first.wait_for_metric("weir_checkpoints_total", |n| n >= 1.0, Duration::from_secs(30));

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod kinesis;
+pub mod leases;
 pub mod process;
 pub mod s3;
 
