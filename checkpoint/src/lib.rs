@@ -30,7 +30,8 @@ pub struct ShardProgress {
     /// It was read to its end: its records are all in the state, its children may start.
     #[serde(default)]
     pub finished: bool,
-    /// The latest event time the operator reported for its records (its watermark).
+    /// Its event-time clock: no record of it after `after` is older (the latest event time the
+    /// operator reported for its records, or more once an empty read proved it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_time_ms: Option<i64>,
 }

@@ -21,6 +21,11 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
+    /// How late the record was, if the operator refused or reported it for that.
+    pub fn lateness(&self) -> Option<crate::Lateness> {
+        crate::Lateness::of(&self.reason)
+    }
+
     /// The dead letter for `record`, refused for `reason`.
     pub fn new(record: &Record<'_>, reason: impl Into<String>) -> Self {
         Self {

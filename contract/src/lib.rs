@@ -22,7 +22,7 @@ pub use batch::{Batch, OwnedBatch, Record};
 pub use dead_letter::DeadLetter;
 pub use error::Error;
 pub use grouping::Grouping;
-pub use output::{Output, Rejection};
+pub use output::{Lateness, Output, Rejection};
 pub use state::{INSTANCE_KEY, KeyedStates, StateEntry};
 
 use std::fmt;

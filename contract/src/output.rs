@@ -10,6 +10,43 @@ pub struct Rejection {
     pub reason: String,
 }
 
+/// How far behind the watermark a record came, for an operator that works in event time.
+///
+/// On the wire (`wit/operator.wit`, `rejection.reason`) it is the start of the reason: `late: `
+/// or `partly late: `. The host counts both (`weir_late_records_total{missed="all"|"some"}`)
+/// and marks the dead letter (`"late":"all"|"some"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lateness {
+    /// Every window the record belongs to had been emitted: it counts in none.
+    Late,
+    /// Some of its windows had been emitted without it; it counts in the others. Reported,
+    /// not refused: those emitted windows are incomplete.
+    PartlyLate,
+}
+
+impl Lateness {
+    /// The tag a reason starts with.
+    pub const fn tag(self) -> &'static str {
+        match self {
+            Lateness::Late => "late: ",
+            Lateness::PartlyLate => "partly late: ",
+        }
+    }
+
+    /// How the dead letter and the metric name it: how many of its windows it missed.
+    pub const fn missed(self) -> &'static str {
+        match self {
+            Lateness::Late => "all",
+            Lateness::PartlyLate => "some",
+        }
+    }
+
+    /// The lateness a reason carries, if any.
+    pub fn of(reason: &str) -> Option<Self> {
+        [Lateness::Late, Lateness::PartlyLate].into_iter().find(|l| reason.starts_with(l.tag()))
+    }
+}
+
 /// Output of one call: records to write to the sink, and rejected input records.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Output {
@@ -48,6 +85,20 @@ impl Output {
     /// destination with `reason`.
     pub fn reject(&mut self, index: u32, reason: impl Into<String>) {
         self.rejected.push(Rejection { index, reason: reason.into() });
+    }
+
+    /// Refuse input record `index` as late (every window it belongs to was emitted); `reason`
+    /// says by how much and what to change.
+    pub fn reject_late(&mut self, index: u32, reason: impl std::fmt::Display) {
+        self.reject(index, format!("{}{reason}", Lateness::Late.tag()));
+    }
+
+    /// Report input record `index`, which the operator kept, as partly late: it counts in its
+    /// open windows, but some were emitted without it (`reason` names them). The host counts it
+    /// and sends it to the dead-letter destination, once, so nobody takes those windows for
+    /// complete.
+    pub fn report_partly_late(&mut self, index: u32, reason: impl std::fmt::Display) {
+        self.reject(index, format!("{}{reason}", Lateness::PartlyLate.tag()));
     }
 
     /// Report that an input record with event time `time_ms` (ms since the Unix epoch) was

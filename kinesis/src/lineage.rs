@@ -71,12 +71,14 @@ pub enum ShardEvent {
         /// Where it is read from.
         from: StartPosition,
     },
-    /// One GetRecords reply with records.
+    /// One GetRecords reply (with records, or empty).
     Records {
         /// The shard.
         shard: String,
         /// The records, in sequence order.
         records: Vec<Record>,
+        /// When the call was sent.
+        sent_at: Instant,
         /// When the reply arrived.
         read_at: Instant,
         /// How far behind the shard's newest record the reply left the reader, if Kinesis said.
@@ -307,6 +309,7 @@ impl ReaderTask {
             let records = ShardEvent::Records {
                 shard: shard.clone(),
                 records: reply.records,
+                sent_at: reply.sent_at,
                 read_at,
                 millis_behind_latest: reply.millis_behind_latest,
                 stats: self.reader.stats(),

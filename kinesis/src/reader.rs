@@ -153,8 +153,11 @@ impl std::str::FromStr for StartPosition {
 }
 
 /// One GetRecords reply.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Reply {
+    /// When the call that got this reply was sent (the last attempt, after any retries): what
+    /// an empty, caught-up reply proves is that the shard had nothing more at this moment.
+    pub sent_at: std::time::Instant,
     /// The records, in sequence order.
     pub records: Vec<Record>,
     /// How far the shard's newest record is ahead of the last one returned, if Kinesis said.
@@ -238,7 +241,12 @@ impl ShardReader {
     /// After a reply with `ended`, there is nothing more to read.
     pub async fn next(&mut self) -> Result<Reply, KinesisError> {
         if self.ended {
-            return Ok(Reply { ended: true, ..Reply::default() });
+            return Ok(Reply {
+                sent_at: std::time::Instant::now(),
+                records: Vec::new(),
+                millis_behind_latest: None,
+                ended: true,
+            });
         }
         if let Some(at) = self.next_call.take() {
             tokio::time::sleep_until(at).await;
@@ -249,6 +257,7 @@ impl ShardReader {
                 Some(iterator) => iterator.clone(),
                 None => self.new_iterator().await?,
             };
+            let sent_at = std::time::Instant::now();
             let call = self
                 .kinesis
                 .client
@@ -290,8 +299,12 @@ impl ShardReader {
             }
             self.iterator = reply.next_shard_iterator;
             self.ended = self.iterator.is_none();
-            let reply =
-                Reply { records, millis_behind_latest: reply.millis_behind_latest, ended: self.ended };
+            let reply = Reply {
+                sent_at,
+                records,
+                millis_behind_latest: reply.millis_behind_latest,
+                ended: self.ended,
+            };
             let wait = self.pace(&reply);
             self.next_call = (!wait.is_zero()).then(|| tokio::time::Instant::now() + wait);
             return Ok(reply);
@@ -421,8 +434,12 @@ mod tests {
             .partition_key("k")
             .build()
             .unwrap();
-        let reply =
-            Reply { records: vec![record; records], millis_behind_latest: Some(behind), ended: false };
+        let reply = Reply {
+            sent_at: std::time::Instant::now(),
+            records: vec![record; records],
+            millis_behind_latest: Some(behind),
+            ended: false,
+        };
         reader.pace(&reply)
     }
 

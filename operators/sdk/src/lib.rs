@@ -104,8 +104,8 @@ pub mod export;
 pub use harness::Harness;
 pub use settings::Settings;
 pub use weir_contract::{
-    Batch, CONTRACT, Contract, DeadLetter, Error, Grouping, INSTANCE_KEY, KeyedStates, NO_WATERMARK, Output,
-    OwnedBatch, Record, Rejection, StateEntry, batch, output, state,
+    Batch, CONTRACT, Contract, DeadLetter, Error, Grouping, INSTANCE_KEY, KeyedStates, Lateness,
+    NO_WATERMARK, Output, OwnedBatch, Record, Rejection, StateEntry, batch, output, state,
 };
 
 /// A stream operator: keyed state, fed batches of records, producing output records.

@@ -12,7 +12,9 @@
 //!
 //! A trade is late, and goes to the dead-letter destination, only when every window it belongs
 //! to has already fired; a trade behind the watermark that still belongs to an open window
-//! counts in that window (Flink's rule for sliding windows with no allowed lateness).
+//! counts in that window (Flink's rule for sliding windows with no allowed lateness) and, if
+//! some of its windows fired without it, is reported as partly late (Flink says nothing), so
+//! that the windows it missed are known to be incomplete.
 //!
 //! Layout: [`config`] (settings), [`trade`] (reading a record, with the fast path in
 //! [`scan`]), [`panes`] (one key's windows),
@@ -123,22 +125,42 @@ impl SlidingWindowMax {
         id
     }
 
-    /// Add one trade at `time`; `Err` says why it is late.
-    fn add(&mut self, ticker: &str, time: i64, price: f64) -> Result<(), String> {
+    /// Add one trade at `time`. `Err`: it is late (every window it belongs to was emitted for
+    /// its ticker), and why; `Ok(Some(why))`: it counts in its open windows but is partly late.
+    fn add(&mut self, ticker: &str, time: i64, price: f64) -> Result<Option<String>, String> {
         let (w, s) = (self.config.window_ms, self.config.slide_ms);
-        let last_window_end = time.div_euclid(s) * s + w;
-        if last_window_end <= self.watermark {
+        // Windows of this ticker ending here or before are closed: fired, or passed by the
+        // watermark while empty for it (a restored key may have fired past the watermark).
+        let fired = self.index.get(ticker).map_or(NEVER, |&id| self.keys[id as usize].last_fired_end);
+        let closed = fired.max(self.watermark);
+        let first_end = (time - w).div_euclid(s) * s + s + w;
+        let last_end = time.div_euclid(s) * s + w;
+        if last_end <= closed {
             return Err(format!(
-                "late: event time {} is {} ms behind the watermark {}, and every window it belongs to \
+                "event time {} is {} ms behind the watermark {}, and every window it belongs to \
                  has been emitted (raise out-of-orderness, now {} ms, to wait longer)",
                 timestamp(time),
-                self.watermark - time,
-                timestamp(self.watermark),
+                closed - time,
+                timestamp(closed),
                 self.config.out_of_orderness_ms
             ));
         }
+        let partly = (first_end <= closed).then(|| {
+            let missed_last = (closed - w).div_euclid(s) * s + w;
+            let missed = (missed_last - first_end) / s + 1;
+            format!(
+                "event time {} came after {missed} of its {} windows were emitted without it, [{}, {}) to [{}, {}); it counts in the others (raise out-of-orderness, now {} ms, to wait longer)",
+                timestamp(time),
+                (last_end - first_end) / s + 1,
+                timestamp(first_end - w),
+                timestamp(first_end),
+                timestamp(missed_last - w),
+                timestamp(missed_last),
+                self.config.out_of_orderness_ms
+            )
+        });
         let pane = time.div_euclid(self.pane_ms) * self.pane_ms;
-        let candidate = self.first_end_containing(pane, self.watermark);
+        let candidate = self.first_end_containing(pane, closed);
         let id = self.key_id(ticker);
         let key = &mut self.keys[id as usize];
         key.panes.add(pane, price);
@@ -146,7 +168,7 @@ impl SlidingWindowMax {
             key.timer = candidate;
             self.timers.push(Reverse((candidate, id)));
         }
-        Ok(())
+        Ok(partly)
     }
 
     /// The operator's event-time watermark for the host's: `out-of-orderness` behind it.
@@ -311,9 +333,13 @@ impl Operator for SlidingWindowMax {
                 );
                 continue;
             }
-            if let Err(reason) = self.add(&parsed.ticker, time, parsed.price) {
-                out.reject(record.index, reason);
-                continue;
+            match self.add(&parsed.ticker, time, parsed.price) {
+                Ok(None) => {}
+                Ok(Some(partly)) => out.report_partly_late(record.index, partly),
+                Err(late) => {
+                    out.reject_late(record.index, late);
+                    continue;
+                }
             }
             if !processing {
                 out.observe_event_time(time);

@@ -86,13 +86,24 @@ fn late_trades_go_to_dead_letters_with_the_reason_and_partly_late_ones_count_whe
         [w("A", -10, 10, 1.0, 1), w("A", 0, 20, 1.0, 1), w("A", 10, 30, 7.0, 2), w("A", 20, 40, 1.0, 1)]
     );
     let dead = h.dead_letters();
-    assert_eq!(dead.len(), 1);
+    assert_eq!(dead.len(), 2, "the late trade and the partly late one");
+    assert_eq!(dead[0].lateness(), Some(Lateness::Late));
     assert!(
         dead[0].reason.starts_with("late: event time 2026-11-25T10:00:05.000Z is 20000 ms behind"),
         "{}",
         dead[0].reason
     );
     assert_eq!(dead[0].data, trade("A", T0 + 5_000, 50.0));
+    // Counted in [10,30), reported for the window [0,20) it missed, which came out without it.
+    assert_eq!(dead[1].lateness(), Some(Lateness::PartlyLate));
+    assert!(
+        dead[1].reason.starts_with(
+            "partly late: event time 2026-11-25T10:00:15.000Z came after 1 of its 2 windows were emitted without it, [2026-11-25T10:00:00.000Z, 2026-11-25T10:00:20.000Z)"
+        ),
+        "{}",
+        dead[1].reason
+    );
+    assert_eq!(dead[1].data, trade("A", T0 + 15_000, 7.0));
 }
 
 #[test]

@@ -76,10 +76,11 @@ pub struct RunArgs {
     #[arg(long, env = "WEIR_PARALLELISM", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=4096))]
     pub parallelism: Option<u16>,
 
-    /// How long a shard may deliver no records before it stops holding back the event-time
-    /// watermark (the smallest, over the shards, of the latest event time read from each).
-    #[arg(long, env = "WEIR_IDLE_AFTER", default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
-    pub idle_after: Duration,
+    /// No longer used, accepted so that existing scripts keep working: a shard stops holding
+    /// back the watermark after an empty read that found it caught up, not after a time
+    /// (a time-based idleness made in-order records late after a producer pause).
+    #[arg(long, env = "WEIR_IDLE_AFTER", hide = true, value_parser = parse_duration, value_name = "DURATION")]
+    pub idle_after: Option<Duration>,
 
     /// Records per operator call, at most.
     #[arg(long, env = "WEIR_BATCH_SIZE", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]

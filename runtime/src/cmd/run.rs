@@ -86,9 +86,13 @@ pub async fn run(args: RunArgs) -> Result<Ending> {
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     tracing::info!("{parallelism} operator instances; records go to the one that owns their {}", grouping);
+    if args.idle_after.is_some() {
+        tracing::warn!(
+            "--idle-after (WEIR_IDLE_AFTER) has no effect any more and will be removed: a shard stops holding back the watermark once an empty read finds it caught up"
+        );
+    }
     let options = PipelineOptions {
         parallelism,
-        idle_after: args.idle_after,
         tick_interval: args.tick_interval,
         stats_interval: args.stats_interval,
         stats_format,

@@ -47,6 +47,13 @@ pub struct InstanceLabel {
     pub instance: String,
 }
 
+/// The label of `weir_late_records_total`: how many of its windows a record missed.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct MissedLabel {
+    /// `all` (late: counted in no window) or `some` (partly late).
+    pub missed: &'static str,
+}
+
 /// One operator instance's series.
 #[derive(Clone, Debug, Default)]
 pub struct InstanceMetrics {
@@ -85,6 +92,7 @@ pub struct Metrics {
     read_throttles: Family<ShardLabel, Counter>,
     read_retries: Family<ShardLabel, Counter>,
     iterator_renewals: Family<ShardLabel, Counter>,
+    late_records: Family<MissedLabel, Counter>,
     /// `weir_batches_total`: source batches processed (split among the instances by key).
     pub batches: Counter,
     /// `weir_shards_reading`: shards being read now.
@@ -163,6 +171,7 @@ impl Default for Metrics {
         let read_throttles = Family::default();
         let read_retries = Family::default();
         let iterator_renewals = Family::default();
+        let late_records = Family::default();
         let batches = Counter::default();
         let shards_reading = Gauge::default();
         let reshards = Counter::default();
@@ -210,6 +219,11 @@ impl Default for Metrics {
             "weir_iterator_renewals",
             "Expired shard iterators replaced after the last sequence number read",
             iterator_renewals.clone(),
+        );
+        registry.register(
+            "weir_late_records",
+            "Records behind the watermark that missed windows already emitted (missed=all: late, counted in none; some: partly late, counted in the open ones)",
+            late_records.clone(),
         );
         registry.register("weir_batches", "Source batches processed", batches.clone());
         registry.register("weir_shards_reading", "Shards being read", shards_reading.clone());
@@ -269,6 +283,7 @@ impl Default for Metrics {
             read_throttles,
             read_retries,
             iterator_renewals,
+            late_records,
             batches,
             shards_reading,
             reshards,
@@ -317,6 +332,12 @@ pub struct Snapshot {
 }
 
 impl Metrics {
+    /// `weir_late_records_total{missed}`: records that came after windows they belong to were
+    /// emitted, by how many they missed (each also a dead letter).
+    pub fn late_records(&self, lateness: weir_contract::Lateness) -> Counter {
+        self.late_records.get_or_create(&MissedLabel { missed: lateness.missed() }).clone()
+    }
+
     /// The series of `shard`, created on first use.
     pub fn shard(&self, shard: &str) -> ShardMetrics {
         let label = ShardLabel { shard: shard.to_string() };

@@ -51,16 +51,17 @@ impl Flow {
         first: SourceEvent,
         events: &mut mpsc::Receiver<SourceEvent>,
     ) -> Result<(), PipelineError> {
-        let watermark = self.current_watermark();
+        // Computed at the step's first batch, after what came before it (a shard started or
+        // ended, a caught-up read): every batch of a step runs with the same watermark.
+        let mut watermark = None;
         let (now, mut read_at, mut routed) = (now_ms(), None::<Instant>, 0);
         let mut next = Some(first);
         while let Some(event) = next.take() {
             match event {
                 SourceEvent::Batch { mut batch, read_at: at, position } => {
                     batch.now_ms = now;
-                    batch.watermark_ms = watermark;
+                    batch.watermark_ms = *watermark.get_or_insert_with(|| self.current_watermark());
                     self.metrics.shard(&batch.shard_id).records_in.inc_by(batch.len() as u64);
-                    self.watermarks.delivered(&batch.shard_id, at);
                     self.progress.advanced(&batch.shard_id, position.as_deref());
                     if let Some(spread) = &mut self.spread {
                         self.metrics.keys_on_several_shards.inc_by(spread.observe(&batch, &self.progress)?);
@@ -70,8 +71,8 @@ impl Flow {
                     routed += 1;
                 }
                 SourceEvent::Started { shard, lineage } => {
-                    self.watermarks.started(&shard, Instant::now());
                     let parents = lineage.as_ref().map_or(&[][..], |l| &l.parents[..]);
+                    self.watermarks.started(&shard, parents, lineage.as_ref().map(|l| l.hash_range));
                     if !parents.is_empty() {
                         tracing::info!("shard {shard} starts after {}", parents.join(", "));
                     }
@@ -79,13 +80,15 @@ impl Flow {
                     self.progress.started(&shard, parents, from_ms);
                     self.metrics.shards_reading.inc();
                 }
+                SourceEvent::CaughtUp { shard, sent_at } => self.watermarks.caught_up(&shard, sent_at),
                 SourceEvent::Rejected(letter) => {
                     self.metrics.shard(&letter.shard_id).dead_letters.inc();
                     self.dead_letters.write(std::slice::from_ref(&letter)).await?;
                 }
                 SourceEvent::Ended { shard } => {
                     // The reader has logged it. Its records were routed before: they are
-                    // processed by the end of this step, before any checkpoint.
+                    // processed by the end of this step, before any checkpoint. It holds the
+                    // watermark until its children start.
                     self.watermarks.ended(&shard);
                     self.progress.ended(&shard);
                     self.shards_ended += 1;
@@ -193,7 +196,7 @@ impl Flow {
 
     /// The watermark now, also as a metric.
     fn current_watermark(&mut self) -> i64 {
-        let watermark = self.watermarks.current(Instant::now());
+        let watermark = self.watermarks.current();
         if watermark != NO_WATERMARK {
             self.metrics.watermark.set(watermark);
         }
@@ -210,10 +213,14 @@ impl Flow {
             }
             if !processed.dead_letters.is_empty() {
                 self.metrics.shard(&shard).dead_letters.inc_by(processed.dead_letters.len() as u64);
+                for lateness in processed.dead_letters.iter().filter_map(DeadLetter::lateness) {
+                    self.metrics.late_records(lateness).inc();
+                }
                 self.dead_letters.write(&processed.dead_letters).await?;
             }
             outputs.push(processed.output);
         }
+        self.watermarks.step_ended(Instant::now());
         Ok(outputs)
     }
 }

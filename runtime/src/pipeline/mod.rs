@@ -51,8 +51,6 @@ pub struct PipelineOptions {
     pub parallelism: usize,
     /// How often processing time is passed to the operator when no batch arrives.
     pub tick_interval: Duration,
-    /// How long a shard may deliver nothing before it stops holding back the watermark.
-    pub idle_after: Duration,
     /// How often the counters are summarised in the log.
     pub stats_interval: Duration,
     /// Operator calls between snapshots of each instance.
@@ -78,7 +76,6 @@ impl Default for PipelineOptions {
         Self {
             parallelism: 1,
             tick_interval: Duration::from_secs(1),
-            idle_after: watermark::DEFAULT_IDLE_AFTER,
             stats_interval: Duration::from_secs(10),
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             on_operator_error: OnOperatorError::default(),
@@ -192,7 +189,7 @@ pub async fn run_term(
         Err(e) => return (Err(e), versions),
     };
     drop(state);
-    let mut watermarks = Watermarks::new(options.idle_after);
+    let mut watermarks = Watermarks::new();
     let (progress, next_checkpoint, records_out) = match restored {
         Some(meta) => {
             metrics.checkpoints.last_id.set(meta.id as i64);

@@ -68,12 +68,12 @@ impl Progress {
         false
     }
 
-    /// Every shard now, with its latest event time from `watermarks`: a checkpoint's shards.
+    /// Every shard now, with its clock from `watermarks`: a checkpoint's shards.
     pub fn cut(&self, watermarks: &Watermarks) -> BTreeMap<String, ShardProgress> {
         self.shards
             .iter()
             .map(|(id, progress)| {
-                let event_time_ms = watermarks.latest(id).or(progress.event_time_ms);
+                let event_time_ms = watermarks.clock(id).or(progress.event_time_ms);
                 (id.clone(), ShardProgress { event_time_ms, ..progress.clone() })
             })
             .collect()
@@ -116,7 +116,7 @@ mod tests {
         progress.advanced("a", Some("12"));
         progress.ended("a");
         progress.advanced("c", Some("31"));
-        let shards = progress.cut(&Watermarks::new(std::time::Duration::from_secs(5)));
+        let shards = progress.cut(&Watermarks::new());
         assert_eq!(shards["c"].parents, ["a"]);
         let resume = resume_positions(&shards);
         assert_eq!(resume["a"], Resume::Finished);

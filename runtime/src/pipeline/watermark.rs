@@ -1,42 +1,92 @@
-//! The event-time watermark the host passes to every instance.
+//! The event-time watermark the host passes to every instance, and the rule it keeps.
 //!
-//! Per shard, the host keeps the latest event time the operator reported for records of that
-//! shard. The watermark is the smallest of them over the shards being read that are not idle,
-//! so a shard behind (a backlog, a slow reader) holds the others back instead of seeing its
-//! records come late. A shard is idle once it has delivered no records for `idle_after`: it
-//! then holds nothing back until it delivers again. When every shard is idle, nothing is
-//! holding back and the watermark is the latest of them all. A shard read to its end (after a
-//! split or merge) stops counting. The watermark never goes back.
+//! **The rule: the watermark never passes an event time that a record not yet processed may
+//! carry.** Everything that can hold records back holds the watermark back:
+//!
+//! - A shard being read holds it at its *clock*: the latest event time the operator reported
+//!   for its records, raised only by a read that proves the shard has nothing older (below).
+//! - A shard started but with nothing processed yet holds it where it is (its clock is
+//!   [`NO_WATERMARK`]; a restored shard's clock is its event time at the checkpoint).
+//! - A shard read to its end holds it at its clock until children covering its whole hash
+//!   range have started; they then hold it themselves, each from its start. A shard with no
+//!   hash range (a file, the generator) has no children and stops counting at its end.
+//! - **Idleness is decided by a read, not by a clock.** A shard that has nothing to say must
+//!   not stall the others, so an empty, caught-up read (no records, MillisBehindLatest 0)
+//!   raises its clock to the newest event time processed anywhere *in a step that ended
+//!   before that read was sent*: whatever the shard gets later was written after those
+//!   records had been read, so it is no older (for a producer that writes in event-time order
+//!   per key). A shard that is throttled, retrying, backing off or behind sends no such read,
+//!   so its clock stays. Instants are the host's own (when a step ended, when a call was sent):
+//!   no comparison of clocks across machines.
+//!
+//! The price: after a burst, the watermark waits for every quiet shard's next empty read,
+//! about one poll interval. The watermark never goes back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use weir_contract::NO_WATERMARK;
+use weir_kinesis::HashRange;
 
-/// How long a shard may deliver nothing before it stops holding back the watermark, by
-/// default: a shard behind is read again at once, so a shard silent this long is caught up.
-pub const DEFAULT_IDLE_AFTER: Duration = Duration::from_secs(5);
+/// How long the newest event times of past steps are kept, to answer for reads sent that long
+/// ago: far more than a GetRecords call takes (a read sent earlier than that vouches nothing).
+const HISTORY: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 struct ShardClock {
+    /// The latest event time reported for its records (NO_WATERMARK: none yet).
     latest: i64,
-    last_batch: Instant,
+    /// Raised by empty, caught-up reads: no unread record of the shard is older.
+    vouched: i64,
+    /// The hash keys it holds (None: a source without lineage).
+    range: Option<HashRange>,
+    /// The shards it continues.
+    parents: Vec<String>,
 }
 
-/// The per-shard event times and the watermark made of them.
+impl ShardClock {
+    fn clock(&self) -> i64 {
+        self.latest.max(self.vouched)
+    }
+}
+
+/// The per-shard clocks and the watermark made of them.
 #[derive(Debug)]
 pub struct Watermarks {
-    idle_after: Duration,
+    /// Shards being read.
     shards: BTreeMap<String, ShardClock>,
+    /// Shards read to their end whose hash range is not yet covered by started children.
+    ended: BTreeMap<String, ShardClock>,
     /// Event times of shards not started yet, from a checkpoint.
     restored: BTreeMap<String, i64>,
+    /// The newest event time processed anywhere.
+    newest: i64,
+    /// `(when a step ended, newest event time processed by then)`, both growing.
+    history: VecDeque<(Instant, i64)>,
+    /// The last entry dropped from `history`: a read sent at or after its instant vouches its
+    /// time at least.
+    floor: Option<(Instant, i64)>,
     current: i64,
 }
 
+impl Default for Watermarks {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Watermarks {
-    /// No shards yet; a shard silent for `idle_after` is idle.
-    pub fn new(idle_after: Duration) -> Self {
-        Self { idle_after, shards: BTreeMap::new(), restored: BTreeMap::new(), current: NO_WATERMARK }
+    /// No shards yet.
+    pub fn new() -> Self {
+        Self {
+            shards: BTreeMap::new(),
+            ended: BTreeMap::new(),
+            restored: BTreeMap::new(),
+            newest: NO_WATERMARK,
+            history: VecDeque::new(),
+            floor: None,
+            current: NO_WATERMARK,
+        }
     }
 
     /// Go on from a checkpoint: the watermark then, and each shard's latest event time (taken
@@ -46,16 +96,53 @@ impl Watermarks {
         self.restored.extend(shards);
     }
 
-    /// `shard` starts being read at `now`.
-    pub fn started(&mut self, shard: &str, now: Instant) {
+    /// `shard` starts being read; `parents` are the shards it continues, `range` the hash keys
+    /// it holds. It holds the watermark from now on; a parent whose range its started children
+    /// now cover stops holding it.
+    pub fn started(&mut self, shard: &str, parents: &[String], range: Option<HashRange>) {
         let latest = self.restored.remove(shard).unwrap_or(NO_WATERMARK);
-        self.shards.entry(shard.to_string()).or_insert(ShardClock { latest, last_batch: now });
+        self.shards.entry(shard.to_string()).or_insert(ShardClock {
+            latest,
+            vouched: NO_WATERMARK,
+            range,
+            parents: parents.to_vec(),
+        });
+        for parent in parents {
+            if self.ended.get(parent).is_some_and(|p| self.children_cover(parent, p.range)) {
+                self.ended.remove(parent);
+            }
+        }
     }
 
-    /// The latest event time reported for `shard`, if any.
-    pub fn latest(&self, shard: &str) -> Option<i64> {
-        let latest = self.shards.get(shard).map(|c| c.latest).or_else(|| self.restored.get(shard).copied());
-        latest.filter(|&t| t != NO_WATERMARK)
+    /// Whether the started children of `parent` hold every key of `range`.
+    fn children_cover(&self, parent: &str, range: Option<HashRange>) -> bool {
+        let Some(range) = range else { return true };
+        let mut children: Vec<HashRange> = self
+            .shards
+            .values()
+            .filter(|c| c.parents.iter().any(|p| p == parent))
+            .filter_map(|c| c.range)
+            .collect();
+        children.sort_by_key(|r| r.start);
+        let mut next = range.start;
+        for child in children {
+            if child.start > next {
+                return false;
+            }
+            if child.end >= range.end {
+                return true;
+            }
+            next = next.max(child.end + 1);
+        }
+        false
+    }
+
+    /// `shard`'s clock, if it has one: no record of it not yet processed is older (what a
+    /// checkpoint records, and a restart or a lease term holds the shard at).
+    pub fn clock(&self, shard: &str) -> Option<i64> {
+        let clock = self.shards.get(shard).or_else(|| self.ended.get(shard));
+        let time = clock.map(ShardClock::clock).or_else(|| self.restored.get(shard).copied());
+        time.filter(|&t| t != NO_WATERMARK)
     }
 
     /// The watermark last computed.
@@ -63,34 +150,66 @@ impl Watermarks {
         self.current
     }
 
-    /// `shard` was read to its end.
+    /// `shard` was read to its end: it holds the watermark at its clock until children
+    /// covering its hash range have started (at once, if it has none).
     pub fn ended(&mut self, shard: &str) {
-        self.shards.remove(shard);
+        if let Some(clock) = self.shards.remove(shard)
+            && clock.range.is_some()
+        {
+            self.ended.insert(shard.to_string(), clock);
+        }
     }
 
-    /// `shard` delivered records at `now`.
-    pub fn delivered(&mut self, shard: &str, now: Instant) {
+    /// A read of `shard` sent at `sent_at` came back empty with the shard caught up: nothing
+    /// older than what had been processed when it was sent is left to read from it.
+    pub fn caught_up(&mut self, shard: &str, sent_at: Instant) {
+        let vouched = self.processed_before(sent_at);
         if let Some(clock) = self.shards.get_mut(shard) {
-            clock.last_batch = now;
+            clock.vouched = clock.vouched.max(vouched);
+        }
+    }
+
+    /// The newest event time processed in steps that ended before `at`.
+    fn processed_before(&self, at: Instant) -> i64 {
+        let kept = self.history.partition_point(|&(ended, _)| ended < at);
+        match kept.checked_sub(1).and_then(|i| self.history.get(i)) {
+            Some(&(_, newest)) => newest,
+            None => match self.floor {
+                Some((ended, newest)) if ended < at => newest,
+                _ => NO_WATERMARK,
+            },
         }
     }
 
     /// The operator accepted records of `shard` up to event time `time_ms`.
     pub fn observe(&mut self, shard: &str, time_ms: i64) {
-        if let Some(clock) = self.shards.get_mut(shard) {
+        self.newest = self.newest.max(time_ms);
+        if let Some(clock) = self.shards.get_mut(shard).or_else(|| self.ended.get_mut(shard)) {
             clock.latest = clock.latest.max(time_ms);
         }
     }
 
-    /// The watermark at `now`.
-    pub fn current(&mut self, now: Instant) -> i64 {
-        let active =
-            self.shards.values().filter(|c| now.saturating_duration_since(c.last_batch) < self.idle_after);
-        let candidate = match active.map(|c| c.latest).min() {
-            Some(min) => min,
-            None => self.shards.values().map(|c| c.latest).max().unwrap_or(NO_WATERMARK),
-        };
-        self.current = self.current.max(candidate);
+    /// A step ended at `now`: what it processed can vouch for reads sent from now on.
+    pub fn step_ended(&mut self, now: Instant) {
+        if self.newest == NO_WATERMARK || self.history.back().is_some_and(|&(_, t)| t == self.newest) {
+            return;
+        }
+        self.history.push_back((now, self.newest));
+        while let Some(&(ended, newest)) = self.history.front() {
+            if now.saturating_duration_since(ended) <= HISTORY {
+                break;
+            }
+            self.floor = Some((ended, newest));
+            self.history.pop_front();
+        }
+    }
+
+    /// The watermark now: the smallest clock of the shards holding it (it never goes back).
+    pub fn current(&mut self) -> i64 {
+        let holding = self.shards.values().chain(self.ended.values()).map(ShardClock::clock).min();
+        if let Some(candidate) = holding {
+            self.current = self.current.max(candidate);
+        }
         self.current
     }
 }
@@ -99,31 +218,149 @@ impl Watermarks {
 mod tests {
     use super::*;
 
+    const ALL: Option<HashRange> = Some(HashRange::ALL);
+
+    fn half(upper: bool) -> Option<HashRange> {
+        let mid = u128::MAX / 2;
+        Some(if upper {
+            HashRange { start: mid + 1, end: u128::MAX }
+        } else {
+            HashRange { start: 0, end: mid }
+        })
+    }
+
+    fn parents(p: &[&str]) -> Vec<String> {
+        p.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// A step that processed `times` (shard, event time) and ended at `at`.
+    fn step(w: &mut Watermarks, at: Instant, times: &[(&str, i64)]) {
+        for (shard, time) in times {
+            w.observe(shard, *time);
+        }
+        w.step_ended(at);
+    }
+
     #[test]
-    fn the_slowest_active_shard_holds_the_watermark_and_idle_ones_do_not() {
+    fn the_slowest_shard_holds_the_watermark_and_a_shard_with_nothing_yet_holds_it_where_it_is() {
         let t0 = Instant::now();
-        let mut w = Watermarks::new(Duration::from_secs(5));
-        w.started("a", t0);
-        w.started("b", t0);
-        w.observe("a", 100);
-        assert_eq!(w.current(t0), NO_WATERMARK, "b has reported nothing yet");
-        w.observe("b", 40);
-        assert_eq!(w.current(t0), 40);
-        w.delivered("a", t0 + Duration::from_secs(4));
-        w.observe("a", 150);
-        // b has been silent for 6 s: idle, so a alone decides.
-        assert_eq!(w.current(t0 + Duration::from_secs(6)), 150);
-        // b delivers again (behind): the watermark does not go back.
-        w.delivered("b", t0 + Duration::from_secs(7));
-        w.observe("b", 60);
-        assert_eq!(w.current(t0 + Duration::from_secs(7)), 150);
-        // Both idle: the latest of all.
-        w.observe("b", 400);
-        assert_eq!(w.current(t0 + Duration::from_secs(60)), 400);
-        // An ended shard stops counting.
-        w.started("c", t0 + Duration::from_secs(60));
-        w.observe("c", 500);
-        w.ended("b");
-        assert_eq!(w.current(t0 + Duration::from_secs(61)), 500);
+        let mut w = Watermarks::new();
+        w.started("a", &[], ALL);
+        w.started("b", &[], ALL);
+        step(&mut w, t0, &[("a", 100)]);
+        assert_eq!(w.current(), NO_WATERMARK, "b has reported nothing yet");
+        step(&mut w, t0, &[("b", 40)]);
+        assert_eq!(w.current(), 40);
+        step(&mut w, t0, &[("a", 150), ("b", 60)]);
+        assert_eq!(w.current(), 60);
+    }
+
+    #[test]
+    fn no_clock_makes_a_shard_idle_only_an_empty_caught_up_read_sent_after_a_step() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut w = Watermarks::new();
+        w.started("a", &[], ALL);
+        w.started("b", &[], ALL);
+        step(&mut w, t0, &[("a", 100), ("b", 90)]);
+        // b has been silent for ever: without a read it still holds.
+        step(&mut w, t0 + ms(10), &[("a", 200)]);
+        assert_eq!(w.current(), 90);
+        // An empty read of b sent before the step that processed 200 vouches only for 100.
+        w.caught_up("b", t0 + ms(5));
+        assert_eq!(w.current(), 100);
+        // One sent after it: b holds nothing older than 200.
+        w.caught_up("b", t0 + ms(11));
+        assert_eq!(w.current(), 200);
+        // A burst: a's backlog (up to 900) processed; b's next read was sent before the burst
+        // was processed, so b still holds at 200 and its burst records are not late.
+        step(&mut w, t0 + ms(20), &[("a", 900)]);
+        w.caught_up("b", t0 + ms(19));
+        assert_eq!(w.current(), 200);
+        step(&mut w, t0 + ms(30), &[("b", 850)]);
+        assert_eq!(w.current(), 850);
+    }
+
+    #[test]
+    fn a_read_vouches_for_what_was_processed_before_it_was_sent_or_nothing_if_that_is_forgotten() {
+        let t0 = Instant::now();
+        let mut w = Watermarks::new();
+        w.started("a", &[], ALL);
+        w.started("b", &[], ALL);
+        step(&mut w, t0, &[("a", 10)]);
+        step(&mut w, t0 + Duration::from_secs(61), &[("a", 20)]);
+        step(&mut w, t0 + Duration::from_secs(122), &[("a", 30)]);
+        w.caught_up("b", t0);
+        assert_eq!(w.current(), NO_WATERMARK, "sent before any step ended: nothing vouched");
+        w.caught_up("b", t0 + Duration::from_secs(1));
+        assert_eq!(w.current(), NO_WATERMARK, "older than what the history keeps: nothing vouched");
+        w.caught_up("b", t0 + Duration::from_secs(62));
+        assert_eq!(w.current(), 20, "the last entry dropped from the history still answers");
+        w.caught_up("b", t0 + Duration::from_secs(123));
+        assert_eq!(w.current(), 30);
+    }
+
+    #[test]
+    fn a_split_parent_holds_until_both_children_started_and_each_child_until_it_reports() {
+        let t0 = Instant::now();
+        let mut w = Watermarks::new();
+        w.started("p", &[], ALL);
+        w.started("q", &[], ALL);
+        step(&mut w, t0, &[("p", 100), ("q", 100)]);
+        w.ended("p");
+        // Several steps of q alone: p still holds at 100.
+        for t in [200, 300, 400] {
+            step(&mut w, t0, &[("q", t)]);
+            assert_eq!(w.current(), 100);
+        }
+        w.started("c1", &parents(&["p"]), half(false));
+        step(&mut w, t0, &[("q", 500), ("c1", 450)]);
+        assert_eq!(w.current(), 100, "the upper half has not started");
+        w.started("c2", &parents(&["p"]), half(true));
+        assert_eq!(w.current(), 100, "c2 has reported nothing");
+        step(&mut w, t0, &[("c2", 420)]);
+        assert_eq!(w.current(), 420);
+    }
+
+    #[test]
+    fn a_merge_holds_at_the_first_parent_until_the_child_starts() {
+        let t0 = Instant::now();
+        let mut w = Watermarks::new();
+        w.started("p1", &[], half(false));
+        w.started("p2", &[], half(true));
+        step(&mut w, t0, &[("p1", 100), ("p2", 100)]);
+        w.ended("p1");
+        step(&mut w, t0, &[("p2", 300)]);
+        assert_eq!(w.current(), 100, "p1 ended, its keys go on in the child");
+        w.ended("p2");
+        w.started("c", &parents(&["p1", "p2"]), ALL);
+        assert_eq!(w.current(), 100);
+        step(&mut w, t0, &[("c", 350)]);
+        assert_eq!(w.current(), 350);
+    }
+
+    #[test]
+    fn a_shard_without_lineage_stops_counting_at_its_end() {
+        let mut w = Watermarks::new();
+        w.started("file", &[], None);
+        w.started("other", &[], None);
+        w.observe("file", 10);
+        w.observe("other", 50);
+        w.ended("file");
+        assert_eq!(w.current(), 50);
+    }
+
+    #[test]
+    fn a_restored_shard_starts_from_its_own_event_time_not_the_watermark() {
+        let t0 = Instant::now();
+        let mut w = Watermarks::new();
+        w.restore(500, [("behind".to_string(), 200)]);
+        w.started("ahead", &[], ALL);
+        w.started("behind", &[], ALL);
+        step(&mut w, t0, &[("ahead", 900)]);
+        assert_eq!(w.current(), 500, "never back");
+        step(&mut w, t0, &[("behind", 600)]);
+        assert_eq!(w.current(), 600);
+        assert_eq!(w.clock("behind"), Some(600));
     }
 }

@@ -43,6 +43,10 @@ pub const S3_OBJECT_BYTES: usize = 4 << 20;
 #[derive(Serialize)]
 struct Line<'a> {
     reason: &'a str,
+    /// For a record behind the watermark: how many of its windows it missed (`all`: late,
+    /// counted in none; `some`: partly late, those windows were emitted without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    late: Option<&'static str>,
     shard_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     sequence_number: Option<&'a str>,
@@ -70,6 +74,7 @@ pub fn encode(letter: &DeadLetter, max_data: Option<usize>) -> Vec<u8> {
     let text = std::str::from_utf8(kept).ok();
     let line = Line {
         reason: &letter.reason,
+        late: letter.lateness().map(weir_contract::Lateness::missed),
         shard_id: &letter.shard_id,
         sequence_number: letter.sequence_number.as_deref(),
         partition_key: &letter.partition_key,

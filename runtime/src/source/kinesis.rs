@@ -54,7 +54,7 @@ impl KinesisSource {
                     SourceEvent::Started { shard, lineage: Some(Lineage { parents, hash_range, from_ms }) }
                 }
                 ShardEvent::Ended { shard } => SourceEvent::Ended { shard },
-                ShardEvent::Records { shard, records, read_at, millis_behind_latest, stats } => {
+                ShardEvent::Records { shard, records, sent_at, read_at, millis_behind_latest, stats } => {
                     if let Some((metrics, seen)) = shards.get_mut(&shard) {
                         metrics.read_throttles.inc_by(stats.throttles - seen.throttles);
                         metrics.read_retries.inc_by(stats.retries - seen.retries);
@@ -67,6 +67,14 @@ impl KinesisSource {
                         if let Some(behind) = millis_behind_latest {
                             metrics.millis_behind_latest.set(behind);
                         }
+                    }
+                    if records.is_empty() {
+                        if millis_behind_latest.unwrap_or(0) == 0
+                            && tx.send(SourceEvent::CaughtUp { shard, sent_at }).await.is_err()
+                        {
+                            return Ok(());
+                        }
+                        continue;
                     }
                     for chunk in records.chunks(self.batch_size) {
                         let mut batch = OwnedBatch::new(shard.clone());

@@ -4,6 +4,7 @@
 //! records pile up; closing the channel ends the input. A record the source cannot pass on (a
 //! line too long to be a record) is sent as a dead letter, so nothing is dropped silently.
 
+pub mod channel;
 pub mod file;
 pub mod generator;
 pub mod kinesis;
@@ -15,6 +16,7 @@ use tokio::sync::mpsc;
 use weir_contract::{DeadLetter, OwnedBatch};
 use weir_kinesis::HashRange;
 
+pub use channel::ChannelSource;
 pub use file::FileSource;
 pub use generator::GeneratorSource;
 pub use kinesis::KinesisSource;
@@ -32,7 +34,8 @@ pub struct Lineage {
     pub from_ms: Option<i64>,
 }
 
-/// What a source tells the pipeline, in order per shard: `Started`, `Batch`es, maybe `Ended`.
+/// What a source tells the pipeline, in order per shard: `Started`, `Batch`es and `CaughtUp`s,
+/// maybe `Ended`.
 /// A shard's `Started` comes after the `Ended` of each parent it names.
 #[derive(Debug)]
 pub enum SourceEvent {
@@ -52,6 +55,15 @@ pub enum SourceEvent {
         read_at: Instant,
         /// Where the shard stands after them (a Kinesis sequence number), for checkpoints.
         position: Option<String>,
+    },
+    /// A read of a started shard sent at `sent_at` came back empty with the shard caught up
+    /// (Kinesis: no records, MillisBehindLatest 0): it had nothing more then. This, not a
+    /// clock, is what lets a quiet shard stop holding the watermark back.
+    CaughtUp {
+        /// The shard.
+        shard: String,
+        /// When the read was sent.
+        sent_at: Instant,
     },
     /// The shard was read to its end; its state waits for its children.
     Ended {
@@ -106,6 +118,8 @@ pub enum Source {
     Generator(GeneratorSource),
     /// A Kinesis stream, every shard.
     Kinesis(KinesisSource),
+    /// Events another task sends.
+    Channel(ChannelSource),
 }
 
 impl Source {
@@ -116,6 +130,7 @@ impl Source {
             Source::File(s) => s.run(tx).await,
             Source::Generator(s) => s.run(tx).await,
             Source::Kinesis(s) => s.run(tx).await,
+            Source::Channel(s) => s.run(tx).await,
         }
     }
 }

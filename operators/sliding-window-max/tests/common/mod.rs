@@ -1,9 +1,9 @@
 //! Helpers shared by the operator's tests: trades in, window results out.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use sliding_window_max::SlidingWindowMax;
-use weir_operator::Harness;
+pub use weir_operator::{Harness, Lateness};
 
 /// 2026-11-25T10:00:00Z in ms.
 pub const T0: i64 = 1_795_600_800_000;
