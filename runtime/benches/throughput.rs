@@ -8,11 +8,14 @@
 //!   (discarding), in records per CPU-second (user + system time of the process, all threads),
 //!   with one instance and with two (wall-clock rates too, and their ratio);
 //! - routing alone: finding each record's instance by its TICKER field and copying it into
-//!   that instance's sub-batch, in ns per record, beside the whole path's ns per record.
+//!   that instance's sub-batch, in ns per record, beside the whole path's ns per record;
+//! - the watermark's work per step (`WEIR_BENCH_ONLY=watermark`): a step's event times folded
+//!   in, a caught-up read, the step's end recorded, the watermark computed, with 8 and 1,000
+//!   shards, beside what a step of the whole path costs.
 //!
 //! `cargo bench --profile dev -p weir --bench throughput` (records: `WEIR_BENCH_RECORDS`,
-//! default 10,000,000; `WEIR_BENCH_ONLY=native`, `whole` or `routing` runs only that, for
-//! profiling).
+//! default 10,000,000; `WEIR_BENCH_ONLY=native`, `whole`, `routing` or `watermark` runs only
+//! that, for profiling).
 //! Prints a Markdown table for BENCHMARKS.md.
 
 mod common;
@@ -137,8 +140,51 @@ fn routing(w: &Workload, size: usize) -> f64 {
     start.elapsed().as_secs_f64() * 1e9 / w.records.len() as f64
 }
 
+/// Nanoseconds of the watermark's work per step with `shards` shards being read: a full step's
+/// batches (each from the next shard in turn) folded in, one caught-up read, the step's end
+/// recorded and the watermark computed.
+fn watermark_step(shards: usize) -> f64 {
+    use weir::pipeline::watermark::Watermarks;
+    let names: Vec<String> = (0..shards).map(|i| format!("shardId-{i:012}")).collect();
+    let mut w = Watermarks::new();
+    for name in &names {
+        w.started(name, &[], Some(weir_kinesis::HashRange::ALL));
+    }
+    let steps = 200_000;
+    let start = Instant::now();
+    let mut shard = 0;
+    for step in 0..steps {
+        let sent = Instant::now();
+        for _ in 0..weir::pipeline::STEP_BATCHES {
+            w.observe(&names[shard], T0 + step as i64);
+            shard = (shard + 1) % shards;
+        }
+        w.caught_up(&names[shard], sent);
+        w.step_ended(Instant::now());
+        std::hint::black_box(w.current());
+    }
+    start.elapsed().as_secs_f64() * 1e9 / steps as f64
+}
+
 fn main() {
     let n = env("WEIR_BENCH_RECORDS", 10_000_000);
+    if std::env::var("WEIR_BENCH_ONLY").as_deref() == Ok("watermark") {
+        let w = workload("1,000 tickers", Tickers::Synthetic(1000), n);
+        let engine = OperatorEngine::new(Limits::default(), None).expect("engine");
+        let (rate, _) = whole_path(&engine, &w, 1024, 1);
+        let step_ns = 1e9 / rate * (1024 * weir::pipeline::STEP_BATCHES) as f64;
+        println!(
+            "whole path, 1,000 tickers, batch 1024: {:.2} M records per CPU-second, {:.0} us per full step",
+            rate / 1e6,
+            step_ns / 1e3
+        );
+        println!("\n| shards | watermark, ns per step | share of a full step |\n|---|---|---|");
+        for shards in [8, 1000] {
+            let ns = watermark_step(shards);
+            println!("| {shards} | {ns:.0} | {:.3}% |", ns / step_ns * 100.0);
+        }
+        return;
+    }
     let rounds = env("WEIR_BENCH_ROUNDS", 3).max(1);
     if std::env::var("WEIR_BENCH_ONLY").as_deref() == Ok("native") {
         let w = workload("1,000 tickers", Tickers::Synthetic(1000), n);

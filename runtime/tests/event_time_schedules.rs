@@ -1,10 +1,12 @@
 //! Random schedules through the binaries: trades in order per ticker written to kinesis-local
 //! (which stores a put at once, so records written while weir reads are all read) while
-//! `weir run` reads them, with splits, merges and producer pauses between waves, partition keys
-//! by ticker or at random, one instance or three. Whatever the schedule, no trade is
-//! dead-lettered and the results equal the native operator's, window for window. A seed
-//! reproduces a schedule: `WEIR_EVENT_TIME_SEEDS=7,8 cargo test --test event_time_schedules`
-//! (through `scripts/with-emulators`).
+//! weir reads them, with splits, merges and producer pauses between waves. One process:
+//! partition keys by ticker or at random, one instance or three. A lease group: three workers
+//! (moto for the table and the S3 checkpoints), one of them SIGKILLed at a random wave. Whatever
+//! the schedule, no trade is dead-lettered and the results (once per window, where a worker was
+//! killed) equal the native operator's, window for window, with no out-of-orderness allowed.
+//! A seed reproduces a schedule: `WEIR_EVENT_TIME_SEEDS=7,8 cargo test --test
+//! event_time_schedules` (through `scripts/with-emulators`).
 
 mod util;
 
@@ -14,6 +16,7 @@ use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use util::kinesis::*;
+use util::leases::LeaseGroup;
 use util::process::Weir;
 use util::*;
 
@@ -100,6 +103,41 @@ async fn put_wave(client: &Client, stream: &str, rng: &mut Rng, random_keys: boo
     lines
 }
 
+/// Write the schedule's waves into `stream`, with its actions between them; `after_wave(n)` runs
+/// after wave `n` is written. The trades as JSON lines, in the order written.
+fn produce_schedule(
+    endpoint: &str,
+    stream: &str,
+    seed: u64,
+    schedule: &Schedule,
+    mut after_wave: impl FnMut(usize),
+) -> Vec<u8> {
+    let rt = runtime();
+    let client = client_at(&rt, endpoint);
+    let mut rng = Rng(seed ^ 0x5EED);
+    let mut input = Vec::new();
+    for wave in 0..WAVES {
+        let first = wave as i64 * TRADES_PER_WAVE;
+        input.extend(rt.block_on(put_wave(&client, stream, &mut rng, schedule.random_keys, first)));
+        after_wave(wave);
+        rt.block_on(async {
+            match schedule.actions.get(wave).copied().unwrap_or(Action::Nothing) {
+                Action::Pause(pause) => tokio::time::sleep(pause).await,
+                Action::Split => {
+                    let open = open_shards(&client, stream).await;
+                    let (shard, _, _) = &open[rng.below(open.len() as u64) as usize];
+                    split_in_half(&client, stream, shard).await;
+                }
+                Action::Merge if open_shards(&client, stream).await.len() > 1 => {
+                    merge_last_adjacent(&client, stream).await;
+                }
+                Action::Merge | Action::Nothing => {}
+            }
+        });
+    }
+    input
+}
+
 /// Run one schedule; panics naming the seed if a trade was dead-lettered or a window differs.
 fn run_schedule(seed: u64) {
     let schedule = Schedule::of(seed);
@@ -113,32 +151,11 @@ fn run_schedule(seed: u64) {
         .args(["run", "--source", &format!("kinesis://{stream}"), "--start-position", "trim-horizon"])
         .args(["--sink", "-", "--dead-letter", dead.to_str().unwrap()])
         .args(["--parallelism", &schedule.parallelism.to_string()])
-        .args(["--shard-discovery-interval", "200ms", "--until-idle", "5s"]);
+        .args(["--shard-discovery-interval", "200ms", "--until-idle", "8s"]);
     let mut weir = Weir::start(cmd);
     weir.wait_for_line("reading shard shardId-000000000000", Duration::from_secs(30));
 
-    let rt = runtime();
-    let client = client_at(&rt, &endpoint);
-    let mut rng = Rng(seed ^ 0x5EED);
-    let mut input = Vec::new();
-    rt.block_on(async {
-        for wave in 0..WAVES {
-            let first = wave as i64 * TRADES_PER_WAVE;
-            input.extend(put_wave(&client, &stream, &mut rng, schedule.random_keys, first).await);
-            match schedule.actions.get(wave).copied().unwrap_or(Action::Nothing) {
-                Action::Pause(pause) => tokio::time::sleep(pause).await,
-                Action::Split => {
-                    let open = open_shards(&client, &stream).await;
-                    let (shard, _, _) = &open[rng.below(open.len() as u64) as usize];
-                    split_in_half(&client, &stream, shard).await;
-                }
-                Action::Merge if open_shards(&client, &stream).await.len() > 1 => {
-                    merge_last_adjacent(&client, &stream).await;
-                }
-                Action::Merge | Action::Nothing => {}
-            }
-        }
-    });
+    let input = produce_schedule(&endpoint, &stream, seed, &schedule, |_| {});
     let (status, results, log) = weir.finish();
     assert!(status.success(), "seed {seed}: weir failed\n{log}");
     let dead = std::fs::read_to_string(&dead).unwrap_or_default();
@@ -166,5 +183,56 @@ fn seeds(default: &[u64]) -> Vec<u64> {
 fn random_schedules_of_reshards_and_pauses_make_no_trade_late_and_every_window_whole() {
     for seed in seeds(&[1, 2, 3, 4]) {
         run_schedule(seed);
+    }
+}
+
+/// Run one schedule on a lease group of three workers, one killed after a random wave.
+fn run_lease_schedule(seed: u64) {
+    let schedule = Schedule { random_keys: false, ..Schedule::of(seed) };
+    let kill_after = Rng(seed ^ 0x4B11).below(WAVES as u64 - 1) as usize;
+    eprintln!("seed {seed}, lease group, worker 2 killed after wave {kill_after}: {schedule:?}");
+    let endpoint = kinesis_local_endpoint();
+    let trades = create_stream_at(&endpoint, &format!("lease-schedule-{seed}"), schedule.shards);
+    let results = create_stream_at(&endpoint, &format!("lease-schedule-{seed}-max"), 1);
+    let mut job = LeaseGroup::new(endpoint.clone(), trades.clone(), results.clone());
+    let worker = |job: &mut LeaseGroup, extra: &[&str]| {
+        let mut cmd = job.run();
+        cmd.env("WEIR_LOG", "weir=info")
+            .args(["--start-position", "trim-horizon", "--checkpoint-interval", "1s"])
+            .args(["--failover-time", "4s", "--shard-discovery-interval", "200ms"])
+            .args(["--parallelism", &schedule.parallelism.to_string()])
+            .args(extra);
+        Weir::start(cmd)
+    };
+    let mut workers = vec![worker(&mut job, &[]), worker(&mut job, &[]), worker(&mut job, &[])];
+    for w in &mut workers {
+        w.wait_for_line("joined the lease group", Duration::from_secs(60));
+    }
+    let mut logs = Vec::new();
+    let input = produce_schedule(&endpoint, &trades, seed, &schedule, |wave| {
+        if wave == kill_after {
+            logs.push(workers.remove(1).kill());
+        }
+    });
+    // The others stop; one reads what is left to the end and flushes.
+    for mut w in workers {
+        w.signal("TERM");
+        let (status, log) = w.wait(Duration::from_secs(60));
+        assert!(status.success(), "seed {seed}: a stopped worker exits 0\n{log}");
+        logs.push(log);
+    }
+    let (status, log) = worker(&mut job, &["--until-idle", "3s"]).wait(Duration::from_secs(180));
+    assert!(status.success(), "seed {seed}: the last worker failed\n{log}");
+    logs.push(log);
+    let dead: Vec<&str> = logs.iter().flat_map(|l| l.lines()).filter(|l| l.contains("\"reason\"")).collect();
+    assert!(dead.is_empty(), "seed {seed} ({schedule:?}): trades dead-lettered: {dead:#?}");
+    let (once, _) = deduplicated(&tail_at(&endpoint, &results, &[]));
+    assert_same_results(&once, &native_by_key(&input));
+}
+
+#[test]
+fn random_schedules_on_a_lease_group_with_a_kill_make_no_trade_late_and_every_window_whole() {
+    for seed in seeds(&[11, 12]) {
+        run_lease_schedule(seed);
     }
 }
