@@ -56,7 +56,8 @@ pub enum Resume {
     From(StartPosition),
 }
 
-/// What a [`StreamReader`] reports, in order per shard: `Started`, `Records`, maybe `Ended`.
+/// What a [`StreamReader`] reports, in order per shard: `Started`, `Records`, maybe `Ended` or
+/// `Idle`.
 /// A shard's `Started` comes after the `Ended` of each parent it names.
 #[derive(Debug)]
 pub enum ShardEvent {
@@ -88,6 +89,11 @@ pub enum ShardEvent {
     },
     /// The shard was read to its end.
     Ended {
+        /// The shard.
+        shard: String,
+    },
+    /// The shard has been caught up for `until_idle` and is not read again in this run.
+    Idle {
         /// The shard.
         shard: String,
     },
@@ -328,6 +334,9 @@ impl ReaderTask {
                 caught_up_since = caught_up.then_some(since);
                 if caught_up && since.elapsed() >= idle {
                     tracing::info!("shard {shard} caught up for {idle:?}: done reading it");
+                    if self.tx.send(ShardEvent::Idle { shard: shard.clone() }).await.is_err() {
+                        return;
+                    }
                     let _ = self.notices.send(Notice::Idle(shard));
                     return;
                 }

@@ -37,10 +37,29 @@ impl Rng {
     }
 }
 
+/// Streams deleted when the schedule ends, however it ends: kinesis-local counts their shards
+/// against its account limit.
+struct Streams {
+    endpoint: String,
+    names: Vec<String>,
+}
+
+impl Drop for Streams {
+    fn drop(&mut self) {
+        let rt = runtime();
+        let client = client_at(&rt, &self.endpoint);
+        for name in &self.names {
+            let _ =
+                rt.block_on(client.delete_stream().stream_name(name).enforce_consumer_deletion(true).send());
+        }
+    }
+}
+
 /// What happens between two waves of trades.
 #[derive(Clone, Copy, Debug)]
 enum Action {
-    /// The producer pauses this long: every shard is read empty several times over.
+    /// The producer pauses this long: every shard is read empty several times over (longer
+    /// than the 5 s after which weir before 2026-12-02 took a silent shard for idle).
     Pause(Duration),
     Split,
     Merge,
@@ -70,7 +89,7 @@ impl Schedule {
         let parallelism = if rng.below(2) == 0 { 1 } else { 3 };
         let actions = (1..WAVES)
             .map(|_| match rng.below(4) {
-                0 => Action::Pause(Duration::from_millis(1_500 + rng.below(1_500))),
+                0 => Action::Pause(Duration::from_millis(5_500 + rng.below(1_500))),
                 1 => Action::Split,
                 2 => Action::Merge,
                 _ => Action::Nothing,
@@ -144,14 +163,16 @@ fn run_schedule(seed: u64) {
     eprintln!("seed {seed}: {schedule:?}");
     let endpoint = kinesis_local_endpoint();
     let stream = create_stream_at(&endpoint, &format!("schedule-{seed}"), schedule.shards);
+    let _streams = Streams { endpoint: endpoint.clone(), names: vec![stream.clone()] };
     let dir = tempfile::tempdir().unwrap();
     let dead = dir.path().join("dead.jsonl");
     let mut cmd = weir();
     cmd.env("AWS_ENDPOINT_URL_KINESIS", &endpoint)
+        .env("WEIR_LOG", "weir=info")
         .args(["run", "--source", &format!("kinesis://{stream}"), "--start-position", "trim-horizon"])
         .args(["--sink", "-", "--dead-letter", dead.to_str().unwrap()])
         .args(["--parallelism", &schedule.parallelism.to_string()])
-        .args(["--shard-discovery-interval", "200ms", "--until-idle", "8s"]);
+        .args(["--shard-discovery-interval", "200ms", "--until-idle", "10s"]);
     let mut weir = Weir::start(cmd);
     weir.wait_for_line("reading shard shardId-000000000000", Duration::from_secs(30));
 
@@ -194,6 +215,7 @@ fn run_lease_schedule(seed: u64) {
     let endpoint = kinesis_local_endpoint();
     let trades = create_stream_at(&endpoint, &format!("lease-schedule-{seed}"), schedule.shards);
     let results = create_stream_at(&endpoint, &format!("lease-schedule-{seed}-max"), 1);
+    let _streams = Streams { endpoint: endpoint.clone(), names: vec![trades.clone(), results.clone()] };
     let mut job = LeaseGroup::new(endpoint.clone(), trades.clone(), results.clone());
     let worker = |job: &mut LeaseGroup, extra: &[&str]| {
         let mut cmd = job.run();

@@ -37,7 +37,7 @@ impl LeaseGroup {
         cmd.env("WEIR_LOG", "weir=info")
             .args(["--start-position", "trim-horizon", "--set", "out-of-orderness=30s"])
             .args(["--checkpoint-interval", "1s", "--failover-time", FAILOVER])
-            .args(["--idle-after", "600s", "--parallelism", "2"])
+            .args(["--parallelism", "2"])
             .args(extra);
         Weir::start(cmd)
     }

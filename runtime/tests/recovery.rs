@@ -92,8 +92,7 @@ fn start(
     cmd.args(["--source", &format!("kinesis://{trades}"), "--start-position", "trim-horizon"])
         .args(["--sink", &format!("kinesis://{results}"), "--set", "out-of-orderness=30s"])
         .args(["--checkpoint", &store.location(), "--checkpoint-interval", "1s"])
-        // No shard goes idle between waves: the watermark is always the slowest shard's.
-        .args(["--idle-after", "600s", "--parallelism", &parallelism.to_string()])
+        .args(["--parallelism", &parallelism.to_string()])
         .args(extra);
     Weir::start(cmd)
 }

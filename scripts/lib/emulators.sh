@@ -74,10 +74,13 @@ start_ferrokinesis() {
 # Start kinesis-local with its plain (HTTP) endpoint on port $1; log to $2. Sets $started_pid.
 # It needs its certificate file named even when only the plain port is used, and its TLS port
 # must be free too.
+# SHARD_LIMIT: kinesis-mock refuses CreateStream and SplitShard past 50 open shards in the
+# account (AWS's default quota); the suite makes many small streams, the seeded schedules of
+# event_time_schedules.rs dozens, so the limit is raised.
 start_kinesis_local() {
   local port=$1 log=$2
   KINESIS_MOCK_CERT_PATH="$kinesis_local/server.json" KINESIS_MOCK_PLAIN_PORT="$port" \
-    KINESIS_MOCK_TLS_PORT="$(free_port)" LOG_LEVEL=WARN CREATE_STREAM_DURATION=0ms \
+    KINESIS_MOCK_TLS_PORT="$(free_port)" LOG_LEVEL=WARN SHARD_LIMIT=100000 CREATE_STREAM_DURATION=0ms \
     DELETE_STREAM_DURATION=0ms SPLIT_SHARD_DURATION=0ms MERGE_SHARDS_DURATION=0ms \
     UPDATE_SHARD_COUNT_DURATION=0ms node "$kinesis_local/main.js" >"$log" 2>&1 &
   started_pid=$!

@@ -235,8 +235,9 @@ pub struct KinesisSourceArgs {
     #[arg(long, env = "WEIR_SHARD_DISCOVERY_INTERVAL", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub shard_discovery_interval: Duration,
     /// End the input once every shard has been read to its current end and stayed there this
-    /// long; then every pending window is emitted and weir exits 0. For backfills, drains and
-    /// tests; by default weir reads until it is stopped.
+    /// long; then every pending window is emitted and weir exits 0. A shard caught up this long
+    /// is not read again in the run and stops holding the watermark back. For backfills, drains
+    /// and tests; by default weir reads until it is stopped.
     #[arg(long, env = "WEIR_UNTIL_IDLE", value_parser = parse_duration, value_name = "DURATION")]
     pub until_idle: Option<Duration>,
 }

@@ -81,6 +81,7 @@ impl Flow {
                     self.metrics.shards_reading.inc();
                 }
                 SourceEvent::CaughtUp { shard, sent_at } => self.watermarks.caught_up(&shard, sent_at),
+                SourceEvent::Idle { shard } => self.watermarks.not_read_again(&shard),
                 SourceEvent::Rejected(letter) => {
                     self.metrics.shard(&letter.shard_id).dead_letters.inc();
                     self.dead_letters.write(std::slice::from_ref(&letter)).await?;

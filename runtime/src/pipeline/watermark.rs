@@ -19,6 +19,9 @@
 //!   so its clock stays. Instants are the host's own (when a step ended, when a call was sent):
 //!   no comparison of clocks across machines.
 //!
+//! - A shard this run will not read again (`--until-idle` found it caught up that long) holds
+//!   nothing back: nothing of it is left for this run.
+//!
 //! The price: after a burst, the watermark waits for every quiet shard's next empty read,
 //! about one poll interval. The watermark never goes back.
 
@@ -57,6 +60,8 @@ pub struct Watermarks {
     shards: BTreeMap<String, ShardClock>,
     /// Shards read to their end whose hash range is not yet covered by started children.
     ended: BTreeMap<String, ShardClock>,
+    /// Shards this run reads no more (`--until-idle`), with their clocks for checkpoints.
+    done: BTreeMap<String, ShardClock>,
     /// Event times of shards not started yet, from a checkpoint.
     restored: BTreeMap<String, i64>,
     /// The newest event time processed anywhere.
@@ -81,6 +86,7 @@ impl Watermarks {
         Self {
             shards: BTreeMap::new(),
             ended: BTreeMap::new(),
+            done: BTreeMap::new(),
             restored: BTreeMap::new(),
             newest: NO_WATERMARK,
             history: VecDeque::new(),
@@ -140,7 +146,7 @@ impl Watermarks {
     /// `shard`'s clock, if it has one: no record of it not yet processed is older (what a
     /// checkpoint records, and a restart or a lease term holds the shard at).
     pub fn clock(&self, shard: &str) -> Option<i64> {
-        let clock = self.shards.get(shard).or_else(|| self.ended.get(shard));
+        let clock = self.shards.get(shard).or_else(|| self.ended.get(shard)).or_else(|| self.done.get(shard));
         let time = clock.map(ShardClock::clock).or_else(|| self.restored.get(shard).copied());
         time.filter(|&t| t != NO_WATERMARK)
     }
@@ -157,6 +163,14 @@ impl Watermarks {
             && clock.range.is_some()
         {
             self.ended.insert(shard.to_string(), clock);
+        }
+    }
+
+    /// `shard` is not read again in this run (it was caught up for `--until-idle`): nothing of
+    /// it is left for this run to process, so it holds nothing back.
+    pub fn not_read_again(&mut self, shard: &str) {
+        if let Some(clock) = self.shards.remove(shard) {
+            self.done.insert(shard.to_string(), clock);
         }
     }
 
@@ -337,6 +351,19 @@ mod tests {
         assert_eq!(w.current(), 100);
         step(&mut w, t0, &[("c", 350)]);
         assert_eq!(w.current(), 350);
+    }
+
+    #[test]
+    fn a_shard_not_read_again_in_this_run_holds_nothing_back_and_keeps_its_clock() {
+        let mut w = Watermarks::new();
+        w.started("quiet", &[], ALL);
+        w.started("busy", &[], ALL);
+        w.observe("quiet", 10);
+        w.observe("busy", 50);
+        assert_eq!(w.current(), 10);
+        w.not_read_again("quiet");
+        assert_eq!(w.current(), 50);
+        assert_eq!(w.clock("quiet"), Some(10), "a checkpoint resumes it from there");
     }
 
     #[test]

@@ -54,6 +54,7 @@ impl KinesisSource {
                     SourceEvent::Started { shard, lineage: Some(Lineage { parents, hash_range, from_ms }) }
                 }
                 ShardEvent::Ended { shard } => SourceEvent::Ended { shard },
+                ShardEvent::Idle { shard } => SourceEvent::Idle { shard },
                 ShardEvent::Records { shard, records, sent_at, read_at, millis_behind_latest, stats } => {
                     if let Some((metrics, seen)) = shards.get_mut(&shard) {
                         metrics.read_throttles.inc_by(stats.throttles - seen.throttles);

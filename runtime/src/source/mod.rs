@@ -35,7 +35,7 @@ pub struct Lineage {
 }
 
 /// What a source tells the pipeline, in order per shard: `Started`, `Batch`es and `CaughtUp`s,
-/// maybe `Ended`.
+/// maybe `Ended` or `Idle`.
 /// A shard's `Started` comes after the `Ended` of each parent it names.
 #[derive(Debug)]
 pub enum SourceEvent {
@@ -64,6 +64,12 @@ pub enum SourceEvent {
         shard: String,
         /// When the read was sent.
         sent_at: Instant,
+    },
+    /// The shard will not be read again in this run (`--until-idle`: caught up that long); it
+    /// is not finished, so a later run goes on with it.
+    Idle {
+        /// The shard.
+        shard: String,
     },
     /// The shard was read to its end; its state waits for its children.
     Ended {
