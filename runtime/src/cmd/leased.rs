@@ -230,8 +230,11 @@ impl Job {
             match ended {
                 Ok(Ending::Stopped) => {}
                 Ok(Ending::EndOfInput) => {
-                    retrying(|| coordinator.after_term()).await?;
-                    if !generation.has_changed().unwrap_or(false) {
+                    let shard_ended = retrying(|| coordinator.after_term()).await?;
+                    // A shard that ended has children to read, which the lease loop takes a
+                    // moment after this: the input has not ended (the next term, or the wait
+                    // for a lease with --until-idle, decides). Ending here left them unread.
+                    if !shard_ended && !generation.has_changed().unwrap_or(false) {
                         return Ok(Ending::EndOfInput);
                     }
                     // A shard ended (its children come next) or the leases moved: the input

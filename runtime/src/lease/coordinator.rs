@@ -199,7 +199,9 @@ impl Coordinator {
     }
 
     /// After a term's final checkpoint: give up the leases being shed and the ended ones.
-    pub async fn after_term(&self) -> Result<(), LeaseError> {
+    /// Returns whether a shard of the term had ended (its children become leasable, and the
+    /// lease loop may take them a moment later).
+    pub async fn after_term(&self) -> Result<bool, LeaseError> {
         let (going, ended) = {
             let held = self.held_now();
             let going: Vec<Lease> = held
@@ -236,7 +238,7 @@ impl Coordinator {
         if !ended.is_empty() {
             self.discover().await?;
         }
-        Ok(())
+        Ok(!ended.is_empty())
     }
 
     /// Give every lease up and leave the group (after the last term's final checkpoint).
