@@ -128,11 +128,34 @@ impl SlidingWindowMax {
     /// Add one trade at `time`. `Err`: it is late (every window it belongs to was emitted for
     /// its ticker), and why; `Ok(Some(why))`: it counts in its open windows but is partly late.
     fn add(&mut self, ticker: &str, time: i64, price: f64) -> Result<Option<String>, String> {
-        let (w, s) = (self.config.window_ms, self.config.slide_ms);
         // Windows of this ticker ending here or before are closed: fired, or passed by the
         // watermark while empty for it (a restored key may have fired past the watermark).
-        let fired = self.index.get(ticker).map_or(NEVER, |&id| self.keys[id as usize].last_fired_end);
+        let known = self.index.get(ticker).copied();
+        let fired = known.map_or(NEVER, |id| self.keys[id as usize].last_fired_end);
         let closed = fired.max(self.watermark);
+        // A window containing `time` ends after it: at or after `closed`, none is closed (the
+        // usual case, kept to one comparison).
+        let partly = if time < closed { self.lateness(time, closed)? } else { None };
+        let pane = time.div_euclid(self.pane_ms) * self.pane_ms;
+        let candidate = self.first_end_containing(pane, closed);
+        let id = match known {
+            Some(id) => id,
+            None => self.key_id(ticker),
+        };
+        let key = &mut self.keys[id as usize];
+        key.panes.add(pane, price);
+        if candidate < key.timer {
+            key.timer = candidate;
+            self.timers.push(Reverse((candidate, id)));
+        }
+        Ok(partly)
+    }
+
+    /// For a trade at `time` behind `closed` (the end of its ticker's last closed window):
+    /// `Err` if every window it belongs to is closed (late), `Ok(Some(why))` if some are
+    /// (partly late), `Ok(None)` if none.
+    fn lateness(&self, time: i64, closed: i64) -> Result<Option<String>, String> {
+        let (w, s) = (self.config.window_ms, self.config.slide_ms);
         let first_end = (time - w).div_euclid(s) * s + s + w;
         let last_end = time.div_euclid(s) * s + w;
         if last_end <= closed {
@@ -145,30 +168,21 @@ impl SlidingWindowMax {
                 self.config.out_of_orderness_ms
             ));
         }
-        let partly = (first_end <= closed).then(|| {
-            let missed_last = (closed - w).div_euclid(s) * s + w;
-            let missed = (missed_last - first_end) / s + 1;
-            format!(
-                "event time {} came after {missed} of its {} windows were emitted without it, [{}, {}) to [{}, {}); it counts in the others (raise out-of-orderness, now {} ms, to wait longer)",
-                timestamp(time),
-                (last_end - first_end) / s + 1,
-                timestamp(first_end - w),
-                timestamp(first_end),
-                timestamp(missed_last - w),
-                timestamp(missed_last),
-                self.config.out_of_orderness_ms
-            )
-        });
-        let pane = time.div_euclid(self.pane_ms) * self.pane_ms;
-        let candidate = self.first_end_containing(pane, closed);
-        let id = self.key_id(ticker);
-        let key = &mut self.keys[id as usize];
-        key.panes.add(pane, price);
-        if candidate < key.timer {
-            key.timer = candidate;
-            self.timers.push(Reverse((candidate, id)));
+        if first_end > closed {
+            return Ok(None);
         }
-        Ok(partly)
+        let missed_last = (closed - w).div_euclid(s) * s + w;
+        let missed = (missed_last - first_end) / s + 1;
+        Ok(Some(format!(
+            "event time {} came after {missed} of its {} windows were emitted without it, [{}, {}) to [{}, {}); it counts in the others (raise out-of-orderness, now {} ms, to wait longer)",
+            timestamp(time),
+            (last_end - first_end) / s + 1,
+            timestamp(first_end - w),
+            timestamp(first_end),
+            timestamp(missed_last - w),
+            timestamp(missed_last),
+            self.config.out_of_orderness_ms
+        )))
     }
 
     /// The operator's event-time watermark for the host's: `out-of-orderness` behind it.
