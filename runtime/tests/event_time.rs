@@ -112,6 +112,11 @@ impl Script {
         (self.metrics.watermark.get() - T0) as f64 / 1_000.0
     }
 
+    /// The last step ran with the watermark at or below `seconds` after T0, because `why`.
+    fn assert_held(&self, seconds: f64, why: &str) {
+        assert!(self.watermark_s() <= seconds, "{why}: the watermark is at {} s", self.watermark_s());
+    }
+
     /// End the input: the results (sorted) and the dead letters.
     async fn finish(self) -> (Vec<String>, Vec<serde_json::Value>, Vec<String>) {
         let Script { tx, run, dir, sent, .. } = self;
@@ -156,14 +161,14 @@ async fn a_split_parent_holds_the_watermark_while_other_shards_deliver_until_its
     // Several steps of q alone, far ahead: p's keys go on in children not started yet.
     for t in [20, 40, 60, 80] {
         s.batch("q", &[("Q", t)]).await;
-        assert!(s.watermark_s() <= 1.0, "the watermark passed p's last trade: {}", s.watermark_s());
+        s.assert_held(1.0, "p's keys go on in children not started yet");
     }
     s.started("c1", &["p"], LOWER_QUARTER).await;
     s.batch("c1", &[("P1", 2), ("P1", 15)]).await;
-    assert!(s.watermark_s() <= 1.0, "c2 has not started: {}", s.watermark_s());
+    s.assert_held(1.0, "c2 has not started");
     s.started("c2", &["p"], SECOND_QUARTER).await;
     s.batch("q", &[("Q", 90)]).await;
-    assert!(s.watermark_s() <= 1.0, "c2 has reported nothing: {}", s.watermark_s());
+    s.assert_held(1.0, "c2 has reported nothing");
     s.batch("c2", &[("P2", 3), ("P2", 12)]).await;
     assert_complete(s.finish().await);
 }
@@ -178,7 +183,7 @@ async fn a_merge_holds_the_watermark_at_the_first_parent_to_end_until_the_child_
     s.ended("p1").await;
     for t in [30, 50, 70] {
         s.batch("p2", &[("B", t)]).await;
-        assert!(s.watermark_s() <= 1.0, "p1 ended, its keys go on in the child: {}", s.watermark_s());
+        s.assert_held(1.0, "p1 ended, its keys go on in the child");
     }
     s.ended("p2").await;
     s.started("c", &["p1", "p2"], HashRange::ALL).await;
@@ -228,7 +233,7 @@ async fn a_throttled_shard_that_sends_no_read_holds_the_watermark_however_long()
     for t in [10, 40, 70, 100, 130] {
         s.batch("a", &[("A", t)]).await;
         s.caught_up("a", Instant::now()).await;
-        assert!(s.watermark_s() <= 1.0, "b may still hold trades after 1 s: {}", s.watermark_s());
+        s.assert_held(1.0, "b may still hold trades after 1 s");
     }
     s.batch("b", &[("B", 5), ("B", 45), ("B", 129)]).await;
     assert_complete(s.finish().await);

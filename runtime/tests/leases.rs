@@ -42,30 +42,6 @@ impl LeaseGroup {
         Weir::start(cmd)
     }
 
-    /// `weir leases --json`: per shard its row.
-    fn leases(&self) -> Vec<serde_json::Value> {
-        let out = self.try_leases();
-        assert!(out.status.success(), "weir leases failed: {}", String::from_utf8_lossy(&out.stderr));
-        Self::rows(&out)
-    }
-
-    fn try_leases(&self) -> std::process::Output {
-        weir()
-            .env("AWS_ENDPOINT_URL_KINESIS", &self.endpoint)
-            .args(["leases", &format!("kinesis://{}", self.trades), "--lease-table", &self.table, "--json"])
-            .output()
-            .unwrap()
-    }
-
-    fn rows(out: &std::process::Output) -> Vec<serde_json::Value> {
-        String::from_utf8(out.stdout.clone())
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .filter(|row| row.get("shard").is_some())
-            .collect()
-    }
-
     /// Wait until every shard that can be read is read by one of `workers`, at most
     /// ceil(shards / workers) + 1 each; the held counts.
     fn wait_balanced(&self, workers: &mut [&mut Weir], within: Duration) -> Vec<f64> {

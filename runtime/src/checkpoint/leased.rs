@@ -280,24 +280,20 @@ pub async fn restore(
     // combining their instance state as instances of one process do (the latest watermark, for
     // sliding-window-max) would carry a shard read by a worker further behind past windows it
     // has not read yet.
-    // A shard with no position of its own (new, or a child), or one whose clock is behind that
-    // watermark, may hold records older than it: the term then starts with no watermark at
-    // all, and each key's own record of what it fired keeps the fired windows from firing
-    // again (and a record that comes after some of them is reported as partly late).
-    // A shard joins at its own clock, never at a watermark it has not reached: the same holds
-    // when a shard's clock (from a checkpoint written before clocks were recorded whole) is
-    // behind the watermark of the object furthest behind.
-    let fresh = term.iter().any(|l| !shards.contains_key(&l.shard));
-    let slowest_shard = shards
-        .values()
-        .filter(|p| !p.finished)
-        .map(|p| p.event_time_ms.unwrap_or(weir_contract::NO_WATERMARK))
-        .min();
-    let behind = read
-        .values()
-        .min_by_key(|c| c.meta.watermark_ms)
-        .filter(|_| !fresh)
-        .filter(|c| slowest_shard.is_none_or(|clock| clock >= c.meta.watermark_ms));
+    // A shard joins at its own clock, never at a watermark it has not reached: one with no
+    // position of its own (new, or a child), or whose clock is behind that watermark (a
+    // checkpoint written before clocks were recorded whole), may hold records older than it.
+    // The term then starts with no watermark at all, and each key's own record of what it
+    // fired keeps the fired windows from firing again (a record that comes after some of them
+    // is reported as partly late).
+    let reached = |watermark_ms: i64| {
+        term.iter().all(|l| {
+            shards.get(&l.shard).is_some_and(|p| {
+                p.finished || p.event_time_ms.unwrap_or(weir_contract::NO_WATERMARK) >= watermark_ms
+            })
+        })
+    };
+    let behind = read.values().min_by_key(|c| c.meta.watermark_ms).filter(|c| reached(c.meta.watermark_ms));
     if let Some(behind) = behind {
         behind.state.iter().filter(|e| e.is_instance_wide()).for_each(|e| state.push_entry(e));
     }

@@ -18,7 +18,6 @@
 //!   per key). A shard that is throttled, retrying, backing off or behind sends no such read,
 //!   so its clock stays. Instants are the host's own (when a step ended, when a call was sent):
 //!   no comparison of clocks across machines.
-//!
 //! - A shard this run will not read again (`--until-idle` found it caught up that long) holds
 //!   nothing back: nothing of it is left for this run.
 //!
@@ -95,8 +94,8 @@ impl Watermarks {
         }
     }
 
-    /// Go on from a checkpoint: the watermark then, and each shard's latest event time (taken
-    /// up when the shard starts again).
+    /// Go on from a checkpoint: the watermark then, and each shard's clock (taken up when the
+    /// shard starts again).
     pub fn restore(&mut self, watermark_ms: i64, shards: impl IntoIterator<Item = (String, i64)>) {
         self.current = self.current.max(watermark_ms);
         self.restored.extend(shards);
@@ -247,6 +246,15 @@ mod tests {
         p.iter().map(|s| s.to_string()).collect()
     }
 
+    /// Root shards (no parents) started, each with its hash range.
+    fn started(shards: &[(&str, Option<HashRange>)]) -> Watermarks {
+        let mut w = Watermarks::new();
+        for (shard, range) in shards {
+            w.started(shard, &[], *range);
+        }
+        w
+    }
+
     /// A step that processed `times` (shard, event time) and ended at `at`.
     fn step(w: &mut Watermarks, at: Instant, times: &[(&str, i64)]) {
         for (shard, time) in times {
@@ -258,9 +266,7 @@ mod tests {
     #[test]
     fn the_slowest_shard_holds_the_watermark_and_a_shard_with_nothing_yet_holds_it_where_it_is() {
         let t0 = Instant::now();
-        let mut w = Watermarks::new();
-        w.started("a", &[], ALL);
-        w.started("b", &[], ALL);
+        let mut w = started(&[("a", ALL), ("b", ALL)]);
         step(&mut w, t0, &[("a", 100)]);
         assert_eq!(w.current(), NO_WATERMARK, "b has reported nothing yet");
         step(&mut w, t0, &[("b", 40)]);
@@ -273,9 +279,7 @@ mod tests {
     fn no_clock_makes_a_shard_idle_only_an_empty_caught_up_read_sent_after_a_step() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
-        let mut w = Watermarks::new();
-        w.started("a", &[], ALL);
-        w.started("b", &[], ALL);
+        let mut w = started(&[("a", ALL), ("b", ALL)]);
         step(&mut w, t0, &[("a", 100), ("b", 90)]);
         // b has been silent for ever: without a read it still holds.
         step(&mut w, t0 + ms(10), &[("a", 200)]);
@@ -298,9 +302,7 @@ mod tests {
     #[test]
     fn a_read_vouches_for_what_was_processed_before_it_was_sent_or_nothing_if_that_is_forgotten() {
         let t0 = Instant::now();
-        let mut w = Watermarks::new();
-        w.started("a", &[], ALL);
-        w.started("b", &[], ALL);
+        let mut w = started(&[("a", ALL), ("b", ALL)]);
         step(&mut w, t0, &[("a", 10)]);
         step(&mut w, t0 + Duration::from_secs(61), &[("a", 20)]);
         step(&mut w, t0 + Duration::from_secs(122), &[("a", 30)]);
@@ -317,9 +319,7 @@ mod tests {
     #[test]
     fn a_split_parent_holds_until_both_children_started_and_each_child_until_it_reports() {
         let t0 = Instant::now();
-        let mut w = Watermarks::new();
-        w.started("p", &[], ALL);
-        w.started("q", &[], ALL);
+        let mut w = started(&[("p", ALL), ("q", ALL)]);
         step(&mut w, t0, &[("p", 100), ("q", 100)]);
         w.ended("p");
         // Several steps of q alone: p still holds at 100.
@@ -339,9 +339,7 @@ mod tests {
     #[test]
     fn a_merge_holds_at_the_first_parent_until_the_child_starts() {
         let t0 = Instant::now();
-        let mut w = Watermarks::new();
-        w.started("p1", &[], half(false));
-        w.started("p2", &[], half(true));
+        let mut w = started(&[("p1", half(false)), ("p2", half(true))]);
         step(&mut w, t0, &[("p1", 100), ("p2", 100)]);
         w.ended("p1");
         step(&mut w, t0, &[("p2", 300)]);
@@ -355,9 +353,7 @@ mod tests {
 
     #[test]
     fn a_shard_not_read_again_in_this_run_holds_nothing_back_and_keeps_its_clock() {
-        let mut w = Watermarks::new();
-        w.started("quiet", &[], ALL);
-        w.started("busy", &[], ALL);
+        let mut w = started(&[("quiet", ALL), ("busy", ALL)]);
         w.observe("quiet", 10);
         w.observe("busy", 50);
         assert_eq!(w.current(), 10);
@@ -368,9 +364,7 @@ mod tests {
 
     #[test]
     fn a_shard_without_lineage_stops_counting_at_its_end() {
-        let mut w = Watermarks::new();
-        w.started("file", &[], None);
-        w.started("other", &[], None);
+        let mut w = started(&[("file", None), ("other", None)]);
         w.observe("file", 10);
         w.observe("other", 50);
         w.ended("file");

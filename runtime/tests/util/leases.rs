@@ -42,4 +42,30 @@ impl LeaseGroup {
             .args(["--worker-id", &format!("w{}", self.started)]);
         cmd
     }
+
+    /// `weir leases --json`: per shard its row.
+    pub fn leases(&self) -> Vec<serde_json::Value> {
+        let out = self.try_leases();
+        assert!(out.status.success(), "weir leases failed: {}", String::from_utf8_lossy(&out.stderr));
+        Self::rows(&out)
+    }
+
+    /// `weir leases --json` as it ran (it fails until the first worker has made the table).
+    pub fn try_leases(&self) -> std::process::Output {
+        weir()
+            .env("AWS_ENDPOINT_URL_KINESIS", &self.endpoint)
+            .args(["leases", &format!("kinesis://{}", self.trades), "--lease-table", &self.table, "--json"])
+            .output()
+            .unwrap()
+    }
+
+    /// The shard rows of `weir leases --json` output.
+    pub fn rows(out: &std::process::Output) -> Vec<serde_json::Value> {
+        String::from_utf8(out.stdout.clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|row| row.get("shard").is_some())
+            .collect()
+    }
 }
