@@ -60,6 +60,32 @@ fn stdin_to_stdout_ends_at_eof_with_exit_zero() {
     assert_eq!(per_ticker(String::from_utf8(out.stdout).unwrap().lines()), native_per_ticker(&input, &[]));
 }
 
+/// `--idle-after` (and `WEIR_IDLE_AFTER`) no longer does anything: scripts that pass it keep
+/// working, with the same results, and are told once that it can go.
+#[test]
+fn the_retired_idle_after_is_accepted_with_a_warning_and_changes_nothing() {
+    let input = generated(2_000);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trades.jsonl");
+    std::fs::write(&path, &input).unwrap();
+    let expected = native_per_ticker(&input, &[]);
+    for (flag, env) in [(Some("5s"), None), (None, Some("5s"))] {
+        let mut cmd = weir();
+        cmd.args(["run", "--source", path.to_str().unwrap()]);
+        if let Some(value) = flag {
+            cmd.args(["--idle-after", value]);
+        }
+        if let Some(value) = env {
+            cmd.env("WEIR_IDLE_AFTER", value);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert_eq!(per_ticker(String::from_utf8(out.stdout).unwrap().lines()), expected);
+        assert_eq!(stderr.matches("--idle-after").count(), 1, "{stderr}");
+    }
+}
+
 #[test]
 fn bad_operators_and_settings_are_refused_before_anything_is_read() {
     let dir = tempfile::tempdir().unwrap();

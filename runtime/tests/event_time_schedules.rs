@@ -217,7 +217,7 @@ fn run_lease_schedule(seed: u64) {
     let mut job = LeaseGroup::new(endpoint.clone(), trades.clone(), results.clone());
     let worker = |job: &mut LeaseGroup, extra: &[&str]| {
         let mut cmd = job.run();
-        cmd.env("WEIR_LOG", "weir=info")
+        cmd.env("WEIR_LOG", std::env::var("WEIR_TEST_WORKER_LOG").unwrap_or_else(|_| "weir=info".into()))
             .args(["--start-position", "trim-horizon", "--checkpoint-interval", "1s"])
             .args(["--failover-time", "4s", "--shard-discovery-interval", "200ms"])
             .args(["--parallelism", &schedule.parallelism.to_string()])
@@ -266,19 +266,18 @@ fn run_lease_schedule(seed: u64) {
         }
         let _ = std::fs::write(format!("{dir}/seed-{seed}-input.jsonl"), &input);
     }
-    let dead: Vec<&str> = logs.iter().flat_map(|l| l.lines()).filter(|l| l.contains("\"reason\"")).collect();
-    assert!(dead.is_empty(), "seed {seed} ({schedule:?}): trades dead-lettered: {dead:#?}");
     let records = tail_at(&endpoint, &results, &[]);
     if let Ok(dir) = std::env::var("WEIR_TEST_LOGS") {
         let lines: Vec<String> = records.iter().map(|r| r.to_string()).collect();
         let _ = std::fs::write(format!("{dir}/seed-{seed}-results.jsonl"), lines.join("\n"));
     }
+    let dead: Vec<&str> = logs.iter().flat_map(|l| l.lines()).filter(|l| l.contains("\"reason\"")).collect();
+    assert!(dead.is_empty(), "seed {seed} ({schedule:?}): trades dead-lettered: {dead:#?}");
     let (once, _) = deduplicated(&records);
     assert_same_results(&once, &native_by_key(&input));
 }
 
 #[test]
-#[ignore = "passed 9 of 10 seeds in a row (11 of 12 runs in all) once the drain fix landed; seed 5 (a worker killed after the first wave, then two splits) once lost a ticker's first windows: state or positions lost in a lease hand-over, not event time (no trade late). Run with --ignored until that is found."]
 fn random_schedules_on_a_lease_group_with_a_kill_make_no_trade_late_and_every_window_whole() {
     for seed in seeds(&[11, 12]) {
         run_lease_schedule(seed);

@@ -387,3 +387,86 @@ fn a_lease_taken_over_refuses_its_old_owners_checkpoint_release_and_take() {
         );
     });
 }
+
+/// A worker whose leases have all gone (its shard read to its end, the children held by
+/// another worker) and whose next term holds only a shard nobody has checkpointed numbers its
+/// checkpoints on from its last. Numbering them from 1 again overwrote the object the finished
+/// shard's lease names, and the children went on without the keys it handed them on (a
+/// ticker's first windows lost; found by the event-time schedules, seed 5).
+#[test]
+fn a_term_that_starts_from_nothing_keeps_the_checkpoint_a_finished_shard_hands_on() {
+    use weir::lease::LeaseTable;
+    let endpoint = kinesis_local_endpoint();
+    let (trades, results) =
+        (create_stream_at(&endpoint, "handed-on", 2), create_stream_at(&endpoint, "results", 1));
+    let rt = runtime();
+    let client = client_at(&rt, &endpoint);
+    let step = ["--step", "20ms"];
+    let mut input = produce_with(&endpoint, &trades, 1_000, TICKERS, T0, "ticker", &step);
+    rt.block_on(split_in_half(&client, &trades, "shardId-000000000000"));
+    input.extend(produce_with(&endpoint, &trades, 1_000, TICKERS, T0 + 20_000, "ticker", &step));
+
+    // Another worker (this test, through the table) holds every shard but the parent, and
+    // renews until told to leave.
+    let mut job = LeaseGroup::new(endpoint.clone(), trades.clone(), results.clone());
+    let source = format!("kinesis://{trades}");
+    let table = rt.block_on(LeaseTable::connect(&job.table, None));
+    rt.block_on(async {
+        table.open(&source, &job.checkpoints).await.unwrap();
+        let config = weir_kinesis::aws::config(None).await;
+        let kinesis = weir_kinesis::Kinesis::with_client(client.clone(), &config);
+        let shards =
+            weir_kinesis::reader::list_shards(&kinesis, &weir_kinesis::Stream(trades.clone())).await.unwrap();
+        table.add(&shards).await.unwrap();
+        table.join("other", 1).await.unwrap();
+        for lease in table.leases().await.unwrap() {
+            if lease.shard != "shardId-000000000000" {
+                table.take(&lease, "other").await.unwrap().expect("the other worker takes it");
+            }
+        }
+    });
+    let leaving = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let renewing = std::thread::spawn({
+        let (leaving, name) = (leaving.clone(), job.table.clone());
+        move || {
+            let rt = runtime();
+            let table = rt.block_on(LeaseTable::connect(&name, None));
+            for heartbeat in 2.. {
+                if leaving.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                rt.block_on(table.renew("other", heartbeat)).unwrap();
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            rt.block_on(table.leave("other")).unwrap();
+        }
+    });
+
+    // The worker's first term reads the parent to its end and hands it on. It ends once every
+    // shard it holds has been caught up for 10 s, so once it has read the children.
+    let mut worker = job.worker(&["--until-idle", "10s"]);
+    let parent_finished = |job: &LeaseGroup| {
+        job.leases().iter().any(|r| r["shard"] == "shardId-000000000000" && r["state"] == "finished")
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !parent_finished(&job) {
+        assert!(Instant::now() < deadline, "the parent was not finished: {}", worker.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The other worker gives up the open shard: the worker's next term holds only it, never
+    // checkpointed, and writes as many checkpoints again as it had.
+    let written = worker.metric("weir_checkpoints_total");
+    rt.block_on(async {
+        let open = table.leases().await.unwrap().into_iter().find(|l| l.shard == "shardId-000000000001");
+        let open = open.expect("the open shard's lease");
+        assert!(table.release(&open.shard, "other", open.counter, false).await.unwrap());
+    });
+    worker.wait_for_metric("weir_checkpoints_total", |n| n > 2.0 * written, Duration::from_secs(60));
+    // The other worker leaves: the children are read with the keys their parent handed on.
+    leaving.store(true, std::sync::atomic::Ordering::Relaxed);
+    renewing.join().unwrap();
+    let (status, log) = worker.wait(Duration::from_secs(120));
+    assert!(status.success(), "{log}");
+    let (once, _) = deduplicated(&tail_at(&endpoint, &results, &[]));
+    assert_same_results(&once, &native_per_ticker(&input, &settings()));
+}

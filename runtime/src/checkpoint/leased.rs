@@ -19,7 +19,9 @@
 //! grouping key (what `builtin:rekey` produces).
 //!
 //! Object names carry the start time of the process, so that a worker restarted under the same
-//! `--worker-id` never overwrites an object a lease still names. A worker deletes an object of
+//! `--worker-id` never overwrites an object a lease still names, and the checkpoint's number,
+//! which grows over all of the process's terms (a term that restores nothing goes on from the
+//! last number written, not from 1). A worker deletes an object of
 //! its own once three newer ones exist and the lease loop's scan of the table (begun after the
 //! object was recorded) found no lease naming it: a lease given up still names its last one
 //! until its new owner checkpoints, and a finished shard's names its final state for as long
@@ -27,6 +29,7 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -123,18 +126,27 @@ pub struct LeasedStore {
     started_ms: i64,
     /// Objects written and recorded, oldest first, with when their recording ended.
     written: Arc<Mutex<VecDeque<(String, Instant)>>>,
+    /// The number of the last checkpoint written, over every term: object names carry it, so
+    /// a term must never number its checkpoints from 1 again (that overwrote an object a
+    /// finished shard's lease still named, and its children started without its keys).
+    last_id: Arc<AtomicU64>,
 }
 
 impl LeasedStore {
     /// Checkpoints to `objects`, recorded in the leases `coordinator` holds.
     pub fn new(objects: Objects, coordinator: Arc<Coordinator>) -> Self {
         let started_ms = jiff::Timestamp::now().as_millisecond();
-        Self { objects, coordinator, started_ms, written: Arc::default() }
+        Self { objects, coordinator, started_ms, written: Arc::default(), last_id: Arc::default() }
     }
 
     /// Where the objects are.
     pub fn location(&self) -> String {
         self.objects.location()
+    }
+
+    /// The number the next checkpoint must have at least: one more than any this process wrote.
+    pub fn next_id(&self) -> u64 {
+        self.last_id.load(Ordering::Relaxed) + 1
     }
 
     /// Write `checkpoint`'s object, point each lease it covers at it, report shards read to
@@ -146,6 +158,7 @@ impl LeasedStore {
         let bytes = codec::encode(checkpoint);
         let size = bytes.len() as u64;
         self.objects.put(&name, bytes).await?;
+        self.last_id.fetch_max(meta.id, Ordering::Relaxed);
         let table = &self.coordinator.table;
         let mut lost = None;
         for (shard, progress) in &meta.shards {

@@ -138,6 +138,16 @@ impl CheckpointStore {
         }
     }
 
+    /// The number the next checkpoint written here must have at least: names and pointers are
+    /// made of it, so it never goes back, even for a run (or a lease term) that restored nothing.
+    pub fn next_id(&self) -> u64 {
+        match self {
+            Self::Dir(_) => 1,
+            Self::S3(s) => s.last_id + 1,
+            Self::Leased(l) => l.next_id(),
+        }
+    }
+
     /// The newest complete checkpoint, if any; transient S3 failures are retried.
     pub async fn latest(&mut self) -> Result<Option<Checkpoint>, CheckpointError> {
         let mut delays = crate::s3::read_retries();

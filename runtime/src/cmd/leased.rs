@@ -156,7 +156,7 @@ impl Job {
             let rows = retrying(|| coordinator.table.leases()).await?;
             let loaded = self.versions.initial();
             let operator = weir::checkpoint::operator_ref(&loaded);
-            let next_id = self.metrics.checkpoints.last_id.get() as u64 + 1;
+            let next_id = store.next_id();
             let mut restored = leased::restore(objects, &term, &rows, &source_name, operator, next_id)
                 .await
                 .with_context(|| format!("cannot read the checkpoints of shards {}", names(&term)))?;

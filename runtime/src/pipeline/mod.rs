@@ -170,9 +170,12 @@ pub async fn run_term(
     checkpoints: Option<Checkpoints>,
     shutdown: impl Future<Output = ()>,
 ) -> (Result<Ending, PipelineError>, Versions) {
-    let (restored, writer, interval, source_name) = match checkpoints {
-        Some(c) => (c.restored, Some(Writer::start(c.store, metrics.clone())), Some(c.interval), c.source),
-        None => (None, None, None, String::new()),
+    let (restored, first_id, writer, interval, source_name) = match checkpoints {
+        Some(c) => {
+            let first_id = c.store.next_id();
+            (c.restored, first_id, Some(Writer::start(c.store, metrics.clone())), Some(c.interval), c.source)
+        }
+        None => (None, 1, None, None, String::new()),
     };
     let (writer, mut writer_task) = writer.unzip();
     let mut writer_ended = false;
@@ -197,9 +200,9 @@ pub async fn run_term(
                 meta.watermark_ms,
                 meta.shards.iter().filter_map(|(id, s)| Some((id.clone(), s.event_time_ms?))),
             );
-            (Progress::restored(meta.shards), meta.id + 1, meta.records_out)
+            (Progress::restored(meta.shards), first_id.max(meta.id + 1), meta.records_out)
         }
-        None => (Progress::default(), 1, 0),
+        None => (Progress::default(), first_id, 0),
     };
     let (event_tx, mut events) = mpsc::channel(CHANNEL_BATCHES);
     let mut source_task = Some(tokio::spawn(source.run(event_tx)));
