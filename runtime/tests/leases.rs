@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use util::kinesis::*;
 use util::leases::LeaseGroup;
-use util::process::Weir;
+use util::process::{Weir, total};
 use util::*;
 
 const TICKERS: u32 = 24;
@@ -442,9 +442,8 @@ fn a_term_that_starts_from_nothing_keeps_the_checkpoint_a_finished_shard_hands_o
         }
     });
 
-    // The worker's first term reads the parent to its end and hands it on. It ends once every
-    // shard it holds has been caught up for 10 s, so once it has read the children.
-    let mut worker = job.worker(&["--until-idle", "10s"]);
+    // The worker's first term reads the parent to its end and hands it on.
+    let mut worker = job.worker(&[]);
     let parent_finished = |job: &LeaseGroup| {
         job.leases().iter().any(|r| r["shard"] == "shardId-000000000000" && r["state"] == "finished")
     };
@@ -460,12 +459,24 @@ fn a_term_that_starts_from_nothing_keeps_the_checkpoint_a_finished_shard_hands_o
         let open = table.leases().await.unwrap().into_iter().find(|l| l.shard == "shardId-000000000001");
         let open = open.expect("the open shard's lease");
         assert!(table.release(&open.shard, "other", open.counter, false).await.unwrap());
+        // As a worker does after a change: the others look at the table again.
+        table.bump().await.unwrap();
     });
     worker.wait_for_metric("weir_checkpoints_total", |n| n > 2.0 * written, Duration::from_secs(60));
     // The other worker leaves: the children are read with the keys their parent handed on.
     leaving.store(true, std::sync::atomic::Ordering::Relaxed);
     renewing.join().unwrap();
-    let (status, log) = worker.wait(Duration::from_secs(120));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while total(&worker.metrics(), "weir_records_in_total") < 2_000.0 {
+        assert!(Instant::now() < deadline, "not every trade was read: {}", worker.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Stopped, it hands its pending windows on in its last checkpoint; a worker reading what
+    // is left to the end writes them.
+    worker.signal("TERM");
+    let (status, log) = worker.wait(Duration::from_secs(60));
+    assert!(status.success(), "{log}");
+    let (status, log) = job.worker(&["--until-idle", "3s"]).wait(Duration::from_secs(120));
     assert!(status.success(), "{log}");
     let (once, _) = deduplicated(&tail_at(&endpoint, &results, &[]));
     assert_same_results(&once, &native_per_ticker(&input, &settings()));
