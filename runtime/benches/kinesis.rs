@@ -142,7 +142,7 @@ async fn produce(client: &Client, stream: &str, count: u64, rate: Option<f64>) {
     let config = GeneratorConfig {
         tickers: Tickers::Synthetic(TICKERS),
         seed: 7,
-        start_time_ms: weir::source::now_ms(),
+        start_time_ms: weir::clock::now_ms(),
         step_ms: 1,
     };
     let mut generator = TradeGenerator::new(&config).expect("generator");

@@ -3,6 +3,14 @@
 use jiff::SignedDuration;
 use weir_operator::{Error, Settings};
 
+/// The names of a trade's fields, as configured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fields {
+    pub time: String,
+    pub ticker: String,
+    pub price: String,
+}
+
 /// Which clock assigns a trade to windows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimeMode {
@@ -74,6 +82,15 @@ fn duration_ms(value: &str) -> Result<i64, String> {
 }
 
 impl Config {
+    /// The names of a trade's fields.
+    pub fn fields(&self) -> Fields {
+        Fields {
+            time: self.event_time_field.clone(),
+            ticker: self.ticker_field.clone(),
+            price: self.price_field.clone(),
+        }
+    }
+
     /// Read and check the settings.
     pub fn from_settings(settings: &Settings) -> Result<Self, Error> {
         settings.check_known(KNOWN)?;

@@ -76,11 +76,7 @@ impl SlidingWindowMax {
     pub fn new(config: Config) -> Self {
         Self {
             pane_ms: config.pane_ms(),
-            parser: Rc::new(trade::TradeParser::new(trade::Fields {
-                time: config.event_time_field.clone(),
-                ticker: config.ticker_field.clone(),
-                price: config.price_field.clone(),
-            })),
+            parser: Rc::new(trade::TradeParser::new(config.fields())),
             config,
             keys: Vec::new(),
             index: FxHashMap::default(),

@@ -10,7 +10,7 @@
 
 use weir_json::{Cursor, QuotedName};
 
-use crate::trade::Fields;
+use crate::config::Fields;
 
 /// The three fields of a trade as they appear in the record, the price already a number.
 #[derive(Debug, PartialEq)]

@@ -15,6 +15,8 @@ use jiff::civil::Time;
 use jiff::fmt::temporal::{Pieces, PiecesOffset};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
+use crate::config::Fields;
+
 /// The fields of one trade. `ticker` borrows from the record unless it had escapes.
 #[derive(Debug, PartialEq)]
 pub struct Trade<'a> {
@@ -22,14 +24,6 @@ pub struct Trade<'a> {
     pub time_ms: Option<i64>,
     pub ticker: Cow<'a, str>,
     pub price: f64,
-}
-
-/// The configured field names.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Fields {
-    pub time: String,
-    pub ticker: String,
-    pub price: String,
 }
 
 /// Parses trades with the configured field names, remembering the last minute seen.

@@ -6,7 +6,8 @@
 
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
-use sliding_window_max::trade::{Fields, TradeParser};
+use sliding_window_max::config::Fields;
+use sliding_window_max::trade::TradeParser;
 
 fn parser() -> TradeParser {
     TradeParser::new(Fields { time: "EVENT_TIME".into(), ticker: "TICKER".into(), price: "PRICE".into() })

@@ -28,94 +28,16 @@
 //! as its children may need it.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use weir_kinesis::{Resume, StartPosition};
 
-use super::store::{KEEP, Pointer, key, write_atomic};
-use super::{Checkpoint, CheckpointError, Meta, OperatorRef, codec};
+use super::objects::Objects;
+use super::pointer::Pointer;
+use super::{Checkpoint, CheckpointError, KEEP, Meta, OperatorRef, codec};
 use crate::lease::{Coordinator, Lease};
-use crate::location::Location;
-use crate::s3::{Bucket, Condition};
-
-/// Where the objects are: a directory or an S3 prefix.
-#[derive(Clone, Debug)]
-pub enum Objects {
-    /// A local directory (for workers on one machine).
-    Dir(PathBuf),
-    /// A prefix in an S3 bucket.
-    S3 {
-        /// The bucket.
-        bucket: Bucket,
-        /// The prefix, without a trailing `/`.
-        prefix: String,
-    },
-}
-
-impl Objects {
-    /// The objects at `location` (a directory or `s3://BUCKET/PREFIX`); makes no request.
-    pub async fn open(location: &Location, region: Option<&str>) -> Result<Self, String> {
-        match location {
-            Location::File(path) => Ok(Self::Dir(path.clone())),
-            Location::S3 { bucket, key } => Ok(Self::S3 {
-                bucket: Bucket::connect_without_retries(bucket, region).await,
-                prefix: key.trim_end_matches('/').to_string(),
-            }),
-            other => {
-                Err(format!("--checkpoint {other} is not supported: give a directory or s3://BUCKET/PREFIX"))
-            }
-        }
-    }
-
-    /// Where they are, for messages and the lease table.
-    pub fn location(&self) -> String {
-        match self {
-            Self::Dir(path) => path.display().to_string(),
-            Self::S3 { bucket, prefix } => format!("s3://{}/{prefix}", bucket.name()),
-        }
-    }
-
-    async fn put(&self, name: &str, bytes: Vec<u8>) -> Result<(), CheckpointError> {
-        match self {
-            Self::Dir(path) => write_atomic(path, name, &bytes),
-            Self::S3 { bucket, prefix } => {
-                bucket.put(&key(prefix, name), bytes, "application/octet-stream", Condition::Always).await?;
-                Ok(())
-            }
-        }
-    }
-
-    async fn delete(&self, name: &str) -> Result<(), CheckpointError> {
-        match self {
-            Self::Dir(path) => match std::fs::remove_file(path.join(name)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CheckpointError::Io {
-                    action: "delete",
-                    path: path.join(name).display().to_string(),
-                    source: e,
-                }),
-                _ => Ok(()),
-            },
-            Self::S3 { bucket, prefix } => Ok(bucket.delete(&key(prefix, name)).await?),
-        }
-    }
-
-    /// The checkpoint in object `name`.
-    pub async fn read(&self, name: &str) -> Result<Checkpoint, CheckpointError> {
-        let bytes = match self {
-            Self::Dir(path) => std::fs::read(path.join(name)).map_err(|e| CheckpointError::Io {
-                action: "read",
-                path: path.join(name).display().to_string(),
-                source: e,
-            })?,
-            Self::S3 { bucket, prefix } => bucket.get_existing(&key(prefix, name)).await?.0,
-        };
-        let object = format!("{}/{name}", self.location());
-        codec::decode(&bytes).map_err(|reason| CheckpointError::Corrupt { object, reason })
-    }
-}
 
 /// A worker's checkpoints, recorded in its leases. Clones share the list of objects written.
 #[derive(Clone)]
@@ -272,7 +194,7 @@ pub async fn restore(
     if read.is_empty() {
         return Ok(restored);
     }
-    restored.resume.extend(crate::pipeline::progress::resume_positions(&shards));
+    restored.resume.extend(super::resume_positions(&shards));
     // Each key once: the same object can be named twice with the same range (a merge whose
     // parents one worker read), and the first part holding a key wins.
     let mut state = weir_contract::KeyedStates::default();

@@ -14,12 +14,22 @@
 //!   atomically, the newest named by a small pointer that a stale process cannot overwrite.
 
 pub mod leased;
+pub mod objects;
+pub mod pointer;
 pub mod store;
+
+use std::collections::BTreeMap;
+
+use weir_kinesis::{Resume, StartPosition};
 
 use crate::artifact::Digest;
 use crate::operator::LoadedOperator;
-pub use store::{CheckpointStore, Pointer};
+pub use pointer::Pointer;
+pub use store::CheckpointStore;
 pub use weir_checkpoint::{Checkpoint, Meta, OperatorRef, ShardProgress, codec};
+
+/// Checkpoints kept by a store before older ones are deleted.
+pub const KEEP: u64 = 3;
 
 /// The operator `loaded` as a checkpoint names it.
 pub fn operator_ref(loaded: &LoadedOperator) -> OperatorRef {
@@ -30,6 +40,27 @@ pub fn operator_ref(loaded: &LoadedOperator) -> OperatorRef {
         contract: weir_contract::CONTRACT.to_string(),
         grouping: loaded.grouping().to_string(),
     }
+}
+
+/// Where a Kinesis reader resumes each shard of a checkpoint: after its last record, or, with
+/// none read yet, from where it started being read (its beginning, or a time), so that nothing
+/// written meanwhile is skipped.
+pub fn resume_positions(shards: &BTreeMap<String, ShardProgress>) -> BTreeMap<String, Resume> {
+    shards
+        .iter()
+        .map(|(id, progress)| {
+            let resume = match (&progress.after, progress.finished) {
+                (_, true) => Resume::Finished,
+                (Some(after), false) => Resume::From(StartPosition::AfterSequenceNumber(after.clone())),
+                (None, false) if progress.started_at_ms <= 0 => Resume::From(StartPosition::TrimHorizon),
+                (None, false) => Resume::From(
+                    jiff::Timestamp::from_millisecond(progress.started_at_ms)
+                        .map_or(StartPosition::TrimHorizon, StartPosition::AtTimestamp),
+                ),
+            };
+            (id.clone(), resume)
+        })
+        .collect()
 }
 
 /// A checkpoint's operator in words: `sliding-window-max 0.2.0 (sha256 0123456789ab)`.

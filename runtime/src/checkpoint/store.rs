@@ -17,72 +17,19 @@
 //! writer (every write, with backoff, counted) and here for the reads at start ([`READ_ATTEMPTS`]).
 
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
-use super::{Checkpoint, CheckpointError, codec};
+use super::objects::{key, write_atomic};
+use super::pointer::{Pointer, this_writer};
+use super::{Checkpoint, CheckpointError, KEEP, codec};
 use crate::s3::{Bucket, Condition, S3Error};
 
-/// Checkpoints kept.
-pub const KEEP: u64 = 3;
 /// Attempts at reading the newest checkpoint at start before a transient S3 failure is
 /// reported (about 6 s of backoff in all).
 pub const READ_ATTEMPTS: u32 = 5;
 /// The pointer's name.
 pub const POINTER: &str = "LATEST";
 const FOLDER: &str = "checkpoints";
-
-/// `LATEST`: which checkpoint is the newest, with a summary for people and tools.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pointer {
-    /// The checkpoint's number.
-    pub id: u64,
-    /// Its object, relative to the location.
-    pub object: String,
-    /// Its size in bytes.
-    pub bytes: u64,
-    /// When it was taken.
-    pub taken_at: jiff::Timestamp,
-    /// The operator whose state it holds (its sha256).
-    pub operator: String,
-    /// The watermark at the cut.
-    pub watermark_ms: i64,
-    /// Output records acknowledged by the sink up to the cut, over every run so far.
-    pub records_out: u64,
-    /// The process that wrote it last (host, process id, start time): a process taking over
-    /// the location writes its own, which changes the ETag the previous writer expects.
-    #[serde(default)]
-    pub writer: String,
-}
-
-impl Pointer {
-    /// The pointer to checkpoint `meta`, written by this process to `object` (`bytes` long).
-    pub fn to(meta: &super::Meta, object: String, bytes: u64) -> Self {
-        Self {
-            id: meta.id,
-            object,
-            bytes,
-            taken_at: meta.taken_at,
-            operator: meta.operator.digest.clone(),
-            watermark_ms: meta.watermark_ms,
-            records_out: meta.records_out,
-            writer: this_writer(),
-        }
-    }
-}
-
-/// This process, as pointers name their writer.
-fn this_writer() -> String {
-    static WRITER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    WRITER
-        .get_or_init(|| {
-            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".to_string());
-            format!("{host}/{}/{}", std::process::id(), jiff::Timestamp::now())
-        })
-        .clone()
-}
 
 fn object_name(id: u64) -> String {
     format!("{FOLDER}/{id:020}.ckpt")
@@ -272,26 +219,6 @@ impl CheckpointStore {
         }
         Ok(pointer)
     }
-}
-
-/// Write `name` under `root` whole or not at all: a temporary file, synced, renamed over it,
-/// and the directory synced so the rename survives a power cut.
-pub(super) fn write_atomic(root: &Path, name: &str, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let io =
-        |action, source| CheckpointError::Io { action, path: root.join(name).display().to_string(), source };
-    let target = root.join(name);
-    let dir = target.parent().unwrap_or(root);
-    std::fs::create_dir_all(dir).map_err(|e| io("create", e))?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(|e| io("create a file in", e))?;
-    temp.write_all(bytes).map_err(|e| io("write", e))?;
-    temp.as_file().sync_all().map_err(|e| io("sync", e))?;
-    temp.persist(&target).map_err(|e| io("rename into", e.error))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("sync", e))
-}
-
-/// The S3 key of `name` under `prefix` (which has no trailing `/`).
-pub(super) fn key(prefix: &str, name: &str) -> String {
-    if prefix.is_empty() { name.to_string() } else { format!("{prefix}/{name}") }
 }
 
 /// A checkpoint directory, locked for this process.

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use weir::checkpoint::CheckpointStore;
-use weir::checkpoint::leased::{self, LeasedStore, Objects};
+use weir::checkpoint::leased::{self, LeasedStore};
+use weir::checkpoint::objects::Objects;
 use weir::deployment::Versions;
 use weir::lease::{Coordinator, CoordinatorOptions, LeaseError, LeaseTable};
 use weir::location::Location;
@@ -23,7 +24,7 @@ use weir::sink::{DeadLetterWriter, Sink, SinkError};
 use weir::source::{KinesisSource, Source};
 use weir_kinesis::{Kinesis, ReadOptions, Stream};
 
-use super::run::KinesisClient;
+use super::wiring::KinesisClient;
 use crate::cli::RunArgs;
 
 /// Attempts at a lease table call between terms before weir gives up.
@@ -190,8 +191,8 @@ impl Job {
             let (sink, dead_letters) = match self.first.take() {
                 Some(first) => first,
                 None => (
-                    super::run::sink(&args, &mut kinesis, &self.metrics).await?,
-                    super::run::dead_letters(&args, &mut kinesis).await?,
+                    super::wiring::sink(&args, &mut kinesis, &self.metrics).await?,
+                    super::wiring::dead_letters(&args, &mut kinesis).await?,
                 ),
             };
             let checkpoints = Checkpoints {

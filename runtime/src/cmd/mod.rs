@@ -12,6 +12,7 @@ pub mod resume;
 pub mod run;
 pub mod signals;
 pub mod tail;
+pub mod wiring;
 
 use std::time::Duration;
 

@@ -89,7 +89,7 @@ impl CheckpointMetrics {
         self.duration.observe(took.as_secs_f64());
         self.size.set(bytes as i64);
         self.last_id.set(id as i64);
-        self.last_completed_ms.store(crate::source::now_ms(), Relaxed);
+        self.last_completed_ms.store(crate::clock::now_ms(), Relaxed);
     }
 }
 
@@ -103,7 +103,7 @@ impl Collector for Age {
         if last == 0 {
             return Ok(());
         }
-        let age = ConstGauge::new((crate::source::now_ms() - last).max(0) as f64 / 1e3);
+        let age = ConstGauge::new((crate::clock::now_ms() - last).max(0) as f64 / 1e3);
         age.encode(encoder.encode_descriptor(
             "weir_last_checkpoint_age_seconds",
             "Seconds since the last checkpoint completed",

@@ -15,10 +15,11 @@ use super::spread::Spread;
 use super::watermark::Watermarks;
 use super::{PipelineError, STEP_BATCHES, guest, switch};
 use crate::checkpoint::{Checkpoint, Meta, operator_ref};
+use crate::clock::now_ms;
 use crate::deployment::Versions;
 use crate::metrics::Metrics;
 use crate::sink::{DeadLetterWriter, Outgoing};
-use crate::source::{SourceEvent, now_ms};
+use crate::source::SourceEvent;
 
 /// The pipeline's working state.
 pub struct Flow {

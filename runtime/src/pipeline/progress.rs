@@ -5,8 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use weir_kinesis::{Resume, StartPosition};
-
 use super::watermark::Watermarks;
 use crate::checkpoint::ShardProgress;
 
@@ -80,30 +78,12 @@ impl Progress {
     }
 }
 
-/// Where a Kinesis reader resumes each shard of a checkpoint: after its last record, or, with
-/// none read yet, from where it started being read (its beginning, or a time), so that nothing
-/// written meanwhile is skipped.
-pub fn resume_positions(shards: &BTreeMap<String, ShardProgress>) -> BTreeMap<String, Resume> {
-    shards
-        .iter()
-        .map(|(id, progress)| {
-            let resume = match (&progress.after, progress.finished) {
-                (_, true) => Resume::Finished,
-                (Some(after), false) => Resume::From(StartPosition::AfterSequenceNumber(after.clone())),
-                (None, false) if progress.started_at_ms <= 0 => Resume::From(StartPosition::TrimHorizon),
-                (None, false) => Resume::From(
-                    jiff::Timestamp::from_millisecond(progress.started_at_ms)
-                        .map_or(StartPosition::TrimHorizon, StartPosition::AtTimestamp),
-                ),
-            };
-            (id.clone(), resume)
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
+    use weir_kinesis::{Resume, StartPosition};
+
     use super::*;
+    use crate::checkpoint::resume_positions;
 
     #[test]
     fn a_shard_resumes_after_its_last_record_or_from_its_start_or_not_at_all() {

@@ -15,7 +15,8 @@ use tokio::sync::mpsc;
 use weir_contract::{DeadLetter, OwnedBatch};
 
 use super::lines::{LineSplitter, Piece};
-use super::{SourceError, SourceEvent, now_ms};
+use super::{SourceError, SourceEvent};
+use crate::clock::now_ms;
 
 /// Bytes read at once.
 const READ_BUFFER_BYTES: usize = 256 << 10;

@@ -9,7 +9,8 @@ use tokio::sync::mpsc;
 use weir_contract::OwnedBatch;
 use weir_producer::{GeneratorConfig, Pacer, TradeGenerator};
 
-use super::{SourceError, SourceEvent, now_ms};
+use super::{SourceError, SourceEvent};
+use crate::clock::now_ms;
 
 /// The shard name the generator's records carry.
 pub const GENERATOR_SHARD: &str = "generator";

@@ -111,11 +111,6 @@ pub enum SourceError {
     Kinesis(#[from] weir_kinesis::KinesisError),
 }
 
-/// The current time in ms since the Unix epoch.
-pub fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
-}
-
 /// A configured source.
 pub enum Source {
     /// Lines of a file or of standard input.

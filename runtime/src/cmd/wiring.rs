@@ -1,0 +1,126 @@
+//! What `weir run` reads from and writes to, built from its arguments and refused before
+//! anything runs if it cannot work: the source, the result sink, the dead-letter destination,
+//! and the one Kinesis client they share. The single run and every term of a lease group's
+//! worker build them here.
+
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+use weir::clock::now_ms;
+use weir::location::Location;
+use weir::metrics::Metrics;
+use weir::sink::{DeadLetterWriter, FileSink, KinesisSink, Sink};
+use weir::source::{FileSource, GeneratorSource, KinesisSource, Source};
+use weir_kinesis::{Kinesis, ReadOptions, Stream, aws};
+
+use crate::cli::RunArgs;
+
+/// The source of `args` (a Kinesis stream resumed from `restored`, if any).
+pub(super) async fn source(
+    args: &RunArgs,
+    restored: Option<&weir::checkpoint::Checkpoint>,
+    kinesis: &mut KinesisClient,
+    metrics: &Arc<Metrics>,
+) -> Result<Source> {
+    let batch_size = args.batch_size as usize;
+    let region = args.aws.region.as_deref();
+    Ok(match &args.source {
+        Location::Generator => Source::Generator(GeneratorSource {
+            config: weir_producer::GeneratorConfig {
+                tickers: args.generator.tickers.clone(),
+                seed: args.generator.seed,
+                start_time_ms: now_ms(),
+                step_ms: 1,
+            },
+            rate: args.generator.rate,
+            count: args.generator.count,
+            batch_size,
+        }),
+        Location::Stdio => Source::File(FileSource::stdin(batch_size)),
+        Location::File(path) => Source::File(FileSource::open(path.clone(), batch_size).await?),
+        Location::Kinesis(stream) => {
+            let options = ReadOptions {
+                start: args.kinesis.start_position.clone(),
+                poll_interval: args.kinesis.poll_interval,
+                discovery_interval: args.kinesis.shard_discovery_interval,
+                until_idle: args.kinesis.until_idle,
+                resume: restored
+                    .map(|c| weir::checkpoint::resume_positions(&c.meta.shards))
+                    .unwrap_or_default(),
+                only: None,
+            };
+            let kinesis = kinesis.get(region).await;
+            let source =
+                KinesisSource::connect(kinesis, Stream(stream.clone()), options, batch_size, metrics.clone());
+            Source::Kinesis(source.await?)
+        }
+        other => bail!("source {other} is not supported: use kinesis://STREAM, generator, a file or -"),
+    })
+}
+
+/// The result sink of `args`, checked to exist.
+pub(super) async fn sink(args: &RunArgs, kinesis: &mut KinesisClient, metrics: &Metrics) -> Result<Sink> {
+    let region = args.aws.region.as_deref();
+    Ok(match &args.sink {
+        Location::Stdio => Sink::File(FileSink::stdout()),
+        Location::File(_) if args.leases.lease_table.is_some() => {
+            bail!(
+                "a lease group writes its results to kinesis://STREAM or -, not to a file each worker would overwrite"
+            )
+        }
+        Location::File(path) => Sink::File(FileSink::create(path.clone()).await?),
+        Location::Kinesis(stream) => {
+            let sink = KinesisSink::connect(kinesis.get(region).await, Stream(stream.clone())).await?;
+            match metrics.watched_sink() {
+                // A lease group's later terms count on.
+                Some(stats) => Sink::Kinesis(sink.counting_into(stats)),
+                None => {
+                    metrics.watch_sink(sink.stats());
+                    Sink::Kinesis(sink)
+                }
+            }
+        }
+        other => bail!("sink {other} is not supported: use a file, - or kinesis://STREAM"),
+    })
+}
+
+/// The dead-letter destination of `args`, checked to exist.
+pub(super) async fn dead_letters(args: &RunArgs, kinesis: &mut KinesisClient) -> Result<DeadLetterWriter> {
+    let region = args.aws.region.as_deref();
+    Ok(match &args.dead_letter {
+        None | Some(Location::Stdio) => DeadLetterWriter::stderr(),
+        Some(Location::File(path)) => DeadLetterWriter::append_to(path)?,
+        Some(Location::Kinesis(stream)) => {
+            DeadLetterWriter::kinesis(kinesis.get(region).await, Stream(stream.clone())).await?
+        }
+        Some(Location::S3 { bucket, key }) => DeadLetterWriter::s3(bucket, key, region).await?,
+        Some(other) => {
+            bail!(
+                "--dead-letter {other} is not supported: give a file, -, kinesis://STREAM or s3://BUCKET/PREFIX"
+            )
+        }
+    })
+}
+
+/// One Kinesis client for the source and the sink: the AWS configuration (credential chain,
+/// region) is loaded once.
+#[derive(Default)]
+pub(super) struct KinesisClient(Option<Kinesis>);
+
+impl From<Kinesis> for KinesisClient {
+    fn from(made: Kinesis) -> Self {
+        Self(Some(made))
+    }
+}
+
+impl KinesisClient {
+    /// The client, made on first use.
+    pub(super) async fn get(&mut self, region: Option<&str>) -> Kinesis {
+        if let Some(made) = &self.0 {
+            return made.clone();
+        }
+        let made = Kinesis::new(&aws::config(region).await);
+        self.0 = Some(made.clone());
+        made
+    }
+}
