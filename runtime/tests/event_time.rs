@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use util::*;
+use weir::checkpoint::{Checkpoint, CheckpointStore, Meta, ShardProgress};
 use weir::metrics::Metrics;
-use weir::pipeline::{self, Ending, PipelineError, PipelineOptions};
+use weir::pipeline::{self, Checkpoints, Ending, PipelineError, PipelineOptions};
 use weir::sink::{DeadLetterWriter, FileSink, Sink};
 use weir::source::{ChannelSource, Lineage, Source, SourceEvent};
 use weir_kinesis::HashRange;
@@ -41,6 +42,14 @@ struct Script {
 
 impl Script {
     fn start(parallelism: usize) -> Self {
+        Self::start_term(parallelism, None)
+    }
+
+    /// A lease term (children of its shards read elsewhere) going on from `restored`, if any.
+    fn start_term(
+        parallelism: usize,
+        restored: Option<fn(&weir::operator::LoadedOperator) -> Checkpoint>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let settings: Vec<(String, String)> =
             SETTINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -50,8 +59,15 @@ impl Script {
         let sink = Sink::File(FileSink::new(tokio::fs::File::from_std(sink), "results"));
         let dead = DeadLetterWriter::append_to(&dir.path().join("dead.jsonl")).unwrap();
         let metrics = Arc::new(Metrics::default());
+        let checkpoints = restored.map(|make| Checkpoints {
+            store: CheckpointStore::dir(&dir.path().join("checkpoints")).unwrap(),
+            interval: Duration::from_secs(3600),
+            source: "scripted".into(),
+            restored: Some(make(&loaded)),
+        });
         let options = PipelineOptions {
             parallelism,
+            children_read_elsewhere: checkpoints.is_some(),
             // Ticks only where the script says: the watermark is computed at each step.
             tick_interval: Duration::from_secs(3600),
             stats_interval: Duration::from_secs(3600),
@@ -64,7 +80,7 @@ impl Script {
             dead,
             metrics.clone(),
             options,
-            None,
+            checkpoints,
             std::future::pending(),
         ));
         Self { tx, metrics, batches: 0, run, dir, sent: Vec::new() }
@@ -258,4 +274,47 @@ async fn a_trade_after_some_of_its_windows_fired_counts_in_the_others_and_is_rep
     let text = metrics.render();
     assert!(text.contains(r#"weir_late_records_total{missed="all"} 1"#), "{text}");
     assert!(text.contains(r#"weir_late_records_total{missed="some"} 1"#), "{text}");
+}
+
+/// The checkpoint a worker wrote as it read shard `p` to its end (trades of P at 1 to 5 s) and
+/// died before it gave the lease up: `p` is finished in it, and P's windows are still open.
+fn p_finished(loaded: &weir::operator::LoadedOperator) -> Checkpoint {
+    let mut native = weir_operator::Harness::<sliding_window_max::SlidingWindowMax>::new(&SETTINGS).unwrap();
+    for t in 1..=5 {
+        native.push("P", &trade("P", T0 + t * 1_000, 1.0 + t as f64));
+    }
+    native.flush().unwrap();
+    let progress = ShardProgress {
+        after: Some("5".into()),
+        finished: true,
+        event_time_ms: Some(T0 + 5_000),
+        ..ShardProgress::default()
+    };
+    let meta = Meta {
+        id: 1,
+        taken_at: jiff::Timestamp::now(),
+        source: "scripted".into(),
+        operator: weir::checkpoint::operator_ref(loaded),
+        parallelism: 1,
+        shards: [("p".to_string(), progress)].into(),
+        watermark_ms: weir_contract::NO_WATERMARK,
+        records_out: 0,
+    };
+    Checkpoint { meta, state: native.snapshot().unwrap() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_term_holding_a_shard_read_to_its_end_before_it_holds_the_watermark_at_its_clock() {
+    // Its last owner read p to its end and died before giving the lease up: the term that takes
+    // it over does not read it again, and P's open windows (its children go on with them
+    // elsewhere) must not fire while q runs ahead.
+    let mut s = Script::start_term(1, Some(p_finished));
+    s.started("q", &[], UPPER).await;
+    for t in [20, 40, 60, 80] {
+        s.batch("q", &[("Q", t)]).await;
+        s.assert_held(5.0, "p's keys go on in children another term reads");
+    }
+    let (results, dead, _) = s.finish().await;
+    assert!(dead.is_empty(), "{dead:#?}");
+    assert!(results.iter().any(|r| r.contains("\"P\"")), "P's windows are written at the end: {results:?}");
 }

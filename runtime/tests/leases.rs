@@ -481,3 +481,27 @@ fn a_term_that_starts_from_nothing_keeps_the_checkpoint_a_finished_shard_hands_o
     let (once, _) = deduplicated(&tail_at(&endpoint, &results, &[]));
     assert_same_results(&once, &native_per_ticker(&input, &settings()));
 }
+
+/// A worker run with --until-idle reads the whole stream before it ends, even while a worker
+/// that went silent still counts in the group: the free leases beyond its share are taken once
+/// the silent one is removed (after the failover time), not left unread.
+#[test]
+fn a_worker_with_until_idle_does_not_end_while_a_free_lease_waits_for_a_silent_worker_to_go() {
+    use weir::lease::LeaseTable;
+    let (trades, results) = (create_stream("silent", 2), create_stream("results", 1));
+    let input = produce(&endpoint(), &trades, 2_000, TICKERS, T0);
+    let job = LeaseGroup::new(endpoint(), trades.clone(), results.clone());
+    // A worker that joined and went silent at once: until it is removed, the next worker's
+    // share is one of the two shards.
+    let rt = runtime();
+    rt.block_on(async {
+        let table = LeaseTable::connect(&job.table, None).await;
+        table.open(&format!("kinesis://{trades}"), &job.checkpoints).await.unwrap();
+        table.join("silent", 1).await.unwrap();
+    });
+    let mut job = job;
+    let (status, log) = job.worker(&["--until-idle", "1s"]).wait(Duration::from_secs(120));
+    assert!(status.success(), "{log}");
+    let (once, _) = deduplicated(&tail(&results, &[]));
+    assert_same_results(&once, &native_per_ticker(&input, &settings()));
+}

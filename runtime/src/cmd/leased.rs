@@ -144,13 +144,9 @@ impl Job {
             let term = coordinator.term_leases();
             if term.is_empty() {
                 // Nothing to read (more workers than shards): wait for a lease, or with
-                // --until-idle end once none came for that long.
-                let mut stop_wait = stop_rx.clone();
-                let idle = args.kinesis.until_idle.unwrap_or(Duration::MAX);
-                tokio::select! {
-                    _ = generation.changed() => {}
-                    _ = stop_wait.wait_for(|s| *s) => {}
-                    () = tokio::time::sleep(idle) => return Ok(Ending::EndOfInput),
+                // --until-idle end once none came for that long and none is left to take.
+                if !wait_for_leases(args.kinesis.until_idle, coordinator, &mut generation, &stop_rx).await? {
+                    return Ok(Ending::EndOfInput);
                 }
                 continue;
             }
@@ -235,11 +231,14 @@ impl Job {
                     // A shard that ended has children to read, which the lease loop takes a
                     // moment after this: the input has not ended (the next term, or the wait
                     // for a lease with --until-idle, decides). Ending here left them unread.
-                    if !shard_ended && !generation.has_changed().unwrap_or(false) {
+                    // Nor has it while a lease is free that this worker may take later.
+                    if !shard_ended
+                        && !generation.has_changed().unwrap_or(false)
+                        && !wait_for_leases(args.kinesis.until_idle, coordinator, &mut generation, &stop_rx)
+                            .await?
+                    {
                         return Ok(Ending::EndOfInput);
                     }
-                    // A shard ended (its children come next) or the leases moved: the input
-                    // has not ended, only this term's part of it.
                     continue;
                 }
                 Err(e) if lease_moved(&e) => {
@@ -254,6 +253,24 @@ impl Job {
             retrying(|| coordinator.after_term()).await?;
         }
     }
+}
+
+/// With `--until-idle` (`until_idle`): wait until the leases change or a stop is asked for
+/// (true), or for the idle time, then say whether a free lease is left to take (true: wait
+/// on). Without it, wait as long as it takes.
+async fn wait_for_leases(
+    until_idle: Option<Duration>,
+    coordinator: &Coordinator,
+    generation: &mut tokio::sync::watch::Receiver<u64>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Result<bool> {
+    let mut stop = stop.clone();
+    let changed = tokio::select! {
+        _ = generation.changed() => true,
+        _ = async { stop.wait_for(|s| *s).await.map(|_| ()) } => true,
+        () = tokio::time::sleep(until_idle.unwrap_or(Duration::MAX)) => false,
+    };
+    Ok(changed || retrying(|| coordinator.free_leases_left()).await?)
 }
 
 /// Shard ids, for messages.

@@ -241,6 +241,20 @@ impl Coordinator {
         Ok(!ended.is_empty())
     }
 
+    /// Whether a lease that can be read is free in the table: no owner, or an owner no longer
+    /// in the group. A worker with `--until-idle` does not end while one is: the lease loop
+    /// takes it once this worker's share allows (a worker that went silent still counts in the
+    /// share until it is removed from the group, after the failover time).
+    pub async fn free_leases_left(&self) -> Result<bool, LeaseError> {
+        let group = self.table.group().await?;
+        let leases = self.table.leases().await?;
+        let by_shard: BTreeMap<&str, &Lease> = leases.iter().map(|l| (l.shard.as_str(), l)).collect();
+        Ok(leases.iter().any(|lease| {
+            balance::leasable(lease, &by_shard)
+                && lease.owner.as_ref().is_none_or(|owner| !group.workers.contains_key(owner))
+        }))
+    }
+
     /// Give every lease up and leave the group (after the last term's final checkpoint).
     pub async fn stop(&self) -> Result<(), LeaseError> {
         self.stopping.store(true, Ordering::Release);

@@ -200,6 +200,15 @@ pub async fn run_term(
                 meta.watermark_ms,
                 meta.shards.iter().filter_map(|(id, s)| Some((id.clone(), s.event_time_ms?))),
             );
+            if options.children_read_elsewhere {
+                // A lease term can hold a shard its last owner read to its end but did not
+                // give up (it died first): the shard is not read again, and its keys' windows
+                // must not fire past it while other shards run ahead.
+                for (id, shard) in meta.shards.iter().filter(|(_, s)| s.finished) {
+                    watermarks
+                        .finished_before(id, shard.event_time_ms.unwrap_or(weir_contract::NO_WATERMARK));
+                }
+            }
             (Progress::restored(meta.shards), first_id.max(meta.id + 1), meta.records_out)
         }
         None => (Progress::default(), first_id, 0),

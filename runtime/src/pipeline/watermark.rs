@@ -9,7 +9,10 @@
 //!   [`NO_WATERMARK`]; a restored shard's clock is its event time at the checkpoint).
 //! - A shard read to its end holds it at its clock until children covering its whole hash
 //!   range have started; they then hold it themselves, each from its start. A shard with no
-//!   hash range (a file, the generator) has no children and stops counting at its end.
+//!   hash range (a file, the generator) has no children and stops counting at its end. In a
+//!   lease term whose checkpoint says a shard was already read to its end (its last owner died
+//!   before giving the lease up), the shard is not read again but holds the watermark at its
+//!   clock for the whole term: its children, read in another term, go on with its windows.
 //! - **Idleness is decided by a read, not by a clock.** A shard that has nothing to say must
 //!   not stall the others, so an empty, caught-up read (no records, MillisBehindLatest 0)
 //!   raises its clock to the newest event time processed anywhere *in a step that ended
@@ -153,6 +156,15 @@ impl Watermarks {
     /// The watermark last computed.
     pub fn last(&self) -> i64 {
         self.current
+    }
+
+    /// `shard`, read to its end before a checkpoint this run goes on from, has its children
+    /// read elsewhere (another lease term): its keys' open windows are in this run's state, so
+    /// it holds the watermark at `clock_ms` as long as this run lasts (a lease term ends once
+    /// its first checkpoint records the shard finished).
+    pub fn finished_before(&mut self, shard: &str, clock_ms: i64) {
+        let clock = ShardClock { latest: clock_ms, vouched: NO_WATERMARK, range: None, parents: Vec::new() };
+        self.ended.insert(shard.to_string(), clock);
     }
 
     /// `shard` was read to its end: it holds the watermark at its clock until children
