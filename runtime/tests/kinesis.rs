@@ -108,7 +108,7 @@ fn a_missing_region_is_one_line_with_the_fix() {
 }
 
 #[test]
-fn under_throttling_nothing_is_lost_and_each_key_keeps_its_order() {
+fn generated_trades_written_into_a_throttled_stream_arrive_once_each_and_in_order_per_key() {
     let endpoint = throttled_endpoint();
     let stream = create_stream_at(&endpoint, "throttled", 1);
     // The fixture operator echoes every trade, so 20,000 trades are 20,000 records to write:

@@ -233,7 +233,7 @@ fn processing_time_windows_fire_on_idle_shards() {
 }
 
 #[test]
-fn under_throttling_nothing_is_lost_and_each_key_keeps_its_order() {
+fn a_stream_echoed_into_a_throttled_stream_loses_nothing_and_keeps_each_key_in_order() {
     // ferrokinesis --enforce-limits throttles writes (1,000 records/s per shard): the producer's
     // and weir's. The fixture operator echoes every trade, so weir writes as many records as it
     // reads, into one shard, and must retry; at the end it adds one count per key.

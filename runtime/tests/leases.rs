@@ -72,6 +72,11 @@ impl LeaseGroup {
     }
 }
 
+/// The checkpoint object a `weir leases --json` row names ("" if none).
+fn checkpoint_of(row: &serde_json::Value) -> String {
+    row["checkpoint"].as_str().unwrap_or_default().to_string()
+}
+
 /// Produce `count` trades from `start_ms` on a thread (20 ms of event time apart); joined for
 /// the trades as JSON lines.
 fn producing(endpoint: &str, stream: &str, count: u64, start_ms: i64) -> std::thread::JoinHandle<Vec<u8>> {
@@ -328,17 +333,31 @@ fn a_paused_worker_loses_its_leases_and_cannot_record_a_checkpoint_over_the_new_
         .collect();
     assert_eq!(second.metric("weir_leases_stolen_total"), 2.0);
 
+    // The new owner has recorded its own checkpoints; paused in turn, it writes no more, so
+    // any checkpoint the first worker managed to record would stay in the table to be seen.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !job.leases().iter().all(|r| checkpoint_of(r).contains("/workers/w2/")) {
+        assert!(Instant::now() < deadline, "w2 recorded no checkpoint: {:#?}", job.leases());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    second.signal("STOP");
+    let recorded: Vec<String> = job.leases().iter().map(checkpoint_of).collect();
+
     // Woken, it finds its leases gone: counted as lost, and no lease it had names its
     // checkpoint again unless it took the lease anew (a higher counter).
     first.signal("CONT");
     first.wait_for_metric("weir_leases_lost_total", |n| n >= 2.0, Duration::from_secs(30));
-    for row in job.leases() {
+    let rows = job.leases();
+    for row in &rows {
         let shard = row["shard"].as_str().unwrap();
         let (_, counter_then) = taken.iter().find(|(s, _)| s == shard).unwrap();
         if row["owner"] == "w1" {
             assert!(row["counter"].as_u64().unwrap() > *counter_then, "{row}");
         }
     }
+    let now: Vec<String> = rows.iter().map(checkpoint_of).collect();
+    assert_eq!(now, recorded, "the first worker recorded a checkpoint over the new owner's");
+    second.signal("CONT");
 }
 
 #[test]
