@@ -14,14 +14,13 @@
 //! before it has been written (what a checkpoint waits for before it counts as complete).
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use backon::ExponentialBuilder;
-use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
@@ -81,29 +80,30 @@ struct CallResult {
     retries: u64,
 }
 
+/// What a writer is told of each latency it measures, in seconds (the runtime keeps a
+/// histogram of them).
+pub type LatencyObserver = Box<dyn Fn(f64) + Send + Sync>;
+
 /// What a writer has done so far; shared, so it can be read while the writer runs.
-#[derive(Debug)]
+#[derive(Default)]
 pub struct WriterStats {
     /// Records written (acknowledged by Kinesis).
     pub records: AtomicU64,
     /// Entries sent again after a partial failure or a throttled call.
     pub retries: AtomicU64,
-    /// Seconds from the moment a record's input was read to the first PutRecords call that
-    /// carries the record: the latency the runtime adds (records with a known read time only).
-    pub added_latency: Histogram,
+    /// Told the seconds from the moment a record's input was read to the first PutRecords
+    /// call that carries the record: the latency the runtime adds (records with a known read
+    /// time only). Set once, by whoever watches the writer; unset, nothing is measured.
+    pub added_latency: OnceLock<LatencyObserver>,
 }
 
-/// Buckets of [`WriterStats::added_latency`], in seconds: fine below 10 ms, where the goal is.
-pub const LATENCY_BUCKETS: [f64; 16] =
-    [0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
-
-impl Default for WriterStats {
-    fn default() -> Self {
-        Self {
-            records: AtomicU64::new(0),
-            retries: AtomicU64::new(0),
-            added_latency: Histogram::new(LATENCY_BUCKETS),
-        }
+impl std::fmt::Debug for WriterStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterStats")
+            .field("records", &self.records)
+            .field("retries", &self.retries)
+            .field("added_latency", &self.added_latency.get().map(|_| "observed"))
+            .finish()
     }
 }
 
@@ -165,10 +165,11 @@ impl KinesisWriter {
                     break;
                 }
                 let now = Instant::now();
+                let observe = self.stats.added_latency.get();
                 for entry in &batch {
                     in_flight.insert(entry.key.clone());
-                    if let Some(read_at) = entry.read_at {
-                        self.stats.added_latency.observe(now.duration_since(read_at).as_secs_f64());
+                    if let (Some(read_at), Some(observe)) = (entry.read_at, observe) {
+                        observe(now.duration_since(read_at).as_secs_f64());
                     }
                 }
                 calls.spawn(put(self.kinesis.clone(), self.stream.clone(), batch));

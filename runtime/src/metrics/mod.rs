@@ -128,13 +128,26 @@ pub struct Metrics {
     sink: Arc<SinkCollector>,
 }
 
-/// The Kinesis sink's counters, read at each scrape.
-#[derive(Debug, Default)]
-struct SinkCollector(OnceLock<Arc<WriterStats>>);
+/// Buckets of `weir_added_latency_seconds`, in seconds: fine below 10 ms, where the goal is.
+pub const ADDED_LATENCY_BUCKETS: [f64; 16] =
+    [0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+/// The Kinesis sink's counters, read at each scrape, and the latency it measures.
+#[derive(Debug)]
+struct SinkCollector {
+    stats: OnceLock<Arc<WriterStats>>,
+    added_latency: Histogram,
+}
+
+impl Default for SinkCollector {
+    fn default() -> Self {
+        Self { stats: OnceLock::new(), added_latency: Histogram::new(ADDED_LATENCY_BUCKETS) }
+    }
+}
 
 impl Collector for SinkCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let Some(stats) = self.0.get() else { return Ok(()) };
+        let Some(stats) = self.stats.get() else { return Ok(()) };
         use std::sync::atomic::Ordering::Relaxed;
         let records = ConstCounter::new(stats.records.load(Relaxed));
         records.encode(encoder.encode_descriptor(
@@ -150,11 +163,11 @@ impl Collector for SinkCollector {
             None,
             retries.metric_type(),
         )?)?;
-        stats.added_latency.encode(encoder.encode_descriptor(
+        self.added_latency.encode(encoder.encode_descriptor(
             "weir_added_latency_seconds",
             "From the read of a batch to the first PutRecords call carrying a result of it",
             None,
-            stats.added_latency.metric_type(),
+            self.added_latency.metric_type(),
         )?)?;
         Ok(())
     }
@@ -368,12 +381,14 @@ impl Metrics {
 
     /// Export the counters of the Kinesis sink too.
     pub fn watch_sink(&self, stats: Arc<WriterStats>) {
-        let _ = self.sink.0.set(stats);
+        let histogram = self.sink.added_latency.clone();
+        let _ = stats.added_latency.set(Box::new(move |seconds| histogram.observe(seconds)));
+        let _ = self.sink.stats.set(stats);
     }
 
     /// The Kinesis sink's counters being watched, if any.
     pub fn watched_sink(&self) -> Option<Arc<WriterStats>> {
-        self.sink.0.get().cloned()
+        self.sink.stats.get().cloned()
     }
 
     /// The Prometheus text exposition of every series.
@@ -405,7 +420,7 @@ impl Metrics {
             snap.records_out += m.records_out.get();
             snap.operator_restarts += m.operator_restarts.get();
         }
-        if let Some(stats) = self.sink.0.get() {
+        if let Some(stats) = self.sink.stats.get() {
             snap.sink_retries = stats.retries.load(std::sync::atomic::Ordering::Relaxed);
             snap.sink_records = stats.records.load(std::sync::atomic::Ordering::Relaxed);
         }
@@ -466,6 +481,22 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_watched_sink_reports_its_counters_and_the_latency_it_measures() {
+        let metrics = Metrics::default();
+        assert!(!metrics.render().contains("weir_added_latency_seconds"), "no sink, no series");
+        let stats = Arc::new(WriterStats::default());
+        metrics.watch_sink(stats.clone());
+        stats.records.store(7, std::sync::atomic::Ordering::Relaxed);
+        let observe = stats.added_latency.get().expect("watching the sink observes its latency");
+        observe(0.003);
+        observe(0.2);
+        let text = metrics.render();
+        assert!(text.contains("weir_sink_records_total 7"), "{text}");
+        assert!(text.contains("weir_added_latency_seconds_count 2"), "{text}");
+        assert!(text.contains("weir_added_latency_seconds_bucket{le=\"0.005\"} 1"), "{text}");
+    }
 
     #[test]
     fn per_shard_series_are_exported_and_summed() {
