@@ -92,15 +92,20 @@ impl Job {
         let source_name = args.source.to_string();
         let objects = Objects::open(location, region).await.map_err(anyhow::Error::msg)?;
         let table = LeaseTable::connect(table_name, region).await;
-        table.open(&source_name, &objects.location()).await?;
+        // A table just created by another worker, or a throttled or failing DynamoDB, is tried
+        // again; a refusal (denied, another job's table) is not.
+        let location = objects.location();
+        retrying(|| table.open(&source_name, &location)).await?;
         let worker = args.leases.worker_id.clone().unwrap_or_else(default_worker_id);
         let options = CoordinatorOptions::new(worker.clone(), args.leases.failover_time);
-        let coordinator = Coordinator::start(
-            table,
-            Some((self.kinesis.clone(), stream.clone())),
-            options,
-            self.metrics.leases.clone(),
-        )
+        let coordinator = retrying(|| {
+            Coordinator::start(
+                table.clone(),
+                Some((self.kinesis.clone(), stream.clone())),
+                options.clone(),
+                self.metrics.leases.clone(),
+            )
+        })
         .await?;
         tracing::info!("worker {worker} joined the lease group of {source_name} in {table_name}");
         let lease_loop = tokio::spawn(coordinator.clone().run());
