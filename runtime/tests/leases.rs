@@ -72,6 +72,17 @@ impl LeaseGroup {
     }
 }
 
+/// 1,000 trades (20 ms apart, keyed by ticker) into `stream`, its first shard split in half,
+/// then 1,000 more: the trades as JSON lines.
+fn around_a_split(endpoint: &str, stream: &str) -> Vec<u8> {
+    let step = ["--step", "20ms"];
+    let mut input = produce_with(endpoint, stream, 1_000, TICKERS, T0, "ticker", &step);
+    let rt = runtime();
+    rt.block_on(split_in_half(&client_at(&rt, endpoint), stream, "shardId-000000000000"));
+    input.extend(produce_with(endpoint, stream, 1_000, TICKERS, T0 + 20_000, "ticker", &step));
+    input
+}
+
 /// The checkpoint object a `weir leases --json` row names ("" if none).
 fn checkpoint_of(row: &serde_json::Value) -> String {
     row["checkpoint"].as_str().unwrap_or_default().to_string()
@@ -215,19 +226,7 @@ fn a_lone_worker_reads_a_split_shard_then_its_children_and_flushes_only_at_the_e
     let endpoint = kinesis_local_endpoint();
     let (trades, results) =
         (create_stream_at(&endpoint, "split", 1), create_stream_at(&endpoint, "results", 1));
-    let rt = runtime();
-    let client = client_at(&rt, &endpoint);
-    let mut input = produce_with(&endpoint, &trades, 1_000, TICKERS, T0, "ticker", &["--step", "20ms"]);
-    rt.block_on(split_in_half(&client, &trades, "shardId-000000000000"));
-    input.extend(produce_with(
-        &endpoint,
-        &trades,
-        1_000,
-        TICKERS,
-        T0 + 20_000,
-        "ticker",
-        &["--step", "20ms"],
-    ));
+    let input = around_a_split(&endpoint, &trades);
 
     let mut job = LeaseGroup::new(endpoint.clone(), trades, results.clone());
     let (status, log) = job.worker(&["--until-idle", "3s"]).wait(Duration::from_secs(120));
@@ -418,12 +417,9 @@ fn a_term_that_starts_from_nothing_keeps_the_checkpoint_a_finished_shard_hands_o
     let endpoint = kinesis_local_endpoint();
     let (trades, results) =
         (create_stream_at(&endpoint, "handed-on", 2), create_stream_at(&endpoint, "results", 1));
+    let input = around_a_split(&endpoint, &trades);
     let rt = runtime();
     let client = client_at(&rt, &endpoint);
-    let step = ["--step", "20ms"];
-    let mut input = produce_with(&endpoint, &trades, 1_000, TICKERS, T0, "ticker", &step);
-    rt.block_on(split_in_half(&client, &trades, "shardId-000000000000"));
-    input.extend(produce_with(&endpoint, &trades, 1_000, TICKERS, T0 + 20_000, "ticker", &step));
 
     // Another worker (this test, through the table) holds every shard but the parent, and
     // renews until told to leave.
