@@ -15,9 +15,9 @@
 //! Beside the data path: [`checkpoint`] (where a restart goes on from), [`artifact`] (component
 //! bytes and digests, the embedded operators), [`deployment`] (operators in S3, live swaps and
 //! rollbacks), [`s3`] (one bucket's objects, shared by both), [`location`] (`kinesis://`,
-//! `s3://`, files, `-`), [`metrics`] (Prometheus, EMF), [`clock`] (wall-clock milliseconds). Kinesis itself is the `weir-kinesis`
-//! crate; the types shared with operators are `weir-contract`'s, the checkpoint format
-//! `weir-checkpoint`'s.
+//! `s3://`, files, `-`), [`metrics`] (Prometheus, EMF), [`clock`] (wall-clock milliseconds).
+//! Kinesis itself is the `weir-kinesis` crate; the types shared with operators are
+//! `weir-contract`'s, the checkpoint format `weir-checkpoint`'s.
 
 pub mod artifact;
 pub mod checkpoint;

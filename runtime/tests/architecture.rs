@@ -36,22 +36,43 @@ const CRATES: &[&str] = &[
     "examples/by-ticker/src",
 ];
 
-/// Every `.rs` file under `dir`, relative to it, sorted.
-fn rust_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
+/// Every file and folder under `dir` (build output and hidden ones aside), relative to it,
+/// sorted; folders end with `/`.
+fn walk(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(at) = pending.pop() {
         for entry in std::fs::read_dir(&at).unwrap_or_else(|e| panic!("{}: {e}", at.display())) {
             let path = entry.unwrap().path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if name == "target" || name == "node_modules" || name.starts_with('.') {
+                continue;
+            }
+            let relative = path.strip_prefix(dir).unwrap().display().to_string();
             if path.is_dir() {
+                found.push(format!("{relative}/"));
                 pending.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                files.push(path.strip_prefix(dir).unwrap().to_path_buf());
+            } else {
+                found.push(relative);
             }
         }
     }
-    files.sort();
-    files
+    found.sort();
+    found
+}
+
+/// Every `.rs` file of the crate whose sources are in `dir` (relative to the root), with its
+/// code as [`code`] leaves it.
+fn sources(dir: &str) -> Vec<(PathBuf, String)> {
+    let dir = root().join(dir);
+    walk(&dir)
+        .into_iter()
+        .filter(|f| f.ends_with(".rs"))
+        .map(|f| {
+            let text = std::fs::read_to_string(dir.join(&f)).unwrap();
+            (PathBuf::from(f), code(&text))
+        })
+        .collect()
 }
 
 /// `text` without comments, string literals' contents, and what follows a `#[cfg(test)]`.
@@ -94,15 +115,22 @@ fn code(text: &str) -> String {
                 }
                 out.push('"');
             }
-            // A char literal ('"', '\'', 'a'); a lifetime ('a) is left as it is.
+            // A char literal ('"', '\'', '\u{7f}', 'a'); a lifetime ('a) is left as it is.
             '\'' => {
-                let rest: String = chars.clone().take(3).collect();
-                if rest.starts_with('\\') || rest.chars().nth(1) == Some('\'') {
+                let mut ahead = chars.clone();
+                let literal = match ahead.next() {
+                    Some('\\') => true,
+                    Some(_) => ahead.next() == Some('\''),
+                    None => false,
+                };
+                if literal {
+                    if chars.next() == Some('\\') {
+                        chars.next();
+                    }
                     for c in chars.by_ref() {
-                        if c == '\'' && !out.ends_with('\\') {
+                        if c == '\'' {
                             break;
                         }
-                        out.push(' ');
                     }
                     out.push_str("' '");
                 } else {
@@ -194,18 +222,18 @@ fn is_declaring(file: &Path) -> bool {
 
 /// The files of one crate each file refers to (`crate::`, `super::`, and in the runtime's
 /// binary `weir::`).
-fn file_edges(dir: &Path, is_runtime: bool) -> BTreeMap<PathBuf, BTreeSet<PathBuf>> {
-    let files: BTreeSet<PathBuf> = rust_files(dir).into_iter().collect();
+fn file_edges(dir: &str) -> BTreeMap<PathBuf, BTreeSet<PathBuf>> {
+    let sources = sources(dir);
+    let files: BTreeSet<PathBuf> = sources.iter().map(|(f, _)| f.clone()).collect();
     let mut edges = BTreeMap::new();
-    for file in &files {
-        let text = code(&std::fs::read_to_string(dir.join(file)).unwrap());
+    for (file, text) in &sources {
         let folder: Vec<String> = file
             .parent()
             .map(|p| p.iter().filter_map(|s| s.to_str()).map(String::from).collect())
             .unwrap_or_default();
         let mut to = BTreeSet::new();
         let mut prefixes = vec![("crate::", Vec::new())];
-        if is_runtime {
+        if dir == "runtime/src" {
             prefixes.push(("weir::", Vec::new()));
         }
         // `super::` from `a/b.rs` is `a`; from `a/mod.rs` it is the crate root's `a`'s parent.
@@ -216,7 +244,7 @@ fn file_edges(dir: &Path, is_runtime: bool) -> BTreeMap<PathBuf, BTreeSet<PathBu
         };
         prefixes.push(("super::", parent));
         for (prefix, base) in prefixes {
-            for segments in paths_after(&text, prefix) {
+            for segments in paths_after(text, prefix) {
                 let full: Vec<String> = base.iter().cloned().chain(segments).collect();
                 if let Some(target) = resolve(&files, &full)
                     && target != *file
@@ -294,10 +322,9 @@ fn module_of(file: &Path) -> String {
 #[test]
 fn every_reference_between_runtime_modules_is_one_the_table_allows_and_the_table_has_no_cycle() {
     let allowed = allowed();
-    let dir = root().join("runtime/src");
     let mut refused = Vec::new();
     let mut modules: BTreeSet<String> = BTreeSet::new();
-    for (file, targets) in file_edges(&dir, true) {
+    for (file, targets) in file_edges("runtime/src") {
         let from = module_of(&file);
         modules.insert(from.clone());
         for target in targets {
@@ -321,7 +348,7 @@ fn every_reference_between_runtime_modules_is_one_the_table_allows_and_the_table
 fn no_two_files_of_a_crate_use_each_other_directly_or_round_a_loop() {
     let mut loops = Vec::new();
     for krate in CRATES {
-        let mut edges = file_edges(&root().join(krate), *krate == "runtime/src");
+        let mut edges = file_edges(krate);
         edges.retain(|file, _| !is_declaring(file));
         for targets in edges.values_mut() {
             targets.retain(|t| !is_declaring(t));
@@ -343,38 +370,13 @@ fn only_binaries_use_anyhow() {
     };
     let mut found = Vec::new();
     for krate in CRATES {
-        let dir = root().join(krate);
-        for file in rust_files(&dir) {
-            if !binary(krate, &file)
-                && code(&std::fs::read_to_string(dir.join(&file)).unwrap()).contains("anyhow")
-            {
+        for (file, code) in sources(krate) {
+            if !binary(krate, &file) && code.contains("anyhow") {
                 found.push(format!("{krate}/{}", file.display()));
             }
         }
     }
     assert!(found.is_empty(), "anyhow in library code (return a thiserror type): {found:?}");
-}
-
-/// Every file of the workspace, relative to the root (build output and git aside).
-fn workspace_files() -> Vec<String> {
-    let mut files = Vec::new();
-    let mut pending = vec![root()];
-    while let Some(at) = pending.pop() {
-        for entry in std::fs::read_dir(&at).unwrap() {
-            let path = entry.unwrap().path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            if name == "target" || name.starts_with('.') || name == "node_modules" {
-                continue;
-            }
-            if path.is_dir() {
-                files.push(format!("{}/", path.strip_prefix(root()).unwrap().display()));
-                pending.push(path);
-            } else {
-                files.push(path.strip_prefix(root()).unwrap().display().to_string());
-            }
-        }
-    }
-    files
 }
 
 /// The body (between its braces) of every item in `code` whose header matches `header`.
@@ -404,15 +406,9 @@ fn bodies<'a>(code: &'a str, header: &regex_lite::Regex) -> Vec<&'a str> {
 #[test]
 fn every_file_and_type_the_document_names_exists() {
     let doc = architecture();
-    let files = workspace_files();
-    let code: String = CRATES
-        .iter()
-        .flat_map(|krate| {
-            let dir = root().join(krate);
-            rust_files(&dir).into_iter().map(move |f| code(&std::fs::read_to_string(dir.join(f)).unwrap()))
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let files = walk(&root());
+    let code: String =
+        CRATES.iter().flat_map(|krate| sources(krate)).map(|(_, code)| code).collect::<Vec<_>>().join("\n");
     let word = |name: &str| regex_lite::Regex::new(&format!(r"\b{name}\b")).unwrap();
     let mut wrong = Vec::new();
     let named = regex_lite::Regex::new(r"`([^`\n]+)`").unwrap();
@@ -440,7 +436,7 @@ fn every_file_and_type_the_document_names_exists() {
             None => {}
             Some(item) => {
                 let items = regex_lite::Regex::new(&format!(
-                    r"(?:impl(?:<[^>]*>)?\s+(?:[A-Za-z0-9_:<>, ]+\s+for\s+)?{ty}\b[^{{;]*|enum\s+{ty}\b[^{{;]*|trait\s+{ty}\b[^{{;]*|mod\s+{ty}\s*)"
+                    r"(?:impl(?:<[^>]*>)?\s+(?:[A-Za-z0-9_:<>, ]+\s+for\s+)?{ty}\b[^{{;]*|enum\s+{ty}\b[^{{;]*|trait\s+{ty}\b[^{{;]*)"
                 ))
                 .unwrap();
                 if !bodies(&code, &items).iter().any(|body| word(item).is_match(body)) {

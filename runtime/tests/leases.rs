@@ -424,10 +424,8 @@ fn a_term_that_starts_from_nothing_keeps_the_checkpoint_a_finished_shard_hands_o
     // Another worker (this test, through the table) holds every shard but the parent, and
     // renews until told to leave.
     let mut job = LeaseGroup::new(endpoint.clone(), trades.clone(), results.clone());
-    let source = format!("kinesis://{trades}");
-    let table = rt.block_on(LeaseTable::connect(&job.table, None));
+    let table = rt.block_on(job.open_table());
     rt.block_on(async {
-        table.open(&source, &job.checkpoints).await.unwrap();
         let config = weir_kinesis::aws::config(None).await;
         let kinesis = weir_kinesis::Kinesis::with_client(client.clone(), &config);
         let shards =
@@ -502,19 +500,12 @@ fn a_term_that_starts_from_nothing_keeps_the_checkpoint_a_finished_shard_hands_o
 /// the silent one is removed (after the failover time), not left unread.
 #[test]
 fn a_worker_with_until_idle_does_not_end_while_a_free_lease_waits_for_a_silent_worker_to_go() {
-    use weir::lease::LeaseTable;
     let (trades, results) = (create_stream("silent", 2), create_stream("results", 1));
     let input = produce(&endpoint(), &trades, 2_000, TICKERS, T0);
-    let job = LeaseGroup::new(endpoint(), trades.clone(), results.clone());
+    let mut job = LeaseGroup::new(endpoint(), trades, results.clone());
     // A worker that joined and went silent at once: until it is removed, the next worker's
     // share is one of the two shards.
-    let rt = runtime();
-    rt.block_on(async {
-        let table = LeaseTable::connect(&job.table, None).await;
-        table.open(&format!("kinesis://{trades}"), &job.checkpoints).await.unwrap();
-        table.join("silent", 1).await.unwrap();
-    });
-    let mut job = job;
+    runtime().block_on(async { job.open_table().await.join("silent", 1).await.unwrap() });
     let (status, log) = job.worker(&["--until-idle", "1s"]).wait(Duration::from_secs(120));
     assert!(status.success(), "{log}");
     let (once, _) = deduplicated(&tail(&results, &[]));

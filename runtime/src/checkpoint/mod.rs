@@ -11,7 +11,10 @@
 //! - the format (the types and [`codec`]: readable JSON metadata, the keyed state, a checksum)
 //!   is the `weir-checkpoint` crate, re-exported here;
 //! - [`store`]: where checkpoints live (a directory or `s3://BUCKET/PREFIX`), written
-//!   atomically, the newest named by a small pointer that a stale process cannot overwrite.
+//!   atomically, the newest named by a small pointer ([`pointer`]) that a stale process cannot
+//!   overwrite;
+//! - [`leased`]: a lease group's per-worker checkpoints, recorded in the leases;
+//! - [`objects`]: the bytes in a directory or under an S3 prefix, for the leased store.
 
 pub mod leased;
 pub mod objects;

@@ -43,6 +43,14 @@ impl LeaseGroup {
         cmd
     }
 
+    /// The job's lease table, opened (created if missing) as a worker opens it: for a test
+    /// that plays another worker through it.
+    pub async fn open_table(&self) -> weir::lease::LeaseTable {
+        let table = weir::lease::LeaseTable::connect(&self.table, None).await;
+        table.open(&format!("kinesis://{}", self.trades), &self.checkpoints).await.unwrap();
+        table
+    }
+
     /// `weir leases --json`: per shard its row.
     pub fn leases(&self) -> Vec<serde_json::Value> {
         let out = self.try_leases();
