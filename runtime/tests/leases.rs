@@ -499,6 +499,7 @@ fn a_term_that_starts_from_nothing_keeps_the_checkpoint_a_finished_shard_hands_o
 /// that went silent still counts in the group: the free leases beyond its share are taken once
 /// the silent one is removed (after the failover time), not left unread.
 #[test]
+#[ignore = "the wait after a term's end of input was reverted: a worker that flushed and then started another term wrote windows again (three copies in a_stream_keyed_at_random_..., fresh-clone CI of d1da14e); run with --ignored once the term loop waits without re-flushing"]
 fn a_worker_with_until_idle_does_not_end_while_a_free_lease_waits_for_a_silent_worker_to_go() {
     let (trades, results) = (create_stream("silent", 2), create_stream("results", 1));
     let input = produce(&endpoint(), &trades, 2_000, TICKERS, T0);

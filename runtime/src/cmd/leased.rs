@@ -236,12 +236,7 @@ impl Job {
                     // A shard that ended has children to read, which the lease loop takes a
                     // moment after this: the input has not ended (the next term, or the wait
                     // for a lease with --until-idle, decides). Ending here left them unread.
-                    // Nor has it while a lease is free that this worker may take later.
-                    if !shard_ended
-                        && !generation.has_changed().unwrap_or(false)
-                        && !wait_for_leases(args.kinesis.until_idle, coordinator, &mut generation, &stop_rx)
-                            .await?
-                    {
+                    if !shard_ended && !generation.has_changed().unwrap_or(false) {
                         return Ok(Ending::EndOfInput);
                     }
                     continue;
