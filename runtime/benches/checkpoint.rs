@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use common::{env, median};
 
 use weir::artifact::Artifact;
-use weir::checkpoint::{Checkpoint, CheckpointStore, Meta, ShardProgress, codec, operator_ref};
+use weir::checkpoint::{Checkpoint, CheckpointStore, Meta, PointerStore, ShardProgress, codec, operator_ref};
 use weir::metrics::Metrics;
 use weir::operator::{Limits, OperatorEngine};
 use weir::pipeline::Checkpoints;
@@ -109,7 +109,7 @@ fn one_checkpoint(engine: &OperatorEngine, rt: &tokio::runtime::Runtime) {
     let loaded = instances.loaded().clone();
     let (mut snap, mut enc, mut dir_write, mut s3_write) = (vec![], vec![], vec![], vec![]);
     let dir = tempfile::tempdir().expect("dir");
-    let mut store = CheckpointStore::dir(dir.path()).expect("store");
+    let mut store = PointerStore::dir(dir.path()).expect("store");
     let mut s3 = std::env::var("AWS_ENDPOINT_URL_S3").is_ok().then(|| {
         rt.block_on(async {
             let bucket = format!("bench-checkpoints-{}", std::process::id());
@@ -118,7 +118,7 @@ fn one_checkpoint(engine: &OperatorEngine, rt: &tokio::runtime::Runtime) {
                 aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build(),
             );
             client.create_bucket().bucket(&bucket).send().await.expect("bucket");
-            CheckpointStore::s3(&bucket, "checkpoints", None).await
+            PointerStore::s3(&bucket, "checkpoints", None).await
         })
     });
     let mut size = 0;
@@ -161,7 +161,7 @@ fn one_checkpoint(engine: &OperatorEngine, rt: &tokio::runtime::Runtime) {
 fn whole_path(engine: &OperatorEngine, input: &[u8], interval: Option<Duration>) -> (f64, u64) {
     let dir = tempfile::tempdir().expect("dir");
     let checkpoints = interval.map(|interval| Checkpoints {
-        store: CheckpointStore::dir(dir.path()).expect("store"),
+        store: Box::new(PointerStore::dir(dir.path()).expect("store")),
         interval,
         source: "bench".into(),
         restored: None,

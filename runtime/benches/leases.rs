@@ -1,6 +1,6 @@
 //! The lease group at scale, in one process against the DynamoDB emulator (moto): 1,000
-//! shards' rows, 20 workers' lease loops ([`weir::lease::Coordinator`], the same code `weir run
-//! --lease-table` runs, with the pipeline's terms replaced by an immediate hand-back), then
+//! shards' rows, 20 workers ([`weir::lease::Worker`]: the lease loop and the term loop `weir run
+//! --lease-table` runs, with terms that read nothing and hand their leases back), then
 //! workers leaving, joining and one crashing. For each phase: the time until every shard is
 //! held by a live worker and none holds more than ceil(shards / workers) + 1; and in a quiet
 //! minute, the lease table requests per second (writes, reads, rows scanned) that keep the
@@ -15,39 +15,60 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use prometheus_client::registry::Registry;
-use weir::lease::{Coordinator, CoordinatorOptions, LeaseTable};
+use weir::lease::worker::{TermEnd, Terms, WorkerError};
+use weir::lease::{Coordinator, CoordinatorOptions, Lease, LeaseTable, Worker};
 use weir::metrics::LeaseMetrics;
+use weir::pipeline::Ending;
 use weir_kinesis::{HashRange, ShardInfo};
 
 const FAILOVER: Duration = Duration::from_secs(10);
+const SOURCE: &str = "kinesis://simulated";
+const CHECKPOINTS: &str = "s3://simulated/checkpoints";
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// One simulated worker: its lease loop, and a task giving leases back as a term would.
-struct Worker {
+/// One simulated worker: the real lease group worker, its terms reading nothing.
+struct Simulated {
     coordinator: Arc<Coordinator>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    run: tokio::task::JoinHandle<Result<Ending, WorkerError>>,
 }
 
-async fn start_worker(table: &LeaseTable, id: String) -> Worker {
+/// Terms that read nothing: each waits for the leases to change and hands back.
+struct HandBack;
+
+#[async_trait::async_trait]
+impl Terms for HandBack {
+    async fn run(&mut self, _: &[Lease], _: &[Lease], end: TermEnd) -> Result<Ending, WorkerError> {
+        end.await;
+        Ok(Ending::Stopped)
+    }
+}
+
+async fn start_worker(table: &LeaseTable, id: String) -> Simulated {
     let metrics = LeaseMetrics::register(&mut Registry::default());
     let options = CoordinatorOptions::new(id, FAILOVER);
-    let coordinator = Coordinator::start(table.clone(), None, options, metrics).await.expect("join");
-    let lease_loop = tokio::spawn(coordinator.clone().run());
-    let terms = tokio::spawn({
-        let coordinator = coordinator.clone();
-        async move {
-            let mut generation = coordinator.generation();
-            while generation.changed().await.is_ok() {
-                if let Err(e) = coordinator.after_term().await {
-                    eprintln!("after a term: {e}");
-                }
-            }
-        }
+    let worker =
+        Worker::join(table.clone(), SOURCE, CHECKPOINTS, None, options, None, metrics).await.expect("join");
+    let coordinator = worker.coordinator().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let run = tokio::spawn(async move {
+        let stopping = async move {
+            let _ = stopped.await;
+        };
+        worker.run(&mut HandBack, stopping).await
     });
-    Worker { coordinator, tasks: vec![lease_loop, terms] }
+    Simulated { coordinator, stop, run }
+}
+
+impl Simulated {
+    /// Stop as on SIGTERM: the last term ends, the leases are given up, the worker leaves.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.run.await.expect("worker task").expect("worker");
+    }
 }
 
 /// Seconds until every shard is held by a live member (not one of `dead`) and nobody holds
@@ -103,7 +124,7 @@ async fn main() {
     let quiet = Duration::from_secs(env("WEIR_BENCH_QUIET_SECS", 60));
     let name = format!("weir-bench-leases-{}", std::process::id());
     let table = LeaseTable::connect(&name, None).await;
-    table.open("kinesis://simulated", "s3://simulated/checkpoints").await.expect("open");
+    table.open(SOURCE, CHECKPOINTS).await.expect("open");
     let observer = LeaseTable::connect(&name, None).await;
     let rows = shards(n_shards);
     let adding = Instant::now();
@@ -154,8 +175,7 @@ async fn main() {
 
     let (since, start) = (Instant::now(), counts());
     for worker in workers.drain(..5) {
-        worker.coordinator.stop().await.expect("stop");
-        worker.tasks.iter().for_each(|t| t.abort());
+        worker.stop().await;
     }
     let t = converged(&observer, n_shards, since, &[]).await;
     phase("5 stop gracefully (SIGTERM)", workers.len(), t, start);
@@ -169,7 +189,7 @@ async fn main() {
 
     let (since, start) = (Instant::now(), counts());
     let crashed = workers.remove(0);
-    crashed.tasks.iter().for_each(|t| t.abort());
+    crashed.run.abort();
     let t = converged(&observer, n_shards, since, &[crashed.coordinator.worker().to_string()]).await;
     phase(&format!("1 crashes (no release; failover {FAILOVER:?})"), workers.len(), t, start);
 
@@ -178,7 +198,6 @@ async fn main() {
         secs
     );
     for worker in workers {
-        let _ = worker.coordinator.stop().await;
-        worker.tasks.iter().for_each(|t| t.abort());
+        worker.stop().await;
     }
 }

@@ -26,6 +26,7 @@ pub mod deployment;
 pub mod lease;
 pub mod location;
 pub mod metrics;
+pub mod objects;
 pub mod operator;
 pub mod pipeline;
 pub mod s3;

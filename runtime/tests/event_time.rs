@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use util::*;
-use weir::checkpoint::{Checkpoint, CheckpointStore, Meta, ShardProgress};
+use weir::checkpoint::{Checkpoint, Meta, PointerStore, ShardProgress};
 use weir::metrics::Metrics;
 use weir::pipeline::{self, Checkpoints, Ending, PipelineError, PipelineOptions};
 use weir::sink::{DeadLetterWriter, FileSink, Sink};
@@ -60,7 +60,7 @@ impl Script {
         let dead = DeadLetterWriter::append_to(&dir.path().join("dead.jsonl")).unwrap();
         let metrics = Arc::new(Metrics::default());
         let checkpoints = restored.map(|make| Checkpoints {
-            store: CheckpointStore::dir(&dir.path().join("checkpoints")).unwrap(),
+            store: Box::new(PointerStore::dir(&dir.path().join("checkpoints")).unwrap()),
             interval: Duration::from_secs(3600),
             source: "scripted".into(),
             restored: Some(make(&loaded)),

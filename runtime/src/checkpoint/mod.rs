@@ -10,25 +10,22 @@
 //!
 //! - the format (the types and [`codec`]: readable JSON metadata, the keyed state, a checksum)
 //!   is the `weir-checkpoint` crate, re-exported here;
-//! - [`store`]: where checkpoints live (a directory or `s3://BUCKET/PREFIX`), written
-//!   atomically, the newest named by a small pointer ([`pointer`]) that a stale process cannot
-//!   overwrite;
-//! - [`leased`]: a lease group's per-worker checkpoints, recorded in the leases;
-//! - [`objects`]: the bytes in a directory or under an S3 prefix, for the leased store.
+//! - [`store`]: what a store is to the pipeline ([`CheckpointStore`]), and one process's
+//!   store ([`PointerStore`]: a directory or `s3://BUCKET/PREFIX`, objects written whole, the
+//!   newest named by a small [`pointer`] that a stale process cannot overwrite); a lease group
+//!   worker's store is `crate::lease::checkpoints`;
+//! - [`resume`]: where a reader resumes each shard of a checkpoint, and whether an operator can
+//!   take its state.
 
-pub mod leased;
-pub mod objects;
 pub mod pointer;
+pub mod resume;
 pub mod store;
-
-use std::collections::BTreeMap;
-
-use weir_kinesis::{Resume, StartPosition};
 
 use crate::artifact::Digest;
 use crate::operator::LoadedOperator;
 pub use pointer::Pointer;
-pub use store::CheckpointStore;
+pub use resume::{check_state, resume_positions};
+pub use store::{CheckpointStore, PointerStore};
 pub use weir_checkpoint::{Checkpoint, Meta, OperatorRef, ShardProgress, codec};
 
 /// Checkpoints kept by a store before older ones are deleted.
@@ -45,27 +42,6 @@ pub fn operator_ref(loaded: &LoadedOperator) -> OperatorRef {
     }
 }
 
-/// Where a Kinesis reader resumes each shard of a checkpoint: after its last record, or, with
-/// none read yet, from where it started being read (its beginning, or a time), so that nothing
-/// written meanwhile is skipped.
-pub fn resume_positions(shards: &BTreeMap<String, ShardProgress>) -> BTreeMap<String, Resume> {
-    shards
-        .iter()
-        .map(|(id, progress)| {
-            let resume = match (&progress.after, progress.finished) {
-                (_, true) => Resume::Finished,
-                (Some(after), false) => Resume::From(StartPosition::AfterSequenceNumber(after.clone())),
-                (None, false) if progress.started_at_ms <= 0 => Resume::From(StartPosition::TrimHorizon),
-                (None, false) => Resume::From(
-                    jiff::Timestamp::from_millisecond(progress.started_at_ms)
-                        .map_or(StartPosition::TrimHorizon, StartPosition::AtTimestamp),
-                ),
-            };
-            (id.clone(), resume)
-        })
-        .collect()
-}
-
 /// A checkpoint's operator in words: `sliding-window-max 0.2.0 (sha256 0123456789ab)`.
 pub fn describe(operator: &OperatorRef) -> String {
     let digest = operator.digest.parse::<Digest>().map_or_else(|_| operator.digest.clone(), |d| d.short());
@@ -75,19 +51,9 @@ pub fn describe(operator: &OperatorRef) -> String {
 /// A checkpoint could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    /// A file or directory could not be read or written.
-    #[error("cannot {action} {path}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The path.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// S3 refused or could not be reached.
+    /// An object could not be read or written.
     #[error(transparent)]
-    S3(#[from] crate::s3::S3Error),
+    Storage(#[from] crate::objects::ObjectError),
     /// Another process holds the directory.
     #[error(
         "{dir} is in use by another weir (it holds {dir}/LOCK): two processes must not share a checkpoint location; stop the other one or give another --checkpoint"
@@ -116,9 +82,17 @@ pub enum CheckpointError {
         /// The lease table.
         table: String,
     },
-    /// The lease table refused or could not be reached.
-    #[error(transparent)]
-    Lease(#[from] crate::lease::LeaseError),
+    /// The checkpoint was written but could not be recorded where a restart finds it (a
+    /// lease group's lease table refused or could not be reached).
+    #[error("checkpoint {id} was written but not recorded: {source}")]
+    Record {
+        /// The checkpoint.
+        id: u64,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+        /// Whether trying again may work.
+        transient: bool,
+    },
     /// The task writing checkpoints panicked.
     #[error("internal error: the checkpoint writer failed: {0}")]
     Panicked(String),
@@ -130,4 +104,16 @@ pub enum CheckpointError {
         /// Why.
         reason: String,
     },
+}
+
+impl CheckpointError {
+    /// Whether writing again later may succeed: a throttled or unreachable S3 or lease table.
+    /// Not a refusal, a local I/O error, a damaged object, or another writer having taken over.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Storage(e) => e.is_transient(),
+            Self::Record { transient, .. } => *transient,
+            _ => false,
+        }
+    }
 }

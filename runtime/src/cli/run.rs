@@ -237,7 +237,7 @@ pub struct KinesisSourceArgs {
     /// End the input once every shard has been read to its current end and stayed there this
     /// long; then every pending window is emitted and weir exits 0. A shard caught up this long
     /// is not read again in the run and stops holding the watermark back. In a lease group a
-    /// worker also waits while a lease it could read is free. For backfills, drains and tests;
+    /// worker that holds no lease also waits while a lease it could read is free. For backfills, drains and tests;
     /// by default weir reads until it is stopped.
     #[arg(long, env = "WEIR_UNTIL_IDLE", value_parser = parse_duration, value_name = "DURATION")]
     pub until_idle: Option<Duration>,

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use anyhow::{Result, bail};
 use aws_sdk_kinesis::types::ShardIteratorType;
 use serde::Serialize;
-use weir::lease::{LeaseTable, balance};
+use weir::lease::{LeaseState, LeaseTable};
 use weir::location::Location;
 use weir_kinesis::{Kinesis, Stream, aws};
 
@@ -53,13 +53,7 @@ pub async fn leases(args: LeasesArgs) -> Result<()> {
         leases.iter().map(|l| (l.shard.as_str(), l)).collect();
     let mut rows = Vec::new();
     for lease in &leases {
-        let state = match (&lease.owner, lease.finished) {
-            (_, true) => "finished",
-            (Some(owner), _) if group.workers.contains_key(owner) => "reading",
-            (Some(_), _) => "expired",
-            (None, _) if balance::leasable(lease, &by_shard) => "free",
-            (None, _) => "waiting",
-        };
+        let state = LeaseState::of(lease, &group, &by_shard).as_str();
         let behind_ms = if lease.finished { None } else { behind(&kinesis, &stream, lease).await };
         rows.push(Row {
             shard: lease.shard.clone(),

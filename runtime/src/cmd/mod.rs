@@ -6,7 +6,6 @@
 
 pub mod check;
 pub mod deploy;
-pub mod leased;
 pub mod leases;
 pub mod resume;
 pub mod run;

@@ -4,9 +4,9 @@
 //! that can restore it (or `--reset-state`).
 
 use anyhow::{Context, Result, bail};
-use weir::checkpoint::{Checkpoint, CheckpointStore};
+use weir::checkpoint::{Checkpoint, CheckpointStore, PointerStore, check_state};
 use weir::location::Location;
-use weir::operator::{LoadedOperator, Runner};
+use weir::operator::LoadedOperator;
 
 use crate::cli::{CheckpointArgs, RunArgs};
 
@@ -17,7 +17,7 @@ pub async fn open(
     args: &RunArgs,
     loaded: &LoadedOperator,
     region: Option<&str>,
-) -> Result<(CheckpointStore, Option<Checkpoint>)> {
+) -> Result<(PointerStore, Option<Checkpoint>)> {
     let CheckpointArgs { reset_state, .. } = args.checkpoint;
     if !matches!(args.source, Location::Kinesis(_)) {
         bail!(
@@ -25,8 +25,8 @@ pub async fn open(
         );
     }
     let mut store = match location {
-        Location::File(path) => CheckpointStore::dir(path)?,
-        Location::S3 { bucket, key } => CheckpointStore::s3(bucket, key, region).await,
+        Location::File(path) => PointerStore::dir(path)?,
+        Location::S3 { bucket, key } => PointerStore::s3(bucket, key, region).await,
         other => bail!("--checkpoint {other} is not supported: give a directory or s3://BUCKET/PREFIX"),
     };
     let Some(mut checkpoint) = store
@@ -59,48 +59,4 @@ pub async fn open(
         meta.parallelism
     );
     Ok((store, Some(checkpoint)))
-}
-
-/// Check that `loaded` can go on from `checkpoint`'s state (taken at `location`): the same
-/// grouping key, and a state its `restore` takes; with `reset_state` the state is dropped
-/// instead.
-pub fn check_state(
-    checkpoint: &mut Checkpoint,
-    loaded: &LoadedOperator,
-    reset_state: bool,
-    location: &str,
-) -> Result<()> {
-    let meta = &checkpoint.meta;
-    let running = weir::checkpoint::operator_ref(loaded);
-    let described = weir::checkpoint::describe;
-    if reset_state {
-        tracing::warn!(
-            "--reset-state: the state of checkpoint {} ({} entries, operator {}) is dropped; its shard positions are kept",
-            meta.id,
-            checkpoint.state.len(),
-            described(&meta.operator)
-        );
-        checkpoint.state = Default::default();
-    } else if meta.operator.grouping != running.grouping {
-        bail!(
-            "checkpoint {} at {} holds state grouped by {}, but operator {} groups by {}: state cannot move to another grouping key; run with --reset-state to go on from the checkpoint's positions without its state",
-            meta.id,
-            location,
-            meta.operator.grouping,
-            described(&running),
-            running.grouping
-        );
-    } else if !checkpoint.state.is_empty() {
-        // Refused now, not once the pipeline runs: the whole state through one instance.
-        if let Err(e) = Runner::new(loaded.clone(), "the restore check", checkpoint.state.clone()) {
-            bail!(
-                "operator {} cannot restore the state of checkpoint {} at {}, written by operator {}: {e}; run with --reset-state to go on from the checkpoint's positions without its state",
-                described(&running),
-                meta.id,
-                location,
-                described(&meta.operator)
-            );
-        }
-    }
-    Ok(())
 }

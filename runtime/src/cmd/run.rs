@@ -3,17 +3,24 @@
 //! before anything runs if it cannot work; the checkpoint to go on from; then the pipeline
 //! until the input ends or a signal stops it, with the background tasks supervised.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use tokio::task::JoinSet;
+use weir::checkpoint::CheckpointStore;
 use weir::deployment::{RollbackPolicy, Versions};
+use weir::lease::worker::{PipelineTerms, TermSettings, default_worker_id};
+use weir::lease::{CoordinatorOptions, LeaseTable, Worker};
+use weir::location::Location;
 use weir::metrics::emf::EmfFormat;
 use weir::metrics::{Metrics, StatsFormat};
+use weir::objects::Objects;
 use weir::pipeline::{self, Checkpoints, Ending, PipelineOptions};
+use weir_kinesis::{Kinesis, Stream};
 
 use super::signals::Signals;
-use super::wiring::{KinesisClient, dead_letters, sink, source};
+use super::wiring::{KinesisClient, TermOutputsFromArgs, dead_letters, read_options, sink, source};
 use crate::cli::{MetricsFormat, RunArgs};
 
 /// `weir run`. Returns how the run ended.
@@ -102,19 +109,18 @@ pub async fn run(args: RunArgs) -> Result<Ending> {
     let stopping = signals.clone().nth(1);
     let mut run: tokio::task::JoinHandle<Result<Ending>> = if leased {
         let kinesis = kinesis.get(region).await;
-        let job = super::leased::Job {
+        let outputs = TermOutputsFromArgs {
             args: args.clone(),
-            versions,
+            kinesis: KinesisClient::from(kinesis.clone()),
             metrics: metrics.clone(),
-            options,
             first: Some((sink, dead_letters)),
-            kinesis,
         };
-        tokio::spawn(job.run(stopping))
+        let group = lease_group(args.clone(), versions, metrics.clone(), options, outputs, kinesis, stopping);
+        tokio::spawn(group)
     } else {
         let source = source(&args, restored.as_ref(), &mut kinesis, &metrics).await?;
         let checkpoints = store.take().map(|store| Checkpoints {
-            store,
+            store: Box::new(store) as Box<dyn CheckpointStore>,
             interval: args.checkpoint.checkpoint_interval,
             source: args.source.to_string(),
             restored,
@@ -165,6 +171,50 @@ pub async fn run(args: RunArgs) -> Result<Ending> {
         end.summary(&Default::default(), started.elapsed())
     );
     Ok(ending)
+}
+
+/// `weir run --lease-table`: join the group, run the pipeline in terms over the shards held,
+/// leave at the end.
+async fn lease_group(
+    args: Arc<RunArgs>,
+    versions: Versions,
+    metrics: Arc<Metrics>,
+    options: PipelineOptions,
+    outputs: TermOutputsFromArgs,
+    kinesis: Kinesis,
+    stopping: impl Future<Output = ()> + Send + 'static,
+) -> Result<Ending> {
+    let region = args.aws.region.as_deref();
+    let (Some(table), Some(location), Location::Kinesis(stream)) =
+        (&args.leases.lease_table, &args.checkpoint.checkpoint, &args.source)
+    else {
+        bail!("--lease-table needs --checkpoint and a Kinesis source (kinesis://STREAM)");
+    };
+    let stream = Stream(stream.clone());
+    let objects = Objects::open(location, region).await.map_err(anyhow::Error::msg)?;
+    let id = args.leases.worker_id.clone().unwrap_or_else(default_worker_id);
+    let worker = Worker::join(
+        LeaseTable::connect(table, region).await,
+        &args.source.to_string(),
+        &objects.location(),
+        Some((kinesis.clone(), stream.clone())),
+        CoordinatorOptions::new(id, args.leases.failover_time),
+        args.kinesis.until_idle,
+        metrics.leases.clone(),
+    )
+    .await?;
+    let settings = TermSettings {
+        objects,
+        stream,
+        kinesis,
+        read: read_options(&args, Default::default()),
+        batch_size: args.batch_size as usize,
+        checkpoint_interval: args.checkpoint.checkpoint_interval,
+        reset_state: args.checkpoint.reset_state,
+        partition_keyed: !args.leases.allow_spread_keys,
+    };
+    let mut terms = PipelineTerms::new(&worker, settings, versions, metrics, options, Box::new(outputs));
+    Ok(worker.run(&mut terms, stopping).await?)
 }
 
 /// Report `message` as an error and exit 1 now, without waiting for the pipeline (which may be

@@ -1,17 +1,19 @@
 //! What `weir run` reads from and writes to, built from its arguments and refused before
 //! anything runs if it cannot work: the source, the result sink, the dead-letter destination,
 //! and the one Kinesis client they share. The single run and every term of a lease group's
-//! worker build them here.
+//! worker build them here ([`TermOutputsFromArgs`] for the terms).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
 use weir::clock::now_ms;
+use weir::lease::worker::{BoxError, TermOutputs};
 use weir::location::Location;
 use weir::metrics::Metrics;
 use weir::sink::{DeadLetterWriter, FileSink, KinesisSink, Sink};
 use weir::source::{FileSource, GeneratorSource, KinesisSource, Source};
-use weir_kinesis::{Kinesis, ReadOptions, Stream, aws};
+use weir_kinesis::{Kinesis, ReadOptions, Resume, Stream, aws};
 
 use crate::cli::RunArgs;
 
@@ -39,16 +41,8 @@ pub(super) async fn source(
         Location::Stdio => Source::File(FileSource::stdin(batch_size)),
         Location::File(path) => Source::File(FileSource::open(path.clone(), batch_size).await?),
         Location::Kinesis(stream) => {
-            let options = ReadOptions {
-                start: args.kinesis.start_position.clone(),
-                poll_interval: args.kinesis.poll_interval,
-                discovery_interval: args.kinesis.shard_discovery_interval,
-                until_idle: args.kinesis.until_idle,
-                resume: restored
-                    .map(|c| weir::checkpoint::resume_positions(&c.meta.shards))
-                    .unwrap_or_default(),
-                only: None,
-            };
+            let resume = restored.map(|c| weir::checkpoint::resume_positions(&c.meta.shards));
+            let options = read_options(args, resume.unwrap_or_default());
             let kinesis = kinesis.get(region).await;
             let source =
                 KinesisSource::connect(kinesis, Stream(stream.clone()), options, batch_size, metrics.clone());
@@ -56,6 +50,18 @@ pub(super) async fn source(
         }
         other => bail!("source {other} is not supported: use kinesis://STREAM, generator, a file or -"),
     })
+}
+
+/// How `args` reads Kinesis, resuming shards at `resume` (the others at `--start-position`).
+pub(super) fn read_options(args: &RunArgs, resume: BTreeMap<String, Resume>) -> ReadOptions {
+    ReadOptions {
+        start: args.kinesis.start_position.clone(),
+        poll_interval: args.kinesis.poll_interval,
+        discovery_interval: args.kinesis.shard_discovery_interval,
+        until_idle: args.kinesis.until_idle,
+        resume,
+        only: None,
+    }
 }
 
 /// The result sink of `args`, checked to exist.
@@ -122,5 +128,30 @@ impl KinesisClient {
         let made = Kinesis::new(&aws::config(region).await);
         self.0 = Some(made.clone());
         made
+    }
+}
+
+/// A lease group worker's outputs: the sink and dead-letter destination checked at start for
+/// its first term, new ones (on the same Kinesis client) for each later term.
+pub(super) struct TermOutputsFromArgs {
+    /// The command line.
+    pub args: Arc<RunArgs>,
+    /// The client made at start.
+    pub kinesis: KinesisClient,
+    /// The metrics (a later term's sink counts on where the first one counted).
+    pub metrics: Arc<Metrics>,
+    /// The outputs checked at start, for the first term.
+    pub first: Option<(Sink, DeadLetterWriter)>,
+}
+
+#[async_trait::async_trait]
+impl TermOutputs for TermOutputsFromArgs {
+    async fn open(&mut self) -> Result<(Sink, DeadLetterWriter), BoxError> {
+        if let Some(first) = self.first.take() {
+            return Ok(first);
+        }
+        let sink = sink(&self.args, &mut self.kinesis, &self.metrics).await?;
+        let dead_letters = dead_letters(&self.args, &mut self.kinesis).await?;
+        Ok((sink, dead_letters))
     }
 }

@@ -1,7 +1,7 @@
 //! The loop each worker runs beside its pipeline.
 //!
 //! Every `poll` (500 ms) it reads the group row; every failover time / 3, on a task of its
-//! own, it renews (one write for all its leases, which also moves the [`Fence`]). A worker whose heartbeat has not
+//! own, it renews (one write for all its leases, which also moves the [`WriteDeadline`]). A worker whose heartbeat has not
 //! changed for the failover time, by this worker's clock, is removed from the group, which
 //! frees its leases for the others. Whenever the group row's change count moves (a lease
 //! freed, a worker joined or left), and every `rescan` besides, it reads every lease,
@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 use weir_kinesis::{Kinesis, Stream};
 
-use super::{Fence, Lease, LeaseError, LeaseTable, balance};
+use super::{Lease, LeaseError, LeaseState, LeaseTable, balance};
 use crate::metrics::LeaseMetrics;
+use crate::sink::WriteDeadline;
 
 /// Leases taken in one round at most; the rest after another look at the group, so that a
 /// worker starting alone does not take every lease while others are joining.
@@ -76,7 +77,7 @@ pub struct Coordinator {
     /// The table.
     pub table: LeaseTable,
     /// The deadline of this worker's writes.
-    pub fence: Fence,
+    pub deadline: WriteDeadline,
     options: CoordinatorOptions,
     held: Mutex<Held>,
     generation: watch::Sender<u64>,
@@ -119,7 +120,7 @@ impl Coordinator {
     ) -> Result<Arc<Self>, LeaseError> {
         let coordinator = Arc::new(Self {
             table,
-            fence: Fence::default(),
+            deadline: WriteDeadline::default(),
             options,
             held: Mutex::default(),
             generation: watch::Sender::new(0),
@@ -131,7 +132,7 @@ impl Coordinator {
         });
         let sent = Instant::now();
         coordinator.table.join(&coordinator.options.worker, 1).await?;
-        coordinator.fence.renewed(sent, coordinator.options.failover);
+        coordinator.deadline.renewed(sent, coordinator.options.failover);
         coordinator.discover().await?;
         Ok(coordinator)
     }
@@ -250,8 +251,7 @@ impl Coordinator {
         let leases = self.table.leases().await?;
         let by_shard: BTreeMap<&str, &Lease> = leases.iter().map(|l| (l.shard.as_str(), l)).collect();
         Ok(leases.iter().any(|lease| {
-            balance::leasable(lease, &by_shard)
-                && lease.owner.as_ref().is_none_or(|owner| !group.workers.contains_key(owner))
+            matches!(LeaseState::of(lease, &group, &by_shard), LeaseState::Free | LeaseState::Expired)
         }))
     }
 
@@ -266,7 +266,7 @@ impl Coordinator {
         }
         self.after_term().await?;
         self.table.leave(self.worker()).await?;
-        self.fence.close();
+        self.deadline.close();
         Ok(())
     }
 
@@ -305,7 +305,7 @@ impl Coordinator {
         drop(renewals);
     }
 
-    /// Renew every failover time / 3: one write for every lease held, which moves the fence.
+    /// Renew every failover time / 3: one write for every lease held, which moves the write deadline.
     async fn renew(self: Arc<Self>) {
         let mut heartbeat = 1;
         let period = self.options.failover / 3;
@@ -318,7 +318,7 @@ impl Coordinator {
             match self.table.renew(self.worker(), heartbeat).await {
                 Ok(true) => {
                     self.metrics.renewal.observe(sent.elapsed().as_secs_f64());
-                    self.fence.renewed(sent, self.options.failover);
+                    self.deadline.renewed(sent, self.options.failover);
                 }
                 Ok(false) if !self.stopping.load(Ordering::Acquire) => {
                     if let Err(e) = self.expelled().await {
@@ -470,7 +470,7 @@ impl Coordinator {
 
     /// This worker was removed from the group: everything it held may be someone else's now.
     async fn expelled(&self) -> Result<(), LeaseError> {
-        self.fence.close();
+        self.deadline.close();
         let dropped = std::mem::take(&mut *self.held_now());
         if !dropped.leases.is_empty() {
             tracing::warn!(
@@ -483,7 +483,7 @@ impl Coordinator {
         }
         let sent = Instant::now();
         self.table.join(self.worker(), 1).await?;
-        self.fence.renewed(sent, self.options.failover);
+        self.deadline.renewed(sent, self.options.failover);
         Ok(())
     }
 }

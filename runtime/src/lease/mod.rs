@@ -1,32 +1,39 @@
 //! Scale-out: several `weir run --lease-table` workers share a stream through one DynamoDB
-//! table, with no coordinator of their own.
+//! table, with no coordinator of their own. Everything about lease groups is here; the binary
+//! only parses and wires.
 //!
 //! - [`table`]: the DynamoDB table (created on first use, its errors explained), with its
 //!   [`group`] row (workers, heartbeats, the change count) and lease [`rows`] (one per shard),
 //!   every write conditional;
 //! - [`balance`]: which leases a worker takes or gives up, from one consistent read of the
 //!   table (pure: tested on its own and by the simulation);
-//! - [`coordinator`]: the loop each worker runs beside its pipeline: renew, notice dead
-//!   workers, take and shed leases, and tell the pipeline when its set of shards changes;
-//! - [`fence`]: the deadline after which a worker that could not renew stops writing.
+//! - [`coordinator`]: the loop each worker runs beside its pipeline: renew (which moves the
+//!   sink's write deadline), notice dead workers, take and shed leases, and tell the pipeline
+//!   when its set of shards changes;
+//! - [`worker`]: a worker's life: join, run the pipeline in terms over the shards it holds,
+//!   leave;
+//! - [`checkpoints`]: a worker's checkpoints, recorded in its leases, and a term's restore
+//!   from them.
 //!
 //! A lease moves a shard with its checkpoint: the row names the checkpoint object that holds
-//! the shard's position and the state of its keys (`crate::checkpoint::store`), and the new
-//! owner goes on from there.
+//! the shard's position and the state of its keys, and the new owner goes on from there.
+//! "Fenced" means one thing: another writer took over (here, the lease's counter moved, and the
+//! old owner's conditional write is refused).
 
 pub mod balance;
+pub mod checkpoints;
 pub mod coordinator;
-pub mod fence;
 pub mod group;
 pub mod rows;
 pub mod table;
+pub mod worker;
 
 use std::collections::BTreeMap;
 
 pub use coordinator::{Coordinator, CoordinatorOptions};
-pub use fence::Fence;
 pub use table::LeaseTable;
 use weir_kinesis::HashRange;
+pub use worker::Worker;
 
 /// One shard's row.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,6 +82,45 @@ pub struct Member {
     /// When it last renewed, by its clock (for people: expiry is judged by each observer's
     /// own clock, from heartbeats that stop changing).
     pub renewed_at: String,
+}
+
+/// What is happening to a lease, as `weir leases` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseState {
+    /// Held by a worker in the group.
+    Reading,
+    /// Held by a worker no longer in the group (it will be taken over).
+    Expired,
+    /// Free, and its parents are finished: a worker may take it.
+    Free,
+    /// Free, but a parent is still being read.
+    Waiting,
+    /// Read to its end: never leased again.
+    Finished,
+}
+
+impl LeaseState {
+    /// The state of `lease` in `group` (`by_shard`: every lease, for its parents).
+    pub fn of(lease: &Lease, group: &Group, by_shard: &BTreeMap<&str, &Lease>) -> Self {
+        match (&lease.owner, lease.finished) {
+            (_, true) => Self::Finished,
+            (Some(owner), _) if group.workers.contains_key(owner) => Self::Reading,
+            (Some(_), _) => Self::Expired,
+            (None, _) if balance::leasable(lease, by_shard) => Self::Free,
+            (None, _) => Self::Waiting,
+        }
+    }
+
+    /// Its name, as `weir leases` prints it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reading => "reading",
+            Self::Expired => "expired",
+            Self::Free => "free",
+            Self::Waiting => "waiting",
+            Self::Finished => "finished",
+        }
+    }
 }
 
 /// The lease table refused or could not be reached.

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
@@ -255,25 +256,17 @@ impl LeaseTable {
         if status == Some(TableStatus::Active) {
             return Ok(());
         }
-        let deadline = tokio::time::Instant::now() + CREATE_WAIT;
-        loop {
-            let reply = self.client.describe_table().table_name(&self.name).send().await;
-            match reply {
-                Ok(r) if r.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) => {
-                    return Ok(());
-                }
-                Ok(_) => {}
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {}
-                Err(e) => return Err(self.explain("dynamodb:DescribeTable", &e)),
-            }
-            if tokio::time::Instant::now() > deadline {
-                return Err(LeaseError::Failed {
-                    table: self.name.clone(),
-                    action: "dynamodb:CreateTable",
-                    detail: format!("the table did not become active within {CREATE_WAIT:?}"),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+        // The SDK's waiter: DescribeTable until ACTIVE (not found yet counts as not yet).
+        self.client.wait_until_table_exists().table_name(&self.name).wait(CREATE_WAIT).await.map_err(
+            |e| LeaseError::Failed {
+                table: self.name.clone(),
+                action: "dynamodb:CreateTable",
+                detail: format!(
+                    "the table did not become active within {CREATE_WAIT:?}: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+                ),
+            },
+        )?;
+        Ok(())
     }
 }

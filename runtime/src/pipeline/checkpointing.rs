@@ -5,8 +5,9 @@
 //! writes the checkpoint to its store, retrying with backoff (`s3::write_retries`, for a
 //! directory too). While one is being written at most one more waits; an interval that comes
 //! while one is still waiting is skipped (counted).
-//! A store that reports another process writing to it ([`CheckpointError::Fenced`]) stops the
-//! writer, and weir with it.
+//! Only a failure that trying again may cure ([`CheckpointError::is_transient`]: a throttled or
+//! unreachable S3 or lease table) is retried; any other (another process writing to the store,
+//! a refusal, a local I/O error) stops the writer, and weir with it, with the reason.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,7 +37,7 @@ pub type WriterTask = JoinHandle<Result<(), CheckpointError>>;
 
 impl Writer {
     /// Start the writer task over `store`.
-    pub fn start(store: CheckpointStore, metrics: Arc<Metrics>) -> (Self, WriterTask) {
+    pub fn start(store: Box<dyn CheckpointStore>, metrics: Arc<Metrics>) -> (Self, WriterTask) {
         let (tx, rx) = mpsc::channel(1);
         (Self { cuts: tx }, tokio::spawn(write_all(store, rx, metrics)))
     }
@@ -61,7 +62,7 @@ pub fn outcome(
 }
 
 async fn write_all(
-    mut store: CheckpointStore,
+    mut store: Box<dyn CheckpointStore>,
     mut cuts: mpsc::Receiver<Cut>,
     metrics: Arc<Metrics>,
 ) -> Result<(), CheckpointError> {
@@ -89,9 +90,7 @@ async fn write_all(
                     );
                     break;
                 }
-                Err(e @ (CheckpointError::Fenced { .. } | CheckpointError::LeaseLost { .. })) => {
-                    return Err(e);
-                }
+                Err(e) if !e.is_transient() => return Err(e),
                 Err(e) => {
                     metrics.checkpoints.failures.inc();
                     let delay = delays.next_delay();

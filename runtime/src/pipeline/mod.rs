@@ -27,7 +27,7 @@ use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 use crate::deployment::Versions;
 use crate::metrics::{Metrics, StatsFormat};
 use crate::operator::{DEFAULT_SNAPSHOT_EVERY, OnOperatorError, RunnerError};
-use crate::sink::{DeadLetterWriter, Outgoing, Sink, SinkError};
+use crate::sink::{DeadLetterWriter, Outgoing, Sink, SinkError, WriteDeadline};
 use crate::source::{Source, SourceError};
 use checkpointing::Writer;
 use flow::Flow;
@@ -59,8 +59,9 @@ pub struct PipelineOptions {
     pub on_operator_error: OnOperatorError,
     /// How the counters are reported every `stats_interval`.
     pub stats_format: StatsFormat,
-    /// A lease group's fence: once closed, the sink refuses to write (None: no lease group).
-    pub fence: Option<crate::lease::Fence>,
+    /// A lease group worker's write deadline: once passed, the sink refuses to write (None:
+    /// no lease group).
+    pub write_deadline: Option<WriteDeadline>,
     /// Refuse records whose partition key is not their grouping key (a lease group's workers
     /// each read whole shards).
     pub partition_keyed: bool,
@@ -80,7 +81,7 @@ impl Default for PipelineOptions {
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             on_operator_error: OnOperatorError::default(),
             stats_format: StatsFormat::Log,
-            fence: None,
+            write_deadline: None,
             partition_keyed: false,
             children_read_elsewhere: false,
         }
@@ -90,7 +91,7 @@ impl Default for PipelineOptions {
 /// Checkpointing of a run: where, how often, and what to go on from.
 pub struct Checkpoints {
     /// Where checkpoints are written.
-    pub store: CheckpointStore,
+    pub store: Box<dyn CheckpointStore>,
     /// How often one is taken.
     pub interval: Duration,
     /// What is read (`kinesis://STREAM`), as checkpoints name it.
@@ -223,7 +224,7 @@ pub async fn run_term(
         }
         weir_contract::Grouping::PartitionKey => None,
     };
-    let sink_task = tokio::spawn(sink.run_fenced(out_rx, options.fence.clone()));
+    let sink_task = tokio::spawn(sink.run_until(out_rx, options.write_deadline.clone()));
     let mut flow = Flow {
         instances,
         versions,

@@ -3,6 +3,7 @@
 //! destination (see [`dead_letter`]).
 
 pub mod dead_letter;
+pub mod deadline;
 pub mod file;
 pub mod kinesis;
 
@@ -12,6 +13,7 @@ use tokio::sync::oneshot;
 use weir_contract::Output;
 
 pub use dead_letter::DeadLetterWriter;
+pub use deadline::WriteDeadline;
 pub use file::FileSink;
 pub use kinesis::KinesisSink;
 
@@ -64,7 +66,7 @@ pub enum SinkError {
     #[error(
         "this worker could not renew its leases in time (its --failover-time ran out): results are held back until it holds its leases again"
     )]
-    Fenced,
+    DeadlinePassed,
 }
 
 /// A configured result sink.
@@ -90,23 +92,23 @@ impl Sink {
 
     /// Write every output that arrives until the channel closes.
     pub async fn run(self, rx: tokio::sync::mpsc::Receiver<Outgoing>) -> Result<(), SinkError> {
-        self.run_fenced(rx, None).await
+        self.run_until(rx, None).await
     }
 
-    /// [`Sink::run`], refusing every output once `fence` is closed (a lease group's worker
+    /// [`Sink::run`], refusing every output once `deadline` has passed (a lease group's worker
     /// that could not renew): checked as each output is taken from the channel, before it is
     /// written.
-    pub async fn run_fenced(
+    pub async fn run_until(
         self,
         mut rx: tokio::sync::mpsc::Receiver<Outgoing>,
-        fence: Option<crate::lease::Fence>,
+        deadline: Option<WriteDeadline>,
     ) -> Result<(), SinkError> {
-        if let Some(fence) = fence {
+        if let Some(deadline) = deadline {
             let (tx, inner) = tokio::sync::mpsc::channel(1);
             let gate = async move {
                 while let Some(outgoing) = rx.recv().await {
-                    if !fence.is_open() {
-                        return Err(SinkError::Fenced);
+                    if !deadline.is_open() {
+                        return Err(SinkError::DeadlinePassed);
                     }
                     if tx.send(outgoing).await.is_err() {
                         break;
@@ -114,7 +116,7 @@ impl Sink {
                 }
                 Ok(())
             };
-            let (gated, written) = tokio::join!(gate, Box::pin(self.run_fenced(inner, None)));
+            let (gated, written) = tokio::join!(gate, Box::pin(self.run_until(inner, None)));
             return gated.and(written);
         }
         match self {

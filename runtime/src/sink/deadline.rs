@@ -1,5 +1,7 @@
-//! The fence on a worker's outputs: a deadline, moved forward by every successful renewal,
-//! after which the worker must assume the others took its leases and stop writing.
+//! The deadline on a lease group worker's outputs, moved forward by every successful renewal
+//! of its leases, after which the worker must assume the others took them and stop writing.
+//! (Not to be confused with fencing, which is another writer taking over: a checkpoint
+//! pointer or a lease counter that moved.)
 //!
 //! Others judge a worker dead once its heartbeat has not changed for the failover time, by
 //! their own clocks, from when they first saw its last heartbeat, which was written after the
@@ -15,19 +17,19 @@ use std::time::{Duration, Instant};
 
 /// Shared between the lease coordinator (which moves it) and the sink (which checks it).
 #[derive(Clone, Debug)]
-pub struct Fence {
+pub struct WriteDeadline {
     origin: Instant,
     /// Milliseconds after `origin` until which writes are allowed (0: never).
     until_ms: Arc<AtomicU64>,
 }
 
-impl Default for Fence {
+impl Default for WriteDeadline {
     fn default() -> Self {
         Self { origin: Instant::now(), until_ms: Arc::new(AtomicU64::new(0)) }
     }
 }
 
-impl Fence {
+impl WriteDeadline {
     /// A renewal sent at `sent` succeeded: writes are allowed until `sent` + 90% of `failover`.
     pub fn renewed(&self, sent: Instant, failover: Duration) {
         let until = sent.saturating_duration_since(self.origin) + failover.mul_f64(0.9);
@@ -50,17 +52,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_fence_opens_on_renewal_and_closes_before_the_others_may_take_over() {
-        let fence = Fence::default();
-        assert!(!fence.is_open(), "closed before the first renewal");
+    fn a_deadline_opens_on_renewal_and_closes_before_the_others_may_take_over() {
+        let deadline = WriteDeadline::default();
+        assert!(!deadline.is_open(), "closed before the first renewal");
         let sent = Instant::now();
-        fence.renewed(sent, Duration::from_secs(10));
-        assert!(fence.is_open());
+        deadline.renewed(sent, Duration::from_secs(10));
+        assert!(deadline.is_open());
         let long_ago = Instant::now() - Duration::from_secs(20);
-        let old = Fence { origin: long_ago, until_ms: Arc::new(AtomicU64::new(0)) };
+        let old = WriteDeadline { origin: long_ago, until_ms: Arc::new(AtomicU64::new(0)) };
         old.renewed(long_ago, Duration::from_secs(10));
         assert!(!old.is_open(), "a renewal sent 20 s ago does not cover now with a 10 s failover");
-        fence.close();
-        assert!(!fence.is_open());
+        deadline.close();
+        assert!(!deadline.is_open());
     }
 }

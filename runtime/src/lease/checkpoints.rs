@@ -34,10 +34,11 @@ use std::time::Instant;
 
 use weir_kinesis::{Resume, StartPosition};
 
-use super::objects::Objects;
-use super::pointer::Pointer;
-use super::{Checkpoint, CheckpointError, KEEP, Meta, OperatorRef, codec};
-use crate::lease::{Coordinator, Lease};
+use super::{Coordinator, Lease};
+use crate::checkpoint::{
+    Checkpoint, CheckpointError, CheckpointStore, KEEP, Meta, OperatorRef, Pointer, codec,
+};
+use crate::objects::{Condition, Objects};
 
 /// A worker's checkpoints, recorded in its leases. Clones share the list of objects written.
 #[derive(Clone)]
@@ -60,26 +61,28 @@ impl LeasedStore {
         let started_ms = jiff::Timestamp::now().as_millisecond();
         Self { objects, coordinator, started_ms, written: Arc::default(), last_id: Arc::default() }
     }
+}
 
-    /// Where the objects are.
-    pub fn location(&self) -> String {
+#[async_trait::async_trait]
+impl CheckpointStore for LeasedStore {
+    fn location(&self) -> String {
         self.objects.location()
     }
 
-    /// The number the next checkpoint must have at least: one more than any this process wrote.
-    pub fn next_id(&self) -> u64 {
+    /// One more than any checkpoint this process wrote, in any term.
+    fn next_id(&self) -> u64 {
         self.last_id.load(Ordering::Relaxed) + 1
     }
 
     /// Write `checkpoint`'s object, point each lease it covers at it, report shards read to
     /// their end, and delete old objects.
-    pub async fn write(&mut self, checkpoint: &Checkpoint) -> Result<Pointer, CheckpointError> {
+    async fn write(&mut self, checkpoint: &Checkpoint) -> Result<Pointer, CheckpointError> {
         let meta = &checkpoint.meta;
         let worker = self.coordinator.worker().to_string();
         let name = format!("workers/{worker}/{}-{:012}.ckpt", self.started_ms, meta.id);
         let bytes = codec::encode(checkpoint);
         let size = bytes.len() as u64;
-        self.objects.put(&name, bytes).await?;
+        self.objects.put(&name, bytes, "application/octet-stream", Condition::Always).await?;
         self.last_id.fetch_max(meta.id, Ordering::Relaxed);
         let table = &self.coordinator.table;
         let mut lost = None;
@@ -95,7 +98,11 @@ impl LeasedStore {
                     progress.event_time_ms,
                     meta.taken_at,
                 )
-                .await?;
+                .await
+                .map_err(|e| {
+                    let transient = e.is_transient();
+                    CheckpointError::Record { id: meta.id, source: Box::new(e), transient }
+                })?;
             if !recorded {
                 // The others are still recorded: the term ends, and they go on from here.
                 self.coordinator.lost(shard);
@@ -167,7 +174,7 @@ pub async fn restore(
         match &lease.checkpoint {
             Some(object) => {
                 if !read.contains_key(object) {
-                    read.insert(object.clone(), objects.read(object).await?);
+                    read.insert(object.clone(), read_checkpoint(objects, object).await?);
                 }
                 tracing::debug!("shard {} goes on from {object}", lease.shard);
                 if let Some(progress) = read.get(object).and_then(|c| c.meta.shards.get(&lease.shard)) {
@@ -183,7 +190,7 @@ pub async fn restore(
                         continue;
                     };
                     if !read.contains_key(&object) {
-                        read.insert(object.clone(), objects.read(&object).await?);
+                        read.insert(object.clone(), read_checkpoint(objects, &object).await?);
                     }
                     parts.push((object, lease.hash_range));
                 }
@@ -194,7 +201,7 @@ pub async fn restore(
     if read.is_empty() {
         return Ok(restored);
     }
-    restored.resume.extend(super::resume_positions(&shards));
+    restored.resume.extend(crate::checkpoint::resume_positions(&shards));
     // Each key once: the same object can be named twice with the same range (a merge whose
     // parents one worker read), and the first part holding a key wins.
     let mut state = weir_contract::KeyedStates::default();
@@ -259,4 +266,11 @@ pub async fn restore(
     };
     restored.checkpoint = Some(Checkpoint { meta, state });
     Ok(restored)
+}
+
+/// The checkpoint in object `name`.
+async fn read_checkpoint(objects: &Objects, name: &str) -> Result<Checkpoint, CheckpointError> {
+    let bytes = objects.read(name).await?;
+    codec::decode(&bytes)
+        .map_err(|reason| CheckpointError::Corrupt { object: objects.describe(name), reason })
 }
