@@ -141,24 +141,9 @@ impl StreamReader {
 
     /// Read until every shard is idle (with `until_idle`), a read fails, or `tx` is closed.
     pub async fn run(self, tx: mpsc::Sender<ShardEvent>) -> Result<(), KinesisError> {
-        let mut tracked: BTreeMap<String, (ShardInfo, Status)> = BTreeMap::new();
-        let latest = self.options.start == StartPosition::Latest;
-        for shard in &self.shards {
-            let status = match self.options.resume.get(&shard.id) {
-                Some(Resume::Finished) => Status::Ended,
-                _ if self.options.only.as_ref().is_some_and(|only| !only.contains(&shard.id)) => {
-                    Status::Skipped
-                }
-                Some(Resume::From(_)) => Status::Waiting,
-                // A lease group reads a closed shard it holds even so: at `latest` it ends at once,
-                // and its lease is finished, so its children can be leased.
-                None if latest && shard.closed && self.options.only.is_none() => Status::Skipped,
-                None => Status::Waiting,
-            };
-            tracked.insert(shard.id.clone(), (shard.clone(), status));
-        }
+        let mut lineage = Lineage::new(&self.shards, &self.options);
         for (id, resume) in &self.options.resume {
-            if *resume != Resume::Finished && !tracked.contains_key(id) && self.options.only.is_none() {
+            if *resume != Resume::Finished && !lineage.knows(id) && self.options.only.is_none() {
                 tracing::warn!(
                     stream = %self.stream,
                     "shard {id} of the checkpoint is no longer in the stream (older than its retention period): its records not yet processed are lost; its children start at their oldest record"
@@ -172,34 +157,7 @@ impl StreamReader {
         discovery.tick().await;
         let mut first = true;
         loop {
-            // Start every shard whose parents are done.
-            let ready: Vec<ShardInfo> = tracked
-                .values()
-                .filter(|(info, status)| {
-                    *status == Status::Waiting
-                        && (self.options.only.is_some()
-                            || info.parents.iter().all(|p| {
-                                tracked
-                                    .get(p)
-                                    .is_none_or(|(_, s)| matches!(s, Status::Ended | Status::Skipped))
-                            }))
-                })
-                .map(|(info, _)| info.clone())
-                .collect();
-            let mut starts = Vec::with_capacity(ready.len());
-            for info in ready {
-                let child =
-                    info.parents.iter().any(|p| tracked.get(p).is_some_and(|(_, s)| *s == Status::Ended));
-                let start = match (self.options.resume.get(&info.id), &self.options.start) {
-                    (Some(Resume::From(position)), _) => position.clone(),
-                    // A child of a shard that was read starts where its parents left off.
-                    _ if child => StartPosition::TrimHorizon,
-                    (_, StartPosition::Latest) if first => StartPosition::Latest,
-                    (_, StartPosition::AtTimestamp(t)) => StartPosition::AtTimestamp(*t),
-                    _ => StartPosition::TrimHorizon,
-                };
-                starts.push((info, start));
-            }
+            let starts = lineage.ready(&self.options, first);
             // Every shard is announced before any of them is read: the watermark then waits
             // for each from the start, instead of running ahead on the first shard's records
             // and making the others' first records late.
@@ -235,13 +193,10 @@ impl StreamReader {
                     until_idle: self.options.until_idle,
                 };
                 readers.spawn(task.run());
-                if let Some(entry) = tracked.get_mut(&info.id) {
-                    entry.1 = Status::Reading;
-                }
+                lineage.set(&info.id, Status::Reading);
             }
             first = false;
-            let reading = tracked.values().filter(|(_, s)| *s == Status::Reading).count();
-            if self.options.until_idle.is_some() && reading == 0 {
+            if self.options.until_idle.is_some() && lineage.quiet() {
                 // Every shard went idle or ended, and no child is ready: the input ends.
                 return Ok(());
             }
@@ -249,13 +204,13 @@ impl StreamReader {
                 notice = notices.recv() => match notice {
                     Some(Notice::Ended(shard)) => {
                         tracing::info!(stream = %self.stream, "shard {shard} read to its end");
-                        set(&mut tracked, &shard, Status::Ended);
+                        lineage.set(&shard, Status::Ended);
                         true
                     }
                     Some(Notice::Idle(shard)) => {
-                        set(&mut tracked, &shard, Status::Idle);
+                        lineage.set(&shard, Status::Idle);
                         // A last look for children, so none is left out of the run.
-                        tracked.values().all(|(_, s)| *s != Status::Reading)
+                        lineage.quiet()
                     }
                     Some(Notice::Failed(error)) => return Err(error),
                     None => return Ok(()),
@@ -270,11 +225,7 @@ impl StreamReader {
             };
             if rediscover && self.options.only.is_none() {
                 match reader::list_shards(&self.kinesis, &self.stream).await {
-                    Ok(shards) => {
-                        for shard in shards {
-                            tracked.entry(shard.id.clone()).or_insert_with(|| (shard, Status::Waiting));
-                        }
-                    }
+                    Ok(shards) => lineage.discovered(shards),
                     Err(e) => {
                         tracing::warn!("cannot list the shards of {}, will try again: {e}", self.stream)
                     }
@@ -284,9 +235,99 @@ impl StreamReader {
     }
 }
 
-fn set(tracked: &mut BTreeMap<String, (ShardInfo, Status)>, shard: &str, status: Status) {
-    if let Some(entry) = tracked.get_mut(shard) {
-        entry.1 = status;
+/// Where every shard of the stream stands in this run, and which may be read next: a shard
+/// starts once each of its parents has ended or is not read in this run (a merge waits for
+/// both); a lease group's reader (`only`) starts the shards it holds at once, since the lease
+/// table already orders them.
+struct Lineage {
+    tracked: BTreeMap<String, (ShardInfo, Status)>,
+}
+
+impl Lineage {
+    /// The shards listed at start, with what `options` says of each.
+    fn new(shards: &[ShardInfo], options: &ReadOptions) -> Self {
+        let latest = options.start == StartPosition::Latest;
+        let tracked = shards
+            .iter()
+            .map(|shard| {
+                let status = match options.resume.get(&shard.id) {
+                    Some(Resume::Finished) => Status::Ended,
+                    _ if options.only.as_ref().is_some_and(|only| !only.contains(&shard.id)) => {
+                        Status::Skipped
+                    }
+                    Some(Resume::From(_)) => Status::Waiting,
+                    // A lease group reads a closed shard it holds even so: at `latest` it ends at
+                    // once, and its lease is finished, so its children can be leased.
+                    // A closed child of a shard the checkpoint finished is not: its records
+                    // come after what was read (the cut fell between the parent's end and the
+                    // children's start).
+                    None if latest
+                        && shard.closed
+                        && options.only.is_none()
+                        && !shard
+                            .parents
+                            .iter()
+                            .any(|p| options.resume.get(p) == Some(&Resume::Finished)) =>
+                    {
+                        Status::Skipped
+                    }
+                    None => Status::Waiting,
+                };
+                (shard.id.clone(), (shard.clone(), status))
+            })
+            .collect();
+        Self { tracked }
+    }
+
+    fn knows(&self, shard: &str) -> bool {
+        self.tracked.contains_key(shard)
+    }
+
+    fn set(&mut self, shard: &str, status: Status) {
+        if let Some(entry) = self.tracked.get_mut(shard) {
+            entry.1 = status;
+        }
+    }
+
+    /// Whether no shard is being read.
+    fn quiet(&self) -> bool {
+        self.tracked.values().all(|(_, s)| *s != Status::Reading)
+    }
+
+    /// Shards found by a later listing (known ones keep their status).
+    fn discovered(&mut self, shards: Vec<ShardInfo>) {
+        for shard in shards {
+            self.tracked.entry(shard.id.clone()).or_insert_with(|| (shard, Status::Waiting));
+        }
+    }
+
+    /// The shards that may start now, each with where it starts (`first`: the run's first
+    /// look, when `latest` still means the newest record).
+    fn ready(&self, options: &ReadOptions, first: bool) -> Vec<(ShardInfo, StartPosition)> {
+        let done = |p: &String| {
+            self.tracked.get(p).is_none_or(|(_, s)| matches!(s, Status::Ended | Status::Skipped))
+        };
+        self.tracked
+            .values()
+            .filter(|(info, status)| {
+                *status == Status::Waiting && (options.only.is_some() || info.parents.iter().all(done))
+            })
+            .map(|(info, _)| {
+                let child = info
+                    .parents
+                    .iter()
+                    .any(|p| self.tracked.get(p).is_some_and(|(_, s)| *s == Status::Ended));
+                let start = match (options.resume.get(&info.id), &options.start) {
+                    (Some(Resume::From(position)), _) => position.clone(),
+                    // A child of a shard that was read starts where its parents left off.
+                    _ if child => StartPosition::TrimHorizon,
+                    (_, StartPosition::Latest) if first => StartPosition::Latest,
+                    (_, StartPosition::AtTimestamp(t)) => StartPosition::AtTimestamp(*t),
+                    _ => StartPosition::TrimHorizon,
+                };
+                (info.clone(), start)
+            })
+            .collect()
     }
 }
 
@@ -342,5 +383,108 @@ impl ReaderTask {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shard(id: &str, parents: &[&str], closed: bool) -> ShardInfo {
+        ShardInfo {
+            id: id.to_string(),
+            parents: parents.iter().map(|p| p.to_string()).collect(),
+            hash_range: HashRange { start: 0, end: u128::MAX },
+            closed,
+        }
+    }
+
+    fn options(start: StartPosition) -> ReadOptions {
+        ReadOptions {
+            start,
+            poll_interval: Duration::from_secs(1),
+            discovery_interval: Duration::from_secs(10),
+            until_idle: None,
+            resume: BTreeMap::new(),
+            only: None,
+        }
+    }
+
+    fn ids(ready: &[(ShardInfo, StartPosition)]) -> Vec<&str> {
+        ready.iter().map(|(s, _)| s.id.as_str()).collect()
+    }
+
+    /// A split (`p` into `a`, `b`) then a merge (`a`, `b` into `m`).
+    fn split_and_merge() -> Vec<ShardInfo> {
+        vec![
+            shard("p", &[], true),
+            shard("a", &["p"], true),
+            shard("b", &["p"], true),
+            shard("m", &["a", "b"], false),
+        ]
+    }
+
+    #[test]
+    fn parents_are_read_before_children_and_a_merge_waits_for_both_parents() {
+        let options = options(StartPosition::TrimHorizon);
+        let mut lineage = Lineage::new(&split_and_merge(), &options);
+        assert_eq!(ids(&lineage.ready(&options, true)), ["p"]);
+        lineage.set("p", Status::Reading);
+        assert!(lineage.ready(&options, false).is_empty(), "the children wait while the parent is read");
+        lineage.set("p", Status::Ended);
+        let children = lineage.ready(&options, false);
+        assert_eq!(ids(&children), ["a", "b"]);
+        assert!(children.iter().all(|(_, start)| *start == StartPosition::TrimHorizon));
+        lineage.set("a", Status::Ended);
+        lineage.set("b", Status::Reading);
+        assert!(lineage.ready(&options, false).is_empty(), "the merge waits for its second parent");
+        lineage.set("b", Status::Ended);
+        assert_eq!(ids(&lineage.ready(&options, false)), ["m"]);
+    }
+
+    #[test]
+    fn at_latest_closed_shards_are_skipped_and_open_ones_start_at_their_newest_record() {
+        let options = options(StartPosition::Latest);
+        let lineage = Lineage::new(&split_and_merge(), &options);
+        let ready = lineage.ready(&options, true);
+        assert_eq!(ids(&ready), ["m"]);
+        assert_eq!(ready[0].1, StartPosition::Latest);
+    }
+
+    #[test]
+    fn a_child_of_a_shard_read_to_its_end_starts_at_its_beginning_even_at_latest() {
+        let options = options(StartPosition::Latest);
+        let mut lineage = Lineage::new(&[shard("p", &[], false)], &options);
+        lineage.set("p", Status::Reading);
+        lineage.set("p", Status::Ended);
+        lineage.discovered(vec![shard("p", &[], true), shard("c", &["p"], false)]);
+        assert_eq!(lineage.ready(&options, false), [(shard("c", &["p"], false), StartPosition::TrimHorizon)]);
+    }
+
+    #[test]
+    fn a_resumed_run_takes_finished_shards_as_ended_and_goes_on_where_the_others_stood() {
+        let mut options = options(StartPosition::Latest);
+        let after = StartPosition::AfterSequenceNumber("42".to_string());
+        options.resume = BTreeMap::from([
+            ("p".to_string(), Resume::Finished),
+            ("a".to_string(), Resume::From(after.clone())),
+        ]);
+        let lineage = Lineage::new(&split_and_merge(), &options);
+        let ready = lineage.ready(&options, true);
+        assert_eq!(ids(&ready), ["a", "b"], "p finished: both children may start");
+        assert_eq!(ready[0].1, after, "a goes on after its checkpointed record");
+        assert_eq!(
+            ready[1].1,
+            StartPosition::TrimHorizon,
+            "b, unknown to the checkpoint, starts at its beginning"
+        );
+    }
+
+    #[test]
+    fn a_lease_group_reader_starts_the_shards_it_holds_without_waiting_for_parents() {
+        let mut options = options(StartPosition::TrimHorizon);
+        options.only = Some(["a".to_string()].into());
+        let lineage = Lineage::new(&split_and_merge(), &options);
+        assert_eq!(ids(&lineage.ready(&options, true)), ["a"], "the lease table ordered it already");
     }
 }

@@ -50,8 +50,9 @@ impl Terms for HandBack {
 async fn start_worker(table: &LeaseTable, id: String) -> Simulated {
     let metrics = LeaseMetrics::register(&mut Registry::default());
     let options = CoordinatorOptions::new(id, FAILOVER);
-    let worker =
-        Worker::join(table.clone(), SOURCE, CHECKPOINTS, None, options, None, metrics).await.expect("join");
+    let worker = Worker::join(Arc::new(table.clone()), SOURCE, CHECKPOINTS, None, options, None, metrics)
+        .await
+        .expect("join");
     let coordinator = worker.coordinator().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel();
     let run = tokio::spawn(async move {

@@ -194,7 +194,7 @@ async fn lease_group(
     let objects = Objects::open(location, region).await.map_err(anyhow::Error::msg)?;
     let id = args.leases.worker_id.clone().unwrap_or_else(default_worker_id);
     let worker = Worker::join(
-        LeaseTable::connect(table, region).await,
+        Arc::new(LeaseTable::connect(table, region).await),
         &args.source.to_string(),
         &objects.location(),
         Some((kinesis.clone(), stream.clone())),

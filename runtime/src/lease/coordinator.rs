@@ -18,12 +18,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::sync::{Notify, watch};
 use weir_kinesis::{Kinesis, Stream};
 
-use super::{Lease, LeaseError, LeaseState, LeaseTable, balance};
+use super::{Lease, LeaseError, LeaseState, LeaseStore, balance};
 use crate::metrics::LeaseMetrics;
 use crate::sink::WriteDeadline;
 
@@ -75,7 +77,7 @@ struct Held {
 /// records checkpoints in the leases) and the term loop of `weir run`.
 pub struct Coordinator {
     /// The table.
-    pub table: LeaseTable,
+    pub table: Arc<dyn LeaseStore>,
     /// The deadline of this worker's writes.
     pub deadline: WriteDeadline,
     options: CoordinatorOptions,
@@ -113,7 +115,7 @@ impl Coordinator {
     /// leases. The table must be open ([`LeaseTable::open`]). Without a stream, rows are added
     /// by the caller.
     pub async fn start(
-        table: LeaseTable,
+        table: Arc<dyn LeaseStore>,
         stream: Option<(Kinesis, Stream)>,
         options: CoordinatorOptions,
         metrics: LeaseMetrics,
@@ -135,6 +137,11 @@ impl Coordinator {
         coordinator.deadline.renewed(sent, coordinator.options.failover);
         coordinator.discover().await?;
         Ok(coordinator)
+    }
+
+    /// This worker's lease counters.
+    pub fn metrics(&self) -> &LeaseMetrics {
+        &self.metrics
     }
 
     /// This worker's id.
@@ -311,7 +318,7 @@ impl Coordinator {
         let period = self.options.failover / 3;
         let mut next = Instant::now() + period;
         while !self.stopping.load(Ordering::Acquire) {
-            tokio::time::sleep_until(next.into()).await;
+            tokio::time::sleep_until(next).await;
             let sent = Instant::now();
             next = sent + period;
             heartbeat += 1;

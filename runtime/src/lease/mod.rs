@@ -5,6 +5,8 @@
 //! - [`table`]: the DynamoDB table (created on first use, its errors explained), with its
 //!   [`group`] row (workers, heartbeats, the change count) and lease [`rows`] (one per shard),
 //!   every write conditional;
+//! - [`store`]: what the lease loop needs of a table, as a trait ([`LeaseStore`]), with an
+//!   in-memory table of the same conditions for tests ([`MemoryLeases`]);
 //! - [`balance`]: which leases a worker takes or gives up, from one consistent read of the
 //!   table (pure: tested on its own and by the simulation);
 //! - [`coordinator`]: the loop each worker runs beside its pipeline: renew (which moves the
@@ -25,12 +27,17 @@ pub mod checkpoints;
 pub mod coordinator;
 pub mod group;
 pub mod rows;
+pub mod store;
 pub mod table;
 pub mod worker;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
 pub use coordinator::{Coordinator, CoordinatorOptions};
+pub use store::{LeaseStore, MemoryLeases};
 pub use table::LeaseTable;
 use weir_kinesis::HashRange;
 pub use worker::Worker;

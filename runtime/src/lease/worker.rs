@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use weir_kinesis::{Kinesis, ReadOptions, Stream};
 
 use super::checkpoints::{self, LeasedStore};
-use super::{Coordinator, CoordinatorOptions, Lease, LeaseError, LeaseTable};
+use super::{Coordinator, CoordinatorOptions, Lease, LeaseError, LeaseStore};
 use crate::checkpoint::resume::StateError;
 use crate::checkpoint::{CheckpointError, CheckpointStore, check_state, operator_ref};
 use crate::deployment::Versions;
@@ -117,7 +117,7 @@ impl Worker {
     /// someone else). With `until_idle`, the worker ends once its shards ended and no lease
     /// came for that long.
     pub async fn join(
-        table: LeaseTable,
+        table: Arc<dyn LeaseStore>,
         source: &str,
         checkpoints: &str,
         stream: Option<(Kinesis, Stream)>,

@@ -13,7 +13,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// Shared between the lease coordinator (which moves it) and the sink (which checks it).
 #[derive(Clone, Debug)]
