@@ -1,8 +1,8 @@
 //! Where weir keeps objects of its own: a directory or a prefix in an S3 bucket, each object
 //! read and written whole, with the same conditional writes in both. An object's tag is S3's
 //! ETag, or in a directory a digest of its content, so a store that replaces an object only if
-//! it is still the one it last saw is written once for both. The checkpoint stores and a lease
-//! group's checkpoints keep their objects here.
+//! it is still the one it last saw is written once for both. The checkpoint stores, a lease
+//! group's checkpoints and the S3 dead letters keep their objects here.
 
 use std::fs::File;
 use std::io::Write;
@@ -103,6 +103,16 @@ impl Objects {
 
     fn io(&self, action: &'static str, name: &str, source: std::io::Error) -> ObjectError {
         ObjectError::Io { action, path: self.describe(name), source }
+    }
+
+    /// One request that fails as a write would if the place is missing or may not be written
+    /// (S3: the bucket, or the credentials' permission to list the prefix); a directory is
+    /// created. For refusing a bad location before anything runs.
+    pub async fn probe(&self) -> Result<(), ObjectError> {
+        match self {
+            Self::Dir(path) => std::fs::create_dir_all(path).map_err(|e| self.io("create", "", e)),
+            Self::S3 { bucket, prefix } => Ok(bucket.probe(&key(prefix, "")).await?),
+        }
     }
 
     /// Object `name` and its tag, or None when there is none.

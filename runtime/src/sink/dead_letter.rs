@@ -30,7 +30,7 @@ use weir_contract::DeadLetter;
 use weir_kinesis::{Kinesis, KinesisWriter, Outbound, Stream};
 
 use super::SinkError;
-use crate::s3::{Bucket, Condition};
+use crate::objects::{Condition, Objects};
 
 /// Data bytes of a record kept in a Kinesis dead letter: the entry, with its JSON escaping and
 /// the other fields, stays under the 1 MiB a Kinesis record may hold.
@@ -181,12 +181,11 @@ impl DeadLetterWriter {
     /// Dead letters batched into objects under `s3://BUCKET/PREFIX`; the prefix is listed once,
     /// so a missing bucket or permission is refused before anything runs.
     pub async fn s3(bucket: &str, prefix: &str, region: Option<&str>) -> Result<Self, SinkError> {
-        let bucket = Bucket::connect_without_retries(bucket, region).await;
-        let prefix = prefix.trim_end_matches('/').to_string();
-        bucket.probe(&format!("{prefix}/")).await?;
-        let name = format!("s3://{}/{prefix}", bucket.name());
+        let objects = Objects::s3(bucket, prefix, region).await;
+        objects.probe().await?;
+        let name = objects.location();
         let (tx, rx) = mpsc::channel::<Letters>(16);
-        let task = tokio::spawn(S3Letters::new(bucket, prefix).run(rx));
+        let task = tokio::spawn(S3Letters::new(objects).run(rx));
         Ok(Self { to: To::Task { tx, task }, name })
     }
 
@@ -256,8 +255,7 @@ fn kinesis_key(letter: &DeadLetter) -> String {
 
 /// Dead letters buffered into S3 objects.
 struct S3Letters {
-    bucket: Bucket,
-    prefix: String,
+    objects: Objects,
     /// Names this run's objects apart from any other run's.
     run: String,
     next: u64,
@@ -265,14 +263,14 @@ struct S3Letters {
 }
 
 impl S3Letters {
-    fn new(bucket: Bucket, prefix: String) -> Self {
+    fn new(objects: Objects) -> Self {
         let now = jiff::Timestamp::now();
         let run = format!(
             "{}-{:08x}",
             now.strftime("%Y%m%dT%H%M%S%.3fZ"),
             std::process::id() ^ now.subsec_nanosecond() as u32
         );
-        Self { bucket, prefix, run, next: 0, buffer: Vec::new() }
+        Self { objects, run, next: 0, buffer: Vec::new() }
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Letters>) -> Result<(), SinkError> {
@@ -310,17 +308,17 @@ impl S3Letters {
             return;
         }
         self.next += 1;
-        let key = format!("{}/{}-{:06}.jsonl", self.prefix, self.run, self.next);
+        let name = format!("{}-{:06}.jsonl", self.run, self.next);
         let body = std::mem::take(&mut self.buffer);
         let mut delays = crate::s3::write_retries();
         loop {
-            match self.bucket.put(&key, body.clone(), "application/x-ndjson", Condition::Always).await {
+            match self.objects.put(&name, body.clone(), "application/x-ndjson", Condition::Always).await {
                 Ok(_) => return,
                 Err(e) => {
                     let delay = delays.next_delay();
                     tracing::warn!(
                         "cannot write dead letters to {} ({e}); trying again in {delay:?}",
-                        self.bucket.object(&key)
+                        self.objects.describe(&name)
                     );
                     tokio::time::sleep(delay).await;
                 }

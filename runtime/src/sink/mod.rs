@@ -60,7 +60,7 @@ pub enum SinkError {
     Kinesis(#[from] weir_kinesis::KinesisError),
     /// S3 refused or could not be reached (dead letters to `s3://`).
     #[error(transparent)]
-    S3(#[from] crate::s3::S3Error),
+    Storage(#[from] crate::objects::ObjectError),
     /// This worker of a lease group could not renew its leases in time: another may hold them
     /// now, so it writes nothing more until it has them again.
     #[error(
