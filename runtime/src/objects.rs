@@ -151,10 +151,16 @@ impl Objects {
     ) -> Result<String, ObjectError> {
         match self {
             Self::Dir(path) => {
-                let holds = match (condition, self.get(name).await?) {
-                    (Condition::Always, _) | (Condition::Absent, None) => true,
-                    (Condition::Matches(tag), Some((_, current))) => tag == current,
-                    (Condition::Absent, Some(_)) | (Condition::Matches(_), None) => false,
+                // Only a conditional write reads what is there (a checkpoint object, written
+                // unconditionally, can be megabytes).
+                let holds = match condition {
+                    Condition::Always => true,
+                    Condition::Absent => {
+                        !path.join(name).try_exists().map_err(|e| self.io("read", name, e))?
+                    }
+                    Condition::Matches(tag) => {
+                        self.get(name).await?.is_some_and(|(_, current)| current == tag)
+                    }
                 };
                 if !holds {
                     return Err(ObjectError::Changed { object: self.describe(name) });
