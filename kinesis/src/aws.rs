@@ -1,22 +1,13 @@
-//! AWS access, the AWS way: credentials from the SDK's default chain (environment, profile,
-//! instance or task role), the region from the usual places or `--region`, endpoints from
-//! `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_KINESIS` (so one binary serves AWS and emulators); and
-//! SDK errors turned into [`KinesisError`]s by their type and error code.
+//! The Kinesis client on weir's AWS layer (`weir-aws`: configuration, endpoints such as
+//! `AWS_ENDPOINT_URL_KINESIS`, retries), and SDK errors turned into [`KinesisError`]s by their
+//! type and error code.
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::SdkConfig;
 use aws_credential_types::provider::error::CredentialsError;
-use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_kinesis::error::{ProvideErrorMetadata, SdkError};
+use weir_aws::{cause, describe, endpoint_override, one_line, regional_endpoint};
 
 use crate::KinesisError;
-
-/// Load the shared AWS configuration, overriding the region if `region` is given.
-pub async fn config(region: Option<&str>) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(region) = region {
-        loader = loader.region(Region::new(region.to_string()));
-    }
-    loader.load().await
-}
 
 /// A Kinesis stream, by name or by ARN, as `kinesis://NAME` or `arn:aws:kinesis:...` gave it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,9 +44,10 @@ pub struct Kinesis {
 
 impl Kinesis {
     /// A client from the shared configuration, with the SDK's own retries off: weir's read and
-    /// write loops retry every call themselves ([`crate::retry`]), so a throttle is retried
-    /// once, with weir's backoff, and counted once (in `weir_read_throttles_total` or
-    /// `weir_sink_retries_total`), not hidden under up to three SDK attempts.
+    /// write loops retry every call themselves ([`weir_aws::retry`]), so a throttle is retried
+    /// once, with weir's backoff, and counted once (in `weir_aws_retries_total{service="kinesis"}`
+    /// and `weir_read_throttles_total` or `weir_sink_retries_total`), not hidden under up to
+    /// three SDK attempts.
     pub fn new(config: &SdkConfig) -> Self {
         let config_without_retries = aws_sdk_kinesis::config::Builder::from(config)
             .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled())
@@ -104,80 +96,12 @@ impl Kinesis {
             return KinesisError::NoCredentials { stream, detail: one_line(&credentials.to_string()) };
         }
         match error {
-            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
                 KinesisError::Unreachable { stream, endpoint, detail }
             }
             _ => KinesisError::Failed { stream, endpoint, detail },
         }
     }
-}
-
-/// Where requests to `service` (`KINESIS`, `S3`) go when not to AWS's regional endpoint:
-/// `AWS_ENDPOINT_URL_<SERVICE>`, else `AWS_ENDPOINT_URL`, else the shared configuration's.
-pub fn endpoint_override(config: &SdkConfig, service: &str) -> Option<String> {
-    std::env::var(format!("AWS_ENDPOINT_URL_{service}"))
-        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-        .ok()
-        .or_else(|| config.endpoint_url().map(str::to_string))
-}
-
-/// The regional endpoint of `service` (such as `S3`), in words for messages.
-pub fn regional_endpoint(config: &SdkConfig, service: &str) -> String {
-    let region = config.region().map_or("(no region)".to_string(), |r| r.to_string());
-    format!("the {service} endpoint of region {region}")
-}
-
-/// The first error of type `T` in `error`'s chain of causes.
-pub fn cause<'a, T: std::error::Error + 'static>(
-    error: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a T> {
-    let mut next = Some(error);
-    while let Some(e) = next {
-        if let Some(found) = e.downcast_ref::<T>() {
-            return Some(found);
-        }
-        next = e.source();
-    }
-    None
-}
-
-/// An SDK error with its causes (the SDK's own `DisplayErrorContext`), on one line: the causes
-/// name credential and connection problems, and an error message should be one line.
-pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
-    one_line(&DisplayErrorContext(error).to_string())
-}
-
-/// `text` with every run of whitespace, line breaks included, made one space.
-pub fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// Whether a failed request is worth retrying: throttling, a busy or unreachable service.
-pub fn is_transient<E, R>(error: &SdkError<E, R>) -> bool
-where
-    E: ProvideErrorMetadata,
-{
-    match error {
-        SdkError::ServiceError(service) => {
-            is_throttling(service.err().code())
-                || matches!(service.err().code(), Some("InternalFailure" | "ServiceUnavailable"))
-        }
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
-        _ => false,
-    }
-}
-
-/// Whether an error code says the call was refused for throughput.
-pub fn is_throttling(code: Option<&str>) -> bool {
-    matches!(
-        code,
-        Some(
-            "ProvisionedThroughputExceededException"
-                | "LimitExceededException"
-                | "ThrottlingException"
-                | "KMSThrottlingException"
-        )
-    )
 }
 
 #[cfg(test)]
@@ -186,7 +110,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_sdk_makes_one_attempt_per_call_so_weirs_loops_retry_and_count_each_failure() {
-        let config = aws_config::SdkConfig::builder().behavior_version(BehaviorVersion::latest()).build();
+        let config =
+            aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
         let kinesis = Kinesis::new(&config);
         let retry = kinesis.client.config().retry_config().expect("a retry configuration");
         assert_eq!(retry.max_attempts(), 1);

@@ -121,3 +121,18 @@ pub enum KinesisError {
     #[error("a Kinesis task stopped: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
+
+impl weir_aws::Transient for KinesisError {
+    /// Unreachable, throttled or busy: worth trying again. A missing stream, a refusal of the
+    /// credentials or of the request, or a record Kinesis cannot take is not.
+    fn is_transient(&self) -> bool {
+        match self {
+            KinesisError::Unreachable { .. } => true,
+            KinesisError::Refused { code, .. } => {
+                weir_aws::is_throttling(Some(code))
+                    || matches!(code.as_str(), "InternalFailure" | "ServiceUnavailable")
+            }
+            _ => false,
+        }
+    }
+}

@@ -2,21 +2,19 @@
 //! producer (`weir-producer --sink kinesis://`). It knows nothing of operators: the runtime's
 //! `source/kinesis.rs` and `sink/kinesis.rs` are thin adapters over it.
 //!
-//! - [`aws`]: configuration from the SDK's default chain and the standard endpoint variables,
-//!   the [`Kinesis`] client, and SDK errors turned into [`KinesisError`]s;
+//! - [`aws`]: the [`Kinesis`] client on weir's AWS layer (`weir-aws`: configuration, endpoints,
+//!   the one retry mechanism), and SDK errors turned into [`KinesisError`]s;
 //! - [`reader`]: the shard map (hash-key ranges, parents) and one shard's paced GetRecords loop
 //!   with retries and iterator renewal;
 //! - [`lineage`]: a whole stream read shard by shard in lineage order, parents before children;
 //! - [`writer`]: PutRecords within the service limits, per-key order kept through partial
 //!   failures and retries, back-pressure instead of unbounded buffering;
-//! - [`retry`]: the one backoff policy both directions use;
 //! - [`error`]: what can go wrong, by variant.
 
 pub mod aws;
 pub mod error;
 pub mod lineage;
 pub mod reader;
-pub mod retry;
 pub mod writer;
 
 pub use aws::{Kinesis, Stream};

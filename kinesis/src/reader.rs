@@ -5,7 +5,7 @@
 //! behind (MillisBehindLatest above 0, or as many records as asked for) is followed at once;
 //! an empty or caught-up reply waits the poll interval, doubling
 //! while the shard stays empty up to [`MAX_IDLE_WAIT`]; a throttled or failed call backs off
-//! with jitter ([`crate::retry`]). An expired iterator is renewed after the last sequence number read, so
+//! with jitter ([`weir_aws::retry`]). An expired iterator is renewed after the last sequence number read, so
 //! nothing is read twice or skipped. The end of a closed shard is reported once, as
 //! [`Reply::ended`].
 
@@ -14,22 +14,57 @@ use std::time::Duration;
 use aws_sdk_kinesis::error::ProvideErrorMetadata;
 use aws_sdk_kinesis::primitives::DateTime;
 use aws_sdk_kinesis::types::{Record, ShardIteratorType};
-use backon::ExponentialBuilder;
 use md5::{Digest, Md5};
+use weir_aws::{Backoff, Policy, Service, Transient, is_throttling};
 
 use crate::KinesisError;
-use crate::aws::{self, Kinesis, Stream};
-use crate::retry;
+use crate::aws::{Kinesis, Stream};
 
 /// The longest wait between polls of a shard that keeps returning nothing.
 pub const MAX_IDLE_WAIT: Duration = Duration::from_secs(1);
 /// Records asked for per GetRecords call (the service maximum).
 pub const MAX_RECORDS_PER_READ: i32 = 10_000;
 /// Retries of throttled or failed reads: the first after 200-400 ms, up to 5 s.
-const RETRY: ExponentialBuilder = retry::policy(Duration::from_millis(200), Duration::from_secs(5));
-/// ListShards is retried this many times before the failure is reported (it runs at start,
+const RETRY: Policy = Policy::forever(Duration::from_millis(200), Duration::from_secs(5));
+/// ListShards is tried this many times before the failure is reported (it runs at start,
 /// where a clear error beats waiting, and again on discovery, where the caller tries later).
-const LIST_ATTEMPTS: u32 = 5;
+const LIST_ATTEMPTS: usize = 6;
+
+/// How far the record after `after` (or the shard's oldest, without it) is behind the shard's
+/// newest, as Kinesis says for a read of one record from there: for showing how far a
+/// checkpoint is behind. None when Kinesis does not say.
+pub async fn millis_behind(
+    kinesis: &Kinesis,
+    stream: &Stream,
+    shard: &str,
+    after: Option<&str>,
+) -> Result<Option<i64>, KinesisError> {
+    let mut request = kinesis
+        .client
+        .get_shard_iterator()
+        .set_stream_name(stream.name())
+        .set_stream_arn(stream.arn())
+        .shard_id(shard);
+    request = match after {
+        Some(sequence) => request
+            .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+            .starting_sequence_number(sequence),
+        None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+    };
+    let what = format!("read shard {shard} of {stream}");
+    let policy = RETRY.attempts(LIST_ATTEMPTS);
+    let reply = weir_aws::retry(Service::Kinesis, policy, &what, || async {
+        request.clone().send().await.map_err(|e| kinesis.error(&e, stream))
+    })
+    .await?;
+    let Some(iterator) = reply.shard_iterator else { return Ok(None) };
+    let reply = weir_aws::retry(Service::Kinesis, policy, &what, || async {
+        let call = kinesis.client.get_records().shard_iterator(&iterator).limit(1).send().await;
+        call.map_err(|e| kinesis.error(&e, stream))
+    })
+    .await?;
+    Ok(reply.millis_behind_latest)
+}
 
 /// A range of 128-bit hash keys, both ends included, as Kinesis assigns them to shards.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,20 +109,25 @@ pub async fn list_shards(kinesis: &Kinesis, stream: &Stream) -> Result<Vec<Shard
     kinesis.check_region(stream)?;
     let mut shards = Vec::new();
     let mut next: Option<String> = None;
-    let mut delays = retry::delays(RETRY);
     loop {
-        let request = match &next {
-            Some(token) => kinesis.client.list_shards().next_token(token),
-            None => kinesis.client.list_shards().set_stream_name(stream.name()).set_stream_arn(stream.arn()),
-        };
-        let page = match request.send().await {
-            Ok(page) => page,
-            Err(e) if aws::is_transient(&e) && delays.attempts() < LIST_ATTEMPTS => {
-                tokio::time::sleep(delays.next_delay()).await;
-                continue;
-            }
-            Err(e) => return Err(kinesis.error(&e, stream)),
-        };
+        let token = next.as_deref();
+        let page = weir_aws::retry(
+            Service::Kinesis,
+            RETRY.attempts(LIST_ATTEMPTS),
+            format!("list the shards of {stream}"),
+            move || async move {
+                let request = match token {
+                    Some(token) => kinesis.client.list_shards().next_token(token),
+                    None => kinesis
+                        .client
+                        .list_shards()
+                        .set_stream_name(stream.name())
+                        .set_stream_arn(stream.arn()),
+                };
+                request.send().await.map_err(|e| kinesis.error(&e, stream))
+            },
+        )
+        .await?;
         for shard in page.shards() {
             let range = shard.hash_key_range().map(|r| (r.starting_hash_key(), r.ending_hash_key()));
             let hash_range = match range.map(|(s, e)| (s.parse::<u128>(), e.parse::<u128>())) {
@@ -251,7 +291,7 @@ impl ShardReader {
         if let Some(at) = self.next_call.take() {
             tokio::time::sleep_until(at).await;
         }
-        let mut delays = retry::delays(RETRY);
+        let mut delays = Backoff::new(Service::Kinesis, RETRY);
         loop {
             let iterator = match &self.iterator {
                 Some(iterator) => iterator.clone(),
@@ -273,9 +313,9 @@ impl ShardReader {
                     self.iterator = None;
                     continue;
                 }
-                Err(e) if aws::is_transient(&e) => {
+                Err(e) if e.is_transient() => {
                     self.stats.retries += 1;
-                    if aws::is_throttling(e.as_service_error().and_then(|s| s.code())) {
+                    if is_throttling(e.as_service_error().and_then(|s| s.code())) {
                         self.stats.throttles += 1;
                     }
                     let delay = delays.next_delay();
@@ -353,7 +393,7 @@ impl ShardReader {
                 .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
                 .starting_sequence_number(sequence),
         };
-        let mut delays = retry::delays(RETRY);
+        let mut delays = Backoff::new(Service::Kinesis, RETRY);
         loop {
             match request.clone().send().await {
                 Ok(reply) => {
@@ -363,7 +403,7 @@ impl ShardReader {
                         shard: self.shard.clone(),
                     });
                 }
-                Err(e) if aws::is_transient(&e) => {
+                Err(e) if e.is_transient() => {
                     self.stats.retries += 1;
                     tokio::time::sleep(delays.next_delay()).await;
                 }

@@ -6,7 +6,7 @@
 //! carries at most one record per key, and a key with a record in flight sends nothing more
 //! until that record is written. Then a failed entry can only be retried ahead of its key's
 //! later records, never behind them, while up to [`MAX_CALLS_IN_FLIGHT`] calls for other keys
-//! go on. Failed entries alone are retried, with exponential backoff and jitter ([`crate::retry`]). Records
+//! go on. Failed entries alone are retried, with exponential backoff and jitter ([`weir_aws::retry`]). Records
 //! wait in a bounded queue; when it is full the sink stops taking output, which stops the
 //! operator, which stops the source: back-pressure instead of unbounded buffering.
 //!
@@ -20,13 +20,13 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
-use backon::ExponentialBuilder;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use crate::KinesisError;
-use crate::aws::{self, Kinesis, Stream};
-use crate::retry;
+use weir_aws::{Backoff, Policy, Service, Transient};
+
+use crate::aws::{Kinesis, Stream};
 
 /// PutRecords takes at most 500 records per call (Kinesis service limit).
 pub const MAX_RECORDS_PER_CALL: usize = 500;
@@ -41,7 +41,7 @@ pub const MAX_CALLS_IN_FLIGHT: usize = 4;
 /// Records waiting to be sent before the sink stops taking output.
 pub const MAX_QUEUED_RECORDS: usize = 4 * MAX_RECORDS_PER_CALL * MAX_CALLS_IN_FLIGHT;
 /// Retries of failed entries: the first after 100-200 ms, doubling up to 5 s.
-const RETRY: ExponentialBuilder = retry::policy(Duration::from_millis(100), Duration::from_secs(5));
+const RETRY: Policy = Policy::forever(Duration::from_millis(100), Duration::from_secs(5));
 
 struct Entry {
     /// Its place in the order records were received.
@@ -264,7 +264,7 @@ fn take_call(queue: &mut VecDeque<Entry>, in_flight: &HashSet<String>) -> Vec<En
 async fn put(kinesis: Kinesis, stream: Stream, mut entries: Vec<Entry>) -> Result<CallResult, KinesisError> {
     let keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
     let serials: Vec<u64> = entries.iter().map(|e| e.serial).collect();
-    let mut delays = retry::delays(RETRY);
+    let mut delays = Backoff::new(Service::Kinesis, RETRY);
     let mut retries = 0u64;
     loop {
         let request: Vec<PutRecordsRequestEntry> = entries
@@ -299,7 +299,7 @@ async fn put(kinesis: Kinesis, stream: Stream, mut entries: Vec<Entry>) -> Resul
                 .enumerate()
                 .filter_map(|(i, r)| r.error_code().map(|code| (i, code.to_string())))
                 .collect(),
-            Err(e) if aws::is_transient(&e) => {
+            Err(e) if e.is_transient() => {
                 let reason = kinesis.error(&e, &stream).to_string();
                 (0..entries.len()).map(|i| (i, reason.clone())).collect()
             }

@@ -9,7 +9,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use anyhow::{Context, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use weir_kinesis::{Kinesis, KinesisWriter, Stream, aws};
+use weir_aws as aws;
+use weir_kinesis::{Kinesis, KinesisWriter, Stream};
 use weir_producer::{GeneratorConfig, Pacer, Tickers, TradeGenerator};
 
 /// Generate stock trades (random-walk prices), for example

@@ -12,7 +12,7 @@ async fn client() -> Client {
         std::env::var("AWS_ENDPOINT_URL_KINESIS").is_ok(),
         "AWS_ENDPOINT_URL_KINESIS is not set: run through scripts/test or scripts/with-emulators"
     );
-    Client::new(&weir_kinesis::aws::config(None).await)
+    Client::new(&weir_aws::config(None).await)
 }
 
 /// Every record of every shard: (partition key, data).

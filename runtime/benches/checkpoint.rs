@@ -113,7 +113,7 @@ fn one_checkpoint(engine: &OperatorEngine, rt: &tokio::runtime::Runtime) {
     let mut s3 = std::env::var("AWS_ENDPOINT_URL_S3").is_ok().then(|| {
         rt.block_on(async {
             let bucket = format!("bench-checkpoints-{}", std::process::id());
-            let config = weir_kinesis::aws::config(None).await;
+            let config = weir_aws::config(None).await;
             let client = aws_sdk_s3::Client::from_conf(
                 aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build(),
             );
@@ -223,7 +223,7 @@ fn recovery() {
     let tool = |name: &str| std::process::Command::new(weir_bin.with_file_name(name));
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let client = rt.block_on(async {
-        let config = weir_kinesis::aws::config(None).await;
+        let config = weir_aws::config(None).await;
         aws_sdk_kinesis::Client::from_conf(
             aws_sdk_kinesis::config::Builder::from(&config).endpoint_url(&endpoint).build(),
         )

@@ -49,7 +49,7 @@ fn main() {
     let rounds = env("WEIR_BENCH_ROUNDS", 3);
     let latency_secs = env("WEIR_BENCH_LATENCY_SECS", 20);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    let client = rt.block_on(async { Client::new(&weir_kinesis::aws::config(None).await) });
+    let client = rt.block_on(async { Client::new(&weir_aws::config(None).await) });
     let engine = OperatorEngine::new(Limits::default(), None).expect("engine");
     let loaded = engine.load(Artifact::embedded_default(), &[]).expect("operator");
 
@@ -225,7 +225,7 @@ fn source_options(start: StartPosition, until_idle: Option<Duration>) -> ReadOpt
 
 /// weir's client wrapper around `client`.
 async fn kinesis(client: &Client) -> Kinesis {
-    Kinesis::with_client(client.clone(), &weir_kinesis::aws::config(None).await)
+    Kinesis::with_client(client.clone(), &weir_aws::config(None).await)
 }
 
 /// Seconds until weir's pipeline has taken in `records` records.

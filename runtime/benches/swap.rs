@@ -124,7 +124,7 @@ fn create_bucket() -> String {
     let name = format!("bench-swap-{}", std::process::id());
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let config = weir_kinesis::aws::config(None).await;
+        let config = weir_aws::config(None).await;
         let s3 = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build(),
         );

@@ -8,6 +8,8 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use weir_aws::Transient;
+
 use crate::location::Location;
 pub use crate::s3::Condition;
 use crate::s3::{Bucket, S3Error};
@@ -59,10 +61,9 @@ impl From<S3Error> for ObjectError {
     }
 }
 
-impl ObjectError {
-    /// Whether trying again later may succeed (a throttled or unreachable S3; never a refusal,
-    /// a missing object or a local I/O error).
-    pub fn is_transient(&self) -> bool {
+impl Transient for ObjectError {
+    /// A throttled or unreachable S3; never a refusal, a missing object or a local I/O error.
+    fn is_transient(&self) -> bool {
         matches!(self, Self::S3(e) if e.is_transient())
     }
 }

@@ -4,13 +4,11 @@
 //! [`S3Error::PreconditionFailed`], and every other failure explained by the SDK's error type
 //! and code.
 
-use std::time::Duration;
-
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use weir_kinesis::aws::{self, cause, describe, one_line};
+use weir_aws::{self as aws, Transient, cause, describe, one_line};
 
 /// An S3 request failed, or its reply could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -97,9 +95,9 @@ pub enum S3Error {
     },
 }
 
-impl S3Error {
-    /// Whether trying again later may succeed (the endpoint was unreachable, or S3 was busy).
-    pub fn is_transient(&self) -> bool {
+impl Transient for S3Error {
+    /// The endpoint was unreachable, or S3 was busy.
+    fn is_transient(&self) -> bool {
         match self {
             S3Error::Unreachable { .. } | S3Error::Failed { .. } => true,
             S3Error::Refused { code, .. } => {
@@ -111,24 +109,6 @@ impl S3Error {
             _ => false,
         }
     }
-}
-
-/// Retries of a write weir keeps trying (a checkpoint, a batch of dead letters), for callers
-/// that turned the SDK's retries off: weir's one backoff policy, the first after 200-400 ms,
-/// up to 10 s, without end.
-pub fn write_retries() -> weir_kinesis::retry::Delays {
-    weir_kinesis::retry::delays(weir_kinesis::retry::policy(
-        Duration::from_millis(200),
-        Duration::from_secs(10),
-    ))
-}
-
-/// Retries of a read at start, which gives up after a few attempts: from 200 ms up to 2 s.
-pub fn read_retries() -> weir_kinesis::retry::Delays {
-    weir_kinesis::retry::delays(weir_kinesis::retry::policy(
-        Duration::from_millis(200),
-        Duration::from_secs(2),
-    ))
 }
 
 /// What a write requires of the object it replaces.

@@ -121,7 +121,7 @@ fn three_workers_share_eight_shards_through_a_kill_a_rolling_restart_a_split_and
     assert!(held.iter().all(|&h| h >= 1.0), "every worker reads: {held:?}");
     // The first worker made the table, billed on demand.
     let rt = runtime();
-    let dynamodb = aws_sdk_dynamodb::Client::new(&rt.block_on(weir_kinesis::aws::config(None)));
+    let dynamodb = aws_sdk_dynamodb::Client::new(&rt.block_on(weir_aws::config(None)));
     let described = rt.block_on(dynamodb.describe_table().table_name(&job.table).send()).unwrap();
     let billing = described.table().and_then(|t| t.billing_mode_summary()).and_then(|b| b.billing_mode());
     assert_eq!(billing, Some(&aws_sdk_dynamodb::types::BillingMode::PayPerRequest));
@@ -426,7 +426,7 @@ fn a_term_that_starts_from_nothing_keeps_the_checkpoint_a_finished_shard_hands_o
     let mut job = LeaseGroup::new(endpoint.clone(), trades.clone(), results.clone());
     let table = rt.block_on(job.open_table());
     rt.block_on(async {
-        let config = weir_kinesis::aws::config(None).await;
+        let config = weir_aws::config(None).await;
         let kinesis = weir_kinesis::Kinesis::with_client(client.clone(), &config);
         let shards =
             weir_kinesis::reader::list_shards(&kinesis, &weir_kinesis::Stream(trades.clone())).await.unwrap();

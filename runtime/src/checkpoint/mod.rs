@@ -106,10 +106,10 @@ pub enum CheckpointError {
     },
 }
 
-impl CheckpointError {
-    /// Whether writing again later may succeed: a throttled or unreachable S3 or lease table.
-    /// Not a refusal, a local I/O error, a damaged object, or another writer having taken over.
-    pub fn is_transient(&self) -> bool {
+impl weir_aws::Transient for CheckpointError {
+    /// A throttled or unreachable S3 or lease table. Not a refusal, a local I/O error, a
+    /// damaged object, or another writer having taken over.
+    fn is_transient(&self) -> bool {
         match self {
             Self::Storage(e) => e.is_transient(),
             Self::Record { transient, .. } => *transient,

@@ -18,19 +18,20 @@
 //! last [`KEEP`] checkpoints are kept; older ones are deleted only after the pointer moved past
 //! them.
 //!
-//! Object requests are retried in one place: not by the SDK, but by the pipeline's checkpoint
-//! writer (with backoff, counted) and here for the reads at start ([`READ_ATTEMPTS`]).
+//! Object requests are retried by weir's one mechanism (`weir_aws::retry`), not by the SDK: by
+//! the pipeline's checkpoint writer, and here for the reads at start ([`Policy::READ`]).
 
 use std::fs::File;
 use std::path::Path;
+
+use weir_aws::{Policy, Service};
 
 use super::pointer::{Pointer, this_writer};
 use super::{Checkpoint, CheckpointError, KEEP, codec};
 use crate::objects::{Condition, ObjectError, Objects};
 
-/// Attempts at reading the newest checkpoint at start before a transient S3 failure is
-/// reported (about 6 s of backoff in all).
-pub const READ_ATTEMPTS: u32 = 5;
+/// Attempts at taking the pointer over while the previous writer keeps moving it.
+pub const CLAIM_ATTEMPTS: u32 = 5;
 /// The pointer's name.
 pub const POINTER: &str = "LATEST";
 const FOLDER: &str = "checkpoints";
@@ -101,24 +102,18 @@ impl PointerStore {
         }
     }
 
-    /// The newest complete checkpoint, if any; transient S3 failures are retried.
+    /// The newest complete checkpoint, if any; transient S3 failures are retried
+    /// ([`Policy::READ`]).
     pub async fn latest(&mut self) -> Result<Option<Checkpoint>, CheckpointError> {
-        let mut delays = crate::s3::read_retries();
-        loop {
-            match self.read_latest().await {
-                Err(CheckpointError::Storage(e))
-                    if e.is_transient() && delays.attempts() + 1 < READ_ATTEMPTS =>
-                {
-                    let delay = delays.next_delay();
-                    tracing::warn!(
-                        "cannot read the checkpoints at {} ({e}); trying again in {delay:?}",
-                        self.location()
-                    );
-                    tokio::time::sleep(delay).await;
-                }
-                other => return other,
-            }
-        }
+        let what = format!("read the checkpoints at {}", self.location());
+        let (_, latest) =
+            weir_aws::retry_with(Service::S3, Policy::READ, what, self, Self::attempt_latest).await;
+        latest
+    }
+
+    async fn attempt_latest(&mut self) -> (&mut Self, Result<Option<Checkpoint>, CheckpointError>) {
+        let latest = self.read_latest().await;
+        (self, latest)
     }
 
     async fn read_latest(&mut self) -> Result<Option<Checkpoint>, CheckpointError> {
@@ -136,7 +131,7 @@ impl PointerStore {
     /// that the previous writer's next write fails ([`CheckpointError::Fenced`]) and this one,
     /// the newest, carries on. Tried again while the previous writer keeps moving it.
     async fn claim(&mut self) -> Result<Option<Pointer>, CheckpointError> {
-        for _ in 0..READ_ATTEMPTS {
+        for _ in 0..CLAIM_ATTEMPTS {
             let Some(found) = self.pointer().await? else { return Ok(None) };
             let Some(tag) = self.pointer_tag.clone() else { return Ok(None) };
             let claimed = Pointer { writer: this_writer(), ..found.clone() };

@@ -1,17 +1,17 @@
 //! `weir leases`: a lease group at a glance, from its table and the stream: per shard the
 //! owner, the lease counter, whether it is being read, waits for its parents, is free or is
-//! finished, how far its last checkpoint is behind the shard's newest record (one GetRecords of
-//! one record from the checkpoint's position), and when that checkpoint was taken; then each
-//! worker and when it last renewed.
+//! finished, how far its last checkpoint is behind the shard's newest record
+//! (`weir_kinesis::reader::millis_behind`), and when that checkpoint was taken; then each
+//! worker and when it last renewed. Table reads are retried while DynamoDB fails transiently.
 
 use std::collections::BTreeMap;
 
 use anyhow::{Result, bail};
-use aws_sdk_kinesis::types::ShardIteratorType;
 use serde::Serialize;
 use weir::lease::{LeaseState, LeaseTable};
 use weir::location::Location;
-use weir_kinesis::{Kinesis, Stream, aws};
+use weir_aws::{self as aws, Policy, Service};
+use weir_kinesis::{Kinesis, Stream, reader};
 
 use crate::cli::LeasesArgs;
 
@@ -43,18 +43,27 @@ pub async fn leases(args: LeasesArgs) -> Result<()> {
     let stream = Stream(name.clone());
     let region = args.aws.region.as_deref();
     let table = LeaseTable::connect(&args.lease_table, region).await;
-    let group = table.group().await?;
+    let what = format!("read the lease table {}", args.lease_table);
+    let group = weir_aws::retry(Service::DynamoDb, Policy::READ, &what, || table.group()).await?;
     if group.source != stream.to_string() {
         bail!("the lease table {} serves {}, not {stream}", args.lease_table, group.source);
     }
-    let leases = table.leases().await?;
+    let leases = weir_aws::retry(Service::DynamoDb, Policy::READ, &what, || table.leases()).await?;
     let kinesis = Kinesis::new(&aws::config(region).await);
     let by_shard: BTreeMap<&str, &weir::lease::Lease> =
         leases.iter().map(|l| (l.shard.as_str(), l)).collect();
     let mut rows = Vec::new();
     for lease in &leases {
         let state = LeaseState::of(lease, &group, &by_shard).as_str();
-        let behind_ms = if lease.finished { None } else { behind(&kinesis, &stream, lease).await };
+        let behind_ms = if lease.finished {
+            None
+        } else {
+            // A shard Kinesis cannot answer for now shows no figure rather than failing the table.
+            reader::millis_behind(&kinesis, &stream, &lease.shard, lease.position.as_deref())
+                .await
+                .ok()
+                .flatten()
+        };
         rows.push(Row {
             shard: lease.shard.clone(),
             owner: lease.owner.clone(),
@@ -102,24 +111,4 @@ pub async fn leases(args: LeasesArgs) -> Result<()> {
         println!("{:<40} {:>6} {}", worker.worker, worker.leases, worker.renewed_at);
     }
     Ok(())
-}
-
-/// How far `lease`'s checkpoint is behind its shard's newest record, as Kinesis says for a
-/// read of one record from there (None when Kinesis does not say or the read fails).
-async fn behind(kinesis: &Kinesis, stream: &Stream, lease: &weir::lease::Lease) -> Option<i64> {
-    let mut request = kinesis
-        .client
-        .get_shard_iterator()
-        .set_stream_name(stream.name())
-        .set_stream_arn(stream.arn())
-        .shard_id(&lease.shard);
-    request = match &lease.position {
-        Some(position) => request
-            .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-            .starting_sequence_number(position),
-        None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
-    };
-    let iterator = request.send().await.ok()?.shard_iterator?;
-    let reply = kinesis.client.get_records().shard_iterator(iterator).limit(1).send().await.ok()?;
-    reply.millis_behind_latest
 }

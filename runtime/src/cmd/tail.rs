@@ -10,7 +10,8 @@ use base64::Engine as _;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use weir::location::Location;
-use weir_kinesis::{Kinesis, ShardReader, StartPosition, Stream, aws, reader};
+use weir_aws as aws;
+use weir_kinesis::{Kinesis, ShardReader, StartPosition, Stream, reader};
 
 use crate::cli::{TailArgs, TailFrom};
 

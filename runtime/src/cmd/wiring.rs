@@ -13,7 +13,8 @@ use weir::location::Location;
 use weir::metrics::Metrics;
 use weir::sink::{DeadLetterWriter, FileSink, KinesisSink, Sink};
 use weir::source::{FileSource, GeneratorSource, KinesisSource, Source};
-use weir_kinesis::{Kinesis, ReadOptions, Resume, Stream, aws};
+use weir_aws as aws;
+use weir_kinesis::{Kinesis, ReadOptions, Resume, Stream};
 
 use crate::cli::RunArgs;
 

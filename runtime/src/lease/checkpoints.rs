@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
 
+use weir_aws::Transient;
 use weir_kinesis::{Resume, StartPosition};
 
 use super::{Coordinator, Lease};

@@ -229,9 +229,9 @@ pub enum LeaseError {
     },
 }
 
-impl LeaseError {
-    /// Whether trying again later may succeed.
-    pub fn is_transient(&self) -> bool {
+impl weir_aws::Transient for LeaseError {
+    /// An unreachable, throttled or failing table; not a refusal or a row weir cannot read.
+    fn is_transient(&self) -> bool {
         match self {
             LeaseError::Unreachable { .. } | LeaseError::Failed { .. } => true,
             LeaseError::Refused { transient, .. } => *transient,

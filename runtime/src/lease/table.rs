@@ -29,7 +29,7 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     TableStatus,
 };
-use weir_kinesis::aws::{self, cause, describe, one_line};
+use weir_aws::{self as aws, Transient, cause, describe, one_line};
 
 use super::{Group, LeaseError};
 
@@ -185,7 +185,7 @@ impl LeaseTable {
                 action,
                 code: code.to_string(),
                 message: error.message().unwrap_or_default().to_string(),
-                transient: aws::is_transient(error),
+                transient: error.is_transient(),
             },
             _ => LeaseError::Failed { table, action, detail: describe(error) },
         }

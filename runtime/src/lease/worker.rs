@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use weir_aws::{Policy, Service};
 use weir_kinesis::{Kinesis, ReadOptions, Stream};
 
 use super::checkpoints::{self, LeasedStore};
@@ -30,8 +31,8 @@ use crate::pipeline::{self, Checkpoints, Ending, PipelineError, PipelineOptions}
 use crate::sink::{DeadLetterWriter, Sink, SinkError};
 use crate::source::{KinesisSource, Source, SourceError};
 
-/// Attempts at a lease table call between terms before the worker gives up.
-const TABLE_ATTEMPTS: u32 = 8;
+/// Lease table calls between terms: eight attempts in all before the worker gives up.
+const TABLE_RETRY: Policy = Policy::READ.attempts(8);
 
 /// An error of any kind, from the code that makes a term's outputs.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -76,21 +77,12 @@ pub fn default_worker_id() -> String {
     format!("{host}-{}-{}", std::process::id(), jiff::Timestamp::now().as_millisecond())
 }
 
-/// Try a lease table call a few times while it fails transiently.
-pub async fn retrying<T, F: Future<Output = Result<T, LeaseError>>>(
-    mut call: impl FnMut() -> F,
+/// Try a lease table call a few times while it fails transiently (`what` it does, for the log).
+async fn retrying<T, F: Future<Output = Result<T, LeaseError>>>(
+    what: &str,
+    call: impl FnMut() -> F,
 ) -> Result<T, LeaseError> {
-    let mut delays = crate::s3::read_retries();
-    loop {
-        match call().await {
-            Err(e) if e.is_transient() && delays.attempts() + 1 < TABLE_ATTEMPTS => {
-                let delay = delays.next_delay();
-                tracing::warn!("{e}; trying again in {delay:?}");
-                tokio::time::sleep(delay).await;
-            }
-            other => return other,
-        }
-    }
+    weir_aws::retry(Service::DynamoDb, TABLE_RETRY, what, call).await
 }
 
 /// What a worker does in each term.
@@ -125,10 +117,11 @@ impl Worker {
         until_idle: Option<Duration>,
         metrics: LeaseMetrics,
     ) -> Result<Self, LeaseError> {
-        retrying(|| table.open(source, checkpoints)).await?;
-        let coordinator =
-            retrying(|| Coordinator::start(table.clone(), stream.clone(), options.clone(), metrics.clone()))
-                .await?;
+        retrying("open the lease table", || table.open(source, checkpoints)).await?;
+        let coordinator = retrying("join the lease group", || {
+            Coordinator::start(table.clone(), stream.clone(), options.clone(), metrics.clone())
+        })
+        .await?;
         tracing::info!(
             "worker {} joined the lease group of {source} in {}",
             coordinator.worker(),
@@ -151,7 +144,7 @@ impl Worker {
         stopping: impl Future<Output = ()> + Send + 'static,
     ) -> Result<Ending, WorkerError> {
         let result = self.terms(terms, stopping).await;
-        let left = retrying(|| self.coordinator.stop()).await;
+        let left = retrying("hand back the leases", || self.coordinator.stop()).await;
         let ending = result?;
         left.map_err(WorkerError::Leave)?;
         Ok(ending)
@@ -187,7 +180,7 @@ impl Worker {
                 }
                 continue;
             }
-            let rows = retrying(|| coordinator.table.leases()).await?;
+            let rows = retrying("read the leases", || coordinator.table.leases()).await?;
             let mut changed = generation.clone();
             let mut stop_wait = stop_rx.clone();
             let end = Box::pin(async move {
@@ -199,7 +192,8 @@ impl Worker {
             match terms.run(&term, &rows, end).await {
                 Ok(Ending::Stopped) => {}
                 Ok(Ending::EndOfInput) => {
-                    let shard_ended = retrying(|| coordinator.after_term()).await?;
+                    let shard_ended =
+                        retrying("update the leases after a term", || coordinator.after_term()).await?;
                     // A shard that ended has children to read, which the lease loop takes a
                     // moment after this: the input has not ended (the next term, or the wait
                     // for a lease with --until-idle, decides). Ending here left them unread.
@@ -217,7 +211,7 @@ impl Worker {
                 }
                 Err(e) => return Err(e),
             }
-            retrying(|| coordinator.after_term()).await?;
+            retrying("update the leases after a term", || coordinator.after_term()).await?;
         }
     }
 
@@ -235,7 +229,7 @@ impl Worker {
             _ = async { stop.wait_for(|s| *s).await.map(|_| ()) } => true,
             () = tokio::time::sleep(self.until_idle.unwrap_or(Duration::MAX)) => false,
         };
-        Ok(changed || retrying(|| self.coordinator.free_leases_left()).await?)
+        Ok(changed || retrying("look for free leases", || self.coordinator.free_leases_left()).await?)
     }
 }
 

@@ -17,72 +17,36 @@ use prometheus_client::registry::Registry;
 pub const DURATION_BUCKETS: [f64; 12] =
     [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
-/// The checkpoint series.
-#[derive(Clone, Debug)]
-pub struct CheckpointMetrics {
-    /// `weir_checkpoints_total`: checkpoints completed.
-    pub completed: Counter,
-    /// `weir_checkpoint_failures_total`: attempts to write a checkpoint that failed (retried).
-    pub failures: Counter,
-    /// `weir_checkpoints_skipped_total`: intervals that passed while the previous checkpoint
-    /// was still being written.
-    pub skipped: Counter,
-    /// `weir_checkpoint_duration_seconds`: from the cut to the checkpoint complete.
-    pub duration: Histogram,
-    /// `weir_checkpoint_size_bytes`: the last checkpoint's size.
-    pub size: Gauge,
-    /// `weir_last_checkpoint_id`: the last checkpoint's number.
-    pub last_id: Gauge,
-    /// `weir_checkpoint_positions_expired_total`: shard positions of the restored checkpoint
-    /// older than the stream keeps (read from the oldest record instead).
-    pub expired_positions: Counter,
-    last_completed_ms: Arc<AtomicI64>,
+crate::series! {
+    /// The checkpoint series.
+    #[derive(Clone, Debug)]
+    pub struct CheckpointMetrics {
+        /// Checkpoints completed.
+        pub completed: Counter = Counter::default() => "weir_checkpoints",
+        /// Attempts to write a checkpoint that failed and were retried.
+        pub failures: Counter = Counter::default() => "weir_checkpoint_failures",
+        /// Checkpoint intervals that passed while the previous checkpoint was still being
+        /// written.
+        pub skipped: Counter = Counter::default() => "weir_checkpoints_skipped",
+        /// From the cut to the checkpoint complete (sink acknowledgements and the write), in
+        /// seconds.
+        pub duration: Histogram = Histogram::new(DURATION_BUCKETS) => "weir_checkpoint_duration_seconds",
+        /// Size of the last checkpoint.
+        pub size: Gauge = Gauge::default() => "weir_checkpoint_size_bytes",
+        /// Number of the last checkpoint.
+        pub last_id: Gauge = Gauge::default() => "weir_last_checkpoint_id",
+        /// Shard positions of the restored checkpoint older than the stream keeps (read from
+        /// the oldest record instead).
+        pub expired_positions: Counter = Counter::default() => "weir_checkpoint_positions_expired",
+    }
+    unexported |registry| {
+        /// When the last checkpoint completed (ms since the Unix epoch; 0: none yet), for
+        /// `weir_last_checkpoint_age_seconds`, computed when scraped.
+        last_completed_ms: Arc<AtomicI64> = Age::register(registry),
+    }
 }
 
 impl CheckpointMetrics {
-    /// The series, registered in `registry`.
-    pub fn register(registry: &mut Registry) -> Self {
-        let metrics = Self {
-            completed: Counter::default(),
-            failures: Counter::default(),
-            skipped: Counter::default(),
-            duration: Histogram::new(DURATION_BUCKETS),
-            size: Gauge::default(),
-            last_id: Gauge::default(),
-            expired_positions: Counter::default(),
-            last_completed_ms: Arc::new(AtomicI64::new(0)),
-        };
-        registry.register("weir_checkpoints", "Checkpoints completed", metrics.completed.clone());
-        registry.register(
-            "weir_checkpoint_failures",
-            "Attempts to write a checkpoint that failed and were retried",
-            metrics.failures.clone(),
-        );
-        registry.register(
-            "weir_checkpoints_skipped",
-            "Checkpoint intervals that passed while the previous checkpoint was still being written",
-            metrics.skipped.clone(),
-        );
-        registry.register(
-            "weir_checkpoint_duration_seconds",
-            "From the cut to the checkpoint complete (sink acknowledgements and the write)",
-            metrics.duration.clone(),
-        );
-        registry.register("weir_checkpoint_size_bytes", "Size of the last checkpoint", metrics.size.clone());
-        registry.register(
-            "weir_last_checkpoint_id",
-            "Number of the last checkpoint",
-            metrics.last_id.clone(),
-        );
-        registry.register(
-            "weir_checkpoint_positions_expired",
-            "Shard positions of the restored checkpoint older than the stream keeps",
-            metrics.expired_positions.clone(),
-        );
-        registry.register_collector(Box::new(Age(Arc::clone(&metrics.last_completed_ms))));
-        metrics
-    }
-
     /// A checkpoint completed now.
     pub fn completed_now(&self, id: u64, bytes: u64, took: std::time::Duration) {
         self.completed.inc();
@@ -96,6 +60,15 @@ impl CheckpointMetrics {
 /// `weir_last_checkpoint_age_seconds`, computed when scraped.
 #[derive(Debug)]
 struct Age(Arc<AtomicI64>);
+
+impl Age {
+    /// The time of the last checkpoint, its age registered in `registry`.
+    fn register(registry: &mut Registry) -> Arc<AtomicI64> {
+        let last_completed_ms = Arc::new(AtomicI64::new(0));
+        registry.register_collector(Box::new(Age(Arc::clone(&last_completed_ms))));
+        last_completed_ms
+    }
+}
 
 impl Collector for Age {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {

@@ -2,10 +2,10 @@
 //! every instance, notes where every shard stands ([`super::progress`]), and sends an
 //! acknowledgement request down the sink's channel behind the outputs produced so far. The
 //! writer task waits for that acknowledgement (every output before the cut written), then
-//! writes the checkpoint to its store, retrying with backoff (`s3::write_retries`, for a
-//! directory too). While one is being written at most one more waits; an interval that comes
-//! while one is still waiting is skipped (counted).
-//! Only a failure that trying again may cure ([`CheckpointError::is_transient`]: a throttled or
+//! writes the checkpoint to its store, retrying with backoff (`weir_aws::Policy::WRITE`, each
+//! failure counted in `weir_checkpoint_failures_total`). While one is being written at most one
+//! more waits; an interval that comes while one is still waiting is skipped (counted).
+//! Only a failure that trying again may cure (`weir_aws::Transient`: a throttled or
 //! unreachable S3 or lease table) is retried; any other (another process writing to the store,
 //! a refusal, a local I/O error) stops the writer, and weir with it, with the reason.
 
@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use weir_aws::{Policy, Service, Transient};
 
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore};
 use crate::metrics::Metrics;
@@ -76,32 +77,27 @@ async fn write_all(
             // error ends the run, and this checkpoint must not claim what it did not write.
             continue;
         }
-        let mut delays = crate::s3::write_retries();
-        loop {
-            match store.write(&cut.checkpoint).await {
-                Ok(pointer) => {
-                    metrics.checkpoints.completed_now(pointer.id, pointer.bytes, cut.at.elapsed());
-                    tracing::debug!(
-                        "checkpoint {} written to {} ({} bytes, {:.1} ms after the cut)",
-                        pointer.id,
-                        store.location(),
-                        pointer.bytes,
-                        cut.at.elapsed().as_secs_f64() * 1e3
-                    );
-                    break;
+        let checkpoint = &cut.checkpoint;
+        let failures = &metrics.checkpoints.failures;
+        let what = format!("write checkpoint {} to {}", checkpoint.meta.id, store.location());
+        let (_, written) =
+            weir_aws::retry_with(Service::S3, Policy::WRITE, what, &mut store, |store| async move {
+                let written = store.write(checkpoint).await;
+                if written.as_ref().is_err_and(Transient::is_transient) {
+                    failures.inc();
                 }
-                Err(e) if !e.is_transient() => return Err(e),
-                Err(e) => {
-                    metrics.checkpoints.failures.inc();
-                    let delay = delays.next_delay();
-                    tracing::warn!(
-                        "cannot write checkpoint {} ({e}); trying again in {delay:?}",
-                        cut.checkpoint.meta.id
-                    );
-                    tokio::time::sleep(delay).await;
-                }
-            }
-        }
+                (store, written)
+            })
+            .await;
+        let pointer = written?;
+        metrics.checkpoints.completed_now(pointer.id, pointer.bytes, cut.at.elapsed());
+        tracing::debug!(
+            "checkpoint {} written to {} ({} bytes, {:.1} ms after the cut)",
+            pointer.id,
+            store.location(),
+            pointer.bytes,
+            cut.at.elapsed().as_secs_f64() * 1e3
+        );
     }
     Ok(())
 }

@@ -26,6 +26,7 @@ use base64::Engine as _;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use weir_aws::{Policy, Service};
 use weir_contract::DeadLetter;
 use weir_kinesis::{Kinesis, KinesisWriter, Outbound, Stream};
 
@@ -285,45 +286,39 @@ impl S3Letters {
                             self.buffer.push(b'\n');
                         }
                         if self.buffer.len() >= S3_OBJECT_BYTES {
-                            self.flush().await;
+                            self.flush().await?;
                         }
                     }
                     Some(Letters::Ack(ack)) => {
-                        self.flush().await;
+                        self.flush().await?;
                         let _ = ack.send(());
                     }
                     None => {
-                        self.flush().await;
+                        self.flush().await?;
                         return Ok(());
                     }
                 },
-                _ = flush.tick() => self.flush().await,
+                _ = flush.tick() => self.flush().await?,
             }
         }
     }
 
-    /// Write the buffer as the next object, retrying with backoff until S3 takes it.
-    async fn flush(&mut self) {
+    /// Write the buffer as the next object, retrying with backoff while S3 fails transiently;
+    /// an error retrying cannot fix (denied, no such bucket) stops the dead letters with it.
+    async fn flush(&mut self) -> Result<(), SinkError> {
         if self.buffer.is_empty() {
-            return;
+            return Ok(());
         }
         self.next += 1;
         let name = format!("{}-{:06}.jsonl", self.run, self.next);
         let body = std::mem::take(&mut self.buffer);
-        let mut delays = crate::s3::write_retries();
-        loop {
-            match self.objects.put(&name, body.clone(), "application/x-ndjson", Condition::Always).await {
-                Ok(_) => return,
-                Err(e) => {
-                    let delay = delays.next_delay();
-                    tracing::warn!(
-                        "cannot write dead letters to {} ({e}); trying again in {delay:?}",
-                        self.objects.describe(&name)
-                    );
-                    tokio::time::sleep(delay).await;
-                }
-            }
-        }
+        let (objects, name, body) = (&self.objects, name.as_str(), &body);
+        let what = format!("write dead letters to {}", objects.describe(name));
+        weir_aws::retry(Service::S3, Policy::WRITE, what, || {
+            objects.put(name, body.clone(), "application/x-ndjson", Condition::Always)
+        })
+        .await?;
+        Ok(())
     }
 }
 

@@ -41,7 +41,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
 /// A client for the emulator at `endpoint`.
 pub fn client_at(rt: &tokio::runtime::Runtime, endpoint: &str) -> Client {
     rt.block_on(async {
-        let config = weir_kinesis::aws::config(None).await;
+        let config = weir_aws::config(None).await;
         Client::from_conf(aws_sdk_kinesis::config::Builder::from(&config).endpoint_url(endpoint).build())
     })
 }

@@ -17,7 +17,7 @@ pub fn s3_endpoint() -> String {
 pub fn client(rt: &tokio::runtime::Runtime) -> Client {
     let _ = s3_endpoint();
     rt.block_on(async {
-        let config = weir_kinesis::aws::config(None).await;
+        let config = weir_aws::config(None).await;
         Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build())
     })
 }
