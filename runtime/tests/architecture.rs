@@ -23,6 +23,7 @@ fn root() -> PathBuf {
 /// The crates' source folders, relative to the root.
 const CRATES: &[&str] = &[
     "contract/src",
+    "aws/src",
     "checkpoint/src",
     "json/src",
     "kinesis/src",
