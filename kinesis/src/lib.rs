@@ -4,8 +4,8 @@
 //!
 //! - [`aws`]: the [`Kinesis`] client on weir's AWS layer (`weir-aws`: configuration, endpoints,
 //!   the one retry mechanism), and SDK errors turned into [`KinesisError`]s;
-//! - [`reader`]: the shard map (hash-key ranges, parents) and one shard's paced GetRecords loop
-//!   with retries and iterator renewal;
+//! - [`shards`]: the shard map (hash-key ranges, parents) and start positions;
+//! - [`reader`]: one shard's paced GetRecords loop with retries and iterator renewal;
 //! - [`lineage`]: a whole stream read shard by shard in lineage order, parents before children;
 //! - [`writer`]: PutRecords within the service limits, per-key order kept through partial
 //!   failures and retries, back-pressure instead of unbounded buffering;
@@ -15,10 +15,12 @@ pub mod aws;
 pub mod error;
 pub mod lineage;
 pub mod reader;
+pub mod shards;
 pub mod writer;
 
 pub use aws::{Kinesis, Stream};
 pub use error::KinesisError;
 pub use lineage::{ReadOptions, Resume, ShardEvent, StreamReader};
-pub use reader::{HashRange, ReaderStats, ShardInfo, ShardReader, StartPosition};
+pub use reader::{ReaderStats, ShardReader};
+pub use shards::{HashRange, ShardInfo, StartPosition};
 pub use writer::{KinesisWriter, Outbound, WriterStats};

@@ -25,7 +25,8 @@ use tokio::task::JoinSet;
 
 use crate::KinesisError;
 use crate::aws::{Kinesis, Stream};
-use crate::reader::{self, HashRange, ReaderStats, ShardInfo, ShardReader, StartPosition};
+use crate::reader::{ReaderStats, ShardReader};
+use crate::shards::{self, HashRange, ShardInfo, StartPosition};
 
 /// How a stream is read.
 #[derive(Clone, Debug)]
@@ -135,7 +136,7 @@ impl StreamReader {
         stream: Stream,
         options: ReadOptions,
     ) -> Result<Self, KinesisError> {
-        let shards = reader::list_shards(&kinesis, &stream).await?;
+        let shards = shards::list_shards(&kinesis, &stream).await?;
         Ok(Self { kinesis, stream, options, shards })
     }
 
@@ -224,7 +225,7 @@ impl StreamReader {
                 () = tx.closed() => return Ok(()),
             };
             if rediscover && self.options.only.is_none() {
-                match reader::list_shards(&self.kinesis, &self.stream).await {
+                match shards::list_shards(&self.kinesis, &self.stream).await {
                     Ok(shards) => lineage.discovered(shards),
                     Err(e) => {
                         tracing::warn!("cannot list the shards of {}, will try again: {e}", self.stream)

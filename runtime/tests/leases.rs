@@ -99,7 +99,7 @@ fn producing(endpoint: &str, stream: &str, count: u64, start_ms: i64) -> std::th
 
 /// The shard of `stream` a ticker (its partition key) goes to, among the open shards now.
 fn shard_of(shards: &[(String, u128, u128)], ticker: &str) -> String {
-    let hash = weir_kinesis::reader::hash_key(ticker);
+    let hash = weir_kinesis::shards::hash_key(ticker);
     shards.iter().find(|(_, start, end)| *start <= hash && hash <= *end).unwrap().0.clone()
 }
 
@@ -429,7 +429,7 @@ fn a_term_that_starts_from_nothing_keeps_the_checkpoint_a_finished_shard_hands_o
         let config = weir_aws::config(None).await;
         let kinesis = weir_kinesis::Kinesis::with_client(client.clone(), &config);
         let shards =
-            weir_kinesis::reader::list_shards(&kinesis, &weir_kinesis::Stream(trades.clone())).await.unwrap();
+            weir_kinesis::shards::list_shards(&kinesis, &weir_kinesis::Stream(trades.clone())).await.unwrap();
         table.add(&shards).await.unwrap();
         table.join("other", 1).await.unwrap();
         for lease in table.leases().await.unwrap() {

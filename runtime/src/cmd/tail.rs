@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use weir::location::Location;
 use weir_aws as aws;
-use weir_kinesis::{Kinesis, ShardReader, StartPosition, Stream, reader};
+use weir_kinesis::{Kinesis, ShardReader, StartPosition, Stream, shards};
 
 use crate::cli::{TailArgs, TailFrom};
 
@@ -34,7 +34,7 @@ pub async fn tail(args: TailArgs) -> Result<()> {
     };
     let stream = Stream(name.clone());
     let kinesis = Kinesis::new(&aws::config(args.aws.region.as_deref()).await);
-    let shards = reader::list_shards(&kinesis, &stream).await?;
+    let shards = shards::list_shards(&kinesis, &stream).await?;
     let start = match args.from {
         TailFrom::TrimHorizon => StartPosition::TrimHorizon,
         TailFrom::Latest => StartPosition::Latest,

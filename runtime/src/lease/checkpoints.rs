@@ -211,7 +211,7 @@ pub async fn restore(
         let Some(checkpoint) = read.get(object) else { continue };
         for entry in checkpoint.state.iter() {
             if !entry.is_instance_wide()
-                && range.contains(weir_kinesis::reader::hash_key(entry.key))
+                && range.contains(weir_kinesis::shards::hash_key(entry.key))
                 && taken.insert(entry.key)
             {
                 state.push_entry(entry);

@@ -280,7 +280,7 @@ impl Coordinator {
     /// List the stream's shards and add rows for new ones.
     async fn discover(&self) -> Result<(), LeaseError> {
         let Some((kinesis, stream)) = &self.stream else { return Ok(()) };
-        match weir_kinesis::reader::list_shards(kinesis, stream).await {
+        match weir_kinesis::shards::list_shards(kinesis, stream).await {
             Ok(shards) => {
                 if self.table.add(&shards).await? > 0 {
                     self.table.bump().await?;
