@@ -190,6 +190,14 @@ impl Watermarks {
     pub fn caught_up(&mut self, shard: &str, sent_at: Instant) {
         let vouched = self.processed_before(sent_at);
         if let Some(clock) = self.shards.get_mut(shard) {
+            if vouched > clock.vouched {
+                tracing::debug!(
+                    shard,
+                    vouched,
+                    latest = clock.latest,
+                    "an empty, caught-up read raises the shard's clock"
+                );
+            }
             clock.vouched = clock.vouched.max(vouched);
         }
     }
