@@ -85,6 +85,11 @@ pub enum ShardEvent {
         read_at: Instant,
         /// How far behind the shard's newest record the reply left the reader, if Kinesis said.
         millis_behind_latest: Option<i64>,
+        /// The reply was empty at the open end of the shard: nothing written before it was
+        /// sent is left to read from the shard. Never for the reply that ends a closed shard:
+        /// records written since it closed are in its children, and may be older than what
+        /// other shards had by then.
+        caught_up: bool,
         /// What the shard's reader has run into so far (cumulative).
         stats: ReaderStats,
     },
@@ -360,6 +365,7 @@ impl ReaderTask {
                 sent_at: reply.sent_at,
                 read_at,
                 millis_behind_latest: reply.millis_behind_latest,
+                caught_up,
                 stats: self.reader.stats(),
             };
             if self.tx.send(records).await.is_err() {

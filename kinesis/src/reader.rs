@@ -81,9 +81,11 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// Nothing was returned and nothing is waiting: the reader is at the shard's current end.
+    /// Nothing was returned and nothing is waiting: the reader is at the current end of an
+    /// open shard, so nothing written before the call was sent is left to read from it. Not the
+    /// reply that ends a closed shard: records written since it closed are in its children.
     pub fn caught_up(&self) -> bool {
-        self.records.is_empty() && self.millis_behind_latest.unwrap_or(0) == 0
+        self.records.is_empty() && self.millis_behind_latest.unwrap_or(0) == 0 && !self.ended
     }
 }
 
@@ -336,6 +338,24 @@ mod tests {
             ended: false,
         };
         reader.pace(&reply)
+    }
+
+    #[test]
+    fn only_an_empty_reply_at_the_open_end_of_a_shard_is_caught_up() {
+        let reply = |records: usize, behind: Option<i64>, ended: bool| {
+            let record = Record::builder()
+                .sequence_number("1")
+                .data(aws_sdk_kinesis::primitives::Blob::new("x"))
+                .partition_key("k")
+                .build()
+                .unwrap();
+            let sent_at = std::time::Instant::now();
+            Reply { sent_at, records: vec![record; records], millis_behind_latest: behind, ended }
+        };
+        assert!(reply(0, Some(0), false).caught_up());
+        assert!(!reply(1, Some(0), false).caught_up(), "records came");
+        assert!(!reply(0, Some(500), false).caught_up(), "records are waiting");
+        assert!(!reply(0, Some(0), true).caught_up(), "the end of a closed shard: its children go on");
     }
 
     #[test]

@@ -55,7 +55,15 @@ impl KinesisSource {
                 }
                 ShardEvent::Ended { shard } => SourceEvent::Ended { shard },
                 ShardEvent::Idle { shard } => SourceEvent::Idle { shard },
-                ShardEvent::Records { shard, records, sent_at, read_at, millis_behind_latest, stats } => {
+                ShardEvent::Records {
+                    shard,
+                    records,
+                    sent_at,
+                    read_at,
+                    millis_behind_latest,
+                    caught_up,
+                    stats,
+                } => {
                     if let Some((metrics, seen)) = shards.get_mut(&shard) {
                         metrics.read_throttles.inc_by(stats.throttles - seen.throttles);
                         metrics.read_retries.inc_by(stats.retries - seen.retries);
@@ -70,9 +78,7 @@ impl KinesisSource {
                         }
                     }
                     if records.is_empty() {
-                        if millis_behind_latest.unwrap_or(0) == 0
-                            && tx.send(SourceEvent::CaughtUp { shard, sent_at }).await.is_err()
-                        {
+                        if caught_up && tx.send(SourceEvent::CaughtUp { shard, sent_at }).await.is_err() {
                             return Ok(());
                         }
                         continue;
