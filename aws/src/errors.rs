@@ -17,25 +17,26 @@ pub trait Transient {
 impl<E: ProvideErrorMetadata, R> Transient for SdkError<E, R> {
     fn is_transient(&self) -> bool {
         match self {
-            SdkError::ServiceError(service) => {
-                let code = service.err().code();
-                is_throttling(code)
-                    || matches!(
-                        code,
-                        Some(
-                            "InternalFailure"
-                                | "InternalError"
-                                | "InternalServerError"
-                                | "ServiceUnavailable"
-                                | "SlowDown"
-                                | "RequestTimeout"
-                        )
-                    )
-            }
+            SdkError::ServiceError(service) => service.err().code().is_some_and(is_transient_code),
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
             _ => false,
         }
     }
+}
+
+/// Whether a service's error code says the call may pass later: refused for throughput, or the
+/// service was busy or failed inside. The one list, for the SDK's errors here and for weir's
+/// errors that keep the code (`KinesisError::Refused`, `S3Error::Refused`).
+pub fn is_transient_code(code: &str) -> bool {
+    is_throttling(Some(code))
+        || matches!(
+            code,
+            "InternalFailure"
+                | "InternalError"
+                | "InternalServerError"
+                | "ServiceUnavailable"
+                | "RequestTimeout"
+        )
 }
 
 /// Whether an error code says the call was refused for throughput.
@@ -105,5 +106,15 @@ mod tests {
             assert!(!is_throttling(Some(code)), "{code}");
         }
         assert!(!is_throttling(None));
+    }
+
+    #[test]
+    fn a_busy_or_throttled_service_may_pass_later_and_a_refusal_never() {
+        for code in ["InternalFailure", "ServiceUnavailable", "InternalError", "RequestTimeout", "SlowDown"] {
+            assert!(is_transient_code(code), "{code}");
+        }
+        for code in ["AccessDenied", "NoSuchBucket", "ResourceNotFoundException", "ValidationException"] {
+            assert!(!is_transient_code(code), "{code}");
+        }
     }
 }

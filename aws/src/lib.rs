@@ -19,5 +19,5 @@ pub mod errors;
 pub mod retry;
 
 pub use config::{config, endpoint_override, regional_endpoint};
-pub use errors::{Transient, cause, describe, is_throttling, one_line};
+pub use errors::{Transient, cause, describe, is_throttling, is_transient_code, one_line};
 pub use retry::{Backoff, Policy, Service, retry, retry_with};

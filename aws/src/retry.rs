@@ -144,23 +144,22 @@ pub struct Backoff {
     service: Service,
     delays: ExponentialBackoff,
     attempts: u32,
-    max: Duration,
+    cap: Duration,
 }
 
 impl Backoff {
     /// Delays under `policy` (its number of attempts is not enforced: the loop decides).
     pub fn new(service: Service, policy: Policy) -> Self {
         let delays = Policy { attempts: None, ..policy }.builder().build();
-        Self { service, delays, attempts: 0, max: Duration::ZERO }
+        Self { service, delays, attempts: 0, cap: policy.max }
     }
 
     /// The wait before the next attempt; counts the retry.
     pub fn next_delay(&mut self) -> Duration {
         self.attempts += 1;
         count(self.service);
-        let delay = self.delays.next().unwrap_or(self.max);
-        self.max = self.max.max(delay);
-        delay
+        // Without a limit of attempts the backoff never runs out; the cap is only a fallback.
+        self.delays.next().unwrap_or(self.cap)
     }
 
     /// Retries so far.

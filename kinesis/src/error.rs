@@ -128,10 +128,7 @@ impl weir_aws::Transient for KinesisError {
     fn is_transient(&self) -> bool {
         match self {
             KinesisError::Unreachable { .. } => true,
-            KinesisError::Refused { code, .. } => {
-                weir_aws::is_throttling(Some(code))
-                    || matches!(code.as_str(), "InternalFailure" | "ServiceUnavailable")
-            }
+            KinesisError::Refused { code, .. } => weir_aws::is_transient_code(code),
             _ => false,
         }
     }

@@ -324,34 +324,24 @@ mod tests {
         )
     }
 
-    fn wait_after(reader: &mut ShardReader, records: usize, behind: i64) -> Duration {
+    /// A reply of `records` records that left the reader `behind` ms behind.
+    fn reply(records: usize, behind: Option<i64>, ended: bool) -> Reply {
         let record = Record::builder()
             .sequence_number("1")
             .data(aws_sdk_kinesis::primitives::Blob::new("x"))
             .partition_key("k")
             .build()
             .unwrap();
-        let reply = Reply {
-            sent_at: std::time::Instant::now(),
-            records: vec![record; records],
-            millis_behind_latest: Some(behind),
-            ended: false,
-        };
-        reader.pace(&reply)
+        let sent_at = std::time::Instant::now();
+        Reply { sent_at, records: vec![record; records], millis_behind_latest: behind, ended }
+    }
+
+    fn wait_after(reader: &mut ShardReader, records: usize, behind: i64) -> Duration {
+        reader.pace(&reply(records, Some(behind), false))
     }
 
     #[test]
     fn only_an_empty_reply_at_the_open_end_of_a_shard_is_caught_up() {
-        let reply = |records: usize, behind: Option<i64>, ended: bool| {
-            let record = Record::builder()
-                .sequence_number("1")
-                .data(aws_sdk_kinesis::primitives::Blob::new("x"))
-                .partition_key("k")
-                .build()
-                .unwrap();
-            let sent_at = std::time::Instant::now();
-            Reply { sent_at, records: vec![record; records], millis_behind_latest: behind, ended }
-        };
         assert!(reply(0, Some(0), false).caught_up());
         assert!(!reply(1, Some(0), false).caught_up(), "records came");
         assert!(!reply(0, Some(500), false).caught_up(), "records are waiting");

@@ -22,10 +22,9 @@ use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
-
-use crate::KinesisError;
 use weir_aws::{Backoff, Policy, Service, Transient};
 
+use crate::KinesisError;
 use crate::aws::{Kinesis, Stream};
 
 /// PutRecords takes at most 500 records per call (Kinesis service limit).

@@ -100,12 +100,7 @@ impl Transient for S3Error {
     fn is_transient(&self) -> bool {
         match self {
             S3Error::Unreachable { .. } | S3Error::Failed { .. } => true,
-            S3Error::Refused { code, .. } => {
-                matches!(
-                    code.as_str(),
-                    "SlowDown" | "InternalError" | "ServiceUnavailable" | "RequestTimeout"
-                )
-            }
+            S3Error::Refused { code, .. } => aws::is_transient_code(code),
             _ => false,
         }
     }
