@@ -26,7 +26,7 @@ use aws_sdk_kinesis::types::ShardIteratorType;
 use weir::artifact::Artifact;
 use weir::metrics::Metrics;
 use weir::operator::{Limits, LoadedOperator, OperatorEngine};
-use weir::pipeline::{self, PipelineOptions};
+use weir::pipeline::{Pipeline, PipelineOptions};
 use weir::sink::{DeadLetterWriter, KinesisSink, Outgoing, Sink};
 use weir::source::{KinesisSource, Source};
 use weir_kinesis::{Kinesis, ReadOptions, StartPosition, Stream};
@@ -244,13 +244,10 @@ async fn weir_drain(client: &Client, stream: &str, records: u64, loaded: LoadedO
     .await
     .expect("source");
     let sink = KinesisSink::connect(kinesis(client).await, Stream(out)).await.expect("sink");
-    let run = tokio::spawn(pipeline::run(
-        Source::Kinesis(source),
-        loaded,
-        Sink::Kinesis(sink),
-        DeadLetterWriter::new(Box::new(std::io::sink()), "dead letters"),
-        metrics.clone(),
-        PipelineOptions {
+    let dead_letters = DeadLetterWriter::new(Box::new(std::io::sink()), "dead letters");
+    let pipeline = Pipeline::new(Source::Kinesis(source), loaded, Sink::Kinesis(sink), dead_letters)
+        .metrics(metrics.clone())
+        .options(PipelineOptions {
             // As `weir run` does: one instance per available core (WEIR_BENCH_PARALLELISM).
             parallelism: env(
                 "WEIR_BENCH_PARALLELISM",
@@ -258,10 +255,8 @@ async fn weir_drain(client: &Client, stream: &str, records: u64, loaded: LoadedO
             ) as usize,
             stats_interval: Duration::from_secs(3600),
             ..PipelineOptions::default()
-        },
-        None,
-        std::future::pending(),
-    ));
+        });
+    let run = tokio::spawn(pipeline.run(std::future::pending()));
     let started_at = started;
     while metrics.snapshot().records_in < records {
         assert!(started_at.elapsed() < Duration::from_secs(600), "weir stalled");

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use util::*;
 use weir::checkpoint::{Checkpoint, Meta, PointerStore, ShardProgress};
 use weir::metrics::Metrics;
-use weir::pipeline::{self, Checkpoints, Ending, PipelineError, PipelineOptions};
+use weir::pipeline::{Checkpoints, Ending, Pipeline, PipelineError, PipelineOptions};
 use weir::sink::{DeadLetterWriter, FileSink, Sink};
 use weir::source::{ChannelSource, Lineage, Source, SourceEvent};
 use weir_kinesis::HashRange;
@@ -73,16 +73,13 @@ impl Script {
             stats_interval: Duration::from_secs(3600),
             ..PipelineOptions::default()
         };
-        let run = tokio::spawn(pipeline::run(
-            Source::Channel(ChannelSource::new(rx)),
-            loaded,
-            sink,
-            dead,
-            metrics.clone(),
-            options,
-            checkpoints,
-            std::future::pending(),
-        ));
+        let run = tokio::spawn(
+            Pipeline::new(Source::Channel(ChannelSource::new(rx)), loaded, sink, dead)
+                .metrics(metrics.clone())
+                .options(options)
+                .checkpoints(checkpoints)
+                .run(std::future::pending()),
+        );
         Self { tx, metrics, batches: 0, run, dir, sent: Vec::new() }
     }
 

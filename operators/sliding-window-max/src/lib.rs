@@ -17,11 +17,12 @@
 //! that the windows it missed are known to be incomplete.
 //!
 //! Layout: [`config`] (settings), [`trade`] (reading a record, with the fast path in
-//! [`scan`]), [`panes`] (one key's windows),
+//! [`scan`] and event times in [`event_time`]), [`panes`] (one key's windows),
 //! [`snapshot`] (the keyed state format); this file holds the keys, the watermark and the
 //! timers that fire windows in order.
 
 pub mod config;
+pub mod event_time;
 pub mod panes;
 pub mod scan;
 pub mod snapshot;

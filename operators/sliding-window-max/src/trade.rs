@@ -1,21 +1,14 @@
 //! Reading a trade out of a record's JSON without allocating: the field names come from the
 //! settings, so a `DeserializeSeed` walks the object and keeps only the three fields it needs.
-//!
-//! Event times are parsed by jiff. Consecutive trades almost always fall in the same minute, so
-//! the epoch time of the last minute seen is kept, and a time written as
-//! `YYYY-MM-DDTHH:MM:SS[.fff…][Z]` in that same minute only needs its seconds and fraction
-//! read; anything else goes to jiff.
+//! Event times are read by [`crate::event_time`].
 
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::fmt;
 
-use jiff::Timestamp;
-use jiff::civil::Time;
-use jiff::fmt::temporal::{Pieces, PiecesOffset};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
 use crate::config::Fields;
+use crate::event_time::EventTimes;
 
 /// The fields of one trade. `ticker` borrows from the record unless it had escapes.
 #[derive(Debug, PartialEq)]
@@ -32,13 +25,13 @@ pub struct TradeParser {
     fields: Fields,
     /// The fast path for records shaped like the reference trades.
     scanner: crate::scan::Scanner,
-    /// `YYYY-MM-DDTHH:MM` of the last event time that took the slow path, and its epoch ms.
-    minute: Cell<Option<([u8; 16], i64)>>,
+    /// Event times, with the last minute seen remembered.
+    times: EventTimes,
 }
 
 impl TradeParser {
     pub fn new(fields: Fields) -> Self {
-        Self { scanner: crate::scan::Scanner::new(&fields), fields, minute: Cell::new(None) }
+        Self { scanner: crate::scan::Scanner::new(&fields), fields, times: EventTimes::default() }
     }
 
     /// Parse `data` as a trade. The error says what is missing or malformed, in words fit
@@ -46,7 +39,7 @@ impl TradeParser {
     /// ([`crate::scan`]); everything else, and every refusal, is serde_json's.
     pub fn parse<'a>(&self, data: &'a [u8]) -> Result<Trade<'a>, String> {
         if let Some(scanned) = self.scanner.trade(data)
-            && let Ok(time_ms) = self.time_bytes(scanned.time)
+            && let Ok(time_ms) = self.times.parse_bytes(scanned.time)
         {
             return Ok(Trade {
                 time_ms: Some(time_ms),
@@ -71,79 +64,6 @@ impl TradeParser {
         let price = price.ok_or_else(|| format!("missing field {:?}", fields.price))?;
         Ok(Trade { time_ms, ticker, price })
     }
-
-    /// An event time as ms since the Unix epoch; see [`parse_time`].
-    pub fn time(&self, text: &str) -> Result<i64, String> {
-        self.time_bytes(text.as_bytes())
-    }
-
-    /// [`time`](Self::time) of text not yet checked to be UTF-8: the same minute as the last
-    /// one needs no check (its prefix was), anything else is checked, then parsed.
-    pub fn time_bytes(&self, b: &[u8]) -> Result<i64, String> {
-        if let Some(((prefix, rest), (cached, minute_ms))) =
-            b.split_first_chunk::<16>().zip(self.minute.get())
-            && *prefix == cached
-            && let Some(offset) = seconds_and_fraction(rest)
-        {
-            return Ok(minute_ms + offset);
-        }
-        let text = std::str::from_utf8(b).map_err(|e| format!("the time is not UTF-8: {e}"))?;
-        let ms = parse_time(text)?;
-        // Remember this minute when the text has the plain layout and the time is after 1970
-        // (so that adding the seconds rounds as jiff does).
-        if let Some((prefix, rest)) = b.split_first_chunk::<16>()
-            && let Some(offset) = seconds_and_fraction(rest)
-            && ms - offset >= 0
-        {
-            self.minute.set(Some((*prefix, ms - offset)));
-        }
-        Ok(ms)
-    }
-}
-
-/// `:SS`, then optionally `.` and 1 to 9 digits, then optionally `Z`: the ms into the minute.
-fn seconds_and_fraction(rest: &[u8]) -> Option<i64> {
-    let digit = |c: u8| c.is_ascii_digit().then(|| i64::from(c - b'0'));
-    let (&[colon, s1, s2], rest) = rest.split_first_chunk::<3>()?;
-    if colon != b':' {
-        return None;
-    }
-    let seconds = digit(s1)? * 10 + digit(s2)?;
-    if seconds > 59 {
-        return None;
-    }
-    let rest = rest.strip_suffix(b"Z").unwrap_or(rest);
-    let mut millis = 0;
-    match rest.split_first() {
-        None => {}
-        Some((b'.', fraction)) if (1..=9).contains(&fraction.len()) => {
-            for (i, &c) in fraction.iter().enumerate() {
-                let d = digit(c)?;
-                if i < 3 {
-                    millis += d * [100, 10, 1][i];
-                }
-            }
-        }
-        Some(_) => return None,
-    }
-    Some(seconds * 1000 + millis)
-}
-
-/// Parse an ISO-8601 date-time with or without offset (no offset means UTC; 0 to 9 fraction
-/// digits) into ms since the Unix epoch.
-pub fn parse_time(text: &str) -> Result<i64, String> {
-    let bad = |e: &dyn fmt::Display| {
-        format!("{text:?} is not an ISO-8601 date-time such as 2026-11-25T10:00:00.123 ({e})")
-    };
-    let pieces = Pieces::parse(text).map_err(|e| bad(&e))?;
-    let time = pieces.time().unwrap_or(Time::midnight());
-    let offset = match pieces.offset() {
-        Some(PiecesOffset::Numeric(n)) => n.offset(),
-        // None, `Z`, and RFC 9557's "-00:00" (UTC, local offset unknown).
-        _ => jiff::tz::Offset::UTC,
-    };
-    let ts: Timestamp = offset.to_timestamp(pieces.date().to_datetime(time)).map_err(|e| bad(&e))?;
-    Ok(ts.as_millisecond())
 }
 
 struct Parsed<'a> {
@@ -241,7 +161,7 @@ impl Visitor<'_> for TimeSeed<'_> {
         write!(f, "field {:?} as an ISO-8601 date-time string or epoch milliseconds", self.0.fields.time)
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<i64, E> {
-        self.0.time(v).map_err(|e| E::custom(format!("field {:?}: {e}", self.0.fields.time)))
+        self.0.times.parse(v).map_err(|e| E::custom(format!("field {:?}: {e}", self.0.fields.time)))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
         Ok(v)
@@ -324,51 +244,12 @@ mod tests {
     }
 
     #[test]
-    fn time_formats() {
+    fn an_event_time_in_epoch_milliseconds_is_taken_as_is() {
         let base = 1_795_600_800_000;
-        for (text, ms) in [
-            ("2026-11-25T10:00:00", base),
-            ("2026-11-25T10:00:00.1", base + 100),
-            ("2026-11-25T10:00:00.123456789", base + 123),
-            ("2026-11-25T10:00:00.123Z", base + 123),
-            ("2026-11-25T11:00:00.5+01:00", base + 500),
-            ("2026-11-25T05:00:00-05:00", base),
-            ("2026-11-25 10:00:00.250", base + 250),
-        ] {
-            assert_eq!(parse_time(text), Ok(ms), "{text}");
-        }
         let t = TradeParser::new(fields())
             .parse(br#"{"EVENT_TIME": 1795600800123, "TICKER": "A", "PRICE": 1}"#)
             .unwrap();
         assert_eq!((t.time_ms, t.price), (Some(base + 123), 1.0));
-    }
-
-    #[test]
-    fn the_same_minute_shortcut_agrees_with_jiff() {
-        let parser = TradeParser::new(fields());
-        let mut texts = vec![];
-        for minute in ["2026-11-25T10:00", "2026-11-25T10:01", "1999-12-31T23:59", "2026-11-25 10:01"] {
-            for rest in [
-                ":00",
-                ":07.5",
-                ":59.999999999",
-                ":30.1Z",
-                ":30.123+01:00",
-                ":60",
-                ":5",
-                ":05.",
-                ":05.1234567890",
-                ":05x",
-            ] {
-                texts.push(format!("{minute}{rest}"));
-            }
-        }
-        for _ in 0..2 {
-            for text in &texts {
-                assert_eq!(parser.time(text), parse_time(text), "{text}");
-            }
-        }
-        assert!(parser.minute.get().is_some(), "the cache was used");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use weir::artifact::Artifact;
 use weir::metrics::Metrics;
 use weir::operator::OperatorEngine;
-use weir::pipeline::{self, Checkpoints, PipelineOptions};
+use weir::pipeline::{Checkpoints, Pipeline, PipelineOptions};
 use weir::sink::{DeadLetterWriter, FileSink, Sink};
 use weir::source::{FileSource, Source};
 
@@ -66,16 +66,11 @@ pub fn whole_path(
         ..PipelineOptions::default()
     };
     let (cpu0, wall0) = (cpu_time(), Instant::now());
-    let run = pipeline::run(
-        source,
-        loaded,
-        sink,
-        dead,
-        metrics.clone(),
-        options,
-        checkpoints,
-        std::future::pending(),
-    );
+    let run = Pipeline::new(source, loaded, sink, dead)
+        .metrics(metrics.clone())
+        .options(options)
+        .checkpoints(checkpoints)
+        .run(std::future::pending());
     rt.block_on(run).expect("pipeline");
     let (cpu, wall) = (cpu_time() - cpu0, wall0.elapsed());
     WholePath { records: metrics.snapshot().records_in as f64, cpu, wall, metrics }

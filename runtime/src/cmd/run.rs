@@ -16,7 +16,7 @@ use weir::location::Location;
 use weir::metrics::emf::EmfFormat;
 use weir::metrics::{Metrics, StatsFormat};
 use weir::objects::Objects;
-use weir::pipeline::{self, Checkpoints, Ending, PipelineOptions};
+use weir::pipeline::{Checkpoints, Ending, Pipeline, PipelineOptions};
 use weir_kinesis::{Kinesis, Stream};
 
 use super::signals::Signals;
@@ -125,16 +125,11 @@ pub async fn run(args: RunArgs) -> Result<Ending> {
             source: args.source.to_string(),
             restored,
         });
-        let run = pipeline::run(
-            source,
-            versions,
-            sink,
-            dead_letters,
-            metrics.clone(),
-            options,
-            checkpoints,
-            stopping,
-        );
+        let run = Pipeline::new(source, versions, sink, dead_letters)
+            .metrics(metrics.clone())
+            .options(options)
+            .checkpoints(checkpoints)
+            .run(stopping);
         tokio::spawn(async move { run.await.context("weir run stopped") })
     };
     let at_once = async {

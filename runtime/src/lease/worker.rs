@@ -27,7 +27,7 @@ use crate::checkpoint::{CheckpointError, CheckpointStore, check_state, operator_
 use crate::deployment::Versions;
 use crate::metrics::{LeaseMetrics, Metrics};
 use crate::objects::Objects;
-use crate::pipeline::{self, Checkpoints, Ending, PipelineError, PipelineOptions};
+use crate::pipeline::{Checkpoints, Ending, Pipeline, PipelineError, PipelineOptions};
 use crate::sink::{DeadLetterWriter, Sink, SinkError};
 use crate::source::{KinesisSource, Source, SourceError};
 
@@ -345,17 +345,12 @@ impl Terms for PipelineTerms {
             ..self.options.clone()
         };
         let versions = std::mem::replace(&mut self.versions, Versions::from(loaded));
-        let (ended, versions) = pipeline::run_term(
-            Source::Kinesis(source),
-            versions,
-            sink,
-            dead_letters,
-            self.metrics.clone(),
-            options,
-            Some(checkpoints),
-            end,
-        )
-        .await;
+        let (ended, versions) = Pipeline::new(Source::Kinesis(source), versions, sink, dead_letters)
+            .metrics(self.metrics.clone())
+            .options(options)
+            .checkpoints(Some(checkpoints))
+            .run_term(end)
+            .await;
         self.versions = versions;
         ended.map_err(WorkerError::Pipeline)
     }

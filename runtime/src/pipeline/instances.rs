@@ -9,15 +9,19 @@
 //! which is where swaps, rollbacks and ticks happen (and checkpoints will), with no locks
 //! around the instances.
 
-use std::collections::VecDeque;
+mod side_by_side;
+mod slot;
+
 use std::time::{Duration, Instant};
 
 use weir_contract::{Grouping, KeyedStates, Output, OwnedBatch};
 
 use super::PipelineError;
 use super::keys::{self, Router};
-use crate::metrics::{InstanceMetrics, Metrics};
+use crate::metrics::Metrics;
 use crate::operator::{CallError, LoadedOperator, OnOperatorError, Processed, Runner, RunnerError};
+use side_by_side::{each, find_owners};
+use slot::Slot;
 
 /// What processing one sub-batch produced.
 #[derive(Debug)]
@@ -30,82 +34,6 @@ pub struct Done {
 
 /// What a step produced, and the instances that failed a sub-batch on probation (with why).
 pub type Stepped = (Vec<Done>, Vec<(usize, CallError)>);
-
-/// One instance and the sub-batches routed to it in this step.
-struct Slot {
-    runner: Runner,
-    queue: VecDeque<OwnedBatch>,
-    /// Emptied sub-batches, to gather the next ones into.
-    emptied: Vec<OwnedBatch>,
-    metrics: InstanceMetrics,
-    restarts_seen: u64,
-}
-
-impl Slot {
-    /// Queue the records of `batches` whose owner (in `owners`, per batch) is `instance`, one
-    /// sub-batch per batch that has any.
-    fn gather(&mut self, instance: usize, batches: &[OwnedBatch], owners: &[Vec<u16>]) {
-        for (batch, owners) in batches.iter().zip(owners) {
-            let mut part = self.emptied.pop().unwrap_or_default();
-            part.clear();
-            part.shard_id.clone_from(&batch.shard_id);
-            part.now_ms = batch.now_ms;
-            part.watermark_ms = batch.watermark_ms;
-            for (((key_len, record, arrival), &owner), position) in
-                batch.packed().zip(owners).zip(batch.positions())
-            {
-                if owner as usize == instance {
-                    part.push_packed(key_len, record, arrival);
-                    if let Some(position) = position {
-                        part.push_position(position);
-                    }
-                }
-            }
-            if part.is_empty() {
-                self.emptied.push(part);
-            } else {
-                self.queue.push_back(part);
-            }
-        }
-    }
-
-    /// Count restarts of the instance since the last look.
-    fn count_restarts(&mut self) {
-        let restarts = self.runner.stats().restarts;
-        if restarts > self.restarts_seen {
-            self.metrics.operator_restarts.inc_by(restarts - self.restarts_seen);
-            self.restarts_seen = restarts;
-        }
-    }
-
-    /// Process the queue in order. On probation, a sub-batch the instance fails stays at the
-    /// head of the queue and the failure is returned, for the caller to decide.
-    fn run(&mut self, probation: bool) -> Result<(Vec<Done>, Option<CallError>), RunnerError> {
-        let mut done = Vec::with_capacity(self.queue.len());
-        while let Some(mut batch) = self.queue.pop_front() {
-            let shard = batch.shard_id.clone();
-            let processed = if probation {
-                match self.runner.try_process(&mut batch)? {
-                    Ok(processed) => processed,
-                    Err(error) => {
-                        self.queue.push_front(batch);
-                        self.count_restarts();
-                        return Ok((done, Some(error)));
-                    }
-                }
-            } else {
-                self.runner.process(&mut batch)?
-            };
-            self.count_restarts();
-            self.metrics.records_out.inc_by(processed.output.len() as u64);
-            if self.emptied.len() < super::STEP_BATCHES {
-                self.emptied.push(batch);
-            }
-            done.push(Done { shard, processed });
-        }
-        Ok((done, None))
-    }
-}
 
 /// Every instance, the router, and the threads they run on.
 pub struct Instances {
@@ -155,13 +83,7 @@ impl Instances {
             let runner = Runner::new(loaded.clone(), &name(i, parallelism), state)?
                 .with_snapshot_every(snapshot_every)
                 .with_on_error(on_error);
-            slots.push(Slot {
-                runner,
-                queue: VecDeque::new(),
-                emptied: Vec::new(),
-                metrics: metrics.instance(i),
-                restarts_seen: 0,
-            });
+            slots.push(Slot::new(runner, metrics.instance(i)));
         }
         metrics.parallelism.set(parallelism as i64);
         Ok(Self {
@@ -325,63 +247,6 @@ pub fn split_by_owner(state: &KeyedStates, parallelism: usize) -> Vec<KeyedState
         }
     }
     parts
-}
-
-/// Run `call` on every instance, side by side (instance 0 on this thread, the others on
-/// `pool`); results in instance order.
-fn each<T: Send>(
-    pool: Option<&rayon::ThreadPool>,
-    slots: &mut [Slot],
-    call: impl Fn(usize, &mut Slot) -> T + Sync,
-) -> Vec<T> {
-    let Some(pool) = pool else {
-        return slots.iter_mut().enumerate().map(|(i, slot)| call(i, slot)).collect();
-    };
-    let mut results: Vec<Option<T>> = slots.iter().map(|_| None).collect();
-    pool.in_place_scope(|scope| {
-        let mut work = slots.iter_mut().zip(results.iter_mut()).enumerate();
-        let first = work.next();
-        for (i, (slot, result)) in work {
-            let call = &call;
-            scope.spawn(move |_| *result = Some(call(i, slot)));
-        }
-        if let Some((i, (slot, result))) = first {
-            *result = Some(call(i, slot));
-        }
-    });
-    // A scope returns once every task ran (a panic in one is resumed here), so all are set.
-    results.into_iter().flatten().collect()
-}
-
-/// The owner of every record of `batches`, into `owners` (one per batch), the batches shared
-/// out over this thread and `pool`'s.
-fn find_owners(
-    pool: Option<&rayon::ThreadPool>,
-    router: &Router,
-    batches: &[OwnedBatch],
-    owners: &mut [Vec<u16>],
-) {
-    let fill = |batch: &OwnedBatch, owners: &mut Vec<u16>| router.owners(batch, owners);
-    let Some(pool) = pool else {
-        batches.iter().zip(owners.iter_mut()).for_each(|(b, o)| fill(b, o));
-        return;
-    };
-    let threads = pool.current_num_threads() + 1;
-    pool.in_place_scope(|scope| {
-        let mut work = batches.iter().zip(owners.iter_mut()).enumerate();
-        let mut mine = Vec::new();
-        for (j, (batch, owners)) in &mut work {
-            if j % threads == 0 {
-                mine.push((batch, owners));
-            } else {
-                let fill = &fill;
-                scope.spawn(move |_| fill(batch, owners));
-            }
-        }
-        for (batch, owners) in mine {
-            fill(batch, owners);
-        }
-    });
 }
 
 /// Why a version was not switched to.

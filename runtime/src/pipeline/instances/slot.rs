@@ -1,0 +1,92 @@
+//! One operator instance of the pipeline and the sub-batches routed to it in a step: gathers
+//! its records of every batch (in order, one sub-batch per batch), processes them, and
+//! counts its outputs and restarts.
+
+use std::collections::VecDeque;
+
+use weir_contract::OwnedBatch;
+
+use super::Done;
+use crate::metrics::InstanceMetrics;
+use crate::operator::{CallError, Runner, RunnerError};
+
+/// One instance and the sub-batches routed to it in this step.
+pub(super) struct Slot {
+    pub(super) runner: Runner,
+    pub(super) queue: VecDeque<OwnedBatch>,
+    /// Emptied sub-batches, to gather the next ones into.
+    emptied: Vec<OwnedBatch>,
+    pub(super) metrics: InstanceMetrics,
+    pub(super) restarts_seen: u64,
+}
+
+impl Slot {
+    /// `runner`, counting into `metrics`, with nothing queued.
+    pub(super) fn new(runner: Runner, metrics: InstanceMetrics) -> Self {
+        Self { runner, queue: VecDeque::new(), emptied: Vec::new(), metrics, restarts_seen: 0 }
+    }
+
+    /// Queue the records of `batches` whose owner (in `owners`, per batch) is `instance`, one
+    /// sub-batch per batch that has any.
+    pub(super) fn gather(&mut self, instance: usize, batches: &[OwnedBatch], owners: &[Vec<u16>]) {
+        for (batch, owners) in batches.iter().zip(owners) {
+            let mut part = self.emptied.pop().unwrap_or_default();
+            part.clear();
+            part.shard_id.clone_from(&batch.shard_id);
+            part.now_ms = batch.now_ms;
+            part.watermark_ms = batch.watermark_ms;
+            for (((key_len, record, arrival), &owner), position) in
+                batch.packed().zip(owners).zip(batch.positions())
+            {
+                if owner as usize == instance {
+                    part.push_packed(key_len, record, arrival);
+                    if let Some(position) = position {
+                        part.push_position(position);
+                    }
+                }
+            }
+            if part.is_empty() {
+                self.emptied.push(part);
+            } else {
+                self.queue.push_back(part);
+            }
+        }
+    }
+
+    /// Count restarts of the instance since the last look.
+    pub(super) fn count_restarts(&mut self) {
+        let restarts = self.runner.stats().restarts;
+        if restarts > self.restarts_seen {
+            self.metrics.operator_restarts.inc_by(restarts - self.restarts_seen);
+            self.restarts_seen = restarts;
+        }
+    }
+
+    /// Process the queue in order. On probation, a sub-batch the instance fails stays at the
+    /// head of the queue and the failure is returned, for the caller to decide.
+    pub(super) fn run(&mut self, probation: bool) -> Result<(Vec<Done>, Option<CallError>), RunnerError> {
+        let mut done = Vec::with_capacity(self.queue.len());
+        while let Some(mut batch) = self.queue.pop_front() {
+            let shard = batch.shard_id.clone();
+            let processed = if probation {
+                match self.runner.try_process(&mut batch)? {
+                    Ok(processed) => processed,
+                    Err(error) => {
+                        self.queue.push_front(batch);
+                        self.count_restarts();
+                        return Ok((done, Some(error)));
+                    }
+                }
+            } else {
+                self.runner.process(&mut batch)?
+            };
+            self.count_restarts();
+            self.metrics.records_out.inc_by(processed.output.len() as u64);
+            if self.emptied.len() < crate::pipeline::STEP_BATCHES {
+                self.emptied.push(batch);
+            }
+            done.push(Done { shard, processed });
+        }
+        Ok((done, None))
+    }
+}
