@@ -35,9 +35,16 @@ fn main() {
     for op in OPERATORS {
         cmd.args(["-p", op]);
     }
-    // The outer build's flags are for the host, not for wasm.
+    // The outer build's flags and profile overrides are for the host, not for wasm: the
+    // operators are built one way whatever builds the host (the test command's release build
+    // without LTO included), so their folder is never rebuilt for another profile.
     for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR"] {
         cmd.env_remove(var);
+    }
+    for (var, _) in env::vars_os() {
+        if var.to_string_lossy().starts_with("CARGO_PROFILE_") {
+            cmd.env_remove(var);
+        }
     }
     let status = cmd.status();
     match status {

@@ -13,7 +13,7 @@
 //! `cargo build -p weir-producer && scripts/with-emulators cargo bench --profile dev -p weir --bench handover`
 //! (`WEIR_BENCH_RATE`, trades per second, default 400; `WEIR_BENCH_QUIET_SECS`, default 20).
 
-#[path = "../tests/util/mod.rs"]
+#[path = "../tests/suite/util/mod.rs"]
 mod util;
 
 use std::collections::BTreeMap;

@@ -3,7 +3,7 @@
 //! `--shutdown-timeout` passing, ends weir at once with exit code 1 and says what was left.
 //! (A graceful stop that can finish exits 0 with nothing repeated: `recovery.rs`.)
 
-mod util;
+use crate::util;
 
 use std::time::Duration;
 

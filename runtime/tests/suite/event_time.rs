@@ -6,7 +6,7 @@
 //! (the native operator over the same trades, windows fired only at the end). The watermark is
 //! read where an operator reads it: `weir_watermark_milliseconds`.
 
-mod util;
+use crate::util;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@
 //! shards (`weir_keys_on_several_shards_total`); over the re-keyed one it does not. Against ferrokinesis (written before read), through the
 //! binaries.
 
-mod util;
+use crate::util;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

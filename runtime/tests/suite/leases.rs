@@ -9,7 +9,7 @@
 //! results, without repeats, equal the native operator's window for window, and a window comes
 //! out twice only if the killed worker had emitted it.
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

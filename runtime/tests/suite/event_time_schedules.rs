@@ -9,7 +9,7 @@
 //! event_time_schedules` (through `scripts/with-emulators`); with `WEIR_TEST_LOGS=DIR` the
 //! lease-group schedule keeps there every worker's log, the input and the results.
 
-mod util;
+use crate::util;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! digest, different logic, a version that traps (rolled back), and one that cannot take the
 //! state (never switched to). Each run's output is checked record for record.
 
-mod util;
+use crate::util;
 
 use std::path::Path;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! Also: a split and a merge while weir runs, throttling, processing-time windows on idle
 //! shards, the metrics endpoint, and a compatibility subset on kinesis-local.
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! The `weir` binary end to end: files in and out, stdin, refusals before reading, the default
 //! run.
 
-mod util;
+use crate::util;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;

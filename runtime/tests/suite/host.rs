@@ -1,7 +1,7 @@
 //! The operator host against real components: what it refuses before reading a record, the
 //! compiled cache, and each limit both obeyed and violated.
 
-mod util;
+use crate::util;
 
 use util::*;
 use weir::artifact::Artifact;

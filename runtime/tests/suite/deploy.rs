@@ -1,7 +1,7 @@
 //! `weir deploy`, `weir operators list` and `weir run --operator s3://` against moto_server
 //! speaking the S3 protocol (started by `scripts/with-emulators`, which `scripts/test` uses).
 
-mod util;
+use crate::util;
 
 use std::path::Path;
 use std::process::Output;

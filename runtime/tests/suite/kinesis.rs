@@ -3,7 +3,7 @@
 //! kinesis://`, read back with `weir tail`, and the one-line errors for a missing stream, an
 //! unreachable endpoint and missing credentials.
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeMap;
 use std::process::Command;

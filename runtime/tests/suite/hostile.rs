@@ -5,7 +5,7 @@
 //! an error naming the record, and exits 1. An operator that refuses to restore a checkpoint's
 //! state is tested in `recovery.rs`; at the host level in `host.rs`.
 
-mod util;
+use crate::util;
 
 use std::process::Output;
 

@@ -1,7 +1,7 @@
 //! The same input through the native harness and through the wasm component in the host gives
 //! byte-identical output and the same dead letters.
 
-mod util;
+use crate::util;
 
 use sliding_window_max::SlidingWindowMax;
 use util::*;

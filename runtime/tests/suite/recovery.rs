@@ -11,7 +11,7 @@
 //!   out-of-orderness): nothing a checkpoint covered is produced twice;
 //! - after SIGTERM (a graceful stop: finish, write, checkpoint), no result appears twice.
 
-mod util;
+use crate::util;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! trades give the native operator's
 //! windows; the run goes on to its end.
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

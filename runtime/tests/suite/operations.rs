@@ -2,7 +2,7 @@
 //! environment, JSON log lines, and metrics as CloudWatch Embedded Metric Format lines, each
 //! through the `weir` binary.
 
-mod util;
+use crate::util;
 
 use util::*;
 use weir_producer::Tickers;
