@@ -1,8 +1,10 @@
-//! `weir check`: load an operator the way `weir run` would and say what it is.
+//! `weir check`: load an operator the way `weir run` would and say what it is and what made it.
 
 use std::time::Duration;
 
 use anyhow::Result;
+
+use weir::operator::{CacheOutcome, Toolchain};
 
 use crate::cli::CheckArgs;
 
@@ -19,6 +21,18 @@ pub async fn check(args: CheckArgs) -> Result<()> {
         weir_contract::CONTRACT,
         loaded.artifact().digest,
         loaded.grouping()
+    );
+    let bytes = &loaded.artifact().bytes;
+    let how = match loaded.cache_outcome() {
+        CacheOutcome::Hit => "from the compiled cache",
+        CacheOutcome::Compiled => "compiled, and cached",
+        CacheOutcome::CompiledUncached => "compiled (not cached)",
+    };
+    println!(
+        "  {}; {:.1} MB, loaded in {:.0?} {how}",
+        Toolchain::of(bytes),
+        bytes.len() as f64 / 1e6,
+        loaded.load_time()
     );
     Ok(())
 }

@@ -25,30 +25,40 @@ pub struct HostState {
 /// Linear memory grew past the instance's limit: the trap's cause, so that it is reported as
 /// the limit rather than as a generic growth failure.
 #[derive(Debug, thiserror::Error)]
-#[error("growing memory to {desired} bytes exceeds the limit of {limit} bytes")]
+#[error("growing memory to {desired} bytes in all exceeds the limit of {limit} bytes")]
 struct MemoryLimitExceeded {
     desired: usize,
     limit: usize,
 }
 
-/// The store's resource limiter: memory capped at `max_bytes` (growing past it traps, with
-/// [`MemoryLimitExceeded`] as the cause), tables bounded by their own maximum, at most a few
-/// instances (a component instantiates a handful of core modules).
+/// The store's resource limiter: linear memory capped at `max_bytes` in all (growing past it
+/// traps, with [`MemoryLimitExceeded`] as the cause), tables bounded by their own maximum, and
+/// a bounded number of core instances, memories and tables ([`limits`](super::limits)): a
+/// component made by componentize-py or componentize-js instantiates several core modules
+/// (the language runtime, libc, the WASI adapter, the bindings), each maybe with a memory of
+/// its own, so the cap is on their sum.
 struct MemoryCap {
     max_bytes: usize,
+    /// Bytes of linear memory of every memory of the instance, as last grown.
+    used: usize,
 }
 
 impl ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.max_bytes {
-            return Err(wasmtime::Error::new(MemoryLimitExceeded { desired, limit: self.max_bytes }));
+        let total = self.used.saturating_sub(current).saturating_add(desired);
+        if total > self.max_bytes {
+            return Err(wasmtime::Error::new(MemoryLimitExceeded { desired: total, limit: self.max_bytes }));
         }
-        Ok(maximum.is_none_or(|max| desired <= max))
+        let allowed = maximum.is_none_or(|max| desired <= max);
+        if allowed {
+            self.used = total;
+        }
+        Ok(allowed)
     }
 
     fn table_growing(
@@ -61,7 +71,15 @@ impl ResourceLimiter for MemoryCap {
     }
 
     fn instances(&self) -> usize {
-        4
+        super::limits::MAX_CORE_INSTANCES
+    }
+
+    fn memories(&self) -> usize {
+        super::limits::MAX_MEMORIES
+    }
+
+    fn tables(&self) -> usize {
+        super::limits::MAX_TABLES
     }
 }
 
@@ -95,7 +113,7 @@ impl Instance {
         let state = HostState {
             wasi,
             table: ResourceTable::new(),
-            limits: MemoryCap { max_bytes: limits.max_memory_bytes },
+            limits: MemoryCap { max_bytes: limits.max_memory_bytes, used: 0 },
             stderr,
         };
         let mut store = Store::new(pre.engine(), state);

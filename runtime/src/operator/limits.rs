@@ -5,7 +5,7 @@ use std::time::Duration;
 /// What one operator instance may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Linear memory an instance may grow to, in bytes.
+    /// Linear memory an instance may grow to, in bytes, all its memories together.
     pub max_memory_bytes: usize,
     /// Wall-clock time one call (a batch, a tick, a snapshot) may run before it is interrupted,
     /// or None for no limit. Enforced with wasmtime's epoch interruption, so the granularity is
@@ -18,6 +18,19 @@ pub struct Limits {
     /// dead-lettered) instead of flooding the sink.
     pub max_output_bytes: usize,
 }
+
+/// Core module instances one operator instance may make. A Rust component instantiates 3 or
+/// 4 (the operator, the WASI adapter, shims); one made by componentize-py 0.25 between 33 and
+/// 40 (CPython and each C library it links are core modules of their own, with the adapter
+/// and shims). The bound stops a component that instantiates without end.
+pub const MAX_CORE_INSTANCES: usize = 64;
+
+/// Linear memories one operator instance may have (their sum is capped by
+/// `max_memory_bytes`).
+pub const MAX_MEMORIES: usize = 16;
+
+/// Tables one operator instance may have (each bounded by its own maximum).
+pub const MAX_TABLES: usize = 64;
 
 /// How often the engine's epoch advances: the resolution of `max_call_time`. Epoch checks cost
 /// far less than fuel metering, and a 10 ms resolution is plenty for a limit meant to stop

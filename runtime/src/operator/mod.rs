@@ -6,7 +6,8 @@
 //! - [`instance`]: one instance's store and its typed calls, under [`limits`];
 //! - [`runner`]: one instance of the pipeline: snapshots, and recovery after a trap (a fresh
 //!   instance from the last snapshot, the calls since replayed, the poison records isolated);
-//! - [`bindings`]: the code `bindgen!` generates from `wit/operator.wit`.
+//! - [`bindings`]: the code `bindgen!` generates from `wit/operator.wit`;
+//! - [`toolchain`]: what made a component (language, tools), as `weir check` shows it.
 
 pub mod bindings;
 pub mod cache;
@@ -14,12 +15,14 @@ pub mod engine;
 pub mod instance;
 pub mod limits;
 pub mod runner;
+pub mod toolchain;
 
 pub use cache::{CacheOutcome, CompiledCache};
 pub use engine::{LoadedOperator, OperatorEngine};
 pub use instance::Instance;
 pub use limits::Limits;
 pub use runner::{DEFAULT_SNAPSHOT_EVERY, OnOperatorError, Processed, Runner, RunnerError};
+pub use toolchain::Toolchain;
 
 /// Why an operator cannot be used; every variant names the component.
 #[derive(Debug, thiserror::Error)]
