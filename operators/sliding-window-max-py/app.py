@@ -1,0 +1,368 @@
+"""weir's reference operator in Python: per ticker, the maximum price and the number of trades
+over sliding windows, one output record per (ticker, window) that saw at least one trade.
+
+The same settings, grouping (TICKER), windows, outputs and lateness rules as the Rust
+operator (`operators/sliding-window-max`): windows are `[start, start + window)` with `start` a
+multiple of `slide` from the Unix epoch; in event time a window fires when the host's watermark
+minus `out-of-orderness` reaches its end; in processing time when the host's clock does; what is
+pending fires when the input ends. A trade is late (dead-lettered) only when every window it
+belongs to fired; one that missed some is counted in the others and reported as partly late.
+
+Time is kept in panes of gcd(window, slide) per ticker; a window's result combines its panes.
+State (`snapshot`) is JSON behind format byte 1 (`weir_operator.codec`), which the JavaScript
+version reads too.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import math
+import re
+from datetime import datetime, timedelta, timezone
+
+from weir_operator import (
+    INSTANCE_KEY,
+    Batch,
+    JsonField,
+    KeyedStates,
+    Operator,
+    OperatorError,
+    Output,
+    Settings,
+    codec,
+    export,
+)
+
+#: The state format: 1 = JSON `[closed_through, [[start, max, count], ...]]` per key and
+#: `[max_event_time, watermark]` for the instance.
+FORMAT = 1
+NEVER = -(2**63)
+END = 2**63 - 1
+KNOWN = ("window", "slide", "time", "out-of-orderness", "max-ahead", "event-time-field", "ticker-field", "price-field")
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_DURATION = re.compile(r"^\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m(?!s))?\s*(?:(\d+)\s*s)?\s*(?:(\d+)\s*ms)?\s*$")
+
+
+def duration_ms(value: str) -> int:
+    """`60s`, `1m 30s`, `500ms`, `2h` or a number of milliseconds."""
+    try:
+        return int(value.strip())
+    except ValueError:
+        pass
+    match = _DURATION.match(value)
+    if not match or not any(match.groups()):
+        raise ValueError("write a duration such as 60s, 500ms or 1m")
+    h, m, s, ms = (int(g or 0) for g in match.groups())
+    return ((h * 60 + m) * 60 + s) * 1000 + ms
+
+
+def parse_time(text: str) -> int:
+    """An ISO-8601 date-time with or without offset (none means UTC) as epoch ms."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as error:
+        raise OperatorError(f"{json.dumps(text)} is not an ISO-8601 date-time such as 2026-11-25T10:00:00.123 ({error})") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def timestamp(ms: int) -> str:
+    """A time as RFC 3339 UTC with milliseconds, as the Rust operator writes it."""
+    try:
+        return (EPOCH + timedelta(milliseconds=ms)).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    except OverflowError:
+        return str(ms)
+
+
+def number(value: float) -> str:
+    """A price as JSON, the shortest text that reads back as the same number."""
+    return repr(float(value))
+
+
+class Key:
+    """One ticker's state: its panes (start -> [max, count]), the end of its last fired window,
+    and the end of the window its live timer fires."""
+
+    __slots__ = ("ticker", "panes", "last_fired_end", "timer")
+
+    def __init__(self, ticker: str) -> None:
+        self.ticker = ticker
+        self.panes: dict[int, list] = {}
+        self.last_fired_end = NEVER
+        self.timer = END
+
+
+class SlidingWindowMax(Operator):
+    name = "sliding-window-max"
+    version = "0.2.0"
+
+    def __init__(self, settings: Settings) -> None:
+        settings.check_known(KNOWN)
+        duration = "a duration such as 60s, 500ms or 1m"
+        self.window_ms = settings.parse_or("window", 60_000, duration_ms, duration)
+        self.slide_ms = settings.parse_or("slide", 10_000, duration_ms, duration)
+        self.processing = settings.parse_or("time", False, _time_mode, "event or processing")
+        self.out_of_orderness_ms = settings.parse_or("out-of-orderness", 1_000, duration_ms, duration)
+        self.max_ahead_ms = settings.parse_or("max-ahead", 86_400_000, duration_ms, duration)
+        self.time_field = settings.parse_or("event-time-field", "EVENT_TIME", _field, "a field name")
+        self.ticker_field = settings.parse_or("ticker-field", "TICKER", _field, "a field name")
+        self.price_field = settings.parse_or("price-field", "PRICE", _field, "a field name")
+        if self.window_ms <= 0 or self.slide_ms <= 0:
+            raise OperatorError(f"window ({self.window_ms} ms) and slide ({self.slide_ms} ms) must both be positive")
+        if self.slide_ms > self.window_ms:
+            raise OperatorError(
+                f"slide ({self.slide_ms} ms) is longer than window ({self.window_ms} ms): trades between windows "
+                "would belong to none; use slide <= window"
+            )
+        if self.out_of_orderness_ms < 0 or self.max_ahead_ms < 0:
+            raise OperatorError("out-of-orderness and max-ahead cannot be negative")
+        self.pane_ms = math.gcd(self.window_ms, self.slide_ms)
+        self.keys: dict[str, Key] = {}
+        #: (window end, ticker) of pending windows, earliest first; stale when not the key's timer.
+        self.timers: list[tuple[int, str]] = []
+        self.max_event_time = NEVER
+        self.watermark = NEVER
+
+    def grouping(self) -> JsonField:
+        return JsonField(self.ticker_field)
+
+    def first_end_containing(self, pane: int, after: int) -> int:
+        w, s = self.window_ms, self.slide_ms
+        first = (pane - w) // s * s + s + w
+        return first if after == NEVER else max(first, (after - w) // s * s + s + w)
+
+    def trade(self, data: bytes) -> tuple[int | None, str, float]:
+        """(event time, ticker, price) of a record; OperatorError says what is wrong."""
+        try:
+            trade = json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        except json.JSONDecodeError as error:
+            raise OperatorError(f"expected a JSON object with a trade ({error})") from None
+        except UnicodeDecodeError as error:
+            raise OperatorError(f"the record is not UTF-8 ({error})") from None
+        if not isinstance(trade, dict):
+            raise OperatorError("invalid type: expected a JSON object with a trade")
+        ticker = trade.get(self.ticker_field)
+        if ticker is None:
+            raise OperatorError(f"missing field {json.dumps(self.ticker_field)}")
+        if not isinstance(ticker, str):
+            raise OperatorError(f"field {json.dumps(self.ticker_field)}: expected the ticker as a string")
+        if not ticker:
+            raise OperatorError(f"field {json.dumps(self.ticker_field)} is empty")
+        price = trade.get(self.price_field)
+        if price is None:
+            raise OperatorError(f"missing field {json.dumps(self.price_field)}")
+        if isinstance(price, bool) or not isinstance(price, (int, float)):
+            raise OperatorError(f"field {json.dumps(self.price_field)}: expected the price as a number")
+        if isinstance(price, float) and math.isinf(price):
+            raise OperatorError(f"field {json.dumps(self.price_field)}: number out of range")
+        time = trade.get(self.time_field)
+        if time is not None:
+            if isinstance(time, str):
+                try:
+                    time = parse_time(time)
+                except OperatorError as error:
+                    raise OperatorError(f"field {json.dumps(self.time_field)}: {error}") from None
+            elif isinstance(time, bool) or not isinstance(time, (int, float)):
+                raise OperatorError(
+                    f"field {json.dumps(self.time_field)}: expected an ISO-8601 date-time string or epoch milliseconds"
+                )
+            elif isinstance(time, float):
+                if not (math.isfinite(time) and abs(time) < 9.0e15):
+                    raise OperatorError(f"field {json.dumps(self.time_field)}: {time} is out of range")
+                time = math.floor(time)
+            elif not NEVER <= time <= END:
+                raise OperatorError(f"field {json.dumps(self.time_field)}: {time} is out of range")
+        return time, ticker, float(price)
+
+    def lateness(self, time: int, closed: int) -> str | None:
+        """For a trade behind `closed`: raises if every window it belongs to closed (late),
+        else the partly-late reason, or None."""
+        w, s = self.window_ms, self.slide_ms
+        first_end = (time - w) // s * s + s + w
+        last_end = time // s * s + w
+        if last_end <= closed:
+            raise _Late(
+                f"event time {timestamp(time)} is {closed - time} ms behind the watermark {timestamp(closed)}, "
+                f"and every window it belongs to has been emitted (raise out-of-orderness, now "
+                f"{self.out_of_orderness_ms} ms, to wait longer)"
+            )
+        if first_end > closed:
+            return None
+        missed_last = (closed - w) // s * s + w
+        missed = (missed_last - first_end) // s + 1
+        return (
+            f"event time {timestamp(time)} came after {missed} of its {(last_end - first_end) // s + 1} windows "
+            f"were emitted without it, [{timestamp(first_end - w)}, {timestamp(first_end)}) to "
+            f"[{timestamp(missed_last - w)}, {timestamp(missed_last)}); it counts in the others (raise "
+            f"out-of-orderness, now {self.out_of_orderness_ms} ms, to wait longer)"
+        )
+
+    def add(self, ticker: str, time: int, price: float) -> str | None:
+        key = self.keys.get(ticker)
+        fired = key.last_fired_end if key else NEVER
+        closed = max(fired, self.watermark)
+        partly = self.lateness(time, closed) if time < closed else None
+        pane = time // self.pane_ms * self.pane_ms
+        candidate = self.first_end_containing(pane, closed)
+        if key is None:
+            key = self.keys[ticker] = Key(ticker)
+        slot = key.panes.get(pane)
+        if slot is None:
+            key.panes[pane] = [price, 1]
+        else:
+            if price > slot[0]:
+                slot[0] = price
+            slot[1] += 1
+        if candidate < key.timer:
+            key.timer = candidate
+            heapq.heappush(self.timers, (candidate, ticker))
+        return partly
+
+    def advance_watermark(self, to: int, out: Output) -> None:
+        if to > self.watermark:
+            self.watermark = to
+        self.fire_until(self.watermark, out)
+
+    def fire_until(self, limit: int, out: Output) -> None:
+        w, s = self.window_ms, self.slide_ms
+        while self.timers and self.timers[0][0] <= limit:
+            end, ticker = heapq.heappop(self.timers)
+            key = self.keys[ticker]
+            if key.timer != end:
+                continue
+            start = end - w
+            for old in [p for p in key.panes if p < start]:
+                del key.panes[old]
+            inside = [slot for p, slot in key.panes.items() if p < end]
+            key.last_fired_end = end
+            if inside:
+                top = max(slot[0] for slot in inside)
+                count = sum(slot[1] for slot in inside)
+                out.emit(
+                    ticker,
+                    f'{{"TICKER":{json.dumps(ticker)},"WINDOW_START":"{timestamp(start)}",'
+                    f'"WINDOW_END":"{timestamp(end)}","MAX_PRICE":{number(top)},"TRADES":{count}}}',
+                )
+            later = [p for p in key.panes if p >= end + s - w]
+            if later:
+                pane = min(later)
+                key.timer = max((pane - w) // s * s + s + w, end + s)
+                heapq.heappush(self.timers, (key.timer, ticker))
+            else:
+                key.timer = END
+
+    def process(self, batch: Batch, out: Output) -> None:
+        if self.processing:
+            self.fire_until(self.watermark, out)
+        else:
+            self.advance_watermark(_saturating_sub(batch.watermark_ms, self.out_of_orderness_ms), out)
+        now = max(batch.now_ms, self.watermark)
+        for record in batch.records():
+            try:
+                time, ticker, price = self.trade(record.data)
+            except OperatorError as error:
+                out.reject(record.index, str(error))
+                continue
+            if self.processing:
+                time = now
+            elif time is None:
+                out.reject(record.index, f"missing field {json.dumps(self.time_field)}")
+                continue
+            if math.isnan(price) or price < 0:
+                out.reject(record.index, f"field {json.dumps(self.price_field)}: {number(price)} is not a price (a number, 0 or more)")
+                continue
+            if not self.processing and batch.now_ms > 0 and time > batch.now_ms + self.max_ahead_ms:
+                out.reject(
+                    record.index,
+                    f"event time {timestamp(time)} is ahead of processing time {timestamp(batch.now_ms)} by more "
+                    f"than max-ahead ({self.max_ahead_ms} ms): a clock or data error",
+                )
+                continue
+            try:
+                partly = self.add(ticker, time, price)
+            except _Late as late:
+                out.reject_late(record.index, str(late))
+                continue
+            if partly is not None:
+                out.report_partly_late(record.index, partly)
+            if not self.processing:
+                out.observe_event_time(time)
+                if time > self.max_event_time:
+                    self.max_event_time = time
+        if self.processing:
+            self.advance_watermark(now, out)
+
+    def tick(self, now_ms: int, watermark_ms: int, out: Output) -> None:
+        to = now_ms if self.processing else _saturating_sub(watermark_ms, self.out_of_orderness_ms)
+        self.advance_watermark(to, out)
+
+    def finish(self, now_ms: int, out: Output) -> None:
+        self.fire_until(END, out)
+
+    def snapshot(self, out: KeyedStates) -> None:
+        out.push(INSTANCE_KEY, codec.encode(FORMAT, [self.max_event_time, self.watermark]))
+        for ticker, key in self.keys.items():
+            if key.panes:
+                closed_through = max(key.last_fired_end, self.watermark)
+                panes = [[start, slot[0], slot[1]] for start, slot in sorted(key.panes.items())]
+                out.push(ticker, codec.encode(FORMAT, [closed_through, panes]))
+
+    def restore(self, state: KeyedStates) -> None:
+        for ticker, data in state:
+            if ticker == INSTANCE_KEY:
+                max_event_time, watermark = codec.decode(FORMAT, data)
+                self.max_event_time = max(self.max_event_time, max_event_time)
+                self.watermark = max(self.watermark, watermark)
+                continue
+            try:
+                closed_through, panes = codec.decode(FORMAT, data)
+            except OperatorError as error:
+                raise OperatorError(f"state of key {json.dumps(ticker)}: {error}") from None
+            key = self.keys.setdefault(ticker, Key(ticker))
+            if key.panes:
+                raise OperatorError(f"state of key {json.dumps(ticker)} was given twice")
+            key.panes = {start: [float(top), count] for start, top, count in panes}
+            key.last_fired_end = closed_through
+        for ticker, key in self.keys.items():
+            if key.panes:
+                key.timer = self.first_end_containing(min(key.panes), key.last_fired_end)
+                heapq.heappush(self.timers, (key.timer, ticker))
+
+
+class _Late(Exception):
+    """A trade every window of which has fired."""
+
+
+def _time_mode(value: str) -> bool:
+    if value not in ("event", "processing"):
+        raise ValueError("expected event or processing")
+    return value == "processing"
+
+
+def _field(value: str) -> str:
+    if not value:
+        raise ValueError("a field name cannot be empty")
+    return value
+
+
+def _no_duplicates(pairs: list) -> dict:
+    out = {}
+    for name, value in pairs:
+        if name in out:
+            raise OperatorError(f"duplicate field {json.dumps(name)}")
+        out[name] = value
+    return out
+
+
+def _no_constant(name: str) -> float:
+    raise OperatorError(f"{name} is not JSON")
+
+
+def _saturating_sub(a: int, b: int) -> int:
+    return max(NEVER, a - b)
+
+
+Operator = export(SlidingWindowMax)

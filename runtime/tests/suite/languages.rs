@@ -1,0 +1,180 @@
+//! Operators written in Python, built by componentize-py (scripts/build-components), through
+//! the `weir` binary: the reference operator equals the Rust one window for window and
+//! dead-letters bad records with a reason, `weir check` names the language, and a Python
+//! exception, an endless loop or a memory bomb sets aside its record alone.
+
+use crate::hostile::{input, only_the_poison_record_came_out_aside, run_fixture};
+use crate::util;
+
+use std::path::PathBuf;
+
+use util::*;
+use weir_producer::Tickers;
+
+/// A component built by scripts/build-components, which the test command runs first.
+fn built(name: &str) -> PathBuf {
+    let Some(dir) = std::env::var_os("WEIR_TEST_COMPONENTS") else {
+        panic!(
+            "the Python operators are not built: run scripts/test, or \
+             export WEIR_TEST_COMPONENTS=\"$(scripts/build-components)\" first"
+        )
+    };
+    PathBuf::from(dir).join(format!("{name}.wasm"))
+}
+
+/// `weir run` of `operator` over `input` (JSON lines) at parallelism 2: result lines, dead
+/// letters.
+fn run(operator: &std::path::Path, input: &[u8], settings: &[&str]) -> (Vec<String>, Vec<serde_json::Value>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (source, sink, dead) = (dir.path().join("in.jsonl"), dir.path().join("out"), dir.path().join("dead"));
+    std::fs::write(&source, input).unwrap();
+    let mut cmd = weir();
+    cmd.args(["run", "--source", source.to_str().unwrap(), "--sink", sink.to_str().unwrap()])
+        .args(["--dead-letter", dead.to_str().unwrap(), "--parallelism", "2", "--operator"])
+        .arg(operator);
+    for setting in settings {
+        cmd.args(["--set", setting]);
+    }
+    let output = cmd.output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let lines = std::fs::read_to_string(&sink).unwrap().lines().map(str::to_string).collect();
+    let letters = std::fs::read_to_string(&dead)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (lines, letters)
+}
+
+#[test]
+fn the_python_sliding_window_max_equals_the_rust_operator_window_for_window() {
+    for (tickers, settings) in [
+        (Tickers::Default, vec![]),
+        (Tickers::Synthetic(50), vec!["window=7s", "slide=3s", "out-of-orderness=0s"]),
+    ] {
+        let input = trade_lines(20_000, tickers);
+        let (lines, letters) = run(&built("sliding_window_max_py"), &input, &settings);
+        let pairs: Vec<(&str, &str)> = settings.iter().filter_map(|s| s.split_once('=')).collect();
+        let want = native_per_ticker(&input, &pairs);
+        assert!(want.values().map(Vec::len).sum::<usize>() > 20, "enough windows to compare");
+        assert_eq!(per_ticker(lines.iter().map(String::as_str)), want, "{settings:?}");
+        // The generator writes some trades late, on purpose: both refuse the same ones.
+        let rust = run(&component("sliding_window_max"), &input, &settings).1;
+        let data = |letters: &[serde_json::Value]| -> Vec<String> {
+            let mut d: Vec<String> =
+                letters.iter().map(|l| l["data"].as_str().unwrap().to_string()).collect();
+            d.sort();
+            d
+        };
+        assert_eq!(data(&letters), data(&rust), "{settings:?}");
+    }
+}
+
+#[test]
+fn the_python_operator_dead_letters_each_bad_record_with_a_reason_and_counts_the_rest() {
+    let bad = [
+        "{not json",
+        r#"{"TICKER": "AMZN", "PRICE": 1}"#,
+        r#"{"EVENT_TIME": "yesterday", "TICKER": "AMZN", "PRICE": 1}"#,
+        r#"{"EVENT_TIME": 1795600800000, "TICKER": "AMZN", "PRICE": "12"}"#,
+        r#"{"EVENT_TIME": 1795600800000, "TICKER": "AMZN", "PRICE": -1}"#,
+        r#"{"EVENT_TIME": 1795600800000, "TICKER": "", "PRICE": 1}"#,
+        r#"[1, 2]"#,
+    ];
+    let good = trade_lines(2_000, Tickers::Default);
+    let mut input = bad.join("\n").into_bytes();
+    input.push(b'\n');
+    input.extend_from_slice(&good);
+    let (lines, letters) = run(&built("sliding_window_max_py"), &input, &[]);
+    assert_eq!(per_ticker(lines.iter().map(String::as_str)), native_per_ticker(&good, &[]));
+    for line in bad {
+        let letter = letters
+            .iter()
+            .find(|l| l["data"].as_str() == Some(line))
+            .unwrap_or_else(|| panic!("{line} was not dead-lettered: {letters:?}"));
+        let reason = letter["reason"].as_str().unwrap();
+        assert!(reason.len() > 10 && !reason.starts_with("late"), "{line}: {reason}");
+    }
+}
+
+#[test]
+fn check_names_python_and_componentize_py() {
+    let out = weir().args(["check"]).arg(built("sliding_window_max_py")).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("operator sliding-window-max 0.2.0"), "{stdout}");
+    assert!(stdout.contains("groups records by JSON field \"TICKER\""), "{stdout}");
+    assert!(stdout.contains("  Python 3.") && stdout.contains("componentize-py"), "{stdout}");
+}
+
+#[test]
+fn a_python_exception_dead_letters_its_record_with_the_last_traceback_line() {
+    let (output, lines, letters) = run_fixture(&built("test_fixture_py"), "raise-on", &[]);
+    only_the_poison_record_came_out_aside(&output, &lines, &letters, "ZeroDivisionError: division by zero");
+    assert_eq!(input().lines().count() - 1, lines.len());
+}
+
+#[test]
+fn an_endless_loop_in_python_is_interrupted_and_only_its_record_is_dead_lettered() {
+    let (output, lines, letters) = run_fixture(&built("test_fixture_py"), "spin-on", &[]);
+    only_the_poison_record_came_out_aside(
+        &output,
+        &lines,
+        &letters,
+        "ran longer than its CPU limit of 300ms",
+    );
+}
+
+#[test]
+fn a_memory_bomb_in_python_is_stopped_and_only_its_record_is_dead_lettered() {
+    let (output, lines, letters) =
+        run_fixture(&built("test_fixture_py"), "alloc-on", &["--max-memory-mib", "96"]);
+    only_the_poison_record_came_out_aside(&output, &lines, &letters, "exceeded its memory limit of 96 MiB");
+}
+
+/// The Python fixture loaded with `settings`, compiled once into the tests' shared cache.
+fn python_fixture(settings: &[(&str, &str)]) -> weir::operator::LoadedOperator {
+    let settings: Vec<(String, String)> =
+        settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let cache = weir::operator::CompiledCache::new(concat!(env!("CARGO_TARGET_TMPDIR"), "/weir-cache"));
+    let engine = engine_with(weir::operator::Limits::default(), Some(cache));
+    let artifact = weir::artifact::Artifact::from_file(&built("test_fixture_py")).unwrap();
+    engine.load(artifact, &settings).unwrap()
+}
+
+fn records(pairs: &[(&str, &str)]) -> weir_contract::OwnedBatch {
+    let mut batch = weir_contract::OwnedBatch::new("shard-0");
+    for (key, data) in pairs {
+        batch.push(key, data.as_bytes(), 0);
+    }
+    batch
+}
+
+#[test]
+fn a_python_version_hands_its_state_to_the_next_through_a_snapshot() {
+    use weir::operator::Runner;
+    let mut v1 = Runner::new(python_fixture(&[("tag", "-v1")]), "v1", Default::default()).unwrap();
+    let first = v1.process(&mut records(&[("a", "1"), ("a", "2"), ("b", "3")])).unwrap();
+    let echoed: Vec<String> =
+        first.output.iter().map(|(_, d)| String::from_utf8_lossy(d).into_owned()).collect();
+    assert_eq!(echoed, ["1-v1", "2-v1", "3-v1"]);
+    let state = v1.snapshot().unwrap();
+    let v2_settings = [("tag", "-v2"), ("emit-counts", "true")];
+    let mut v2 = Runner::new(python_fixture(&v2_settings), "v2", state).unwrap();
+    let next = v2.process(&mut records(&[("b", "4")])).unwrap();
+    assert_eq!(next.output.iter().map(|(_, d)| d.to_vec()).collect::<Vec<_>>(), [b"4-v2".to_vec()]);
+    let end = v2.finish(0).unwrap();
+    let counts: Vec<String> = end.iter().map(|(_, d)| String::from_utf8_lossy(d).into_owned()).collect();
+    assert_eq!(counts, ["a=2", "b=2"], "the counts of v1 carried into v2");
+}
+
+#[test]
+fn state_written_by_the_rust_fixture_is_refused_by_the_python_one_naming_why() {
+    use weir::operator::Runner;
+    let mut rust = Runner::new(load("test_fixture", &[]).unwrap(), "rust", Default::default()).unwrap();
+    rust.process(&mut records(&[("a", "1")])).unwrap();
+    let state = rust.snapshot().unwrap();
+    let refused = Runner::new(python_fixture(&[]), "python", state).err().expect("refused").to_string();
+    assert!(refused.contains("cannot be read as JSON"), "{refused}");
+    assert!(refused.contains("another language"), "{refused}");
+}
