@@ -1,7 +1,8 @@
-//! Operators written in Python, built by componentize-py (scripts/build-components), through
-//! the `weir` binary: the reference operator equals the Rust one window for window and
-//! dead-letters bad records with a reason, `weir check` names the language, and a Python
-//! exception, an endless loop or a memory bomb sets aside its record alone.
+//! Operators written in Python (componentize-py) and JavaScript (componentize-js), built by
+//! scripts/build-components, through the `weir` binary: each reference operator equals the
+//! Rust one window for window and dead-letters bad records with a reason, `weir check` names
+//! the language, an exception, an endless loop or a memory bomb sets aside its record alone,
+//! and state moves to the next version, between Python and JavaScript, and not from Rust.
 
 use crate::hostile::{input, only_the_poison_record_came_out_aside, run_fixture};
 use crate::util;
@@ -11,15 +12,39 @@ use std::path::PathBuf;
 use util::*;
 use weir_producer::Tickers;
 
+/// A language, by the suffix of its components' names.
+struct Language {
+    suffix: &'static str,
+    /// What `weir check` says about a component in it.
+    named: &'static str,
+    /// The dead-letter reason of the fixture's `raise-on` record.
+    exception: &'static str,
+}
+
+const LANGUAGES: [Language; 2] = [
+    Language { suffix: "py", named: "  Python 3.", exception: "ZeroDivisionError: division by zero" },
+    Language {
+        suffix: "js",
+        named: "JavaScript",
+        exception: "TypeError: can't access property \"boom\" of null",
+    },
+];
+
 /// A component built by scripts/build-components, which the test command runs first.
 fn built(name: &str) -> PathBuf {
     let Some(dir) = std::env::var_os("WEIR_TEST_COMPONENTS") else {
         panic!(
-            "the Python operators are not built: run scripts/test, or \
+            "the Python and JavaScript operators are not built: run scripts/test, or \
              export WEIR_TEST_COMPONENTS=\"$(scripts/build-components)\" first"
         )
     };
     PathBuf::from(dir).join(format!("{name}.wasm"))
+}
+
+impl Language {
+    fn component(&self, operator: &str) -> PathBuf {
+        built(&format!("{operator}_{}", self.suffix))
+    }
 }
 
 /// `weir run` of `operator` over `input` (JSON lines) at parallelism 2: result lines, dead
@@ -47,17 +72,19 @@ fn run(operator: &std::path::Path, input: &[u8], settings: &[&str]) -> (Vec<Stri
 }
 
 #[test]
-fn the_python_sliding_window_max_equals_the_rust_operator_window_for_window() {
-    for (tickers, settings) in [
-        (Tickers::Default, vec![]),
-        (Tickers::Synthetic(50), vec!["window=7s", "slide=3s", "out-of-orderness=0s"]),
-    ] {
+fn sliding_window_max_in_python_and_javascript_equals_the_rust_operator_window_for_window() {
+    for (language, tickers, settings) in LANGUAGES.iter().flat_map(|l| {
+        [
+            (l, Tickers::Default, vec![]),
+            (l, Tickers::Synthetic(50), vec!["window=7s", "slide=3s", "out-of-orderness=0s"]),
+        ]
+    }) {
         let input = trade_lines(20_000, tickers);
-        let (lines, letters) = run(&built("sliding_window_max_py"), &input, &settings);
+        let (lines, letters) = run(&language.component("sliding_window_max"), &input, &settings);
         let pairs: Vec<(&str, &str)> = settings.iter().filter_map(|s| s.split_once('=')).collect();
         let want = native_per_ticker(&input, &pairs);
         assert!(want.values().map(Vec::len).sum::<usize>() > 20, "enough windows to compare");
-        assert_eq!(per_ticker(lines.iter().map(String::as_str)), want, "{settings:?}");
+        assert_eq!(per_ticker(lines.iter().map(String::as_str)), want, "{} {settings:?}", language.suffix);
         // The generator writes some trades late, on purpose: both refuse the same ones.
         let rust = run(&component("sliding_window_max"), &input, &settings).1;
         let data = |letters: &[serde_json::Value]| -> Vec<String> {
@@ -66,12 +93,12 @@ fn the_python_sliding_window_max_equals_the_rust_operator_window_for_window() {
             d.sort();
             d
         };
-        assert_eq!(data(&letters), data(&rust), "{settings:?}");
+        assert_eq!(data(&letters), data(&rust), "{} {settings:?}", language.suffix);
     }
 }
 
 #[test]
-fn the_python_operator_dead_letters_each_bad_record_with_a_reason_and_counts_the_rest() {
+fn python_and_javascript_dead_letter_each_bad_record_with_a_reason_and_count_the_rest() {
     let bad = [
         "{not json",
         r#"{"TICKER": "AMZN", "PRICE": 1}"#,
@@ -85,60 +112,79 @@ fn the_python_operator_dead_letters_each_bad_record_with_a_reason_and_counts_the
     let mut input = bad.join("\n").into_bytes();
     input.push(b'\n');
     input.extend_from_slice(&good);
-    let (lines, letters) = run(&built("sliding_window_max_py"), &input, &[]);
-    assert_eq!(per_ticker(lines.iter().map(String::as_str)), native_per_ticker(&good, &[]));
-    for line in bad {
-        let letter = letters
-            .iter()
-            .find(|l| l["data"].as_str() == Some(line))
-            .unwrap_or_else(|| panic!("{line} was not dead-lettered: {letters:?}"));
-        let reason = letter["reason"].as_str().unwrap();
-        assert!(reason.len() > 10 && !reason.starts_with("late"), "{line}: {reason}");
+    for language in &LANGUAGES {
+        let (lines, letters) = run(&language.component("sliding_window_max"), &input, &[]);
+        assert_eq!(per_ticker(lines.iter().map(String::as_str)), native_per_ticker(&good, &[]));
+        for line in bad {
+            let letter = letters
+                .iter()
+                .find(|l| l["data"].as_str() == Some(line))
+                .unwrap_or_else(|| panic!("{}: {line} was not dead-lettered: {letters:?}", language.suffix));
+            let reason = letter["reason"].as_str().unwrap();
+            assert!(
+                reason.len() > 10 && !reason.starts_with("late"),
+                "{}: {line}: {reason}",
+                language.suffix
+            );
+        }
     }
 }
 
 #[test]
-fn check_names_python_and_componentize_py() {
-    let out = weir().args(["check"]).arg(built("sliding_window_max_py")).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("operator sliding-window-max 0.2.0"), "{stdout}");
-    assert!(stdout.contains("groups records by JSON field \"TICKER\""), "{stdout}");
-    assert!(stdout.contains("  Python 3.") && stdout.contains("componentize-py"), "{stdout}");
+fn check_names_the_language_and_the_toolchain() {
+    for (language, toolchain) in LANGUAGES.iter().zip(["componentize-py", "ComponentizeJS 0.23.0"]) {
+        let out = weir().args(["check"]).arg(language.component("sliding_window_max")).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("operator sliding-window-max 0.2.0"), "{stdout}");
+        assert!(stdout.contains("groups records by JSON field \"TICKER\""), "{stdout}");
+        assert!(stdout.contains(language.named) && stdout.contains(toolchain), "{stdout}");
+    }
 }
 
 #[test]
-fn a_python_exception_dead_letters_its_record_with_the_last_traceback_line() {
-    let (output, lines, letters) = run_fixture(&built("test_fixture_py"), "raise-on", &[]);
-    only_the_poison_record_came_out_aside(&output, &lines, &letters, "ZeroDivisionError: division by zero");
-    assert_eq!(input().lines().count() - 1, lines.len());
+fn an_exception_dead_letters_its_record_with_the_language_s_error_line() {
+    for language in &LANGUAGES {
+        let (output, lines, letters) = run_fixture(&language.component("test_fixture"), "raise-on", &[]);
+        only_the_poison_record_came_out_aside(&output, &lines, &letters, language.exception);
+        assert_eq!(input().lines().count() - 1, lines.len());
+    }
 }
 
 #[test]
-fn an_endless_loop_in_python_is_interrupted_and_only_its_record_is_dead_lettered() {
-    let (output, lines, letters) = run_fixture(&built("test_fixture_py"), "spin-on", &[]);
-    only_the_poison_record_came_out_aside(
-        &output,
-        &lines,
-        &letters,
-        "ran longer than its CPU limit of 300ms",
-    );
+fn an_endless_loop_is_interrupted_and_only_its_record_is_dead_lettered() {
+    for language in &LANGUAGES {
+        let (output, lines, letters) = run_fixture(&language.component("test_fixture"), "spin-on", &[]);
+        only_the_poison_record_came_out_aside(
+            &output,
+            &lines,
+            &letters,
+            "ran longer than its CPU limit of 300ms",
+        );
+    }
 }
 
 #[test]
-fn a_memory_bomb_in_python_is_stopped_and_only_its_record_is_dead_lettered() {
-    let (output, lines, letters) =
-        run_fixture(&built("test_fixture_py"), "alloc-on", &["--max-memory-mib", "96"]);
-    only_the_poison_record_came_out_aside(&output, &lines, &letters, "exceeded its memory limit of 96 MiB");
+fn a_memory_bomb_is_stopped_and_only_its_record_is_dead_lettered() {
+    for language in &LANGUAGES {
+        let (output, lines, letters) =
+            run_fixture(&language.component("test_fixture"), "alloc-on", &["--max-memory-mib", "96"]);
+        only_the_poison_record_came_out_aside(
+            &output,
+            &lines,
+            &letters,
+            "exceeded its memory limit of 96 MiB",
+        );
+    }
 }
 
-/// The Python fixture loaded with `settings`, compiled once into the tests' shared cache.
-fn python_fixture(settings: &[(&str, &str)]) -> weir::operator::LoadedOperator {
+/// The fixture in `language` loaded with `settings`, compiled once into the tests' shared cache.
+fn fixture(language: &Language, settings: &[(&str, &str)]) -> weir::operator::LoadedOperator {
     let settings: Vec<(String, String)> =
         settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let cache = weir::operator::CompiledCache::new(concat!(env!("CARGO_TARGET_TMPDIR"), "/weir-cache"));
     let engine = engine_with(weir::operator::Limits::default(), Some(cache));
-    let artifact = weir::artifact::Artifact::from_file(&built("test_fixture_py")).unwrap();
+    let artifact = weir::artifact::Artifact::from_file(&language.component("test_fixture")).unwrap();
     engine.load(artifact, &settings).unwrap()
 }
 
@@ -151,30 +197,39 @@ fn records(pairs: &[(&str, &str)]) -> weir_contract::OwnedBatch {
 }
 
 #[test]
-fn a_python_version_hands_its_state_to_the_next_through_a_snapshot() {
+fn a_version_hands_its_state_to_the_next_through_a_snapshot_within_and_across_languages() {
     use weir::operator::Runner;
-    let mut v1 = Runner::new(python_fixture(&[("tag", "-v1")]), "v1", Default::default()).unwrap();
-    let first = v1.process(&mut records(&[("a", "1"), ("a", "2"), ("b", "3")])).unwrap();
-    let echoed: Vec<String> =
-        first.output.iter().map(|(_, d)| String::from_utf8_lossy(d).into_owned()).collect();
-    assert_eq!(echoed, ["1-v1", "2-v1", "3-v1"]);
-    let state = v1.snapshot().unwrap();
-    let v2_settings = [("tag", "-v2"), ("emit-counts", "true")];
-    let mut v2 = Runner::new(python_fixture(&v2_settings), "v2", state).unwrap();
-    let next = v2.process(&mut records(&[("b", "4")])).unwrap();
-    assert_eq!(next.output.iter().map(|(_, d)| d.to_vec()).collect::<Vec<_>>(), [b"4-v2".to_vec()]);
-    let end = v2.finish(0).unwrap();
-    let counts: Vec<String> = end.iter().map(|(_, d)| String::from_utf8_lossy(d).into_owned()).collect();
-    assert_eq!(counts, ["a=2", "b=2"], "the counts of v1 carried into v2");
+    let [python, javascript] = &LANGUAGES;
+    for (from, to) in [(python, python), (javascript, javascript), (python, javascript), (javascript, python)]
+    {
+        let mut v1 = Runner::new(fixture(from, &[("tag", "-v1")]), "v1", Default::default()).unwrap();
+        let first = v1.process(&mut records(&[("a", "1"), ("a", "2"), ("b", "3")])).unwrap();
+        let echoed: Vec<String> =
+            first.output.iter().map(|(_, d)| String::from_utf8_lossy(d).into_owned()).collect();
+        assert_eq!(echoed, ["1-v1", "2-v1", "3-v1"]);
+        let state = v1.snapshot().unwrap();
+        let v2_settings = [("tag", "-v2"), ("emit-counts", "true")];
+        let mut v2 = Runner::new(fixture(to, &v2_settings), "v2", state).unwrap();
+        let next = v2.process(&mut records(&[("b", "4")])).unwrap();
+        assert_eq!(next.output.iter().map(|(_, d)| d.to_vec()).collect::<Vec<_>>(), [b"4-v2".to_vec()]);
+        let end = v2.finish(0).unwrap();
+        let counts: Vec<String> = end.iter().map(|(_, d)| String::from_utf8_lossy(d).into_owned()).collect();
+        assert_eq!(counts, ["a=2", "b=2"], "the counts of {} carried into {}", from.suffix, to.suffix);
+    }
 }
 
 #[test]
-fn state_written_by_the_rust_fixture_is_refused_by_the_python_one_naming_why() {
+fn state_written_by_the_rust_fixture_is_refused_naming_why() {
     use weir::operator::Runner;
     let mut rust = Runner::new(load("test_fixture", &[]).unwrap(), "rust", Default::default()).unwrap();
     rust.process(&mut records(&[("a", "1")])).unwrap();
     let state = rust.snapshot().unwrap();
-    let refused = Runner::new(python_fixture(&[]), "python", state).err().expect("refused").to_string();
-    assert!(refused.contains("cannot be read as JSON"), "{refused}");
-    assert!(refused.contains("another language"), "{refused}");
+    for language in &LANGUAGES {
+        let refused = Runner::new(fixture(language, &[]), language.suffix, state.clone())
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(refused.contains("cannot be read as JSON"), "{refused}");
+        assert!(refused.contains("another language"), "{refused}");
+    }
 }

@@ -1,0 +1,42 @@
+// Operator state as bytes: a JSON value behind one format version byte, so that a later
+// version of an operator can tell what an earlier one wrote and refuse what it cannot read.
+// The Python SDK writes the same encoding, so state moves between Python and JavaScript
+// operators when their formats agree; Rust operators write postcard, which this refuses by
+// name.
+
+import { OperatorError } from "./errors.js";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** `value` (anything JSON.stringify takes, finite numbers only) behind the format byte
+ * `format` (0 to 255). */
+export function encode(format, value) {
+  if (!Number.isInteger(format) || format < 0 || format > 255) {
+    throw new OperatorError(`a state format is a byte (0 to 255), not ${format}`);
+  }
+  const text = encoder.encode(JSON.stringify(value, (_, v) => {
+    if (typeof v === "number" && !Number.isFinite(v)) throw new OperatorError(`state cannot hold ${v}`);
+    return v;
+  }));
+  const out = new Uint8Array(text.length + 1);
+  out[0] = format;
+  out.set(text, 1);
+  return out;
+}
+
+/** The value `encode` wrote with format `format`. Another format byte, or bytes that are not
+ * JSON, are an OperatorError that says which. */
+export function decode(format, bytes) {
+  if (bytes.length === 0) throw new OperatorError("state is empty (no format byte)");
+  if (bytes[0] !== format) {
+    throw new OperatorError(`state format ${bytes[0]} is not known to this version (it reads format ${format})`);
+  }
+  try {
+    return JSON.parse(decoder.decode(bytes.subarray(1)));
+  } catch (error) {
+    throw new OperatorError(
+      `state cannot be read as JSON (${error.message}); was it written by an operator in another language?`,
+    );
+  }
+}

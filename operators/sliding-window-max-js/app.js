@@ -1,0 +1,412 @@
+// weir's reference operator in JavaScript: per ticker, the maximum price and the number of
+// trades over sliding windows, one output record per (ticker, window) that saw at least one
+// trade.
+//
+// The same settings, grouping (TICKER), windows, outputs and lateness rules as the Rust
+// operator (operators/sliding-window-max) and the Python one (operators/sliding-window-max-py):
+// windows are [start, start + window) with start a multiple of slide from the Unix epoch; in
+// event time a window fires when the host's watermark minus out-of-orderness reaches its end,
+// in processing time when the host's clock does; what is pending fires when the input ends. A
+// trade is late (dead-lettered) only when every window it belongs to fired; one that missed
+// some counts in the others and is reported as partly late. State is the Python version's
+// JSON behind format byte 1, so either reads the other's.
+
+import {
+  INSTANCE_KEY,
+  JsonField,
+  NO_WATERMARK,
+  Operator,
+  OperatorError,
+  codec,
+  exportOperator,
+} from "weir-operator";
+
+const FORMAT = 1;
+const NEVER = NO_WATERMARK;
+const END = Number.MAX_VALUE;
+const KNOWN = ["window", "slide", "time", "out-of-orderness", "max-ahead", "event-time-field", "ticker-field", "price-field"];
+const DURATION = "a duration such as 60s, 500ms or 1m";
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** `60s`, `1m 30s`, `500ms`, `2h` or a number of milliseconds. */
+export function durationMs(value) {
+  if (/^\s*-?\d+\s*$/.test(value)) return Number(value);
+  const m = /^\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m(?!s))?\s*(?:(\d+)\s*s)?\s*(?:(\d+)\s*ms)?\s*$/.exec(value);
+  if (!m || !m.slice(1).some((g) => g !== undefined)) throw new Error("write a duration such as 60s, 500ms or 1m");
+  const [h, min, s, ms] = m.slice(1).map((g) => Number(g ?? 0));
+  return ((h * 60 + min) * 60 + s) * 1000 + ms;
+}
+
+const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?(Z|[+-]\d{2}(?::?\d{2})?)?$/i;
+
+/** An ISO-8601 date-time with or without offset (none means UTC) as epoch ms. */
+export function parseTime(text) {
+  const m = ISO.exec(text);
+  const bad = () => new OperatorError(`${JSON.stringify(text)} is not an ISO-8601 date-time such as 2026-11-25T10:00:00.123`);
+  if (!m) throw bad();
+  const [, y, mo, d, h = "0", mi = "0", s = "0", fraction = "", zone] = m;
+  const [year, month, day, hour, minute, second] = [y, mo, d, h, mi, s].map(Number);
+  if (month < 1 || month > 12 || day < 1 || day > new Date(Date.UTC(year, month, 0)).getUTCDate() || hour > 23 || minute > 59 || second > 59) {
+    throw bad();
+  }
+  const date = new Date(0);
+  date.setUTCFullYear(year, month - 1, day);
+  date.setUTCHours(hour, minute, second, Number((fraction + "000").slice(0, 3)));
+  let ms = date.getTime();
+  if (zone && zone.toUpperCase() !== "Z") {
+    const sign = zone[0] === "-" ? -1 : 1;
+    const digits = zone.slice(1).replace(":", "");
+    ms -= sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2) || 0)) * 60_000;
+  }
+  return ms;
+}
+
+/** A time as RFC 3339 UTC with milliseconds, as the Rust operator writes it. */
+export function timestamp(ms) {
+  const date = new Date(ms);
+  return Number.isNaN(date.getTime()) ? String(ms) : date.toISOString();
+}
+
+const floorDiv = (a, b) => Math.floor(a / b);
+
+function gcd(a, b) {
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
+
+/** One ticker's state: its panes (start -> [max, count]), the end of its last fired window,
+ * and the end of the window its live timer fires. */
+class Key {
+  constructor() {
+    this.panes = new Map();
+    this.lastFiredEnd = NEVER;
+    this.timer = END;
+  }
+}
+
+/** Pending windows (end, ticker), earliest first: a binary heap. */
+class Timers {
+  constructor() {
+    this.heap = [];
+  }
+
+  get length() {
+    return this.heap.length;
+  }
+
+  peek() {
+    return this.heap[0];
+  }
+
+  static less([e1, t1], [e2, t2]) {
+    return e1 < e2 || (e1 === e2 && t1 < t2);
+  }
+
+  push(entry) {
+    const h = this.heap;
+    h.push(entry);
+    for (let i = h.length - 1; i > 0; ) {
+      const parent = (i - 1) >> 1;
+      if (!Timers.less(h[i], h[parent])) break;
+      [h[i], h[parent]] = [h[parent], h[i]];
+      i = parent;
+    }
+  }
+
+  pop() {
+    const h = this.heap;
+    const top = h[0];
+    const last = h.pop();
+    if (h.length > 0) {
+      h[0] = last;
+      for (let i = 0; ; ) {
+        const [l, r] = [2 * i + 1, 2 * i + 2];
+        let least = i;
+        if (l < h.length && Timers.less(h[l], h[least])) least = l;
+        if (r < h.length && Timers.less(h[r], h[least])) least = r;
+        if (least === i) break;
+        [h[i], h[least]] = [h[least], h[i]];
+        i = least;
+      }
+    }
+    return top;
+  }
+}
+
+class Late extends Error {}
+
+export class SlidingWindowMax extends Operator {
+  static operatorName = "sliding-window-max";
+  static version = "0.2.0";
+
+  constructor(settings) {
+    super(settings);
+    settings.checkKnown(KNOWN);
+    const field = (v) => {
+      if (!v) throw new Error("a field name cannot be empty");
+      return v;
+    };
+    this.windowMs = settings.parseOr("window", 60_000, durationMs, DURATION);
+    this.slideMs = settings.parseOr("slide", 10_000, durationMs, DURATION);
+    this.processing = settings.parseOr(
+      "time",
+      false,
+      (v) => {
+        if (v !== "event" && v !== "processing") throw new Error("expected event or processing");
+        return v === "processing";
+      },
+      "event or processing",
+    );
+    this.outOfOrdernessMs = settings.parseOr("out-of-orderness", 1_000, durationMs, DURATION);
+    this.maxAheadMs = settings.parseOr("max-ahead", 86_400_000, durationMs, DURATION);
+    this.timeField = settings.parseOr("event-time-field", "EVENT_TIME", field, "a field name");
+    this.tickerField = settings.parseOr("ticker-field", "TICKER", field, "a field name");
+    this.priceField = settings.parseOr("price-field", "PRICE", field, "a field name");
+    if (this.windowMs <= 0 || this.slideMs <= 0) {
+      throw new OperatorError(`window (${this.windowMs} ms) and slide (${this.slideMs} ms) must both be positive`);
+    }
+    if (this.slideMs > this.windowMs) {
+      throw new OperatorError(
+        `slide (${this.slideMs} ms) is longer than window (${this.windowMs} ms): trades between windows would belong to none; use slide <= window`,
+      );
+    }
+    if (this.outOfOrdernessMs < 0 || this.maxAheadMs < 0) {
+      throw new OperatorError("out-of-orderness and max-ahead cannot be negative");
+    }
+    this.paneMs = gcd(this.windowMs, this.slideMs);
+    this.keys = new Map();
+    this.timers = new Timers();
+    this.maxEventTime = NEVER;
+    this.watermark = NEVER;
+  }
+
+  grouping() {
+    return JsonField(this.tickerField);
+  }
+
+  firstEndContaining(pane, after) {
+    const [w, s] = [this.windowMs, this.slideMs];
+    const first = floorDiv(pane - w, s) * s + s + w;
+    return after === NEVER ? first : Math.max(first, floorDiv(after - w, s) * s + s + w);
+  }
+
+  /** [event time or undefined, ticker, price] of a record; OperatorError says what is wrong. */
+  trade(data) {
+    const field = (name) => JSON.stringify(name);
+    let trade;
+    try {
+      trade = JSON.parse(decoder.decode(data));
+    } catch (error) {
+      throw new OperatorError(`expected a JSON object with a trade (${error.message})`);
+    }
+    if (trade === null || typeof trade !== "object" || Array.isArray(trade)) {
+      throw new OperatorError("invalid type: expected a JSON object with a trade");
+    }
+    const ticker = trade[this.tickerField];
+    if (ticker === undefined || ticker === null) throw new OperatorError(`missing field ${field(this.tickerField)}`);
+    if (typeof ticker !== "string") throw new OperatorError(`field ${field(this.tickerField)}: expected the ticker as a string`);
+    if (ticker === "") throw new OperatorError(`field ${field(this.tickerField)} is empty`);
+    const price = trade[this.priceField];
+    if (price === undefined || price === null) throw new OperatorError(`missing field ${field(this.priceField)}`);
+    if (typeof price !== "number") throw new OperatorError(`field ${field(this.priceField)}: expected the price as a number`);
+    if (!Number.isFinite(price)) throw new OperatorError(`field ${field(this.priceField)}: number out of range`);
+    let time = trade[this.timeField];
+    if (time === null) time = undefined;
+    if (typeof time === "string") {
+      try {
+        time = parseTime(time);
+      } catch (error) {
+        throw new OperatorError(`field ${field(this.timeField)}: ${error.message}`);
+      }
+    } else if (typeof time === "number") {
+      if (!Number.isFinite(time) || Math.abs(time) >= 9.0e15) throw new OperatorError(`field ${field(this.timeField)}: ${time} is out of range`);
+      time = Math.floor(time);
+    } else if (time !== undefined) {
+      throw new OperatorError(`field ${field(this.timeField)}: expected an ISO-8601 date-time string or epoch milliseconds`);
+    }
+    return [time, ticker, price];
+  }
+
+  lateness(time, closed) {
+    const [w, s] = [this.windowMs, this.slideMs];
+    const firstEnd = floorDiv(time - w, s) * s + s + w;
+    const lastEnd = floorDiv(time, s) * s + w;
+    if (lastEnd <= closed) {
+      throw new Late(
+        `event time ${timestamp(time)} is ${closed - time} ms behind the watermark ${timestamp(closed)}, and every window it belongs to has been emitted (raise out-of-orderness, now ${this.outOfOrdernessMs} ms, to wait longer)`,
+      );
+    }
+    if (firstEnd > closed) return undefined;
+    const missedLast = floorDiv(closed - w, s) * s + w;
+    const missed = (missedLast - firstEnd) / s + 1;
+    return `event time ${timestamp(time)} came after ${missed} of its ${(lastEnd - firstEnd) / s + 1} windows were emitted without it, [${timestamp(firstEnd - w)}, ${timestamp(firstEnd)}) to [${timestamp(missedLast - w)}, ${timestamp(missedLast)}); it counts in the others (raise out-of-orderness, now ${this.outOfOrdernessMs} ms, to wait longer)`;
+  }
+
+  add(ticker, time, price) {
+    let key = this.keys.get(ticker);
+    const closed = Math.max(key ? key.lastFiredEnd : NEVER, this.watermark);
+    const partly = time < closed ? this.lateness(time, closed) : undefined;
+    const pane = floorDiv(time, this.paneMs) * this.paneMs;
+    const candidate = this.firstEndContaining(pane, closed);
+    if (key === undefined) {
+      key = new Key();
+      this.keys.set(ticker, key);
+    }
+    const slot = key.panes.get(pane);
+    if (slot === undefined) {
+      key.panes.set(pane, [price, 1]);
+    } else {
+      if (price > slot[0]) slot[0] = price;
+      slot[1] += 1;
+    }
+    if (candidate < key.timer) {
+      key.timer = candidate;
+      this.timers.push([candidate, ticker]);
+    }
+    return partly;
+  }
+
+  advanceWatermark(to, out) {
+    if (to > this.watermark) this.watermark = to;
+    this.fireUntil(this.watermark, out);
+  }
+
+  fireUntil(limit, out) {
+    const [w, s] = [this.windowMs, this.slideMs];
+    while (this.timers.length > 0 && this.timers.peek()[0] <= limit) {
+      const [end, ticker] = this.timers.pop();
+      const key = this.keys.get(ticker);
+      if (key.timer !== end) continue;
+      const start = end - w;
+      let top = -Infinity;
+      let count = 0;
+      let next = END;
+      for (const [pane, slot] of key.panes) {
+        if (pane < start) {
+          key.panes.delete(pane);
+          continue;
+        }
+        if (pane < end) {
+          if (slot[0] > top) top = slot[0];
+          count += slot[1];
+        }
+        if (pane >= end + s - w && pane < next) next = pane;
+      }
+      key.lastFiredEnd = end;
+      if (count > 0) {
+        out.emit(
+          ticker,
+          `{"TICKER":${JSON.stringify(ticker)},"WINDOW_START":"${timestamp(start)}","WINDOW_END":"${timestamp(end)}","MAX_PRICE":${number(top)},"TRADES":${count}}`,
+        );
+      }
+      if (next !== END) {
+        key.timer = Math.max(floorDiv(next - w, s) * s + s + w, end + s);
+        this.timers.push([key.timer, ticker]);
+      } else {
+        key.timer = END;
+      }
+    }
+  }
+
+  process(batch, out) {
+    if (this.processing) this.fireUntil(this.watermark, out);
+    else this.advanceWatermark(batch.watermarkMs - this.outOfOrdernessMs, out);
+    const now = Math.max(batch.nowMs, this.watermark);
+    for (const record of batch.records()) {
+      let time, ticker, price;
+      try {
+        [time, ticker, price] = this.trade(record.data);
+      } catch (error) {
+        if (!(error instanceof OperatorError)) throw error;
+        out.reject(record.index, error.message);
+        continue;
+      }
+      if (this.processing) time = now;
+      else if (time === undefined) {
+        out.reject(record.index, `missing field ${JSON.stringify(this.timeField)}`);
+        continue;
+      }
+      if (Number.isNaN(price) || price < 0) {
+        out.reject(record.index, `field ${JSON.stringify(this.priceField)}: ${number(price)} is not a price (a number, 0 or more)`);
+        continue;
+      }
+      if (!this.processing && batch.nowMs > 0 && time > batch.nowMs + this.maxAheadMs) {
+        out.reject(
+          record.index,
+          `event time ${timestamp(time)} is ahead of processing time ${timestamp(batch.nowMs)} by more than max-ahead (${this.maxAheadMs} ms): a clock or data error`,
+        );
+        continue;
+      }
+      let partly;
+      try {
+        partly = this.add(ticker, time, price);
+      } catch (error) {
+        if (!(error instanceof Late)) throw error;
+        out.rejectLate(record.index, error.message);
+        continue;
+      }
+      if (partly !== undefined) out.reportPartlyLate(record.index, partly);
+      if (!this.processing) {
+        out.observeEventTime(time);
+        if (time > this.maxEventTime) this.maxEventTime = time;
+      }
+    }
+    if (this.processing) this.advanceWatermark(now, out);
+  }
+
+  tick(nowMs, watermarkMs, out) {
+    this.advanceWatermark(this.processing ? nowMs : watermarkMs - this.outOfOrdernessMs, out);
+  }
+
+  finish(nowMs, out) {
+    this.fireUntil(END, out);
+  }
+
+  snapshot(out) {
+    out.push(INSTANCE_KEY, codec.encode(FORMAT, [this.maxEventTime, this.watermark]));
+    for (const [ticker, key] of this.keys) {
+      if (key.panes.size === 0) continue;
+      const closedThrough = Math.max(key.lastFiredEnd, this.watermark);
+      const panes = [...key.panes].sort((a, b) => a[0] - b[0]).map(([start, [top, count]]) => [start, top, count]);
+      out.push(ticker, codec.encode(FORMAT, [closedThrough, panes]));
+    }
+  }
+
+  restore(state) {
+    for (const [ticker, data] of state) {
+      if (ticker === INSTANCE_KEY) {
+        const [maxEventTime, watermark] = codec.decode(FORMAT, data);
+        this.maxEventTime = Math.max(this.maxEventTime, maxEventTime);
+        this.watermark = Math.max(this.watermark, watermark);
+        continue;
+      }
+      let closedThrough, panes;
+      try {
+        [closedThrough, panes] = codec.decode(FORMAT, data);
+      } catch (error) {
+        throw new OperatorError(`state of key ${JSON.stringify(ticker)}: ${error.message}`);
+      }
+      let key = this.keys.get(ticker);
+      if (key === undefined) {
+        key = new Key();
+        this.keys.set(ticker, key);
+      }
+      if (key.panes.size > 0) throw new OperatorError(`state of key ${JSON.stringify(ticker)} was given twice`);
+      key.panes = new Map(panes.map(([start, top, count]) => [start, [top, count]]));
+      key.lastFiredEnd = closedThrough;
+    }
+    for (const [ticker, key] of this.keys) {
+      if (key.panes.size === 0) continue;
+      key.timer = this.firstEndContaining(Math.min(...key.panes.keys()), key.lastFiredEnd);
+      this.timers.push([key.timer, ticker]);
+    }
+  }
+}
+
+/** A price as JSON, as Rust's serde_json writes an f64: always with a fraction or exponent. */
+function number(value) {
+  if (Number.isInteger(value) && Math.abs(value) < 1e16) return `${value}.0`;
+  return String(value).replace("e+", "e");
+}
+
+export const operator = exportOperator(SlidingWindowMax);
