@@ -136,3 +136,22 @@ test("damaged state is refused naming the key", () => {
   for (const [key, data] of h.snapshot()) broken.push(key, key === "" ? data : Uint8Array.of(2, ...data.subarray(1)));
   assert.throws(() => h.restartFrom(broken), /state of key "A": state format 2 is not known/);
 });
+
+test("the same-minute shortcut agrees with the full parse", async () => {
+  const { EventTimes } = await import("../app.js");
+  const times = new EventTimes();
+  for (const minute of ["2026-11-25T10:00", "2026-11-25T10:01", "1999-12-31T23:59", "2026-11-25 10:01"]) {
+    for (const rest of [":00.000", ":07.500", ":59.999", ":30.1Z", ":30.123+01:00", ":05.12x", ":5.1234", ":05.123", ":60.000"]) {
+      const text = minute + rest;
+      let want;
+      try {
+        want = parseTime(text);
+      } catch {
+        assert.throws(() => times.parse(text));
+        continue;
+      }
+      assert.equal(times.parse(text), want, text);
+    }
+  }
+  assert.ok(times.prefix, "the shortcut was taken");
+});

@@ -169,3 +169,20 @@ def test_damaged_state_is_refused_naming_the_key():
         broken.push(key, data if key == "" else b"\x02" + data[1:])
     with pytest.raises(OperatorError, match='state of key "A": state format 2 is not known'):
         h.restart_from(broken)
+
+
+def test_the_same_minute_shortcut_agrees_with_the_full_parse():
+    from app import EventTimes, parse_time
+
+    times = EventTimes()
+    for minute in ["2026-11-25T10:00", "2026-11-25T10:01", "1999-12-31T23:59", "2026-11-25 10:01"]:
+        for rest in [":00.000", ":07.500", ":59.999", ":30.1Z", ":30.123+01:00", ":05.12x", ":5.1234", ":05.123", ":60.000"]:
+            text = minute + rest
+            try:
+                want = parse_time(text)
+            except OperatorError:
+                with pytest.raises(OperatorError):
+                    times.parse(text)
+                continue
+            assert times.parse(text) == want, text
+    assert times.prefix, "the shortcut was taken"

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use weir::artifact::Artifact;
 use weir::metrics::Metrics;
-use weir::operator::OperatorEngine;
+use weir::operator::{LoadedOperator, OperatorEngine};
 use weir::pipeline::{Checkpoints, Pipeline, PipelineOptions};
 use weir::sink::{DeadLetterWriter, FileSink, Sink};
 use weir::source::{FileSource, Source};
@@ -53,8 +53,19 @@ pub fn whole_path(
     parallelism: usize,
     checkpoints: Option<Checkpoints>,
 ) -> WholePath {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let loaded = engine.load(Artifact::embedded_default(), &[]).expect("load");
+    whole_path_of(loaded, lines, batch, parallelism, checkpoints)
+}
+
+/// [`whole_path`] with an operator already loaded.
+pub fn whole_path_of(
+    loaded: LoadedOperator,
+    lines: &[u8],
+    batch: usize,
+    parallelism: usize,
+    checkpoints: Option<Checkpoints>,
+) -> WholePath {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let source = Source::File(FileSource::new(std::io::Cursor::new(lines.to_vec()), "bench", batch));
     let sink = Sink::File(FileSink::new(tokio::io::sink(), "sink"));
     let dead = DeadLetterWriter::new(Box::new(std::io::sink()), "dead");
