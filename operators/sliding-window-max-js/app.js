@@ -107,6 +107,35 @@ export function timestamp(ms) {
 
 const floorDiv = (a, b) => Math.floor(a / b);
 
+/** Refuse `text` (a JSON object already parsed) if one of `names` is a key of the top-level
+ * object twice, as serde_json refuses it for a struct. */
+function duplicateCheck(text, names) {
+  const seen = new Set();
+  let depth = 0;
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let end = i + 1;
+      while (text[end] !== '"') end += text[end] === "\\" ? 2 : 1;
+      if (depth === 1 && expectKey) {
+        const key = JSON.parse(text.slice(i, end + 1));
+        if (names.includes(key) && seen.has(key)) throw new OperatorError(`duplicate field ${JSON.stringify(key)}`);
+        seen.add(key);
+        expectKey = false;
+      }
+      i = end;
+    } else if (c === "{" || c === "[") {
+      depth++;
+      expectKey = c === "{" && depth === 1;
+    } else if (c === "}" || c === "]") {
+      depth--;
+    } else if (c === "," && depth === 1) {
+      expectKey = true;
+    }
+  }
+}
+
 function gcd(a, b) {
   while (b) [a, b] = [b, a % b];
   return a;
@@ -213,6 +242,8 @@ export class SlidingWindowMax extends Operator {
     }
     this.paneMs = gcd(this.windowMs, this.slideMs);
     this.times = new EventTimes();
+    this.fieldNames = [this.timeField, this.tickerField, this.priceField];
+    this.quotedFields = this.fieldNames.map((f) => JSON.stringify(f));
     this.keys = new Map();
     this.timers = new Timers();
     this.maxEventTime = NEVER;
@@ -234,8 +265,16 @@ export class SlidingWindowMax extends Operator {
     const field = (name) => JSON.stringify(name);
     let trade;
     try {
-      trade = JSON.parse(decoder.decode(data));
+      const text = decoder.decode(data);
+      trade = JSON.parse(text);
+      // JSON.parse keeps the last of a field named twice; the Rust operator refuses such a
+      // record (the host routes it by the first). A name seen twice in the text is checked.
+      for (const name of this.quotedFields) {
+        const first = text.indexOf(name);
+        if (first >= 0 && text.indexOf(name, first + 1) >= 0) duplicateCheck(text, this.fieldNames);
+      }
     } catch (error) {
+      if (error instanceof OperatorError) throw error;
       throw new OperatorError(`expected a JSON object with a trade (${error.message})`);
     }
     if (trade === null || typeof trade !== "object" || Array.isArray(trade)) {

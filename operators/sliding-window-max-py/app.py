@@ -147,6 +147,10 @@ class SlidingWindowMax(Operator):
         self.pane_ms = math.gcd(self.window_ms, self.slide_ms)
         self.quoted_fields = [json.dumps(f) for f in (self.time_field, self.ticker_field, self.price_field)]
         self.times = EventTimes()
+        names = (self.time_field, self.ticker_field, self.price_field)
+        self.checking = json.JSONDecoder(
+            parse_constant=_no_constant, object_pairs_hook=lambda pairs: _no_duplicates(pairs, names)
+        )
         self.keys: dict[str, Key] = {}
         #: (window end, ticker) of pending windows, earliest first; stale when not the key's timer.
         self.timers: list[tuple[int, str]] = []
@@ -170,7 +174,7 @@ class SlidingWindowMax(Operator):
             # occurrence anywhere in the text sends the record through the checking decoder.
             time_name, ticker_name, price_name = self.quoted_fields
             if text.count(ticker_name) > 1 or text.count(price_name) > 1 or text.count(time_name) > 1:
-                trade = _CHECKING.decode(text)
+                trade = self.checking.decode(text)
             else:
                 trade = _PLAIN.decode(text)
         except json.JSONDecodeError as error:
@@ -383,12 +387,15 @@ def _field(value: str) -> str:
     return value
 
 
-def _no_duplicates(pairs: list) -> dict:
-    out = {}
-    for name, value in pairs:
-        if name in out:
-            raise OperatorError(f"duplicate field {json.dumps(name)}")
-        out[name] = value
+def _no_duplicates(pairs: list, names: tuple) -> dict:
+    """An object of `pairs`, refused if one of `names` is among its keys twice."""
+    out = dict(pairs)
+    if len(out) < len(pairs):
+        seen = set()
+        for name, _ in pairs:
+            if name in names and name in seen:
+                raise OperatorError(f"duplicate field {json.dumps(name)}")
+            seen.add(name)
     return out
 
 
@@ -397,7 +404,6 @@ def _no_constant(name: str) -> float:
 
 
 _PLAIN = json.JSONDecoder(parse_constant=_no_constant)
-_CHECKING = json.JSONDecoder(parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
 
 
 def _saturating_sub(a: int, b: int) -> int:

@@ -80,6 +80,7 @@ test("bad records are refused with the reason and the rest still count", () => {
     ['{"EVENT_TIME": 1, "TICKER": "A", "PRICE": "12"}', "as a number"],
     ['{"EVENT_TIME": 1, "TICKER": "", "PRICE": 1}', "is empty"],
     ["[1, 2]", "a JSON object"],
+    ['{"TICKER": "A", "PRICE": 1, "X": {"TICKER": "B"}, "TICKER": "C"}', 'duplicate field "TICKER"'],
   ];
   for (const [record] of bad) h.push("A", record);
   h.push("A", trade("A", T0 + 1_000, 2.0));
@@ -87,6 +88,14 @@ test("bad records are refused with the reason and the rest still count", () => {
   assert.deepEqual(results(h), [w("A", 0, 10, 2, 1)]);
   assert.equal(h.deadLetters.length, bad.length);
   bad.forEach(([, part], i) => assert.ok(h.deadLetters[i].reason.includes(part), `${part} not in ${h.deadLetters[i].reason}`));
+});
+
+test("a field named twice only inside a nested object or a string is no duplicate", () => {
+  const h = harness({ window: "10s", slide: "10s" });
+  h.push("A", `{"EVENT_TIME": ${T0}, "TICKER": "A", "PRICE": 1, "X": {"TICKER": "B"}, "Y": "\\"TICKER\\""}`);
+  h.endInput();
+  assert.deepEqual(results(h), [w("A", 0, 10, 1, 1)]);
+  assert.deepEqual(h.deadLetters, []);
 });
 
 test("processing-time windows fire on ticks without input", () => {

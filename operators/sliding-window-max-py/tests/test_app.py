@@ -122,6 +122,14 @@ def test_bad_records_are_refused_with_the_reason_and_the_rest_still_count():
         assert part in reason, (part, reason)
 
 
+def test_a_field_named_twice_only_inside_a_nested_object_or_a_string_is_no_duplicate():
+    h = harness({"window": "10s", "slide": "10s"})
+    h.push("A", f'{{"EVENT_TIME": {T0}, "TICKER": "A", "PRICE": 1, "X": {{"TICKER": "B", "Z": 1, "Z": 2}}, "Y": "\\"TICKER\\""}}')
+    h.end_input()
+    assert results(h) == [w("A", 0, 10, 1.0, 1)]
+    assert h.dead_letters == []
+
+
 def test_processing_time_windows_fire_on_ticks_without_input():
     h = harness({"time": "processing", "window": "10s", "slide": "10s"})
     h.set_time(T0 + 1_000)

@@ -233,3 +233,45 @@ fn state_written_by_the_rust_fixture_is_refused_naming_why() {
         assert!(refused.contains("another language"), "{refused}");
     }
 }
+
+/// Through `weir deploy` and the deployment watch, at parallelism 3, half the trades in: the
+/// next version takes over, state and all, and the windows are those of a run without a swap.
+fn a_live_swap_keeps_every_window(from: &std::path::Path, to: &std::path::Path, bucket: &str) {
+    use crate::swap::{ROLLBACKS, SWAPS, WITHIN, deploy, half_way, start, target};
+    let target = target(bucket);
+    deploy(from, &target, &[]);
+    let input = trade_lines(30_000, Tickers::Synthetic(50));
+    let half = half_way(&input);
+    let mut weir = start(&target, &["--parallelism", "3"]);
+    weir.write(&input[..half]);
+    weir.wait_until("windows out of the first half", |out, _| !out.is_empty());
+    deploy(to, &target, &[]);
+    weir.wait_for_metric(SWAPS, |n| n >= 1.0, WITHIN);
+    weir.write(&input[half..]);
+    assert_eq!(weir.metric(ROLLBACKS), 0.0);
+    let (status, out, log) = weir.finish();
+    assert!(status.success(), "{log}");
+    assert!(
+        per_ticker(out.iter().map(String::as_str)) == native_per_ticker(&input, &[]),
+        "{} -> {}: the same windows as a run without a swap",
+        from.display(),
+        to.display()
+    );
+}
+
+#[test]
+fn a_python_version_swaps_live_to_the_next_with_every_window_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = built("sliding_window_max_py");
+    let v2 = crate::swap::same_code_new_digest(&v1, dir.path());
+    a_live_swap_keeps_every_window(&v1, &v2, "swap-py");
+}
+
+#[test]
+fn a_live_swap_from_python_to_javascript_carries_the_state_across_languages() {
+    a_live_swap_keeps_every_window(
+        &built("sliding_window_max_py"),
+        &built("sliding_window_max_js"),
+        "swap-py-js",
+    );
+}

@@ -13,11 +13,11 @@ use util::s3::{bucket, s3_endpoint};
 use util::*;
 
 /// A deployment target in a new bucket.
-fn target(prefix: &str) -> String {
+pub fn target(prefix: &str) -> String {
     format!("s3://{}/operator", bucket(&util::kinesis::runtime(), prefix))
 }
 
-fn deploy(file: &Path, target: &str, settings: &[&str]) {
+pub fn deploy(file: &Path, target: &str, settings: &[&str]) {
     let extra: Vec<&str> = settings.iter().flat_map(|s| ["--set", s]).collect();
     let out = util::s3::deploy(file, target, &extra);
     assert!(out.status.success(), "deploy failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -25,7 +25,13 @@ fn deploy(file: &Path, target: &str, settings: &[&str]) {
 
 /// `component` with a custom section appended: the same code under another digest.
 fn same_logic_new_digest(name: &str, dir: &Path) -> std::path::PathBuf {
-    let mut bytes = std::fs::read(component(name)).unwrap();
+    same_code_new_digest(&component(name), dir)
+}
+
+/// The component at `path` with a custom section appended: the same code under another digest.
+pub fn same_code_new_digest(path: &Path, dir: &Path) -> std::path::PathBuf {
+    let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("component");
+    let mut bytes = std::fs::read(path).unwrap();
     let (section_name, payload) = (b"weir-test", b"v2");
     let body_len = 1 + section_name.len() + payload.len();
     bytes.extend([0u8, body_len as u8, section_name.len() as u8]);
@@ -38,7 +44,7 @@ fn same_logic_new_digest(name: &str, dir: &Path) -> std::path::PathBuf {
 
 /// `weir run` from standard input to standard output with the operator deployed at `operator`,
 /// looking for new versions every 100 ms.
-fn start(operator: &str, extra: &[&str]) -> Weir {
+pub fn start(operator: &str, extra: &[&str]) -> Weir {
     let mut cmd = weir();
     cmd.env("AWS_ENDPOINT_URL_S3", s3_endpoint())
         .args(["run", "--source", "-", "--sink", "-", "--operator", operator, "--watch-interval", "100ms"])
@@ -47,13 +53,13 @@ fn start(operator: &str, extra: &[&str]) -> Weir {
     Weir::start(cmd)
 }
 
-const SWAPS: &str = "weir_operator_swaps_total";
-const ROLLBACKS: &str = "weir_operator_rollbacks_total";
+pub const SWAPS: &str = "weir_operator_swaps_total";
+pub const ROLLBACKS: &str = "weir_operator_rollbacks_total";
 const REFUSED: &str = "weir_operator_versions_refused_total";
-const WITHIN: Duration = Duration::from_secs(30);
+pub const WITHIN: Duration = Duration::from_secs(30);
 
 /// The end of the line at the middle of `input`.
-fn half_way(input: &[u8]) -> usize {
+pub fn half_way(input: &[u8]) -> usize {
     input[..input.len() / 2].iter().rposition(|&b| b == b'\n').unwrap() + 1
 }
 
