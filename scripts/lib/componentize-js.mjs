@@ -6,11 +6,11 @@
 //   node componentize-js.mjs APP.js SDK/src/index.js WIT_DIR OUT.wasm
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { componentize } from "@bytecodealliance/componentize-js";
 import { rolldown } from "rolldown";
 
-const [input, sdk, wit, out] = process.argv.slice(2);
+const [input, sdk, wit, out] = process.argv.slice(2).map((path) => resolve(path));
 const bundle = await rolldown({ input, resolve: { alias: { "weir-operator": sdk } }, platform: "neutral" });
 const scratch = await mkdtemp(join(tmpdir(), "weir-componentize-"));
 try {

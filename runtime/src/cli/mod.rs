@@ -69,6 +69,53 @@ pub enum Command {
     /// lease counter, state, how far its last checkpoint is behind the stream's newest record,
     /// and when that checkpoint was taken; then the workers and when each last renewed.
     Leases(LeasesArgs),
+    /// Start a new operator project in a folder of its own, in Rust, Python or JavaScript: a
+    /// map of one function to grow from, its native test, the contract, and a README with the
+    /// commands that test, build, check and deploy it.
+    ///
+    /// `weir new --lang python my-operator [--weir PATH-TO-A-WEIR-CHECKOUT]`
+    New(NewArgs),
+}
+
+/// Arguments of `weir new`.
+#[derive(Args, Debug)]
+pub struct NewArgs {
+    /// The operator's name (lower-case letters, digits and '-'): the folder made, and the name
+    /// the operator gives itself.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The language.
+    #[arg(long, value_enum)]
+    pub lang: Language,
+    /// The folder to create (default: NAME).
+    #[arg(long, value_name = "PATH")]
+    pub dir: Option<PathBuf>,
+    /// A checkout of weir whose SDKs the project uses, by path. Without it the project names
+    /// the SDK by git (Rust) or by package name (Python, JavaScript).
+    #[arg(long, env = "WEIR_HOME", value_name = "PATH")]
+    pub weir: Option<PathBuf>,
+}
+
+/// The languages `weir new` writes operators in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Language {
+    /// Rust, built with cargo for wasm32-wasip2.
+    Rust,
+    /// Python, built with componentize-py.
+    Python,
+    /// JavaScript, built with componentize-js.
+    Js,
+}
+
+impl Language {
+    /// The language's name in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Rust => "Rust",
+            Self::Python => "Python",
+            Self::Js => "JavaScript",
+        }
+    }
 }
 
 /// Arguments of `weir leases`.

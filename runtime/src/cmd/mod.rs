@@ -7,6 +7,7 @@
 pub mod check;
 pub mod deploy;
 pub mod leases;
+pub mod new;
 pub mod resume;
 pub mod run;
 pub mod signals;

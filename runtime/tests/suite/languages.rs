@@ -30,15 +30,20 @@ const LANGUAGES: [Language; 2] = [
     },
 ];
 
-/// A component built by scripts/build-components, which the test command runs first.
-fn built(name: &str) -> PathBuf {
+/// The folder scripts/build-components built into, which the test command runs first.
+fn components() -> PathBuf {
     let Some(dir) = std::env::var_os("WEIR_TEST_COMPONENTS") else {
         panic!(
             "the Python and JavaScript operators are not built: run scripts/test, or \
              export WEIR_TEST_COMPONENTS=\"$(scripts/build-components)\" first"
         )
     };
-    PathBuf::from(dir).join(format!("{name}.wasm"))
+    PathBuf::from(dir)
+}
+
+/// A component built by scripts/build-components.
+fn built(name: &str) -> PathBuf {
+    components().join(format!("{name}.wasm"))
 }
 
 impl Language {
@@ -274,4 +279,114 @@ fn a_live_swap_from_python_to_javascript_carries_the_state_across_languages() {
         &built("sliding_window_max_js"),
         "swap-py-js",
     );
+}
+
+/// The folder of a pinned toolchain (`python` or `js`), as scripts/build-components wrote it.
+fn toolchain(language: &str) -> PathBuf {
+    let list = std::fs::read_to_string(built("toolchains").with_extension(""))
+        .expect("scripts/build-components ran");
+    let line =
+        list.lines().find_map(|l| l.strip_prefix(&format!("{language} "))).expect("the toolchain is named");
+    PathBuf::from(line)
+}
+
+/// The repository this test builds from (the SDKs and the contract).
+fn repository() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("runtime/ is in the repository").to_path_buf()
+}
+
+/// Run `cmd` in `dir`, failing the test with its output if it fails.
+fn ok(cmd: &mut std::process::Command, dir: &std::path::Path) {
+    let out = cmd.current_dir(dir).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `weir run` of the component at `path` over one record: what it wrote.
+fn shout_of(path: &std::path::Path) -> String {
+    let mut child = weir()
+        .args(["run", "--source", "-", "--operator"])
+        .arg(path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"{\"x\":\"hi\"}\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn weir_new_makes_a_project_that_tests_builds_checks_and_runs_in_each_language() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = repository();
+    for lang in ["rust", "python", "js"] {
+        let name = format!("shout-{lang}");
+        ok(weir().args(["new", "--lang", lang, &name, "--weir"]).arg(&repo), dir.path());
+    }
+    let refused =
+        weir().args(["new", "--lang", "rust", "shout-rust"]).current_dir(dir.path()).output().unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("shout-rust exists already"));
+
+    // Rust: the crate's own test, then the component, offline (the SDK by path).
+    let rust = dir.path().join("shout-rust");
+    let target = PathBuf::from(concat!(env!("CARGO_TARGET_TMPDIR"), "/weir-new-rust"));
+    ok(
+        std::process::Command::new("cargo")
+            .args(["test", "-q", "--offline"])
+            .env("CARGO_TARGET_DIR", &target),
+        &rust,
+    );
+    ok(
+        std::process::Command::new("cargo")
+            .args(["build", "-q", "--offline", "--release", "--target", "wasm32-wasip2"])
+            .env("CARGO_TARGET_DIR", &target),
+        &rust,
+    );
+    let rust_component = target.join("wasm32-wasip2/release/shout_rust.wasm");
+
+    // Python: pytest, then componentize-py, the SDK from this repository.
+    let python = dir.path().join("shout-python");
+    let (tools, sdk) = (toolchain("python"), repo.join("operators/sdk-python/src"));
+    ok(
+        std::process::Command::new(tools.join("bin/pytest"))
+            .args(["-q", "-p", "no:cacheprovider"])
+            .env("PYTHONPATH", &sdk),
+        &python,
+    );
+    ok(
+        std::process::Command::new(tools.join("bin/componentize-py"))
+            .args(["-d", "wit", "-w", "operator-component", "componentize", "--stub-wasi", "-p"])
+            .arg(&sdk)
+            .args(["-p", ".", "app", "-o", "shout-python.wasm"]),
+        &python,
+    );
+
+    // JavaScript: node --test, then its build script, with the SDK and the pinned tools linked
+    // in where `npm install` would put them.
+    let js = dir.path().join("shout-js");
+    let modules = toolchain("js").join("node_modules");
+    std::fs::create_dir_all(js.join("node_modules/@bytecodealliance")).unwrap();
+    for (link, to) in [
+        ("weir-operator", repo.join("operators/sdk-js")),
+        ("rolldown", modules.join("rolldown")),
+        ("@bytecodealliance/componentize-js", modules.join("@bytecodealliance/componentize-js")),
+    ] {
+        std::os::unix::fs::symlink(to, js.join("node_modules").join(link)).unwrap();
+    }
+    ok(std::process::Command::new("node").args(["--test", "test/"]), &js);
+    ok(std::process::Command::new("npm").args(["run", "-s", "build"]), &js);
+
+    for component in [rust_component, python.join("shout-python.wasm"), js.join("shout-js.wasm")] {
+        let check = weir().arg("check").arg(&component).output().unwrap();
+        assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+        assert_eq!(shout_of(&component), r#"{"X":"HI"}"#, "{}", component.display());
+    }
 }
