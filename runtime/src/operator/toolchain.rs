@@ -66,15 +66,46 @@ fn tool(name: &str, version: &str) -> String {
     if version.is_empty() { name.to_string() } else { format!("{name} {version}") }
 }
 
+/// How likely `language` is the one the operator was written in, the lowest first: an
+/// interpreter's language before the languages the interpreter is written in, Rust before the
+/// C of wasi-libc.
+fn authored_rank(language: &str) -> u8 {
+    match language {
+        "JavaScript" => 0,
+        _ if language.starts_with("Python") => 0,
+        "Rust" => 1,
+        _ => 2,
+    }
+}
+
+/// A producers name as people write it (`C_plus_plus_14` -> `C++14`).
+fn readable(language: &str) -> String {
+    language.replace("_plus_plus_", "++").replace("_plus_plus", "++")
+}
+
 impl fmt::Display for Toolchain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let join = |set: &BTreeSet<String>| set.iter().map(String::as_str).collect::<Vec<_>>().join(", ");
-        match (self.languages.is_empty(), self.tools.is_empty()) {
-            (true, true) => f.write_str("no toolchain named"),
-            (true, false) => write!(f, "language not named, made with {}", join(&self.tools)),
-            (false, true) => f.write_str(&join(&self.languages)),
-            (false, false) => write!(f, "{}, made with {}", join(&self.languages), join(&self.tools)),
+        let mut languages: Vec<&String> = self.languages.iter().collect();
+        languages.sort_by_key(|l| authored_rank(l));
+        let tools = self.tools.iter().map(String::as_str).collect::<Vec<_>>().join(", ");
+        let Some((first, rest)) = languages.split_first() else {
+            return match tools.is_empty() {
+                true => f.write_str("no toolchain named"),
+                false => write!(f, "language not named, made with {tools}"),
+            };
+        };
+        f.write_str(&readable(first))?;
+        if !rest.is_empty() {
+            let rest = rest.iter().map(|l| readable(l)).collect::<Vec<_>>().join(", ");
+            match authored_rank(first) {
+                0 => write!(f, " (its interpreter in {rest})")?,
+                _ => write!(f, " (with {rest})")?,
+            }
         }
+        if !tools.is_empty() {
+            write!(f, ", made with {tools}")?;
+        }
+        Ok(())
     }
 }
 
@@ -88,6 +119,24 @@ mod tests {
         assert_eq!(tool("componentize-py", ""), "componentize-py");
         assert_eq!(python("libpython3.14.so"), Some("3.14"));
         assert_eq!(python("libc.so"), None);
+    }
+
+    #[test]
+    fn the_language_an_operator_was_written_in_comes_first() {
+        let of = |languages: &[&str], tools: &[&str]| {
+            let set = |items: &[&str]| items.iter().map(|s| s.to_string()).collect();
+            Toolchain { languages: set(languages), tools: set(tools) }.to_string()
+        };
+        assert_eq!(
+            of(&["C11", "C_plus_plus_14", "JavaScript", "Rust"], &["ComponentizeJS 0.23.0"]),
+            "JavaScript (its interpreter in Rust, C11, C++14), made with ComponentizeJS 0.23.0"
+        );
+        assert_eq!(of(&["C11", "Rust"], &["rustc 1.95.0"]), "Rust (with C11), made with rustc 1.95.0");
+        assert_eq!(of(&["Python 3.14"], &[]), "Python 3.14");
+        assert_eq!(
+            of(&[], &["wit-component 0.245.1"]),
+            "language not named, made with wit-component 0.245.1"
+        );
     }
 
     #[test]

@@ -150,7 +150,7 @@ fn check_describes_an_operator() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("operator price-alert 0.2.0, contract weir:operator@0.2.0, sha256 "), "{stdout}");
     assert!(stdout.contains("groups records by JSON field \"TICKER\""), "{stdout}");
-    assert!(stdout.contains("Rust, made with ") && stdout.contains("rustc 1."), "{stdout}");
+    assert!(stdout.contains("  Rust (with C11), made with ") && stdout.contains("rustc 1."), "{stdout}");
     assert!(stdout.contains(" MB, loaded in "), "{stdout}");
 }
 
