@@ -136,13 +136,22 @@ fn stop_and_go_on(signal: &str, store: &Store, stops: usize) -> Outcome {
             let (status, log) = weir.wait(Duration::from_secs(60));
             assert!(status.success(), "a stop by SIG{signal} should exit 0 (seed {seed}):\n{log}");
         }
-        covered.push(store.pointer().map(|p| p["watermark_ms"].as_i64().unwrap() - OUT_OF_ORDERNESS_MS));
+        // A checkpoint taken before any event time was seen (a busy machine can take one that
+        // early) has no watermark (null, or the smallest i64): it covers no window, as no
+        // checkpoint does.
+        let watermark = store.pointer().and_then(|p| p["watermark_ms"].as_i64());
+        covered.push(watermark.and_then(|w| w.checked_sub(OUT_OF_ORDERNESS_MS)));
         input.extend(producer.join().unwrap());
     }
+    // Killed before its first checkpoint every time (a random moment on a busy machine), weir
+    // starts over, which the check of repeated windows allows for.
+    let resumable = store.pointer().is_some();
     let weir = start(&endpoint, &trades, &results, store, 2, &["--until-idle", "3s"]);
     let (status, log) = weir.wait(Duration::from_secs(120));
     assert!(status.success(), "seed {seed}:\n{log}");
-    assert!(log.contains("going on from checkpoint"), "the last run should resume (seed {seed}):\n{log}");
+    if resumable {
+        assert!(log.contains("going on from checkpoint"), "the last run should resume (seed {seed}):\n{log}");
+    }
     Outcome { results: tail_at(&endpoint, &results, &[]), input, covered, seed }
 }
 
