@@ -481,7 +481,8 @@ export class SlidingWindowMax extends Operator {
   }
 }
 
-/** A price as JSON, as Rust's serde_json writes an f64: always with a fraction or exponent. */
+/** A price as JSON, as Rust's serde_json writes an f64 (a whole number with `.0`), for prices
+ * from 1e-6 up to 1e16; beyond, JavaScript's exponent form differs from serde_json's. */
 function number(value) {
   if (Number.isInteger(value) && Math.abs(value) < 1e16) return `${value}.0`;
   return String(value).replace("e+", "e");

@@ -22,7 +22,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{env, median};
+use common::{T0, env, median};
 
 use weir::artifact::Artifact;
 use weir::checkpoint::{Checkpoint, CheckpointStore, Meta, PointerStore, ShardProgress, codec, operator_ref};
@@ -31,21 +31,6 @@ use weir::operator::{Limits, OperatorEngine};
 use weir::pipeline::Checkpoints;
 use weir::pipeline::instances::Instances;
 use weir_operator::OwnedBatch;
-use weir_producer::{GeneratorConfig, Tickers, TradeGenerator};
-
-const T0: i64 = 1_795_600_800_000;
-
-fn lines(n: usize) -> Vec<u8> {
-    let config =
-        GeneratorConfig { tickers: Tickers::Synthetic(1000), seed: 1, start_time_ms: T0, step_ms: 1 };
-    let mut g = TradeGenerator::new(&config).expect("generator");
-    let mut lines = Vec::with_capacity(n * 80);
-    for _ in 0..n {
-        g.write_next(&mut lines);
-        lines.push(b'\n');
-    }
-    lines
-}
 
 /// Instances of the default operator fed `n` trades, as a checkpoint would find them.
 fn warm_instances(engine: &OperatorEngine, parallelism: usize, n: usize) -> Instances {
@@ -54,7 +39,7 @@ fn warm_instances(engine: &OperatorEngine, parallelism: usize, n: usize) -> Inst
     let mut instances =
         Instances::new(loaded, parallelism, (64, Default::default()), &Default::default(), &metrics)
             .expect("instances");
-    let input = lines(n);
+    let input = common::reference_lines(n);
     // The watermark moves as the host moves it: to the latest event time of the batch before.
     let mut watermark = weir_operator::NO_WATERMARK;
     for chunk in input.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect::<Vec<_>>().chunks(1024) {
@@ -173,7 +158,7 @@ fn whole_path(engine: &OperatorEngine, input: &[u8], interval: Option<Duration>)
 fn with_intervals(engine: &OperatorEngine) {
     let n = env("WEIR_BENCH_RECORDS", 40_000_000);
     let rounds = env("WEIR_BENCH_ROUNDS", 3);
-    let input = lines(n);
+    let input = common::reference_lines(n);
     let (mut none, mut ten, mut one, mut taken) = (vec![], vec![], vec![], (0, 0));
     for _ in 0..rounds {
         none.push(whole_path(engine, &input, None).0);

@@ -19,13 +19,10 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{env, median, whole_path_of};
+use common::{env, median, reference_lines, whole_path_of};
 
 use weir::artifact::Artifact;
-use weir::operator::{CompiledCache, Limits, OperatorEngine};
-use weir_producer::{GeneratorConfig, Tickers, TradeGenerator};
-
-const T0: i64 = 1_795_600_800_000;
+use weir::operator::{CacheOutcome, CompiledCache, Limits, OperatorEngine};
 
 /// Resident memory of this process (Linux: /proc/self/statm, pages of 4 KiB).
 fn rss_bytes() -> f64 {
@@ -45,14 +42,7 @@ fn artifact(name: &str) -> Artifact {
 
 fn main() {
     let records = env("WEIR_BENCH_RECORDS", 200_000);
-    let config =
-        GeneratorConfig { tickers: Tickers::Synthetic(1000), seed: 1, start_time_ms: T0, step_ms: 1 };
-    let mut generator = TradeGenerator::new(&config).expect("generator");
-    let mut lines = Vec::with_capacity(records * 80);
-    for _ in 0..records {
-        generator.write_next(&mut lines);
-        lines.push(b'\n');
-    }
+    let lines = reference_lines(records);
     let cache_dir = tempfile::tempdir().expect("a cache folder");
     println!(
         "| sliding-window-max | trades per CPU-second | trades/s (wall) | vs Rust (CPU) | compile, cold | load, warm | instantiate (median of 9) | RSS per instance | component |"
@@ -60,16 +50,18 @@ fn main() {
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let mut rust_rate = None;
     for (name, language) in [("rust", "Rust"), ("py", "Python"), ("js", "JavaScript")] {
-        let cold = OperatorEngine::new(Limits::default(), None).expect("engine");
-        let started = Instant::now();
-        cold.load(artifact(name), &[]).expect("compiles");
-        let compile = started.elapsed();
-        let warm = OperatorEngine::new(Limits::default(), Some(CompiledCache::new(cache_dir.path())))
+        // One engine and an empty cache: the first load compiles (and stores), the second
+        // loads what the first stored.
+        let engine = OperatorEngine::new(Limits::default(), Some(CompiledCache::new(cache_dir.path())))
             .expect("engine");
-        warm.load(artifact(name), &[]).expect("loads");
         let started = Instant::now();
-        let loaded = warm.load(artifact(name), &[]).expect("loads");
+        let first = engine.load(artifact(name), &[]).expect("compiles");
+        let compile = started.elapsed();
+        assert_eq!(first.cache_outcome(), CacheOutcome::Compiled, "{language}: compiled cold");
+        let started = Instant::now();
+        let loaded = engine.load(artifact(name), &[]).expect("loads");
         let load = started.elapsed();
+        assert_eq!(loaded.cache_outcome(), CacheOutcome::Hit, "{language}: loaded warm");
         let starts: Vec<f64> = (0..9)
             .map(|_| {
                 let started = Instant::now();

@@ -22,7 +22,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{env, median};
+use common::{T0, env, median};
 
 use sliding_window_max::SlidingWindowMax;
 use weir::artifact::Artifact;
@@ -30,8 +30,6 @@ use weir::operator::{Limits, OperatorEngine};
 use weir::pipeline::keys::Router;
 use weir_operator::{Grouping, Operator, Output, OwnedBatch, Settings};
 use weir_producer::{GeneratorConfig, Tickers, TradeGenerator};
-
-const T0: i64 = 1_795_600_800_000;
 
 struct Workload {
     name: &'static str,

@@ -12,6 +12,23 @@ use weir::operator::{LoadedOperator, OperatorEngine};
 use weir::pipeline::{Checkpoints, Pipeline, PipelineOptions};
 use weir::sink::{DeadLetterWriter, FileSink, Sink};
 use weir::source::{FileSource, Source};
+use weir_producer::{GeneratorConfig, Tickers, TradeGenerator};
+
+/// 2026-11-25T10:00:00Z, where generated trades start.
+pub const T0: i64 = 1_795_600_800_000;
+
+/// `n` reference trades as JSON lines: 1,000 tickers, 1 ms apart, seed 1.
+pub fn reference_lines(n: usize) -> Vec<u8> {
+    let config =
+        GeneratorConfig { tickers: Tickers::Synthetic(1000), seed: 1, start_time_ms: T0, step_ms: 1 };
+    let mut generator = TradeGenerator::new(&config).expect("generator");
+    let mut lines = Vec::with_capacity(n * 80);
+    for _ in 0..n {
+        generator.write_next(&mut lines);
+        lines.push(b'\n');
+    }
+    lines
+}
 
 /// User + system CPU time of this process so far (Linux: /proc/self/stat, in clock ticks).
 pub fn cpu_time() -> Duration {

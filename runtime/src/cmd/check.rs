@@ -26,10 +26,10 @@ pub async fn check(args: CheckArgs) -> Result<()> {
     let how = match loaded.cache_outcome() {
         CacheOutcome::Hit => "from the compiled cache",
         CacheOutcome::Compiled => "compiled, and cached",
-        CacheOutcome::CompiledUncached => "compiled (not cached)",
+        CacheOutcome::CompiledUncached => "compiled, not cached",
     };
     println!(
-        "  {}; {:.1} MB, loaded in {:.0?} {how}",
+        "  {}; {:.1} MB, loaded in {:.0?} ({how})",
         Toolchain::of(bytes),
         bytes.len() as f64 / 1e6,
         loaded.load_time()

@@ -1,4 +1,4 @@
-//! What made a component, for `weir check` and the load log line: the languages and tools its
+//! What made a component, for `weir check`: the languages and tools its
 //! `producers` custom sections name (rustc, clang and wit-component write them), and, for a
 //! toolchain that names no language, the language runtime it links: componentize-py links
 //! CPython as a shared library (`libpython3.X.so`, named in a `dylink.0` section).

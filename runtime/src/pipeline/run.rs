@@ -31,7 +31,8 @@ pub struct Pipeline {
     versions: Versions,
     sink: Sink,
     dead_letters: DeadLetterWriter,
-    metrics: Arc<Metrics>,
+    /// None: metrics of its own, made when it runs.
+    metrics: Option<Arc<Metrics>>,
     options: PipelineOptions,
     checkpoints: Option<Checkpoints>,
 }
@@ -50,7 +51,7 @@ impl Pipeline {
             versions: versions.into(),
             sink,
             dead_letters,
-            metrics: Arc::new(Metrics::default()),
+            metrics: None,
             options: PipelineOptions::default(),
             checkpoints: None,
         }
@@ -58,7 +59,7 @@ impl Pipeline {
 
     /// Counts into `metrics` (shared with whoever reports or exports them).
     pub fn metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.metrics = metrics;
+        self.metrics = Some(metrics);
         self
     }
 
@@ -94,6 +95,7 @@ impl Pipeline {
         shutdown: impl Future<Output = ()>,
     ) -> (Result<Ending, PipelineError>, Versions) {
         let Self { source, versions, sink, dead_letters, metrics, options, checkpoints } = self;
+        let metrics = metrics.unwrap_or_default();
         let (restored, first_id, writer, interval, source_name) = match checkpoints {
             Some(c) => {
                 let first_id = c.store.next_id();

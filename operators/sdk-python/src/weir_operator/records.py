@@ -19,6 +19,15 @@ LATE = "late: "
 PARTLY_LATE = "partly late: "
 
 
+def _pairs(packed: bytes | bytearray, key_lens: list[int], value_lens: list[int]) -> Iterator[tuple[str, bytes]]:
+    """`(key, value)` pairs out of packed bytes and their two length lists."""
+    view, at = memoryview(packed), 0
+    for key_len, value_len in zip(key_lens, value_lens):
+        key_end = at + key_len
+        yield str(view[at:key_end], "utf-8"), bytes(view[key_end : key_end + value_len])
+        at = key_end + value_len
+
+
 class Record(NamedTuple):
     """One input record."""
 
@@ -129,12 +138,7 @@ class Output:
 
     def records(self) -> list[tuple[str, bytes]]:
         """The output records as `(partition key, data)`, in order."""
-        out, at, view = [], 0, memoryview(self._bytes)
-        for key_len, data_len in zip(self.key_lens, self.data_lens):
-            key_end = at + key_len
-            out.append((str(view[at:key_end], "utf-8"), bytes(view[key_end : key_end + data_len])))
-            at = key_end + data_len
-        return out
+        return list(_pairs(self._bytes, self.key_lens, self.data_lens))
 
     def extend(self, other: Output) -> None:
         """Append all of `other`'s records and rejections (and its event time)."""
@@ -174,11 +178,7 @@ class KeyedStates:
 
     def __iter__(self) -> Iterator[tuple[str, bytes]]:
         """`(key, state)` of each entry, in order."""
-        view, at = memoryview(self._bytes), 0
-        for key_len, state_len in zip(self.key_lens, self.state_lens):
-            key_end = at + key_len
-            yield str(view[at:key_end], "utf-8"), bytes(view[key_end : key_end + state_len])
-            at = key_end + state_len
+        return _pairs(self._bytes, self.key_lens, self.state_lens)
 
     def packed(self) -> bytes:
         """The entries' keys and states back to back, as the contract carries them."""
