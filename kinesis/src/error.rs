@@ -99,6 +99,18 @@ pub enum KinesisError {
         /// The shard.
         shard: String,
     },
+    /// An enhanced fan-out consumer did not become ACTIVE in time.
+    #[error(
+        "consumer {consumer} of stream {stream} did not become ACTIVE within {waited:?}: look at it with `aws kinesis describe-stream-consumer`, or choose another --efo-consumer name"
+    )]
+    ConsumerNotActive {
+        /// The stream.
+        stream: Stream,
+        /// The consumer's name.
+        consumer: String,
+        /// How long weir waited.
+        waited: std::time::Duration,
+    },
     /// A record's partition key is empty or too long.
     #[error(
         "cannot write a record with a partition key of {chars} characters; Kinesis needs 1 to {MAX_KEY_CHARS}"

@@ -27,6 +27,7 @@ use crate::KinesisError;
 use crate::aws::{Kinesis, Stream};
 use crate::reader::{ReaderStats, ShardReader};
 use crate::shards::{self, HashRange, ShardInfo, StartPosition};
+use crate::subscription::{FanOut, ShardSubscriber};
 
 /// How a stream is read.
 #[derive(Clone, Debug)]
@@ -46,6 +47,8 @@ pub struct ReadOptions {
     /// reads the shards it holds; a lease is only taken once its parents are finished), and
     /// look for no others (None: the whole stream).
     pub only: Option<std::collections::BTreeSet<String>>,
+    /// Read through enhanced fan-out as this consumer (None: poll with GetRecords).
+    pub fan_out: Option<FanOut>,
 }
 
 /// Where a shard known to a checkpoint is read from.
@@ -128,7 +131,8 @@ enum Status {
 
 /// What a reader tells the coordinator when it stops.
 enum Notice {
-    Ended(String),
+    /// The shard ended; its children, when the last reply named them.
+    Ended(String, Vec<ShardInfo>),
     Idle(String),
     Failed(KinesisError),
 }
@@ -185,12 +189,13 @@ impl StreamReader {
                     info.id,
                     if info.parents.is_empty() { String::new() } else { format!(" (after {})", info.parents.join(", ")) }
                 );
-                let reader = ShardReader::new(
+                let reader = ShardFeed::new(
                     self.kinesis.clone(),
                     self.stream.clone(),
                     info.id.clone(),
                     start,
                     self.options.poll_interval,
+                    self.options.fan_out.as_ref(),
                 );
                 let task = ReaderTask {
                     reader,
@@ -208,9 +213,13 @@ impl StreamReader {
             }
             let rediscover = tokio::select! {
                 notice = notices.recv() => match notice {
-                    Some(Notice::Ended(shard)) => {
+                    Some(Notice::Ended(shard, children)) => {
                         tracing::info!(stream = %self.stream, "shard {shard} read to its end");
                         lineage.set(&shard, Status::Ended);
+                        // The children the end named can start now; a listing finds the rest.
+                        if self.options.only.is_none() {
+                            lineage.discovered(children);
+                        }
                         true
                     }
                     Some(Notice::Idle(shard)) => {
@@ -337,9 +346,59 @@ impl Lineage {
     }
 }
 
+/// How a shard is read: polled with GetRecords, or pushed through a subscription.
+pub enum ShardFeed {
+    /// GetRecords.
+    Poll(ShardReader),
+    /// SubscribeToShard.
+    Push(ShardSubscriber),
+}
+
+impl ShardFeed {
+    /// A reader of `shard` from `start`: through `fan_out`'s subscriptions if given, else
+    /// polling every `poll_interval` at first.
+    pub fn new(
+        kinesis: Kinesis,
+        stream: Stream,
+        shard: String,
+        start: StartPosition,
+        poll_interval: Duration,
+        fan_out: Option<&FanOut>,
+    ) -> Self {
+        match fan_out {
+            Some(fan_out) => Self::Push(ShardSubscriber::new(kinesis, stream, shard, start, fan_out.clone())),
+            None => Self::Poll(ShardReader::new(kinesis, stream, shard, start, poll_interval)),
+        }
+    }
+
+    /// The shard read.
+    pub fn shard(&self) -> &str {
+        match self {
+            Self::Poll(reader) => reader.shard(),
+            Self::Push(subscriber) => subscriber.shard(),
+        }
+    }
+
+    /// What the reader has run into so far.
+    pub fn stats(&self) -> ReaderStats {
+        match self {
+            Self::Poll(reader) => reader.stats(),
+            Self::Push(subscriber) => subscriber.stats(),
+        }
+    }
+
+    /// The next reply (see [`ShardReader::next`] and [`ShardSubscriber::next`]).
+    pub async fn next(&mut self) -> Result<crate::reader::Reply, KinesisError> {
+        match self {
+            Self::Poll(reader) => reader.next().await,
+            Self::Push(subscriber) => subscriber.next().await,
+        }
+    }
+}
+
 /// One shard's reading loop.
 struct ReaderTask {
-    reader: ShardReader,
+    reader: ShardFeed,
     tx: mpsc::Sender<ShardEvent>,
     notices: mpsc::UnboundedSender<Notice>,
     until_idle: Option<Duration>,
@@ -373,7 +432,7 @@ impl ReaderTask {
             }
             if reply.ended {
                 if self.tx.send(ShardEvent::Ended { shard: shard.clone() }).await.is_ok() {
-                    let _ = self.notices.send(Notice::Ended(shard));
+                    let _ = self.notices.send(Notice::Ended(shard, reply.children));
                 }
                 return;
             }
@@ -414,6 +473,7 @@ mod tests {
             until_idle: None,
             resume: BTreeMap::new(),
             only: None,
+            fan_out: None,
         }
     }
 

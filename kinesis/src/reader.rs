@@ -18,7 +18,7 @@ use weir_aws::{Backoff, Policy, Service, Transient, is_throttling};
 
 use crate::KinesisError;
 use crate::aws::{Kinesis, Stream};
-use crate::shards::StartPosition;
+use crate::shards::{ShardInfo, StartPosition};
 
 /// The longest wait between polls of a shard that keeps returning nothing.
 pub const MAX_IDLE_WAIT: Duration = Duration::from_secs(1);
@@ -78,9 +78,23 @@ pub struct Reply {
     pub millis_behind_latest: Option<i64>,
     /// The shard is closed and every record of it has been returned.
     pub ended: bool,
+    /// The shards that continue it, when the reply that ends it names them (SubscribeToShard's
+    /// ChildShards; empty otherwise: a ListShards finds them).
+    pub children: Vec<ShardInfo>,
 }
 
 impl Reply {
+    /// What a reader answers once its shard has ended.
+    pub fn end() -> Self {
+        Reply {
+            sent_at: std::time::Instant::now(),
+            records: Vec::new(),
+            millis_behind_latest: None,
+            ended: true,
+            children: Vec::new(),
+        }
+    }
+
     /// Nothing was returned and nothing is waiting: the reader is at the current end of an
     /// open shard, so nothing written before the call was sent is left to read from it. Not the
     /// reply that ends a closed shard: records written since it closed are in its children.
@@ -89,7 +103,7 @@ impl Reply {
     }
 }
 
-/// What a reader has run into so far.
+/// What a reader has run into so far (polling or subscribed).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReaderStats {
     /// Calls refused for throughput (ProvisionedThroughputExceeded, LimitExceeded, throttling).
@@ -101,6 +115,19 @@ pub struct ReaderStats {
     /// Start positions (sequence numbers of a checkpoint) older than the shard keeps: read
     /// from its oldest record instead.
     pub expired_positions: u64,
+    /// Subscriptions made (enhanced fan-out).
+    pub subscribed: u64,
+    /// Subscriptions renewed at the end of their life (enhanced fan-out).
+    pub renewed: u64,
+    /// Subscriptions made again after sending nothing for the inactivity deadline.
+    pub resubscribed_inactive: u64,
+    /// Subscriptions made again after their connection failed or the service ended them with
+    /// an error.
+    pub resubscribed_dropped: u64,
+    /// Subscribe calls (or subscriptions) refused with ResourceInUseException.
+    pub in_use: u64,
+    /// Events received from subscriptions.
+    pub events: u64,
 }
 
 /// Reads one shard, in order, from a start position to its end (if it ever closes).
@@ -157,12 +184,7 @@ impl ShardReader {
     /// After a reply with `ended`, there is nothing more to read.
     pub async fn next(&mut self) -> Result<Reply, KinesisError> {
         if self.ended {
-            return Ok(Reply {
-                sent_at: std::time::Instant::now(),
-                records: Vec::new(),
-                millis_behind_latest: None,
-                ended: true,
-            });
+            return Ok(Reply::end());
         }
         if let Some(at) = self.next_call.take() {
             tokio::time::sleep_until(at).await;
@@ -220,6 +242,7 @@ impl ShardReader {
                 records,
                 millis_behind_latest: reply.millis_behind_latest,
                 ended: self.ended,
+                children: Vec::new(),
             };
             let wait = self.pace(&reply);
             self.next_call = (!wait.is_zero()).then(|| tokio::time::Instant::now() + wait);
@@ -333,7 +356,13 @@ mod tests {
             .build()
             .unwrap();
         let sent_at = std::time::Instant::now();
-        Reply { sent_at, records: vec![record; records], millis_behind_latest: behind, ended }
+        Reply {
+            sent_at,
+            records: vec![record; records],
+            millis_behind_latest: behind,
+            ended,
+            children: Vec::new(),
+        }
     }
 
     fn wait_after(reader: &mut ShardReader, records: usize, behind: i64) -> Duration {

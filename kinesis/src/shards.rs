@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use aws_sdk_kinesis::types::HashKeyRange;
 use md5::{Digest, Md5};
 use weir_aws::{Policy, Service};
 
@@ -78,16 +79,12 @@ pub async fn list_shards(kinesis: &Kinesis, stream: &Stream) -> Result<Vec<Shard
         )
         .await?;
         for shard in page.shards() {
-            let range = shard.hash_key_range().map(|r| (r.starting_hash_key(), r.ending_hash_key()));
-            let hash_range = match range.map(|(s, e)| (s.parse::<u128>(), e.parse::<u128>())) {
-                Some((Ok(start), Ok(end))) => HashRange { start, end },
-                _ => {
-                    return Err(KinesisError::BadShard {
-                        stream: stream.clone(),
-                        endpoint: kinesis.endpoint.clone(),
-                        shard: shard.shard_id().to_string(),
-                    });
-                }
+            let Some(hash_range) = parse_range(shard.hash_key_range()) else {
+                return Err(KinesisError::BadShard {
+                    stream: stream.clone(),
+                    endpoint: kinesis.endpoint.clone(),
+                    shard: shard.shard_id().to_string(),
+                });
             };
             let ending = shard.sequence_number_range().and_then(|r| r.ending_sequence_number());
             shards.push(ShardInfo {
@@ -106,6 +103,13 @@ pub async fn list_shards(kinesis: &Kinesis, stream: &Stream) -> Result<Vec<Shard
             return Ok(shards);
         }
     }
+}
+
+/// A hash key range as Kinesis describes it (decimal strings), if it is one.
+pub(crate) fn parse_range(range: Option<&HashKeyRange>) -> Option<HashRange> {
+    let range = range?;
+    let (start, end) = (range.starting_hash_key().parse().ok()?, range.ending_hash_key().parse().ok()?);
+    (start <= end).then_some(HashRange { start, end })
 }
 
 /// Where a shard is read from first.

@@ -220,6 +220,7 @@ fn source_options(start: StartPosition, until_idle: Option<Duration>) -> ReadOpt
         until_idle,
         resume: Default::default(),
         only: None,
+        fan_out: None,
     }
 }
 
@@ -245,17 +246,18 @@ async fn weir_drain(client: &Client, stream: &str, records: u64, loaded: LoadedO
     .expect("source");
     let sink = KinesisSink::connect(kinesis(client).await, Stream(out)).await.expect("sink");
     let dead_letters = DeadLetterWriter::new(Box::new(std::io::sink()), "dead letters");
-    let pipeline = Pipeline::new(Source::Kinesis(source), loaded, Sink::Kinesis(sink), dead_letters)
-        .metrics(metrics.clone())
-        .options(PipelineOptions {
-            // As `weir run` does: one instance per available core (WEIR_BENCH_PARALLELISM).
-            parallelism: env(
-                "WEIR_BENCH_PARALLELISM",
-                std::thread::available_parallelism().map_or(1, |n| n.get()) as u64,
-            ) as usize,
-            stats_interval: Duration::from_secs(3600),
-            ..PipelineOptions::default()
-        });
+    let pipeline =
+        Pipeline::new(Source::Kinesis(Box::new(source)), loaded, Sink::Kinesis(sink), dead_letters)
+            .metrics(metrics.clone())
+            .options(PipelineOptions {
+                // As `weir run` does: one instance per available core (WEIR_BENCH_PARALLELISM).
+                parallelism: env(
+                    "WEIR_BENCH_PARALLELISM",
+                    std::thread::available_parallelism().map_or(1, |n| n.get()) as u64,
+                ) as usize,
+                stats_interval: Duration::from_secs(3600),
+                ..PipelineOptions::default()
+            });
     let run = tokio::spawn(pipeline.run(std::future::pending()));
     let started_at = started;
     while metrics.snapshot().records_in < records {

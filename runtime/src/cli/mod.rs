@@ -195,6 +195,11 @@ pub struct TailArgs {
     /// How often to poll a shard that returned nothing.
     #[arg(long, default_value = "200ms", value_parser = parse_duration, value_name = "DURATION")]
     pub poll_interval: Duration,
+    /// Read through enhanced fan-out as this consumer (registered if missing, and left
+    /// registered), instead of polling: for a stream whose GetRecords budget its readers
+    /// already use up.
+    #[arg(long, value_name = "NAME")]
+    pub efo_consumer: Option<String>,
     #[command(flatten)]
     pub aws: AwsArgs,
 }

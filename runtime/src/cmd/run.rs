@@ -17,10 +17,10 @@ use weir::metrics::emf::EmfFormat;
 use weir::metrics::{Metrics, StatsFormat};
 use weir::objects::Objects;
 use weir::pipeline::{Checkpoints, Ending, Pipeline, PipelineOptions};
-use weir_kinesis::{Kinesis, Stream};
+use weir_kinesis::{ReadOptions, Stream};
 
 use super::signals::Signals;
-use super::wiring::{KinesisClient, TermOutputsFromArgs, dead_letters, read_options, sink, source};
+use super::wiring::{KinesisClient, TermOutputsFromArgs, consumer, dead_letters, read_options, sink, source};
 use crate::cli::{MetricsFormat, RunArgs};
 
 /// `weir run`. Returns how the run ended.
@@ -67,6 +67,7 @@ pub async fn run(args: RunArgs) -> Result<Ending> {
     let mut kinesis = KinesisClient::default();
     let sink = sink(&args, &mut kinesis, &metrics).await?;
     let dead_letters = dead_letters(&args, &mut kinesis).await?;
+    let consumer = consumer(&args, &mut kinesis).await?;
     if let Some(addr) = args.metrics_addr {
         let (bound, server) = weir::metrics::serve(addr, metrics.clone())
             .await
@@ -108,17 +109,17 @@ pub async fn run(args: RunArgs) -> Result<Ending> {
     // holds its thread.
     let stopping = signals.clone().nth(1);
     let mut run: tokio::task::JoinHandle<Result<Ending>> = if leased {
-        let kinesis = kinesis.get(region).await;
         let outputs = TermOutputsFromArgs {
             args: args.clone(),
-            kinesis: KinesisClient::from(kinesis.clone()),
+            kinesis: KinesisClient::from(kinesis.get(region).await),
             metrics: metrics.clone(),
             first: Some((sink, dead_letters)),
         };
-        let group = lease_group(args.clone(), versions, metrics.clone(), options, outputs, kinesis, stopping);
+        let read = read_options(&args, Default::default(), consumer.as_ref());
+        let group = lease_group(args.clone(), versions, metrics.clone(), options, outputs, read, stopping);
         tokio::spawn(group)
     } else {
-        let source = source(&args, restored.as_ref(), &mut kinesis, &metrics).await?;
+        let source = source(&args, restored.as_ref(), consumer.as_ref(), &mut kinesis, &metrics).await?;
         let checkpoints = store.take().map(|store| Checkpoints {
             store: Box::new(store) as Box<dyn CheckpointStore>,
             interval: args.checkpoint.checkpoint_interval,
@@ -155,6 +156,14 @@ pub async fn run(args: RunArgs) -> Result<Ending> {
             exit_now(&format!("{what} failed ({failed}): weir stops rather than run without it"));
         }
     };
+    if let (Some(consumer), true, Location::Kinesis(stream)) =
+        (&consumer, args.kinesis.efo_deregister, &args.source)
+    {
+        let kinesis = kinesis.get(region).await;
+        if let Err(e) = consumer.deregister(&kinesis, &Stream(stream.clone())).await {
+            tracing::warn!("cannot deregister consumer {} (--efo-deregister): {e}", consumer.name);
+        }
+    }
     let end = metrics.snapshot();
     tracing::info!(
         "{} after {:.1} s: {}",
@@ -168,15 +177,15 @@ pub async fn run(args: RunArgs) -> Result<Ending> {
     Ok(ending)
 }
 
-/// `weir run --lease-table`: join the group, run the pipeline in terms over the shards held,
-/// leave at the end.
+/// `weir run --lease-table`: join the group, run the pipeline in terms over the shards held
+/// (each read as `read` says), leave at the end.
 async fn lease_group(
     args: Arc<RunArgs>,
     versions: Versions,
     metrics: Arc<Metrics>,
     options: PipelineOptions,
-    outputs: TermOutputsFromArgs,
-    kinesis: Kinesis,
+    mut outputs: TermOutputsFromArgs,
+    read: ReadOptions,
     stopping: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Ending> {
     let region = args.aws.region.as_deref();
@@ -186,6 +195,7 @@ async fn lease_group(
         bail!("--lease-table needs --checkpoint and a Kinesis source (kinesis://STREAM)");
     };
     let stream = Stream(stream.clone());
+    let kinesis = outputs.kinesis.get(region).await;
     let objects = Objects::open(location, region).await.map_err(anyhow::Error::msg)?;
     let id = args.leases.worker_id.clone().unwrap_or_else(default_worker_id);
     let worker = Worker::join(
@@ -202,7 +212,7 @@ async fn lease_group(
         objects,
         stream,
         kinesis,
-        read: read_options(&args, Default::default()),
+        read,
         batch_size: args.batch_size as usize,
         checkpoint_interval: args.checkpoint.checkpoint_interval,
         reset_state: args.checkpoint.reset_state,

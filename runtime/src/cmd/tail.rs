@@ -2,6 +2,7 @@
 //!
 //! Without `--follow` each shard is read from the start position until it is caught up (an
 //! empty reply with nothing behind) or closed, and the command ends when every shard has.
+//! `--efo-consumer` reads through enhanced fan-out instead of polling.
 
 use std::io::Write;
 
@@ -11,7 +12,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use weir::location::Location;
 use weir_aws as aws;
-use weir_kinesis::{Kinesis, ShardReader, StartPosition, Stream, shards};
+use weir_kinesis::{Consumer, FanOut, Kinesis, ShardFeed, StartPosition, Stream, shards};
 
 use crate::cli::{TailArgs, TailFrom};
 
@@ -40,11 +41,21 @@ pub async fn tail(args: TailArgs) -> Result<()> {
         TailFrom::Latest => StartPosition::Latest,
     };
     let follow = args.follow || args.from == TailFrom::Latest;
+    let fan_out = match &args.efo_consumer {
+        Some(name) => Some(FanOut::new(Consumer::register(&kinesis, &stream, name).await?.arn)),
+        None => None,
+    };
     let (tx, mut rx) = mpsc::channel::<Line>(1024);
     let mut tasks = tokio::task::JoinSet::new();
     for shard in shards {
-        let reader =
-            ShardReader::new(kinesis.clone(), stream.clone(), shard.id, start.clone(), args.poll_interval);
+        let reader = ShardFeed::new(
+            kinesis.clone(),
+            stream.clone(),
+            shard.id,
+            start.clone(),
+            args.poll_interval,
+            fan_out.as_ref(),
+        );
         tasks.spawn(read_shard(reader, follow, tx.clone()));
     }
     drop(tx);
@@ -74,7 +85,7 @@ pub async fn tail(args: TailArgs) -> Result<()> {
     Ok(())
 }
 
-async fn read_shard(mut reader: ShardReader, follow: bool, tx: mpsc::Sender<Line>) -> Result<()> {
+async fn read_shard(mut reader: ShardFeed, follow: bool, tx: mpsc::Sender<Line>) -> Result<()> {
     let shard = reader.shard().to_string();
     loop {
         let reply = reader.next().await?;

@@ -14,14 +14,16 @@ use weir::metrics::Metrics;
 use weir::sink::{DeadLetterWriter, FileSink, KinesisSink, Sink};
 use weir::source::{FileSource, GeneratorSource, KinesisSource, Source};
 use weir_aws as aws;
-use weir_kinesis::{Kinesis, ReadOptions, Resume, Stream};
+use weir_kinesis::{Consumer, Kinesis, ReadOptions, Resume, Stream};
 
 use crate::cli::RunArgs;
 
-/// The source of `args` (a Kinesis stream resumed from `restored`, if any).
+/// The source of `args` (a Kinesis stream resumed from `restored`, if any, read through
+/// `consumer` if one is given).
 pub(super) async fn source(
     args: &RunArgs,
     restored: Option<&weir::checkpoint::Checkpoint>,
+    consumer: Option<&Consumer>,
     kinesis: &mut KinesisClient,
     metrics: &Arc<Metrics>,
 ) -> Result<Source> {
@@ -43,18 +45,23 @@ pub(super) async fn source(
         Location::File(path) => Source::File(FileSource::open(path.clone(), batch_size).await?),
         Location::Kinesis(stream) => {
             let resume = restored.map(|c| weir::checkpoint::resume_positions(&c.meta.shards));
-            let options = read_options(args, resume.unwrap_or_default());
+            let options = read_options(args, resume.unwrap_or_default(), consumer);
             let kinesis = kinesis.get(region).await;
             let source =
                 KinesisSource::connect(kinesis, Stream(stream.clone()), options, batch_size, metrics.clone());
-            Source::Kinesis(source.await?)
+            Source::Kinesis(Box::new(source.await?))
         }
         other => bail!("source {other} is not supported: use kinesis://STREAM, generator, a file or -"),
     })
 }
 
-/// How `args` reads Kinesis, resuming shards at `resume` (the others at `--start-position`).
-pub(super) fn read_options(args: &RunArgs, resume: BTreeMap<String, Resume>) -> ReadOptions {
+/// How `args` reads Kinesis, resuming shards at `resume` (the others at `--start-position`),
+/// through `consumer`'s subscriptions if one is given.
+pub(super) fn read_options(
+    args: &RunArgs,
+    resume: BTreeMap<String, Resume>,
+    consumer: Option<&Consumer>,
+) -> ReadOptions {
     ReadOptions {
         start: args.kinesis.start_position.clone(),
         poll_interval: args.kinesis.poll_interval,
@@ -62,7 +69,20 @@ pub(super) fn read_options(args: &RunArgs, resume: BTreeMap<String, Resume>) -> 
         until_idle: args.kinesis.until_idle,
         resume,
         only: None,
+        fan_out: consumer.map(|c| args.kinesis.fan_out(c)),
     }
+}
+
+/// The enhanced fan-out consumer of `args` (`--efo-consumer`), registered or found, and ACTIVE.
+pub(super) async fn consumer(args: &RunArgs, kinesis: &mut KinesisClient) -> Result<Option<Consumer>> {
+    let Some(name) = &args.kinesis.efo_consumer else { return Ok(None) };
+    let Location::Kinesis(stream) = &args.source else {
+        bail!(
+            "--efo-consumer reads a Kinesis stream through enhanced fan-out: give --source kinesis://STREAM"
+        );
+    };
+    let kinesis = kinesis.get(args.aws.region.as_deref()).await;
+    Ok(Some(Consumer::register(&kinesis, &Stream(stream.clone()), name).await?))
 }
 
 /// The result sink of `args`, checked to exist.

@@ -345,12 +345,13 @@ impl Terms for PipelineTerms {
             ..self.options.clone()
         };
         let versions = std::mem::replace(&mut self.versions, Versions::from(loaded));
-        let (ended, versions) = Pipeline::new(Source::Kinesis(source), versions, sink, dead_letters)
-            .metrics(self.metrics.clone())
-            .options(options)
-            .checkpoints(Some(checkpoints))
-            .run_term(end)
-            .await;
+        let (ended, versions) =
+            Pipeline::new(Source::Kinesis(Box::new(source)), versions, sink, dead_letters)
+                .metrics(self.metrics.clone())
+                .options(options)
+                .checkpoints(Some(checkpoints))
+                .run_term(end)
+                .await;
         self.versions = versions;
         ended.map_err(WorkerError::Pipeline)
     }

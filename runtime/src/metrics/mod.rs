@@ -9,6 +9,7 @@
 pub mod aws;
 pub mod checkpoint;
 pub mod emf;
+pub mod fan_out;
 pub mod lease;
 pub mod report;
 pub mod series;
@@ -29,6 +30,7 @@ use prometheus_client::registry::Registry;
 use weir_kinesis::WriterStats;
 
 pub use checkpoint::CheckpointMetrics;
+pub use fan_out::FanOutMetrics;
 pub use lease::LeaseMetrics;
 pub use report::{Snapshot, StatsFormat};
 use sink::SinkCollector;
@@ -138,6 +140,8 @@ crate::series! {
         pub checkpoints: CheckpointMetrics = CheckpointMetrics::register(registry),
         /// Leases (with `--lease-table`).
         pub leases: LeaseMetrics = LeaseMetrics::register(registry),
+        /// Subscriptions (with `--efo-consumer`).
+        pub fan_out: FanOutMetrics = FanOutMetrics::register(registry),
         /// The Kinesis sink's series, once one is watched.
         sink: Arc<SinkCollector> = SinkCollector::register(registry),
         /// The shards seen, for the totals.

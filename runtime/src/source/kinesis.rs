@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::mpsc;
 use weir_contract::OwnedBatch;
 use weir_kinesis::{Kinesis, ReadOptions, ReaderStats, ShardEvent, StartPosition, Stream, StreamReader};
@@ -20,6 +21,39 @@ pub struct KinesisSource {
     reader: StreamReader,
     batch_size: usize,
     metrics: Arc<Metrics>,
+    /// Read through subscriptions (enhanced fan-out).
+    fan_out: bool,
+}
+
+/// `weir_subscriptions_active`: the shards this source reads through subscriptions, taken off
+/// again when the source stops, however it stops.
+struct Subscriptions {
+    gauge: Option<Gauge>,
+    open: i64,
+}
+
+impl Subscriptions {
+    fn start(&mut self) {
+        if let Some(gauge) = &self.gauge {
+            gauge.inc();
+            self.open += 1;
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(gauge) = &self.gauge {
+            gauge.dec();
+            self.open -= 1;
+        }
+    }
+}
+
+impl Drop for Subscriptions {
+    fn drop(&mut self) {
+        if let Some(gauge) = &self.gauge {
+            gauge.dec_by(self.open);
+        }
+    }
 }
 
 impl KinesisSource {
@@ -32,8 +66,9 @@ impl KinesisSource {
         batch_size: usize,
         metrics: Arc<Metrics>,
     ) -> Result<Self, SourceError> {
+        let fan_out = options.fan_out.is_some();
         let reader = StreamReader::connect(kinesis, stream, options).await?;
-        Ok(Self { reader, batch_size: batch_size.max(1), metrics })
+        Ok(Self { reader, batch_size: batch_size.max(1), metrics, fan_out })
     }
 
     pub(super) async fn run(self, tx: mpsc::Sender<SourceEvent>) -> Result<(), SourceError> {
@@ -41,10 +76,13 @@ impl KinesisSource {
         let reader = tokio::spawn(self.reader.run(shard_tx));
         // Each shard's series, and its reader's counts at the last look.
         let mut shards: HashMap<String, (ShardMetrics, ReaderStats)> = HashMap::new();
+        let mut active =
+            Subscriptions { gauge: self.fan_out.then(|| self.metrics.fan_out.active.clone()), open: 0 };
         while let Some(event) = shard_events.recv().await {
             let event = match event {
                 ShardEvent::Started { shard, parents, hash_range, from } => {
                     shards.insert(shard.clone(), (self.metrics.shard(&shard), ReaderStats::default()));
+                    active.start();
                     let from_ms = match from {
                         StartPosition::TrimHorizon => Some(0),
                         StartPosition::AtTimestamp(at) => Some(at.as_millisecond()),
@@ -53,8 +91,14 @@ impl KinesisSource {
                     };
                     SourceEvent::Started { shard, lineage: Some(Lineage { parents, hash_range, from_ms }) }
                 }
-                ShardEvent::Ended { shard } => SourceEvent::Ended { shard },
-                ShardEvent::Idle { shard } => SourceEvent::Idle { shard },
+                ShardEvent::Ended { shard } => {
+                    active.stop();
+                    SourceEvent::Ended { shard }
+                }
+                ShardEvent::Idle { shard } => {
+                    active.stop();
+                    SourceEvent::Idle { shard }
+                }
                 ShardEvent::Records {
                     shard,
                     records,
@@ -68,6 +112,7 @@ impl KinesisSource {
                         metrics.read_throttles.inc_by(stats.throttles - seen.throttles);
                         metrics.read_retries.inc_by(stats.retries - seen.retries);
                         metrics.iterator_renewals.inc_by(stats.renewals - seen.renewals);
+                        self.metrics.fan_out.count(seen, &stats);
                         self.metrics
                             .checkpoints
                             .expired_positions

@@ -118,7 +118,7 @@ pub enum Source {
     /// The built-in trade generator.
     Generator(GeneratorSource),
     /// A Kinesis stream, every shard.
-    Kinesis(KinesisSource),
+    Kinesis(Box<KinesisSource>),
     /// Events another task sends.
     Channel(ChannelSource),
 }

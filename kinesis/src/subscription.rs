@@ -1,0 +1,368 @@
+//! Reading one shard through enhanced fan-out: a [`ShardSubscriber`] keeps a SubscribeToShard
+//! subscription open as a consumer and turns its events into the same [`Reply`]s a polling
+//! [`crate::ShardReader`] gives, so everything downstream reads both alike.
+//!
+//! A subscription never stalls silently:
+//! - it is **renewed** from the last ContinuationSequenceNumber before the service's 5 minutes
+//!   end ([`FanOut::renew_after`]), or at once when the service ends it first;
+//! - a subscription that sends nothing for [`FanOut::inactivity`] (AWS sends an event at least
+//!   every 5 s, even with no records) is dropped and **resubscribed**, as is one whose
+//!   connection fails;
+//! - ResourceInUseException (another reader holds this consumer's subscription to the shard,
+//!   or the last one is less than 5 s old) and throttles are retried with backoff, and the
+//!   one-call-per-second-per-shard rule is kept before every call;
+//! - at a shard's end (an empty ContinuationSequenceNumber, or ChildShards with no records) the
+//!   reply says `ended` and carries the children.
+//!
+//! Every resubscription starts after the last event taken, so nothing is read twice or skipped.
+//!
+//! **What an empty event vouches for.** A poll proves that the shard had nothing more when the
+//! call was sent. A pushed event has no such instant: it may have waited in a buffer. An empty
+//! event with MillisBehindLatest 0 counts as caught up, standing for a read sent
+//! [`PUSH_ALLOWANCE`] before the reader started waiting for it, only when the reader had to
+//! wait for it ([`MIN_WAIT`]: it was not already buffered) and had taken the previous event
+//! without being held up by its consumer. Otherwise it is an empty reply that proves nothing.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesis::error::ProvideErrorMetadata;
+use aws_sdk_kinesis::primitives::DateTime;
+use aws_sdk_kinesis::primitives::event_stream::EventReceiver;
+use aws_sdk_kinesis::types::error::SubscribeToShardEventStreamError;
+use aws_sdk_kinesis::types::{
+    ShardIteratorType, StartingPosition, SubscribeToShardEvent, SubscribeToShardEventStream,
+};
+use weir_aws::{Backoff, Policy, Service, Transient, is_throttling};
+
+use crate::KinesisError;
+use crate::aws::{Kinesis, Stream};
+use crate::reader::{ReaderStats, Reply};
+use crate::shards::{ShardInfo, StartPosition, parse_range};
+
+/// The service ends a subscription after 5 minutes.
+pub const SUBSCRIPTION_LIFETIME: Duration = Duration::from_secs(300);
+/// At most one SubscribeToShard per second per consumer and shard.
+const CALL_SPACING: Duration = Duration::from_secs(1);
+/// Retries of refused or failed subscribe calls: from 1 s (the service's spacing) up to 10 s.
+const RETRY: Policy = Policy::forever(Duration::from_secs(1), Duration::from_secs(10));
+/// An empty event counts as caught up only if the reader waited at least this long for it.
+pub const MIN_WAIT: Duration = Duration::from_millis(5);
+/// How long before the reader started waiting an empty, caught-up event stands for: more than
+/// an event takes from the service to the reader.
+pub const PUSH_ALLOWANCE: Duration = Duration::from_millis(500);
+/// The reader counts as held up when it took the previous event this long before asking for
+/// the next one.
+const HELD_UP: Duration = Duration::from_millis(50);
+
+/// How subscriptions are kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FanOut {
+    /// The consumer's ARN.
+    pub consumer_arn: String,
+    /// A subscription is renewed after this long (before the service ends it at 5 minutes).
+    pub renew_after: Duration,
+    /// A subscription that sends no event for this long is dropped and made again.
+    pub inactivity: Duration,
+}
+
+impl FanOut {
+    /// Subscriptions as `consumer_arn`, renewed 10 s before the service would end them, dropped
+    /// after 15 s without an event (three of AWS's 5-second heartbeats missed).
+    pub fn new(consumer_arn: String) -> Self {
+        Self {
+            consumer_arn,
+            renew_after: SUBSCRIPTION_LIFETIME - Duration::from_secs(10),
+            inactivity: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Why a subscription was made again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Again {
+    /// It had lasted `renew_after`, or the service ended it.
+    Renewed,
+    /// No event for `inactivity`.
+    Inactive,
+    /// The connection failed, or the service ended it with an error.
+    Dropped,
+}
+
+/// Reads one shard through SubscribeToShard, in order, from a start position to its end.
+pub struct ShardSubscriber {
+    kinesis: Kinesis,
+    stream: Stream,
+    shard: String,
+    fan_out: FanOut,
+    start: StartPosition,
+    /// Where the next subscription starts: after this ContinuationSequenceNumber.
+    continuation: Option<String>,
+    /// The open subscription (boxed: a receiver is large, and most of the time one is open).
+    events: Option<Box<EventReceiver<SubscribeToShardEventStream, SubscribeToShardEventStreamError>>>,
+    subscribed_at: tokio::time::Instant,
+    last_event_at: Option<tokio::time::Instant>,
+    last_call: Option<tokio::time::Instant>,
+    /// Whether the last event was taken without the reader being held up before it.
+    steady: bool,
+    ended: bool,
+    stats: ReaderStats,
+}
+
+impl ShardSubscriber {
+    /// A subscriber of `shard` from `start` as `fan_out`'s consumer.
+    pub fn new(
+        kinesis: Kinesis,
+        stream: Stream,
+        shard: String,
+        start: StartPosition,
+        fan_out: FanOut,
+    ) -> Self {
+        Self {
+            kinesis,
+            stream,
+            shard,
+            fan_out,
+            start,
+            continuation: None,
+            events: None,
+            subscribed_at: tokio::time::Instant::now(),
+            last_event_at: None,
+            last_call: None,
+            steady: false,
+            ended: false,
+            stats: ReaderStats::default(),
+        }
+    }
+
+    /// The shard read.
+    pub fn shard(&self) -> &str {
+        &self.shard
+    }
+
+    /// What happened so far.
+    pub fn stats(&self) -> ReaderStats {
+        self.stats
+    }
+
+    /// The next event as a reply. Subscribing, renewing and resubscribing happen here (counted
+    /// in [`ShardSubscriber::stats`]); an error is one that retrying cannot fix.
+    pub async fn next(&mut self) -> Result<Reply, KinesisError> {
+        if self.ended {
+            return Ok(Reply::end());
+        }
+        let asked_at = tokio::time::Instant::now();
+        let held_up = self.last_event_at.is_some_and(|at| asked_at - at > HELD_UP);
+        if held_up {
+            self.steady = false;
+        }
+        loop {
+            if self.events.is_none() {
+                self.subscribe().await?;
+            }
+            let renew_at = self.subscribed_at + self.fan_out.renew_after;
+            let quiet_at = self.last_event_at.unwrap_or(self.subscribed_at).max(self.subscribed_at)
+                + self.fan_out.inactivity;
+            let Some(events) = self.events.as_mut() else { continue };
+            let waiting_since = tokio::time::Instant::now();
+            let received = tokio::select! {
+                received = events.recv() => received,
+                () = tokio::time::sleep_until(renew_at.min(quiet_at)) => {
+                    let why = if renew_at <= quiet_at { Again::Renewed } else { Again::Inactive };
+                    self.again(why, None);
+                    continue;
+                }
+            };
+            let now = tokio::time::Instant::now();
+            match received {
+                Ok(Some(SubscribeToShardEventStream::SubscribeToShardEvent(event))) => {
+                    let waited = now - waiting_since;
+                    let steady = self.steady && !held_up;
+                    self.last_event_at = Some(now);
+                    self.steady = true;
+                    self.stats.events += 1;
+                    return Ok(self.reply(event, steady && waited >= MIN_WAIT, waiting_since.into_std()));
+                }
+                Ok(Some(_unknown)) => {
+                    self.last_event_at = Some(now);
+                    continue;
+                }
+                // The service ended the subscription: its 5 minutes are up, or another reader
+                // took the consumer's subscription to this shard over.
+                Ok(None) => self.again(Again::Renewed, None),
+                Err(e) => {
+                    let code = e.as_service_error().and_then(|s| s.code()).map(str::to_string);
+                    if code.as_deref() == Some("ResourceInUseException") {
+                        self.stats.in_use += 1;
+                    }
+                    let detail = self.kinesis.error(&e, &self.stream);
+                    self.again(Again::Dropped, Some(&detail));
+                }
+            }
+        }
+    }
+
+    /// Drop the subscription, to be made again after the last event taken.
+    fn again(&mut self, why: Again, error: Option<&KinesisError>) {
+        self.events = None;
+        self.steady = false;
+        match why {
+            Again::Renewed => self.stats.renewed += 1,
+            Again::Inactive => {
+                self.stats.resubscribed_inactive += 1;
+                tracing::warn!(
+                    shard = %self.shard,
+                    "the subscription to shard {} of {} sent nothing for {:?}: subscribing again",
+                    self.shard,
+                    self.stream,
+                    self.fan_out.inactivity
+                );
+            }
+            Again::Dropped => {
+                self.stats.resubscribed_dropped += 1;
+                tracing::warn!(
+                    shard = %self.shard,
+                    "the subscription to shard {} of {} failed ({}): subscribing again",
+                    self.shard,
+                    self.stream,
+                    error.map_or_else(|| "no detail".to_string(), ToString::to_string)
+                );
+            }
+        }
+    }
+
+    fn reply(&mut self, event: SubscribeToShardEvent, vouches: bool, waiting_since: Instant) -> Reply {
+        let SubscribeToShardEvent {
+            records,
+            continuation_sequence_number,
+            millis_behind_latest,
+            child_shards,
+            ..
+        } = event;
+        let children: Vec<ShardInfo> = child_shards
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|child| {
+                Some(ShardInfo {
+                    hash_range: parse_range(child.hash_key_range.as_ref())?,
+                    id: child.shard_id,
+                    parents: child.parent_shards,
+                    closed: false,
+                })
+            })
+            .collect();
+        // AWS ends a shard with no continuation; ferrokinesis with ChildShards and no records.
+        let ended = continuation_sequence_number.is_empty() || (!children.is_empty() && records.is_empty());
+        if !continuation_sequence_number.is_empty() {
+            self.continuation = Some(continuation_sequence_number);
+        }
+        if ended {
+            self.ended = true;
+            self.events = None;
+        }
+        let mut reply = Reply {
+            sent_at: waiting_since.checked_sub(PUSH_ALLOWANCE).unwrap_or(waiting_since),
+            records,
+            millis_behind_latest: Some(millis_behind_latest),
+            ended,
+            children,
+        };
+        if reply.caught_up() && !vouches {
+            // Empty, but it may have waited in a buffer: no proof of where the shard stands.
+            reply.millis_behind_latest = None;
+        }
+        reply
+    }
+
+    async fn subscribe(&mut self) -> Result<(), KinesisError> {
+        let mut delays = Backoff::new(Service::Kinesis, RETRY);
+        loop {
+            if let Some(last) = self.last_call {
+                tokio::time::sleep_until(last + CALL_SPACING).await;
+            }
+            self.last_call = Some(tokio::time::Instant::now());
+            let position = match &self.continuation {
+                Some(continuation) => StartPosition::AfterSequenceNumber(continuation.clone()),
+                None => self.start.clone(),
+            };
+            let call = self
+                .kinesis
+                .client
+                .subscribe_to_shard()
+                .consumer_arn(&self.fan_out.consumer_arn)
+                .shard_id(&self.shard)
+                .starting_position(starting_position(&position))
+                .send()
+                .await;
+            let e = match call {
+                Ok(reply) => {
+                    self.events = Some(Box::new(reply.event_stream));
+                    self.subscribed_at = tokio::time::Instant::now();
+                    self.stats.subscribed += 1;
+                    return Ok(());
+                }
+                Err(e) => e,
+            };
+            let code = e.as_service_error().and_then(|s| s.code());
+            let error = self.kinesis.error(&e, &self.stream);
+            if code == Some("ResourceInUseException") {
+                self.stats.in_use += 1;
+                let delay = delays.next_delay();
+                // Within 5 s of the last subscription it is the service's rule; longer, another
+                // reader holds this consumer's subscription to the shard.
+                if delays.attempts() > 5 {
+                    tracing::warn!(
+                        shard = %self.shard,
+                        "cannot subscribe to shard {} of {} as {}: another reader holds this consumer's subscription to it ({error}); does a second weir use the same --efo-consumer? Trying again in {delay:?}",
+                        self.shard,
+                        self.stream,
+                        self.fan_out.consumer_arn,
+                    );
+                }
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            if self.continuation.is_none()
+                && matches!(self.start, StartPosition::AfterSequenceNumber(_))
+                && code == Some("InvalidArgumentException")
+            {
+                tracing::warn!(
+                    shard = %self.shard,
+                    "the position to resume shard {} of {} from is no longer in the stream ({error}): reading from its oldest record (trim-horizon); records between were lost to the retention period",
+                    self.shard,
+                    self.stream,
+                );
+                self.stats.expired_positions += 1;
+                self.start = StartPosition::TrimHorizon;
+                continue;
+            }
+            if e.is_transient() {
+                self.stats.retries += 1;
+                if is_throttling(code) {
+                    self.stats.throttles += 1;
+                }
+                let delay = delays.next_delay();
+                if delays.loud() {
+                    tracing::warn!(shard = %self.shard, "cannot subscribe to shard {} ({error}); retrying in {delay:?}", self.shard);
+                }
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            return Err(error);
+        }
+    }
+}
+
+fn starting_position(position: &StartPosition) -> StartingPosition {
+    let builder = StartingPosition::builder();
+    let builder = match position {
+        StartPosition::Latest => builder.r#type(ShardIteratorType::Latest),
+        StartPosition::TrimHorizon => builder.r#type(ShardIteratorType::TrimHorizon),
+        StartPosition::AtTimestamp(t) => builder
+            .r#type(ShardIteratorType::AtTimestamp)
+            .timestamp(DateTime::from_millis(t.as_millisecond())),
+        StartPosition::AfterSequenceNumber(sequence) => {
+            builder.r#type(ShardIteratorType::AfterSequenceNumber).sequence_number(sequence)
+        }
+    };
+    builder.build().expect("the type, its one required field, is set above")
+}
