@@ -50,6 +50,9 @@ pub const MIN_WAIT: Duration = Duration::from_millis(5);
 /// How long before the reader started waiting an empty, caught-up event stands for: more than
 /// an event takes from the service to the reader.
 pub const PUSH_ALLOWANCE: Duration = Duration::from_millis(500);
+/// How often a caught-up shard is listed to see whether it closed, when its subscription does
+/// not say (no ChildShards).
+const CLOSE_CHECK: Duration = Duration::from_secs(10);
 /// The reader counts as held up when it took the previous event this long before asking for
 /// the next one.
 const HELD_UP: Duration = Duration::from_millis(50);
@@ -104,6 +107,10 @@ pub struct ShardSubscriber {
     last_call: Option<tokio::time::Instant>,
     /// Whether the last event was taken without the reader being held up before it.
     steady: bool,
+    /// Backoff over failed subscribe calls and failed subscriptions, until an event comes.
+    failures: Option<Backoff>,
+    /// When a listing last showed whether the shard is closed, and whether it was.
+    close_check: Option<(tokio::time::Instant, bool)>,
     ended: bool,
     stats: ReaderStats,
 }
@@ -129,6 +136,8 @@ impl ShardSubscriber {
             last_event_at: None,
             last_call: None,
             steady: false,
+            failures: None,
+            close_check: None,
             ended: false,
             stats: ReaderStats::default(),
         }
@@ -179,8 +188,13 @@ impl ShardSubscriber {
                     let steady = self.steady && !held_up;
                     self.last_event_at = Some(now);
                     self.steady = true;
+                    self.failures = None;
                     self.stats.events += 1;
-                    return Ok(self.reply(event, steady && waited >= MIN_WAIT, waiting_since.into_std()));
+                    let mut reply = self.reply(event, steady && waited >= MIN_WAIT, waiting_since.into_std());
+                    if reply.caught_up() {
+                        self.end_if_closed(&mut reply).await;
+                    }
+                    return Ok(reply);
                 }
                 Ok(Some(_unknown)) => {
                     self.last_event_at = Some(now);
@@ -205,6 +219,10 @@ impl ShardSubscriber {
     fn again(&mut self, why: Again, error: Option<&KinesisError>) {
         self.events = None;
         self.steady = false;
+        if why != Again::Renewed {
+            // The next subscription waits, longer each time until an event comes.
+            self.failures.get_or_insert_with(|| Backoff::new(Service::Kinesis, RETRY));
+        }
         match why {
             Again::Renewed => self.stats.renewed += 1,
             Again::Inactive => {
@@ -238,6 +256,14 @@ impl ShardSubscriber {
             child_shards,
             ..
         } = event;
+        tracing::debug!(
+            shard = %self.shard,
+            records = records.len(),
+            continuation = %continuation_sequence_number,
+            millis_behind_latest,
+            children = child_shards.as_ref().map_or(0, Vec::len),
+            "event"
+        );
         let children: Vec<ShardInfo> = child_shards
             .unwrap_or_default()
             .into_iter()
@@ -273,9 +299,48 @@ impl ShardSubscriber {
         reply
     }
 
+    /// A caught-up reply of a shard without ChildShards at its end (kinesis-local sends none:
+    /// its closed shards go on sending empty events): the shard has ended once a listing made
+    /// before the reply's instant says it is closed. A caught-up shard is listed at once, then
+    /// at most every [`CLOSE_CHECK`].
+    async fn end_if_closed(&mut self, reply: &mut Reply) {
+        if let Some((listed_at, true)) = self.close_check
+            && reply.sent_at >= listed_at.into_std()
+        {
+            tracing::info!(
+                shard = %self.shard,
+                "shard {} of {} is closed and every record of it was read (no ChildShards were sent)",
+                self.shard,
+                self.stream
+            );
+            reply.ended = true;
+            self.ended = true;
+            self.events = None;
+            return;
+        }
+        if self.close_check.is_some_and(|(at, closed)| closed || at.elapsed() < CLOSE_CHECK) {
+            return;
+        }
+        let listed_at = tokio::time::Instant::now();
+        match crate::shards::list_shards(&self.kinesis, &self.stream).await {
+            Ok(shards) => {
+                let closed = shards.iter().any(|s| s.id == self.shard && s.closed);
+                self.close_check = Some((listed_at, closed));
+            }
+            Err(e) => {
+                tracing::warn!(shard = %self.shard, "cannot list the shards of {}, will try again: {e}", self.stream);
+                self.close_check = Some((listed_at, false));
+            }
+        }
+    }
+
     async fn subscribe(&mut self) -> Result<(), KinesisError> {
-        let mut delays = Backoff::new(Service::Kinesis, RETRY);
         loop {
+            // After a failure (of this call or of the last subscription) wait, longer each time
+            // until an event comes; and never call twice within a second.
+            if let Some(delays) = self.failures.as_mut() {
+                tokio::time::sleep(delays.next_delay()).await;
+            }
             if let Some(last) = self.last_call {
                 tokio::time::sleep_until(last + CALL_SPACING).await;
             }
@@ -304,21 +369,21 @@ impl ShardSubscriber {
             };
             let code = e.as_service_error().and_then(|s| s.code());
             let error = self.kinesis.error(&e, &self.stream);
+            let failures =
+                self.failures.get_or_insert_with(|| Backoff::new(Service::Kinesis, RETRY)).attempts();
             if code == Some("ResourceInUseException") {
                 self.stats.in_use += 1;
-                let delay = delays.next_delay();
-                // Within 5 s of the last subscription it is the service's rule; longer, another
-                // reader holds this consumer's subscription to the shard.
-                if delays.attempts() > 5 {
+                // Within 5 s of the last subscription it is the service's rule; for longer,
+                // another reader holds this consumer's subscription to the shard.
+                if failures >= 5 {
                     tracing::warn!(
                         shard = %self.shard,
-                        "cannot subscribe to shard {} of {} as {}: another reader holds this consumer's subscription to it ({error}); does a second weir use the same --efo-consumer? Trying again in {delay:?}",
+                        "cannot subscribe to shard {} of {} as {}: another reader holds this consumer's subscription to it ({error}); does a second weir use the same --efo-consumer? Trying again",
                         self.shard,
                         self.stream,
                         self.fan_out.consumer_arn,
                     );
                 }
-                tokio::time::sleep(delay).await;
                 continue;
             }
             if self.continuation.is_none()
@@ -333,6 +398,7 @@ impl ShardSubscriber {
                 );
                 self.stats.expired_positions += 1;
                 self.start = StartPosition::TrimHorizon;
+                self.failures = None;
                 continue;
             }
             if e.is_transient() {
@@ -340,11 +406,9 @@ impl ShardSubscriber {
                 if is_throttling(code) {
                     self.stats.throttles += 1;
                 }
-                let delay = delays.next_delay();
-                if delays.loud() {
-                    tracing::warn!(shard = %self.shard, "cannot subscribe to shard {} ({error}); retrying in {delay:?}", self.shard);
+                if failures >= 5 {
+                    tracing::warn!(shard = %self.shard, "cannot subscribe to shard {} of {} ({error}); trying again", self.shard, self.stream);
                 }
-                tokio::time::sleep(delay).await;
                 continue;
             }
             return Err(error);
