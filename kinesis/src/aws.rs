@@ -9,6 +9,9 @@ use weir_aws::{cause, describe, endpoint_override, one_line, regional_endpoint};
 
 use crate::KinesisError;
 
+/// How long one attempt of a Kinesis call may wait for its answer.
+pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A Kinesis stream, by name or by ARN, as `kinesis://NAME` or `arn:aws:kinesis:...` gave it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stream(pub String);
@@ -48,9 +51,18 @@ impl Kinesis {
     /// once, with weir's backoff, and counted once (in `weir_aws_retries_total{service="kinesis"}`
     /// and `weir_read_throttles_total` or `weir_sink_retries_total`), not hidden under up to
     /// three SDK attempts.
+    ///
+    /// Each attempt of a call has [`ATTEMPT_TIMEOUT`] to be answered (the SDK sets none), so
+    /// that a call sent on a connection that went silent (a half-open one, a NAT that forgot
+    /// it) fails and is retried instead of waiting forever. A subscription's events come after
+    /// its answer, and are watched by the subscriber's own inactivity deadline.
     pub fn new(config: &SdkConfig) -> Self {
+        let timeouts = aws_sdk_kinesis::config::timeout::TimeoutConfig::builder()
+            .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+            .build();
         let config_without_retries = aws_sdk_kinesis::config::Builder::from(config)
             .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled())
+            .timeout_config(timeouts)
             .build();
         Self::with_client(aws_sdk_kinesis::Client::from_conf(config_without_retries), config)
     }

@@ -166,6 +166,8 @@ impl StreamReader {
         discovery.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         discovery.tick().await;
         let mut first = true;
+        // The children named by the end of a shard (SubscribeToShard's ChildShards).
+        let mut named_children: Vec<ShardInfo> = Vec::new();
         loop {
             let starts = lineage.ready(&self.options, first);
             // Every shard is announced before any of them is read: the watermark then waits
@@ -216,10 +218,7 @@ impl StreamReader {
                     Some(Notice::Ended(shard, children)) => {
                         tracing::info!(stream = %self.stream, "shard {shard} read to its end");
                         lineage.set(&shard, Status::Ended);
-                        // The children the end named can start now; a listing finds the rest.
-                        if self.options.only.is_none() {
-                            lineage.discovered(children);
-                        }
+                        named_children = children;
                         true
                     }
                     Some(Notice::Idle(shard)) => {
@@ -239,13 +238,18 @@ impl StreamReader {
                 () = tx.closed() => return Ok(()),
             };
             if rediscover && self.options.only.is_none() {
+                // A listing, not the ChildShards an end named, says which shards a child
+                // continues: ferrokinesis 0.7.0 names only one parent of a merge in them. They
+                // stand in when the listing fails.
                 match shards::list_shards(&self.kinesis, &self.stream).await {
                     Ok(shards) => lineage.discovered(shards),
                     Err(e) => {
-                        tracing::warn!("cannot list the shards of {}, will try again: {e}", self.stream)
+                        tracing::warn!("cannot list the shards of {}, will try again: {e}", self.stream);
+                        lineage.discovered(std::mem::take(&mut named_children));
                     }
                 }
             }
+            named_children.clear();
         }
     }
 }
@@ -418,6 +422,9 @@ impl ReaderTask {
             };
             let read_at = Instant::now();
             let caught_up = reply.caught_up();
+            // An empty reply that proves nothing (a pushed event that may have waited, a
+            // subscription refused) neither ends nor extends a caught-up stretch.
+            let neutral = reply.unproven && reply.records.is_empty();
             let records = ShardEvent::Records {
                 shard: shard.clone(),
                 records: reply.records,
@@ -436,7 +443,9 @@ impl ReaderTask {
                 }
                 return;
             }
-            if let Some(idle) = self.until_idle {
+            if let Some(idle) = self.until_idle
+                && !neutral
+            {
                 let since = if caught_up { *caught_up_since.get_or_insert(read_at) } else { read_at };
                 caught_up_since = caught_up.then_some(since);
                 if caught_up && since.elapsed() >= idle {

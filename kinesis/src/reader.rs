@@ -81,17 +81,27 @@ pub struct Reply {
     /// The shards that continue it, when the reply that ends it names them (SubscribeToShard's
     /// ChildShards; empty otherwise: a ListShards finds them).
     pub children: Vec<ShardInfo>,
+    /// The reply cannot show where the shard stands, even empty: a pushed event that may have
+    /// waited in a buffer, or no event at all (a subscription refused). Never caught up.
+    pub unproven: bool,
 }
 
 impl Reply {
     /// What a reader answers once its shard has ended.
     pub fn end() -> Self {
+        Reply { ended: true, ..Self::nothing() }
+    }
+
+    /// No records, and nothing learnt of the shard: what a subscriber answers when it could
+    /// not subscribe, so that what it ran into is reported while it tries again.
+    pub fn nothing() -> Self {
         Reply {
             sent_at: std::time::Instant::now(),
             records: Vec::new(),
             millis_behind_latest: None,
-            ended: true,
+            ended: false,
             children: Vec::new(),
+            unproven: true,
         }
     }
 
@@ -99,7 +109,10 @@ impl Reply {
     /// open shard, so nothing written before the call was sent is left to read from it. Not the
     /// reply that ends a closed shard: records written since it closed are in its children.
     pub fn caught_up(&self) -> bool {
-        self.records.is_empty() && self.millis_behind_latest.unwrap_or(0) == 0 && !self.ended
+        self.records.is_empty()
+            && self.millis_behind_latest.unwrap_or(0) == 0
+            && !self.ended
+            && !self.unproven
     }
 }
 
@@ -121,8 +134,8 @@ pub struct ReaderStats {
     pub renewed: u64,
     /// Subscriptions made again after sending nothing for the inactivity deadline.
     pub resubscribed_inactive: u64,
-    /// Subscriptions made again after their connection failed or the service ended them with
-    /// an error.
+    /// Subscriptions made again after they ended early: the connection failed or was closed,
+    /// or the service ended them.
     pub resubscribed_dropped: u64,
     /// Subscribe calls (or subscriptions) refused with ResourceInUseException.
     pub in_use: u64,
@@ -243,6 +256,7 @@ impl ShardReader {
                 millis_behind_latest: reply.millis_behind_latest,
                 ended: self.ended,
                 children: Vec::new(),
+                unproven: false,
             };
             let wait = self.pace(&reply);
             self.next_call = (!wait.is_zero()).then(|| tokio::time::Instant::now() + wait);
@@ -362,6 +376,7 @@ mod tests {
             millis_behind_latest: behind,
             ended,
             children: Vec::new(),
+            unproven: false,
         }
     }
 

@@ -4,7 +4,8 @@
 //!
 //! A subscription never stalls silently:
 //! - it is **renewed** from the last ContinuationSequenceNumber before the service's 5 minutes
-//!   end ([`FanOut::renew_after`]), or at once when the service ends it first;
+//!   end ([`FanOut::renew_after`]); one that ends before (its connection closed, another
+//!   reader took it over) is made again at once, then with backoff;
 //! - a subscription that sends nothing for [`FanOut::inactivity`] (AWS sends an event at least
 //!   every 5 s, even with no records) is dropped and **resubscribed**, as is one whose
 //!   connection fails;
@@ -83,11 +84,12 @@ impl FanOut {
 /// Why a subscription was made again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Again {
-    /// It had lasted `renew_after`, or the service ended it.
+    /// It had lasted `renew_after`.
     Renewed,
     /// No event for `inactivity`.
     Inactive,
-    /// The connection failed, or the service ended it with an error.
+    /// It ended early: the connection failed or was closed, or the service ended it (with an
+    /// error, or because another reader took it over).
     Dropped,
 }
 
@@ -165,8 +167,9 @@ impl ShardSubscriber {
             self.steady = false;
         }
         loop {
-            if self.events.is_none() {
-                self.subscribe().await?;
+            if self.events.is_none() && !self.subscribe().await? {
+                // Refused: report it (the stats) before trying again.
+                return Ok(Reply::nothing());
             }
             let renew_at = self.subscribed_at + self.fan_out.renew_after;
             let quiet_at = self.last_event_at.unwrap_or(self.subscribed_at).max(self.subscribed_at)
@@ -176,9 +179,12 @@ impl ShardSubscriber {
             let received = tokio::select! {
                 received = events.recv() => received,
                 () = tokio::time::sleep_until(renew_at.min(quiet_at)) => {
-                    let why = if renew_at <= quiet_at { Again::Renewed } else { Again::Inactive };
-                    self.again(why, None);
-                    continue;
+                    if renew_at <= quiet_at {
+                        self.again(Again::Renewed, None);
+                        continue;
+                    }
+                    self.again(Again::Inactive, None);
+                    return Ok(Reply::nothing());
                 }
             };
             let now = tokio::time::Instant::now();
@@ -200,22 +206,50 @@ impl ShardSubscriber {
                     self.last_event_at = Some(now);
                     continue;
                 }
-                // The service ended the subscription: its 5 minutes are up, or another reader
-                // took the consumer's subscription to this shard over.
-                Ok(None) => self.again(Again::Renewed, None),
+                // The subscription ended before weir renewed it: the connection was closed, or
+                // another reader took the consumer's subscription to this shard over.
+                Ok(None) => {
+                    self.again(Again::Dropped, None);
+                    return Ok(Reply::nothing());
+                }
                 Err(e) => {
-                    let code = e.as_service_error().and_then(|s| s.code()).map(str::to_string);
-                    if code.as_deref() == Some("ResourceInUseException") {
-                        self.stats.in_use += 1;
+                    tracing::debug!(shard = %self.shard, "subscription failed: {e:?}");
+                    let in_use = e
+                        .as_service_error()
+                        .is_some_and(SubscribeToShardEventStreamError::is_resource_in_use_exception);
+                    let error = self.kinesis.error(&e, &self.stream);
+                    if in_use {
+                        self.events = None;
+                        self.steady = false;
+                        self.in_use(&error);
+                    } else {
+                        self.again(Again::Dropped, Some(&error));
                     }
-                    let detail = self.kinesis.error(&e, &self.stream);
-                    self.again(Again::Dropped, Some(&detail));
+                    return Ok(Reply::nothing());
                 }
             }
         }
     }
 
     /// Drop the subscription, to be made again after the last event taken.
+    /// The subscribe call, or the subscription, was refused with ResourceInUseException: try
+    /// again after a backoff. Within 5 s of the last subscription that is the service's rule;
+    /// for longer, another reader holds this consumer's subscription to the shard, which is
+    /// said once a few attempts have failed.
+    fn in_use(&mut self, error: &KinesisError) {
+        self.stats.in_use += 1;
+        let delays = self.failures.get_or_insert_with(|| Backoff::new(Service::Kinesis, RETRY));
+        if delays.attempts() >= 5 {
+            tracing::warn!(
+                shard = %self.shard,
+                "cannot subscribe to shard {} of {} as {}: another reader holds this consumer's subscription to it ({error}); does a second weir use the same --efo-consumer? Trying again",
+                self.shard,
+                self.stream,
+                self.fan_out.consumer_arn,
+            );
+        }
+    }
+
     fn again(&mut self, why: Again, error: Option<&KinesisError>) {
         self.events = None;
         self.steady = false;
@@ -239,10 +273,10 @@ impl ShardSubscriber {
                 self.stats.resubscribed_dropped += 1;
                 tracing::warn!(
                     shard = %self.shard,
-                    "the subscription to shard {} of {} failed ({}): subscribing again",
+                    "the subscription to shard {} of {} ended early ({}): subscribing again",
                     self.shard,
                     self.stream,
-                    error.map_or_else(|| "no detail".to_string(), ToString::to_string)
+                    error.map_or_else(|| "its connection was closed".to_string(), ToString::to_string)
                 );
             }
         }
@@ -285,18 +319,15 @@ impl ShardSubscriber {
             self.ended = true;
             self.events = None;
         }
-        let mut reply = Reply {
+        Reply {
             sent_at: waiting_since.checked_sub(PUSH_ALLOWANCE).unwrap_or(waiting_since),
             records,
             millis_behind_latest: Some(millis_behind_latest),
             ended,
             children,
-        };
-        if reply.caught_up() && !vouches {
-            // Empty, but it may have waited in a buffer: no proof of where the shard stands.
-            reply.millis_behind_latest = None;
+            // It may have waited in a buffer: no proof of where the shard stands.
+            unproven: !vouches,
         }
-        reply
     }
 
     /// A caught-up reply of a shard without ChildShards at its end (kinesis-local sends none:
@@ -334,85 +365,73 @@ impl ShardSubscriber {
         }
     }
 
-    async fn subscribe(&mut self) -> Result<(), KinesisError> {
-        loop {
-            // After a failure (of this call or of the last subscription) wait, longer each time
-            // until an event comes; and never call twice within a second.
-            if let Some(delays) = self.failures.as_mut() {
-                tokio::time::sleep(delays.next_delay()).await;
+    /// Subscribe after the last event taken, after a backoff if the last attempt failed:
+    /// true once subscribed, false when refused in a way worth trying again (counted in the
+    /// stats; the caller reports them before the next attempt).
+    async fn subscribe(&mut self) -> Result<bool, KinesisError> {
+        // After a failure (of the last call or of the last subscription) wait, longer each time
+        // until an event comes; and never call twice within a second.
+        if let Some(delays) = self.failures.as_mut() {
+            tokio::time::sleep(delays.next_delay()).await;
+        }
+        if let Some(last) = self.last_call {
+            tokio::time::sleep_until(last + CALL_SPACING).await;
+        }
+        self.last_call = Some(tokio::time::Instant::now());
+        let position = match &self.continuation {
+            Some(continuation) => StartPosition::AfterSequenceNumber(continuation.clone()),
+            None => self.start.clone(),
+        };
+        let call = self
+            .kinesis
+            .client
+            .subscribe_to_shard()
+            .consumer_arn(&self.fan_out.consumer_arn)
+            .shard_id(&self.shard)
+            .starting_position(starting_position(&position))
+            .send()
+            .await;
+        let e = match call {
+            Ok(reply) => {
+                self.events = Some(Box::new(reply.event_stream));
+                self.subscribed_at = tokio::time::Instant::now();
+                self.stats.subscribed += 1;
+                return Ok(true);
             }
-            if let Some(last) = self.last_call {
-                tokio::time::sleep_until(last + CALL_SPACING).await;
-            }
-            self.last_call = Some(tokio::time::Instant::now());
-            let position = match &self.continuation {
-                Some(continuation) => StartPosition::AfterSequenceNumber(continuation.clone()),
-                None => self.start.clone(),
-            };
-            let call = self
-                .kinesis
-                .client
-                .subscribe_to_shard()
-                .consumer_arn(&self.fan_out.consumer_arn)
-                .shard_id(&self.shard)
-                .starting_position(starting_position(&position))
-                .send()
-                .await;
-            let e = match call {
-                Ok(reply) => {
-                    self.events = Some(Box::new(reply.event_stream));
-                    self.subscribed_at = tokio::time::Instant::now();
-                    self.stats.subscribed += 1;
-                    return Ok(());
-                }
-                Err(e) => e,
-            };
-            let code = e.as_service_error().and_then(|s| s.code());
-            let error = self.kinesis.error(&e, &self.stream);
-            let failures =
-                self.failures.get_or_insert_with(|| Backoff::new(Service::Kinesis, RETRY)).attempts();
-            if code == Some("ResourceInUseException") {
-                self.stats.in_use += 1;
-                // Within 5 s of the last subscription it is the service's rule; for longer,
-                // another reader holds this consumer's subscription to the shard.
-                if failures >= 5 {
-                    tracing::warn!(
-                        shard = %self.shard,
-                        "cannot subscribe to shard {} of {} as {}: another reader holds this consumer's subscription to it ({error}); does a second weir use the same --efo-consumer? Trying again",
-                        self.shard,
-                        self.stream,
-                        self.fan_out.consumer_arn,
-                    );
-                }
-                continue;
-            }
-            if self.continuation.is_none()
-                && matches!(self.start, StartPosition::AfterSequenceNumber(_))
-                && code == Some("InvalidArgumentException")
-            {
-                tracing::warn!(
-                    shard = %self.shard,
-                    "the position to resume shard {} of {} from is no longer in the stream ({error}): reading from its oldest record (trim-horizon); records between were lost to the retention period",
-                    self.shard,
-                    self.stream,
-                );
-                self.stats.expired_positions += 1;
-                self.start = StartPosition::TrimHorizon;
-                self.failures = None;
-                continue;
-            }
-            if e.is_transient() {
-                self.stats.retries += 1;
-                if is_throttling(code) {
-                    self.stats.throttles += 1;
-                }
-                if failures >= 5 {
-                    tracing::warn!(shard = %self.shard, "cannot subscribe to shard {} of {} ({error}); trying again", self.shard, self.stream);
-                }
-                continue;
-            }
+            Err(e) => e,
+        };
+        let code = e.as_service_error().and_then(|s| s.code());
+        let error = self.kinesis.error(&e, &self.stream);
+        if e.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) {
+            self.in_use(&error);
+            return Ok(false);
+        }
+        if self.continuation.is_none()
+            && matches!(self.start, StartPosition::AfterSequenceNumber(_))
+            && code == Some("InvalidArgumentException")
+        {
+            tracing::warn!(
+                shard = %self.shard,
+                "the position to resume shard {} of {} from is no longer in the stream ({error}): reading from its oldest record (trim-horizon); records between were lost to the retention period",
+                self.shard,
+                self.stream,
+            );
+            self.stats.expired_positions += 1;
+            self.start = StartPosition::TrimHorizon;
+            return Ok(false);
+        }
+        if !e.is_transient() {
             return Err(error);
         }
+        self.stats.retries += 1;
+        if is_throttling(code) {
+            self.stats.throttles += 1;
+        }
+        let delays = self.failures.get_or_insert_with(|| Backoff::new(Service::Kinesis, RETRY));
+        if delays.loud() {
+            tracing::warn!(shard = %self.shard, "cannot subscribe to shard {} of {} ({error}); trying again", self.shard, self.stream);
+        }
+        Ok(false)
     }
 }
 

@@ -11,8 +11,9 @@ use weir_kinesis::ReaderStats;
 /// The label of `weir_subscriptions_resubscribed_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct ReasonLabel {
-    /// `inactive` (nothing for --efo-inactivity), `dropped` (the connection failed or the
-    /// service ended it with an error), `in-use` (refused with ResourceInUseException).
+    /// `inactive` (nothing for --efo-inactivity), `dropped` (it ended early: the connection
+    /// failed or was closed, or the service ended it), `in-use` (refused with
+    /// ResourceInUseException: another reader holds it, or the last one is under 5 s old).
     pub reason: &'static str,
 }
 
@@ -24,8 +25,7 @@ crate::series! {
         pub active: Gauge = Gauge::default() => "weir_subscriptions_active",
         /// SubscribeToShard calls that opened a subscription.
         pub started: Counter = Counter::default() => "weir_subscriptions_started",
-        /// Subscriptions renewed at the end of their life (--efo-renew-after, or ended by the
-        /// service).
+        /// Subscriptions renewed at the end of their life (--efo-renew-after).
         pub renewed: Counter = Counter::default() => "weir_subscriptions_renewed",
         /// Subscriptions made again, or refused, by reason.
         resubscribed: Family<ReasonLabel, Counter> = Family::default() => "weir_subscriptions_resubscribed",

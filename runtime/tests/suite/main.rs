@@ -12,6 +12,7 @@ mod deploy;
 mod differential;
 mod event_time;
 mod event_time_schedules;
+mod fan_out;
 mod host;
 mod hostile;
 mod kinesis;

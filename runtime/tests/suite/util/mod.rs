@@ -6,6 +6,7 @@
 pub mod kinesis;
 pub mod leases;
 pub mod process;
+pub mod proxy;
 pub mod s3;
 
 use std::path::PathBuf;

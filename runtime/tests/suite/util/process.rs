@@ -163,6 +163,24 @@ impl Weir {
         }
     }
 
+    /// Wait until the sum of every series of `name` (all labels) satisfies `ready`; the metrics
+    /// at that moment.
+    pub fn wait_for_total(&mut self, name: &str, ready: impl Fn(f64) -> bool, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let text = self.metrics();
+            if ready(total(&text, name)) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} (summed) never got there within {within:?}:\n{text}\nlog:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Wait for weir to exit on its own; its status and log.
     pub fn wait(mut self, within: Duration) -> (ExitStatus, String) {
         let deadline = Instant::now() + within;
