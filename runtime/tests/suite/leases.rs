@@ -219,6 +219,61 @@ fn three_workers_share_eight_shards_through_a_kill_a_rolling_restart_a_split_and
 }
 
 #[test]
+fn three_workers_subscribe_through_one_consumer_to_the_shards_they_hold_and_take_a_killed_ones_over() {
+    // Enhanced fan-out in a lease group: each worker subscribes to the shards it holds, as the
+    // consumer they share, and cancels the subscriptions of the shards it gives up.
+    // kinesis-local allows one subscription per consumer and shard, so a shard read by two
+    // workers at once would show as refusals that never end.
+    let endpoint = kinesis_local_endpoint();
+    let trades = create_stream_at(&endpoint, "efo-trades", 4);
+    let results = create_stream_at(&endpoint, "efo-results", 1);
+    let mut job = LeaseGroup::new(endpoint.clone(), trades.clone(), results.clone());
+    let efo = ["--efo-consumer", "group"];
+    let wave = |n: i64| T0 + n * 1_500 * 20;
+
+    let producer = producing(&endpoint, &trades, 1_500, wave(0));
+    let (mut a, mut b, mut c) = (job.worker(&efo), job.worker(&efo), job.worker(&efo));
+    job.wait_balanced(&mut [&mut a, &mut b, &mut c], Duration::from_secs(60));
+    // Every shard is subscribed to by the worker that holds it, and by no other.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let counts: Vec<(f64, f64)> = [&mut a, &mut b, &mut c]
+            .into_iter()
+            .map(|w| (w.metric("weir_subscriptions_active"), w.metric("weir_leases_held")))
+            .collect();
+        if counts.iter().all(|(active, held)| active == held) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "subscriptions (active, leases held) per worker: {counts:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut input = producer.join().unwrap();
+
+    let producer = producing(&endpoint, &trades, 1_500, wave(1));
+    b.wait_for_metric("weir_checkpoints_total", |n| n >= 2.0, Duration::from_secs(30));
+    let mut logs = vec![b.kill()];
+    job.wait_balanced(&mut [&mut a, &mut c], FAILOVER_TIME + Duration::from_secs(10));
+    input.extend(producer.join().unwrap());
+    for mut worker in [a, c] {
+        worker.signal("TERM");
+        let (status, log) = worker.wait(Duration::from_secs(60));
+        assert!(status.success(), "{log}");
+        logs.push(log);
+    }
+    let (status, log) =
+        job.worker(&[&efo[..], &["--until-idle", "3s"]].concat()).wait(Duration::from_secs(120));
+    assert!(status.success(), "{log}");
+    logs.push(log);
+
+    let dead: Vec<&str> = logs.iter().flat_map(|l| l.lines()).filter(|l| l.contains("\"reason\"")).collect();
+    assert!(dead.is_empty(), "dead letters: {dead:?}");
+    let (once, counts) = deduplicated(&tail_at(&endpoint, &results, &[]));
+    assert_same_results(&once, &native_per_ticker(&input, &settings()));
+    let thrice: Vec<_> = counts.iter().filter(|&(_, &c)| c > 2).collect();
+    assert!(thrice.is_empty(), "only the killed worker's uncovered windows come out again: {thrice:?}");
+}
+
+#[test]
 fn a_lone_worker_reads_a_split_shard_then_its_children_and_flushes_only_at_the_end() {
     // Trades before and after a split: the parent's windows go on on the children. The only
     // shard of the first term is the parent, so its end is that term's end of input; the

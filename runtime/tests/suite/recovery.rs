@@ -1,4 +1,4 @@
-//! Stopping and going on with `--checkpoint`, through the binaries, against kinesis-local
+//! Stopping and going on with `--checkpoint` (polling, and through enhanced fan-out), through the binaries, against kinesis-local
 //! (which stores a record as soon as it is put; see ARCHITECTURE.md, Tests) and moto for S3:
 //! trades produced in waves into 4 shards while `weir run --checkpoint-interval 1s` runs and is
 //! stopped at a random moment of each wave, then started again (with another parallelism each
@@ -111,8 +111,8 @@ struct Outcome {
 }
 
 /// Produce `stops` waves, stopping weir with `signal` once in each; then let a last run read
-/// to the end.
-fn stop_and_go_on(signal: &str, store: &Store, stops: usize) -> Outcome {
+/// to the end. Every run gets `extra` arguments.
+fn stop_and_go_on(signal: &str, store: &Store, stops: usize, extra: &[&str]) -> Outcome {
     let endpoint = kinesis_local_endpoint();
     let trades = create_stream_at(&endpoint, "trades", 4);
     let results = create_stream_at(&endpoint, "results", 1);
@@ -121,7 +121,7 @@ fn stop_and_go_on(signal: &str, store: &Store, stops: usize) -> Outcome {
     let mut input = Vec::new();
     let mut covered = Vec::new();
     for wave in 0..stops {
-        let mut weir = start(&endpoint, &trades, &results, store, wave % 3 + 1, &[]);
+        let mut weir = start(&endpoint, &trades, &results, store, wave % 3 + 1, extra);
         let start_ms = T0 + wave as i64 * WAVE as i64 * STEP_MS;
         let (at, stream) = (endpoint.clone(), trades.clone());
         let producer = std::thread::spawn(move || {
@@ -146,7 +146,7 @@ fn stop_and_go_on(signal: &str, store: &Store, stops: usize) -> Outcome {
     // Killed before its first checkpoint every time (a random moment on a busy machine), weir
     // starts over, which the check of repeated windows allows for.
     let resumable = store.pointer().is_some();
-    let weir = start(&endpoint, &trades, &results, store, 2, &["--until-idle", "3s"]);
+    let weir = start(&endpoint, &trades, &results, store, 2, &[extra, &["--until-idle", "3s"]].concat());
     let (status, log) = weir.wait(Duration::from_secs(120));
     assert!(status.success(), "seed {seed}:\n{log}");
     if resumable {
@@ -155,8 +155,8 @@ fn stop_and_go_on(signal: &str, store: &Store, stops: usize) -> Outcome {
     Outcome { results: tail_at(&endpoint, &results, &[]), input, covered, seed }
 }
 
-fn killed_five_times(store: Store) {
-    let Outcome { results, input, covered, seed } = stop_and_go_on("KILL", &store, 5);
+fn killed(times: usize, store: Store, extra: &[&str]) {
+    let Outcome { results, input, covered, seed } = stop_and_go_on("KILL", &store, times, extra);
     let (once, counts) = deduplicated(&results);
     assert_same_results(&once, &native_per_ticker(&input, &settings()));
     for ((ticker, end), count) in &counts {
@@ -170,7 +170,7 @@ fn killed_five_times(store: Store) {
 }
 
 fn stopped_gracefully(store: Store) {
-    let Outcome { results, input, covered, seed } = stop_and_go_on("TERM", &store, 3);
+    let Outcome { results, input, covered, seed } = stop_and_go_on("TERM", &store, 3, &[]);
     assert!(covered.iter().all(Option::is_some), "every graceful stop writes a checkpoint: {covered:?}");
     let (once, counts) = deduplicated(&results);
     assert_same_results(&once, &native_per_ticker(&input, &settings()));
@@ -180,13 +180,20 @@ fn stopped_gracefully(store: Store) {
 
 #[test]
 fn killed_five_times_with_checkpoints_in_a_directory_nothing_is_lost_and_only_uncovered_windows_repeat() {
-    killed_five_times(Store::Dir(tempfile::tempdir().unwrap()));
+    killed(5, Store::Dir(tempfile::tempdir().unwrap()), &[]);
 }
 
 #[test]
 fn killed_five_times_with_checkpoints_in_s3_nothing_is_lost_and_only_uncovered_windows_repeat() {
     let bucket = util::s3::bucket(&runtime(), "checkpoints");
-    killed_five_times(Store::S3 { bucket });
+    killed(5, Store::S3 { bucket }, &[]);
+}
+
+#[test]
+fn killed_three_times_reading_through_fan_out_nothing_is_lost_and_only_uncovered_windows_repeat() {
+    // Each run subscribes again from the checkpoint's positions, as the consumer "recovery";
+    // kinesis-local may still hold the killed run's subscriptions for a moment (in use).
+    killed(3, Store::Dir(tempfile::tempdir().unwrap()), &["--efo-consumer", "recovery"]);
 }
 
 #[test]
