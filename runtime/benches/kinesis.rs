@@ -17,27 +17,23 @@
 //! as `weir run`; `WEIR_BENCH_ONLY=drain` or `steady` for one part alone).
 //! Prints a Markdown table.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::types::ShardIteratorType;
+use common::kinesis::{TICKERS, create, produce, wait_for, weir_drain};
+use common::median;
 use weir::artifact::Artifact;
-use weir::metrics::Metrics;
-use weir::operator::{Limits, LoadedOperator, OperatorEngine};
-use weir::pipeline::{Pipeline, PipelineOptions};
-use weir::sink::{DeadLetterWriter, KinesisSink, Outgoing, Sink};
-use weir::source::{KinesisSource, Source};
-use weir_kinesis::{Kinesis, ReadOptions, StartPosition, Stream};
-use weir_operator::Output;
-use weir_producer::{GeneratorConfig, Pacer, Tickers, TradeGenerator};
+use weir::operator::{Limits, OperatorEngine};
 
 const SHARDS: i32 = 8;
-const TICKERS: usize = 1_000;
 
 fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    common::env(name, default as usize) as u64
 }
 
 fn main() {
@@ -72,7 +68,7 @@ fn main() {
     let (mut bare, mut weir) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         bare.push(rt.block_on(bare_drain(&client, &trades, records)));
-        weir.push(rt.block_on(weir_drain(&client, &trades, records, loaded.clone())));
+        weir.push(rt.block_on(weir_drain(&client, &trades, records, loaded.clone(), None)));
         eprintln!("round {round}: bare {:.2} s, weir {:.2} s", bare[round as usize], weir[round as usize]);
     }
     let (bare_s, weir_s) = (median(bare), median(weir));
@@ -117,60 +113,6 @@ fn main() {
     println!("| same, cache cold (the operator compiled in the process) | {:.1} MB |", rss_cold as f64 / 1e6);
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-async fn create(client: &Client, prefix: &str, shards: i32) -> String {
-    let name = format!("{prefix}-{}", std::process::id());
-    client.create_stream().stream_name(&name).shard_count(shards).send().await.expect("create stream");
-    loop {
-        let d = client.describe_stream_summary().stream_name(&name).send().await.expect("describe");
-        if d.stream_description_summary().map(|s| s.stream_status().as_str()) == Some("ACTIVE") {
-            return name;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Put `count` trades of [`TICKERS`] tickers, as fast as the stream takes them or at `rate`.
-async fn produce(client: &Client, stream: &str, count: u64, rate: Option<f64>) {
-    let sink = KinesisSink::connect(kinesis(client).await, Stream(stream.to_string())).await.expect("sink");
-    let (tx, rx) = tokio::sync::mpsc::channel::<Outgoing>(4);
-    let writer = tokio::spawn(sink.run(rx));
-    let config = GeneratorConfig {
-        tickers: Tickers::Synthetic(TICKERS),
-        seed: 7,
-        start_time_ms: weir::clock::now_ms(),
-        step_ms: 1,
-    };
-    let mut generator = TradeGenerator::new(&config).expect("generator");
-    let mut pacer = rate.map(Pacer::new);
-    let mut sent = 0;
-    let mut line = Vec::new();
-    while sent < count {
-        let due = match &mut pacer {
-            Some(p) => p.due((count - sent).min(500)),
-            None => (count - sent).min(500),
-        };
-        if due == 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-            continue;
-        }
-        let mut out = Output::default();
-        for _ in 0..due {
-            line.clear();
-            let ticker = generator.write_next(&mut line).to_string();
-            out.emit(&ticker, &line);
-        }
-        sent += due;
-        tx.send(out.into()).await.expect("sink running");
-    }
-    drop(tx);
-    writer.await.expect("writer").expect("put");
-}
-
 /// Seconds until a bare loop over every shard has received `records` records.
 async fn bare_drain(client: &Client, stream: &str, records: u64) -> f64 {
     let started = Instant::now();
@@ -202,75 +144,6 @@ async fn bare_drain(client: &Client, stream: &str, records: u64) -> f64 {
         });
     }
     wait_for(&received, records, started).await
-}
-
-async fn wait_for(counter: &AtomicU64, target: u64, started: Instant) -> f64 {
-    while counter.load(Relaxed) < target {
-        assert!(started.elapsed() < Duration::from_secs(600), "stalled at {}", counter.load(Relaxed));
-        tokio::time::sleep(Duration::from_micros(500)).await;
-    }
-    started.elapsed().as_secs_f64()
-}
-
-fn source_options(start: StartPosition, until_idle: Option<Duration>) -> ReadOptions {
-    ReadOptions {
-        start,
-        poll_interval: Duration::from_millis(200),
-        discovery_interval: Duration::from_secs(10),
-        until_idle,
-        resume: Default::default(),
-        only: None,
-        fan_out: None,
-    }
-}
-
-/// weir's client wrapper around `client`.
-async fn kinesis(client: &Client) -> Kinesis {
-    Kinesis::with_client(client.clone(), &weir_aws::config(None).await)
-}
-
-/// Seconds until weir's pipeline has taken in `records` records.
-async fn weir_drain(client: &Client, stream: &str, records: u64, loaded: LoadedOperator) -> f64 {
-    let out = create(client, &format!("bench-out-{}", rand_suffix()), 1).await;
-    let started = Instant::now();
-    let metrics = Arc::new(Metrics::default());
-    let options = source_options(StartPosition::TrimHorizon, Some(Duration::from_millis(500)));
-    let source = KinesisSource::connect(
-        kinesis(client).await,
-        Stream(stream.to_string()),
-        options,
-        1024,
-        metrics.clone(),
-    )
-    .await
-    .expect("source");
-    let sink = KinesisSink::connect(kinesis(client).await, Stream(out)).await.expect("sink");
-    let dead_letters = DeadLetterWriter::new(Box::new(std::io::sink()), "dead letters");
-    let pipeline =
-        Pipeline::new(Source::Kinesis(Box::new(source)), loaded, Sink::Kinesis(sink), dead_letters)
-            .metrics(metrics.clone())
-            .options(PipelineOptions {
-                // As `weir run` does: one instance per available core (WEIR_BENCH_PARALLELISM).
-                parallelism: env(
-                    "WEIR_BENCH_PARALLELISM",
-                    std::thread::available_parallelism().map_or(1, |n| n.get()) as u64,
-                ) as usize,
-                stats_interval: Duration::from_secs(3600),
-                ..PipelineOptions::default()
-            });
-    let run = tokio::spawn(pipeline.run(std::future::pending()));
-    let started_at = started;
-    while metrics.snapshot().records_in < records {
-        assert!(started_at.elapsed() < Duration::from_secs(600), "weir stalled");
-        tokio::time::sleep(Duration::from_micros(500)).await;
-    }
-    let took = started.elapsed().as_secs_f64();
-    run.await.expect("pipeline task").expect("pipeline");
-    took
-}
-
-fn rand_suffix() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
 }
 
 struct Steady {

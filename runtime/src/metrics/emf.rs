@@ -66,6 +66,11 @@ const METRICS: &[Definition] = &[
     Definition { name: "SinkRetries", unit: "Count", value: |n, b| delta(n.sink_retries, b.sink_retries) },
     Definition { name: "ShardsReading", unit: "Count", value: |n, _| n.shards_reading as f64 },
     Definition {
+        name: "Resubscriptions",
+        unit: "Count",
+        value: |n, b| delta(n.resubscriptions, b.resubscriptions),
+    },
+    Definition {
         name: "MillisBehindLatest",
         unit: "Milliseconds",
         value: |n, _| n.furthest_behind.as_ref().map_or(0.0, |(_, ms)| *ms as f64),

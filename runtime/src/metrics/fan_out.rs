@@ -32,6 +32,10 @@ crate::series! {
         /// Events pushed by subscriptions (with records or not).
         pub events: Counter = Counter::default() => "weir_subscription_events",
     }
+    unexported |_registry| {
+        /// Every resubscription, whatever the reason, for the summaries.
+        all_resubscribed: Counter = Counter::default(),
+    }
 }
 
 impl FanOutMetrics {
@@ -47,7 +51,13 @@ impl FanOutMetrics {
         ] {
             if now > seen {
                 self.resubscribed.get_or_create(&ReasonLabel { reason }).inc_by(now - seen);
+                self.all_resubscribed.inc_by(now - seen);
             }
         }
+    }
+
+    /// Resubscriptions so far, all reasons.
+    pub fn resubscriptions(&self) -> u64 {
+        self.all_resubscribed.get()
     }
 }

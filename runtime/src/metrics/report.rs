@@ -31,6 +31,8 @@ pub struct Snapshot {
     pub versions_refused: u64,
     /// Shards being read now.
     pub shards_reading: i64,
+    /// Subscriptions made again after they went silent or ended early, or refused in use.
+    pub resubscriptions: u64,
     /// The shard furthest behind, and by how many ms.
     pub furthest_behind: Option<(String, i64)>,
 }
@@ -65,6 +67,7 @@ impl Metrics {
         snap.operator_rollbacks = self.operator_rollbacks.get();
         snap.versions_refused = self.versions_refused.get();
         snap.shards_reading = self.shards_reading.get();
+        snap.resubscriptions = self.fan_out.resubscriptions();
         snap
     }
 }
@@ -110,6 +113,9 @@ impl Snapshot {
         }
         if self.sink_retries > 0 {
             line.push_str(&format!(", sink retries {}", self.sink_retries));
+        }
+        if self.resubscriptions > 0 {
+            line.push_str(&format!(", resubscriptions {}", self.resubscriptions));
         }
         line
     }

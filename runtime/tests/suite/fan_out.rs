@@ -4,7 +4,9 @@
 //! `kinesis_source.rs`), kinesis-local sends none, allows one subscription per consumer and
 //! shard, and may be written while read. Subscriptions renewed, cut and frozen mid-stream go
 //! through a proxy. The results are compared with the native operator's, and the metrics read
-//! as an operator of weir would read them.
+//! as an operator of weir would read them. A split and a merge during subscriptions is in
+//! `kinesis_source.rs`, beside the same while polling; recovery and lease groups through
+//! fan-out are in `recovery.rs` and `leases.rs`.
 
 use crate::util;
 
@@ -133,33 +135,6 @@ fn shards_resharded_before_the_run_are_read_parents_first_through_their_child_sh
     let dead: Vec<&str> = log.lines().filter(|l| l.contains("\"reason\"")).collect();
     assert!(dead.is_empty(), "dead letters: {dead:?}");
     assert_same_results(&by_key(&tail(&results, &[])), &native_by_key_with(&input, &[OUT_OF_ORDERNESS]));
-}
-
-#[test]
-fn a_split_and_a_merge_during_subscriptions_lose_no_window() {
-    // kinesis-local sends no ChildShards: a closed shard's end is found by listing the shards.
-    let endpoint = kinesis_local_endpoint();
-    let trades = create_stream_at(&endpoint, "efo-reshard", 2);
-    let results = create_stream_at(&endpoint, "efo-reshard-max", 1);
-    let rt = runtime();
-    let client = client_at(&rt, &endpoint);
-    let extra = ["--until-idle", "4s", "--shard-discovery-interval", "200ms", "--parallelism", "3"];
-    let mut weir = start(&endpoint, &trades, &results, "resharding", &extra);
-    weir.wait_for_metric("weir_subscriptions_active", |n| n == 2.0, Duration::from_secs(30));
-
-    let mut input = produce_keyed(&endpoint, &trades, 1_500, 30, T0, "random");
-    rt.block_on(split_in_half(&client, &trades, "shardId-000000000000"));
-    input.extend(produce_keyed(&endpoint, &trades, 1_500, 30, T0 + 15_000, "random"));
-    rt.block_on(merge_last_adjacent(&client, &trades));
-    input.extend(produce_keyed(&endpoint, &trades, 1_500, 30, T0 + 30_000, "random"));
-    weir.wait_for_metric("weir_reshards_total", |n| n >= 3.0, Duration::from_secs(90));
-
-    let (status, log) = weir.wait(Duration::from_secs(120));
-    assert!(status.success(), "{log}");
-    let dead: Vec<&str> = log.lines().filter(|l| l.contains("\"reason\"")).collect();
-    assert!(dead.is_empty(), "dead letters: {dead:?}");
-    let expected = native_by_key_with(&input, &[OUT_OF_ORDERNESS]);
-    assert_same_results(&by_key(&tail_at(&endpoint, &results, &[])), &expected);
 }
 
 #[test]

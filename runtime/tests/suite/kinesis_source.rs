@@ -152,6 +152,18 @@ fn trades_with_one_constant_partition_key_give_the_native_windows_with_any_shard
 /// write while weir reads run there, with fewer records (it is slow).
 #[test]
 fn a_split_and_a_merge_while_weir_runs_lose_no_window() {
+    split_and_merge_while_reading(&[]);
+}
+
+/// The same through enhanced fan-out: kinesis-local sends no ChildShards, so a closed shard's
+/// end is found by listing the shards.
+#[test]
+fn a_split_and_a_merge_during_subscriptions_lose_no_window() {
+    split_and_merge_while_reading(&["--efo-consumer", "resharding"]);
+}
+
+/// Trades written while weir (with `extra` arguments) reads, around a split and a merge.
+fn split_and_merge_while_reading(extra: &[&str]) {
     // Random partition keys: every ticker's trades are on every shard, before and after.
     let endpoint = kinesis_local_endpoint();
     let trades = create_stream_at(&endpoint, "resharded", 2);
@@ -164,10 +176,11 @@ fn a_split_and_a_merge_while_weir_runs_lose_no_window() {
             &trades,
             "trim-horizon",
             &results,
-            &["--until-idle", "4s", "--shard-discovery-interval", "200ms", "--parallelism", "3"],
+            &[&["--until-idle", "4s", "--shard-discovery-interval", "200ms", "--parallelism", "3"], extra]
+                .concat(),
         ),
     );
-    weir.wait_for_line("reading shard shardId-000000000001", Duration::from_secs(30));
+    weir.wait_for_metric("weir_shards_reading", |n| n == 2.0, Duration::from_secs(30));
 
     let mut input = produce_keyed(&endpoint, &trades, 1_500, 30, T0, "random");
     rt.block_on(split_in_half(&client, &trades, "shardId-000000000000"));
