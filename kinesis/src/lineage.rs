@@ -353,9 +353,9 @@ impl Lineage {
 /// How a shard is read: polled with GetRecords, or pushed through a subscription.
 pub enum ShardFeed {
     /// GetRecords.
-    Poll(ShardReader),
+    Poll(Box<ShardReader>),
     /// SubscribeToShard.
-    Push(ShardSubscriber),
+    Push(Box<ShardSubscriber>),
 }
 
 impl ShardFeed {
@@ -370,8 +370,10 @@ impl ShardFeed {
         fan_out: Option<&FanOut>,
     ) -> Self {
         match fan_out {
-            Some(fan_out) => Self::Push(ShardSubscriber::new(kinesis, stream, shard, start, fan_out.clone())),
-            None => Self::Poll(ShardReader::new(kinesis, stream, shard, start, poll_interval)),
+            Some(fan_out) => {
+                Self::Push(Box::new(ShardSubscriber::new(kinesis, stream, shard, start, fan_out.clone())))
+            }
+            None => Self::Poll(Box::new(ShardReader::new(kinesis, stream, shard, start, poll_interval))),
         }
     }
 

@@ -449,3 +449,78 @@ fn starting_position(position: &StartPosition) -> StartingPosition {
     };
     builder.build().expect("the type, its one required field, is set above")
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_kinesis::types::{ChildShard, HashKeyRange, Record};
+
+    use super::*;
+
+    fn subscriber() -> ShardSubscriber {
+        let config =
+            aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
+        let fan_out = FanOut::new("arn:aws:kinesis:us-east-1:1:stream/s/consumer/c:1".into());
+        ShardSubscriber::new(
+            Kinesis::new(&config),
+            Stream("s".into()),
+            "p".into(),
+            StartPosition::Latest,
+            fan_out,
+        )
+    }
+
+    fn event(records: usize, continuation: &str, children: &[&str]) -> SubscribeToShardEvent {
+        let record = Record::builder()
+            .sequence_number("1")
+            .data(aws_sdk_kinesis::primitives::Blob::new("x"))
+            .partition_key("k")
+            .build()
+            .unwrap();
+        let range = HashKeyRange::builder().starting_hash_key("0").ending_hash_key("99").build().unwrap();
+        let children = children
+            .iter()
+            .map(|id| {
+                ChildShard::builder()
+                    .shard_id(*id)
+                    .parent_shards("p")
+                    .hash_key_range(range.clone())
+                    .build()
+                    .unwrap()
+            })
+            .collect::<Vec<_>>();
+        SubscribeToShardEvent::builder()
+            .set_records(Some(vec![record; records]))
+            .continuation_sequence_number(continuation)
+            .millis_behind_latest(0)
+            .set_child_shards((!children.is_empty()).then_some(children))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_shard_ends_without_a_continuation_or_with_child_shards_and_no_records() {
+        let now = Instant::now();
+        let mut s = subscriber();
+        assert!(!s.reply(event(3, "7", &["c"]), true, now).ended, "records still come with the children");
+        assert_eq!(s.continuation.as_deref(), Some("7"), "resumed after the last event");
+        let end = s.reply(event(0, "8", &["c", "d"]), true, now);
+        assert!(end.ended && s.ended, "ChildShards and no records: the end (ferrokinesis)");
+        let ids: Vec<&str> = end.children.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["c", "d"]);
+        assert_eq!(end.children[0].parents, ["p"]);
+        let mut s = subscriber();
+        assert!(s.reply(event(2, "", &[]), true, now).ended, "no continuation: the end (AWS)");
+        assert_eq!(s.continuation, None, "an empty continuation is never resumed from");
+    }
+
+    #[test]
+    fn an_empty_event_proves_the_shard_caught_up_only_when_weir_waited_for_it_unhindered() {
+        let now = Instant::now();
+        let mut s = subscriber();
+        let vouched = s.reply(event(0, "5", &[]), true, now);
+        assert!(vouched.caught_up());
+        assert_eq!(vouched.sent_at, now - PUSH_ALLOWANCE, "it stands for a read sent that much earlier");
+        assert!(!s.reply(event(0, "5", &[]), false, now).caught_up(), "it may have waited in a buffer");
+        assert!(!Reply::nothing().caught_up(), "a refused subscription proves nothing");
+    }
+}
