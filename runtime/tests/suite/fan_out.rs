@@ -226,6 +226,58 @@ fn of_two_weirs_with_one_consumer_name_one_reads_and_the_other_waits_until_it_st
 }
 
 #[test]
+fn an_idle_shards_empty_events_let_the_watermark_and_the_windows_go_on() {
+    // Every trade on one shard of two (one partition key): the other only ever sends empty
+    // events. Windows fire while weir runs only if those events vouch for the idle shard.
+    let endpoint = endpoint();
+    let trades = create_stream("efo-idle", 2);
+    let results = create_stream("efo-idle-max", 1);
+    produce_with(&endpoint, &trades, 2_000, 10, T0, "constant", &["--step", "100ms"]);
+    let mut weir = start(&endpoint, &trades, &results, "idle", &[]);
+    let within = Duration::from_secs(60);
+    let text = weir.wait_for_total("weir_records_out_total", |n| n > 0.0, within);
+    let watermark = value(&text, "weir_watermark_milliseconds").unwrap_or(0.0);
+    assert!(watermark >= T0 as f64, "the watermark moved past the first trades: {watermark}\n{text}");
+    assert!(weir.is_running(), "windows came out before the end of the input");
+}
+
+#[test]
+fn a_live_swap_while_reading_through_a_consumer_keeps_every_window() {
+    // kinesis-local (written while read): a wave of trades, a new version deployed to S3 (the
+    // same code under another digest), a second wave; the windows of a run without a swap.
+    let endpoint = kinesis_local_endpoint();
+    let trades = create_stream_at(&endpoint, "efo-swap", 2);
+    let results = create_stream_at(&endpoint, "efo-swap-max", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let target = crate::swap::target("efo-swap");
+    let v1 = component("sliding_window_max");
+    crate::swap::deploy(&v1, &target, &["out-of-orderness=60s"]);
+    let extra = ["--operator", &target, "--watch-interval", "100ms", "--until-idle", "4s"];
+    let mut weir = start_with(
+        &endpoint,
+        &trades,
+        "swapping",
+        &[&["--sink", &format!("kinesis://{results}")], &extra[..]].concat(),
+    );
+    let within = Duration::from_secs(60);
+    weir.wait_for_metric("weir_subscriptions_active", |n| n == 2.0, within);
+
+    let mut input = produce(&endpoint, &trades, 1_500, 20, T0);
+    weir.wait_for_total("weir_records_in_total", |n| n == 1_500.0, within);
+    let v2 = crate::swap::same_code_new_digest(&v1, dir.path());
+    crate::swap::deploy(&v2, &target, &["out-of-orderness=60s"]);
+    weir.wait_for_metric(crate::swap::SWAPS, |n| n >= 1.0, within);
+    input.extend(produce(&endpoint, &trades, 1_500, 20, T0 + 30_000));
+
+    let (status, log) = weir.wait(within);
+    assert!(status.success(), "{log}");
+    let dead: Vec<&str> = log.lines().filter(|l| l.contains("\"reason\"")).collect();
+    assert!(dead.is_empty(), "dead letters: {dead:?}");
+    let expected = native_by_key_with(&input, &[OUT_OF_ORDERNESS]);
+    assert_same_results(&by_key(&tail_at(&endpoint, &results, &[])), &expected);
+}
+
+#[test]
 fn efo_needs_a_kinesis_source_and_says_so_before_anything_runs() {
     let out = weir().args(["run", "--source", "generator", "--efo-consumer", "c"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
