@@ -54,8 +54,10 @@ impl Kinesis {
     ///
     /// Each attempt of a call has [`ATTEMPT_TIMEOUT`] to be answered (the SDK sets none), so
     /// that a call sent on a connection that went silent (a half-open one, a NAT that forgot
-    /// it) fails and is retried instead of waiting forever. A subscription's events come after
-    /// its answer, and are watched by the subscriber's own inactivity deadline.
+    /// it) fails and is retried instead of waiting forever; PutRecords has longer
+    /// ([`crate::writer::WRITE_ATTEMPT_TIMEOUT`]: its retry may write twice). A subscription's
+    /// events come after its answer, and are watched by the subscriber's own inactivity
+    /// deadline.
     pub fn new(config: &SdkConfig) -> Self {
         let timeouts = aws_sdk_kinesis::config::timeout::TimeoutConfig::builder()
             .operation_attempt_timeout(ATTEMPT_TIMEOUT)

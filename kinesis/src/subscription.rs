@@ -5,7 +5,8 @@
 //! A subscription never stalls silently:
 //! - it is **renewed** from the last ContinuationSequenceNumber before the service's 5 minutes
 //!   end ([`FanOut::renew_after`]); one that ends before (its connection closed, another
-//!   reader took it over) is made again at once, then with backoff;
+//!   reader took it over) is made again after a backoff (1 s at first, longer each time until
+//!   an event comes);
 //! - a subscription that sends nothing for [`FanOut::inactivity`] (AWS sends an event at least
 //!   every 5 s, even with no records) is dropped and **resubscribed**, as is one whose
 //!   connection fails;

@@ -286,6 +286,8 @@ async fn put(kinesis: Kinesis, stream: Stream, mut entries: Vec<Entry>) -> Resul
             .set_stream_name(stream.name())
             .set_stream_arn(stream.arn())
             .set_records(Some(request))
+            .customize()
+            .config_override(write_timeouts())
             .send()
             .await;
         let failed: Vec<(usize, String)> = match result {
@@ -321,6 +323,18 @@ async fn put(kinesis: Kinesis, stream: Stream, mut entries: Vec<Entry>) -> Resul
             entries.into_iter().enumerate().filter(|(i, _)| failed_idx.contains(i)).map(|(_, e)| e).collect();
         tokio::time::sleep(delay).await;
     }
+}
+
+/// A PutRecords attempt unanswered this long is given up and tried again: long, since Kinesis
+/// may have taken the records already (the retry then writes them twice); a busy emulator took
+/// more than [`crate::aws::ATTEMPT_TIMEOUT`]. Only a dead connection waits this long.
+pub const WRITE_ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn write_timeouts() -> aws_sdk_kinesis::config::Builder {
+    let timeouts = aws_sdk_kinesis::config::timeout::TimeoutConfig::builder()
+        .operation_attempt_timeout(WRITE_ATTEMPT_TIMEOUT)
+        .build();
+    aws_sdk_kinesis::config::Builder::default().timeout_config(timeouts)
 }
 
 #[cfg(test)]
