@@ -322,19 +322,14 @@ impl ShardReader {
                 }
                 Err(e)
                     if self.last_sequence.is_none()
-                        && matches!(self.start, StartPosition::AfterSequenceNumber(_))
-                        && e.as_service_error().and_then(|s| s.code())
-                            == Some("InvalidArgumentException") =>
+                        && self.start.expired(
+                            e.as_service_error().and_then(|s| s.code()),
+                            &self.shard,
+                            &self.stream,
+                            &self.kinesis.error(&e, &self.stream),
+                            &mut self.stats,
+                        ) =>
                 {
-                    tracing::warn!(
-                        shard = %self.shard,
-                        "the position to resume shard {} of {} from is no longer in the stream ({}): reading from its oldest record (trim-horizon); records between were lost to the retention period",
-                        self.shard,
-                        self.stream,
-                        self.kinesis.error(&e, &self.stream)
-                    );
-                    self.stats.expired_positions += 1;
-                    self.start = StartPosition::TrimHorizon;
                     request = request
                         .shard_iterator_type(ShardIteratorType::TrimHorizon)
                         .set_starting_sequence_number(None);
@@ -342,6 +337,32 @@ impl ShardReader {
                 Err(e) => return Err(self.kinesis.error(&e, &self.stream)),
             }
         }
+    }
+}
+
+impl StartPosition {
+    /// Whether a read from here was refused (`code`) because the stream no longer holds the
+    /// position (a checkpoint's sequence number older than the retention period): if so, it is
+    /// said and counted, and the position becomes the shard's oldest record.
+    pub(crate) fn expired(
+        &mut self,
+        code: Option<&str>,
+        shard: &str,
+        stream: &Stream,
+        error: &KinesisError,
+        stats: &mut ReaderStats,
+    ) -> bool {
+        if !matches!(self, StartPosition::AfterSequenceNumber(_)) || code != Some("InvalidArgumentException")
+        {
+            return false;
+        }
+        tracing::warn!(
+            shard = %shard,
+            "the position to resume shard {shard} of {stream} from is no longer in the stream ({error}): reading from its oldest record (trim-horizon); records between were lost to the retention period"
+        );
+        stats.expired_positions += 1;
+        *self = StartPosition::TrimHorizon;
+        true
     }
 }
 

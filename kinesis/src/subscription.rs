@@ -92,6 +92,8 @@ enum Again {
     /// It ended early: the connection failed or was closed, or the service ended it (with an
     /// error, or because another reader took it over).
     Dropped,
+    /// The service refused it with ResourceInUseException (in the call or in the stream).
+    InUse,
 }
 
 /// Reads one shard through SubscribeToShard, in order, from a start position to its end.
@@ -219,38 +221,15 @@ impl ShardSubscriber {
                         .as_service_error()
                         .is_some_and(SubscribeToShardEventStreamError::is_resource_in_use_exception);
                     let error = self.kinesis.error(&e, &self.stream);
-                    if in_use {
-                        self.events = None;
-                        self.steady = false;
-                        self.in_use(&error);
-                    } else {
-                        self.again(Again::Dropped, Some(&error));
-                    }
+                    self.again(if in_use { Again::InUse } else { Again::Dropped }, Some(&error));
                     return Ok(Reply::nothing());
                 }
             }
         }
     }
 
-    /// Drop the subscription, to be made again after the last event taken.
-    /// The subscribe call, or the subscription, was refused with ResourceInUseException: try
-    /// again after a backoff. Within 5 s of the last subscription that is the service's rule;
-    /// for longer, another reader holds this consumer's subscription to the shard, which is
-    /// said once a few attempts have failed.
-    fn in_use(&mut self, error: &KinesisError) {
-        self.stats.in_use += 1;
-        let delays = self.failures.get_or_insert_with(|| Backoff::new(Service::Kinesis, RETRY));
-        if delays.attempts() >= 5 {
-            tracing::warn!(
-                shard = %self.shard,
-                "cannot subscribe to shard {} of {} as {}: another reader holds this consumer's subscription to it ({error}); does a second weir use the same --efo-consumer? Trying again",
-                self.shard,
-                self.stream,
-                self.fan_out.consumer_arn,
-            );
-        }
-    }
-
+    /// Drop the subscription (if one is open), to be made again after the last event taken:
+    /// at once after a renewal, after a backoff otherwise.
     fn again(&mut self, why: Again, error: Option<&KinesisError>) {
         self.events = None;
         self.steady = false;
@@ -269,6 +248,21 @@ impl ShardSubscriber {
                     self.stream,
                     self.fan_out.inactivity
                 );
+            }
+            Again::InUse => {
+                self.stats.in_use += 1;
+                // Within 5 s of the last subscription that is the service's rule; for longer,
+                // another reader holds this consumer's subscription to the shard.
+                if self.failures.as_ref().is_some_and(|delays| delays.attempts() >= 5) {
+                    tracing::warn!(
+                        shard = %self.shard,
+                        "cannot subscribe to shard {} of {} as {}: another reader holds this consumer's subscription to it ({}); does a second weir use the same --efo-consumer? Trying again",
+                        self.shard,
+                        self.stream,
+                        self.fan_out.consumer_arn,
+                        error.map_or_else(|| "in use".to_string(), ToString::to_string)
+                    );
+                }
             }
             Again::Dropped => {
                 self.stats.resubscribed_dropped += 1;
@@ -404,21 +398,12 @@ impl ShardSubscriber {
         let code = e.as_service_error().and_then(|s| s.code());
         let error = self.kinesis.error(&e, &self.stream);
         if e.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) {
-            self.in_use(&error);
+            self.again(Again::InUse, Some(&error));
             return Ok(false);
         }
         if self.continuation.is_none()
-            && matches!(self.start, StartPosition::AfterSequenceNumber(_))
-            && code == Some("InvalidArgumentException")
+            && self.start.expired(code, &self.shard, &self.stream, &error, &mut self.stats)
         {
-            tracing::warn!(
-                shard = %self.shard,
-                "the position to resume shard {} of {} from is no longer in the stream ({error}): reading from its oldest record (trim-horizon); records between were lost to the retention period",
-                self.shard,
-                self.stream,
-            );
-            self.stats.expired_positions += 1;
-            self.start = StartPosition::TrimHorizon;
             return Ok(false);
         }
         if !e.is_transient() {

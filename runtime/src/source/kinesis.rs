@@ -1,6 +1,6 @@
 //! A Kinesis stream as a source: a thin adapter over weir-kinesis's [`StreamReader`] (every
 //! shard read concurrently, in lineage order, with retries and iterator renewal) that packs
-//! each GetRecords reply into batches for the operators and keeps the per-shard metrics.
+//! each reply (a GetRecords reply, or a subscription's event) into batches for the operators and keeps the per-shard metrics.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -271,7 +271,7 @@ fn run_lease_schedule(seed: u64) {
         let lines: Vec<String> = records.iter().map(|r| r.to_string()).collect();
         let _ = std::fs::write(format!("{dir}/seed-{seed}-results.jsonl"), lines.join("\n"));
     }
-    let dead: Vec<&str> = logs.iter().flat_map(|l| l.lines()).filter(|l| l.contains("\"reason\"")).collect();
+    let dead = util::process::dead_letters(logs.iter().map(String::as_str));
     assert!(dead.is_empty(), "seed {seed} ({schedule:?}): trades dead-lettered: {dead:#?}");
     let (once, _) = deduplicated(&records);
     assert_same_results(&once, &native_by_key(&input));

@@ -85,7 +85,7 @@ fn trades_read_through_fan_out_give_the_native_windows_with_ticker_and_random_ke
         }
         let (status, log) = weir.wait(Duration::from_secs(60));
         assert!(status.success(), "{log}");
-        let dead: Vec<&str> = log.lines().filter(|l| l.contains("\"reason\"")).collect();
+        let dead = util::process::dead_letters([log.as_str()]);
         assert!(dead.is_empty(), "dead letters: {dead:?}");
         // The results, read back through a consumer of their own.
         let got = by_key(&tail_at(&endpoint, &results, &["--efo-consumer", "checker"]));
@@ -132,7 +132,7 @@ fn shards_resharded_before_the_run_are_read_parents_first_through_their_child_sh
     weir.wait_for_metric("weir_reshards_total", |n| n >= 3.0, Duration::from_secs(60));
     let (status, log) = weir.wait(Duration::from_secs(60));
     assert!(status.success(), "{log}");
-    let dead: Vec<&str> = log.lines().filter(|l| l.contains("\"reason\"")).collect();
+    let dead = util::process::dead_letters([log.as_str()]);
     assert!(dead.is_empty(), "dead letters: {dead:?}");
     assert_same_results(&by_key(&tail(&results, &[])), &native_by_key_with(&input, &[OUT_OF_ORDERNESS]));
 }
@@ -271,7 +271,7 @@ fn a_live_swap_while_reading_through_a_consumer_keeps_every_window() {
 
     let (status, log) = weir.wait(within);
     assert!(status.success(), "{log}");
-    let dead: Vec<&str> = log.lines().filter(|l| l.contains("\"reason\"")).collect();
+    let dead = util::process::dead_letters([log.as_str()]);
     assert!(dead.is_empty(), "dead letters: {dead:?}");
     let expected = native_by_key_with(&input, &[OUT_OF_ORDERNESS]);
     assert_same_results(&by_key(&tail_at(&endpoint, &results, &[])), &expected);

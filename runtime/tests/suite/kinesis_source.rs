@@ -192,7 +192,7 @@ fn split_and_merge_while_reading(extra: &[&str]) {
 
     let (status, log) = weir.wait(Duration::from_secs(120));
     assert!(status.success(), "{log}");
-    let dead: Vec<&str> = log.lines().filter(|l| l.contains("\"reason\"")).collect();
+    let dead = util::process::dead_letters([log.as_str()]);
     assert!(dead.is_empty(), "dead letters: {dead:?}");
     let expected = native_by_key_with(&input, &[OUT_OF_ORDERNESS]);
     assert_same_results(&by_key(&tail_at(&endpoint, &results, &[])), &expected);

@@ -192,7 +192,7 @@ fn three_workers_share_eight_shards_through_a_kill_a_rolling_restart_a_split_and
 
     // No trade was late (dead letters go to standard error): each worker's watermark waited
     // for every shard it read, those it took over included.
-    let dead: Vec<&str> = logs.iter().flat_map(|l| l.lines()).filter(|l| l.contains("\"reason\"")).collect();
+    let dead = util::process::dead_letters(logs.iter().map(String::as_str));
     assert!(dead.is_empty(), "dead letters: {dead:?}");
 
     // Without repeats, the native results; a window came out twice only if the killed worker
@@ -265,7 +265,7 @@ fn three_workers_subscribe_through_one_consumer_to_the_shards_they_hold_and_take
     assert!(status.success(), "{log}");
     logs.push(log);
 
-    let dead: Vec<&str> = logs.iter().flat_map(|l| l.lines()).filter(|l| l.contains("\"reason\"")).collect();
+    let dead = util::process::dead_letters(logs.iter().map(String::as_str));
     assert!(dead.is_empty(), "dead letters: {dead:?}");
     let (once, counts) = deduplicated(&tail_at(&endpoint, &results, &[]));
     assert_same_results(&once, &native_per_ticker(&input, &settings()));

@@ -215,6 +215,12 @@ impl Drop for Weir {
     }
 }
 
+/// The dead letters in `logs`: weir writes them to standard error by default, a JSON object with
+/// a `reason` each.
+pub fn dead_letters<'a>(logs: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    logs.into_iter().flat_map(str::lines).filter(|l| l.contains("\"reason\"")).collect()
+}
+
 /// `GET /metrics` at `addr`: the body, or None if nothing answers yet.
 pub fn scrape(addr: &str) -> Option<String> {
     let mut stream = std::net::TcpStream::connect(addr).ok()?;
