@@ -1,4 +1,4 @@
-//! weir's AWS layer, under every Kinesis, S3 and DynamoDB call the runtime, the producer and
+//! weir's AWS layer, under every Kinesis, S3, DynamoDB and KMS call the runtime, the producer and
 //! the tools make:
 //!
 //! - [`config`]: the shared configuration from the SDK's default chain (environment, profile,

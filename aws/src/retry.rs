@@ -30,11 +30,13 @@ pub enum Service {
     S3,
     /// DynamoDB.
     DynamoDb,
+    /// KMS (signing deployments, and the public keys that verify them).
+    Kms,
 }
 
 impl Service {
     /// Every service, in the order of their series.
-    pub const ALL: [Service; 3] = [Service::Kinesis, Service::S3, Service::DynamoDb];
+    pub const ALL: [Service; 4] = [Service::Kinesis, Service::S3, Service::DynamoDb, Service::Kms];
 
     /// The service's name, as the `service` label has it.
     pub fn name(self) -> &'static str {
@@ -42,11 +44,12 @@ impl Service {
             Service::Kinesis => "kinesis",
             Service::S3 => "s3",
             Service::DynamoDb => "dynamodb",
+            Service::Kms => "kms",
         }
     }
 }
 
-static RETRIES: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+static RETRIES: [AtomicU64; Service::ALL.len()] = [const { AtomicU64::new(0) }; Service::ALL.len()];
 
 /// Calls to `service` tried again so far by this process, by every path.
 pub fn retries(service: Service) -> u64 {

@@ -50,6 +50,10 @@ pub struct OperatorRef {
     /// What its state is keyed by (`the JSON field "TICKER"`): state of another grouping key
     /// cannot be restored.
     pub grouping: String,
+    /// The sequence number of its deployment entry, when it came from a deployment in S3: a
+    /// restart trusting signed versions refuses an entry older than this (a replay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
 }
 
 /// Everything in a checkpoint but the state: small, JSON in the checkpoint's bytes.
@@ -116,6 +120,7 @@ pub fn sample() -> Checkpoint {
                 version: "0.2.0".into(),
                 contract: "weir:operator@0.2.0".into(),
                 grouping: "the JSON field \"TICKER\"".into(),
+                sequence: Some(4),
             },
             parallelism: 2,
             shards,

@@ -88,6 +88,9 @@ pub struct Artifact {
     pub digest: Digest,
     /// Where they came from, for messages: a path, or `built-in sliding-window-max`.
     pub origin: String,
+    /// The sequence number of the deployment entry it was deployed as, when it came from a
+    /// deployment in S3 (recorded in checkpoints, so a replayed older entry is refused).
+    pub sequence: Option<u64>,
 }
 
 impl fmt::Debug for Artifact {
@@ -122,7 +125,7 @@ pub enum ArtifactError {
 impl Artifact {
     /// An artifact from bytes in memory.
     pub fn from_bytes(bytes: Vec<u8>, origin: impl Into<String>) -> Self {
-        Self { digest: Digest::of(&bytes), bytes, origin: origin.into() }
+        Self { digest: Digest::of(&bytes), bytes, origin: origin.into(), sequence: None }
     }
 
     /// The embedded default operator.

@@ -9,12 +9,13 @@
 //! ```text
 //! source/ (file, generator, kinesis) -> pipeline/ (keys, instances, watermark, switch, checkpoint cuts) -> operator/ (wasmtime host) -> sink/ (file, kinesis, dead_letter)
 //!                                            ^                  |
-//!                     deployment/ (store, watch, versions)   checkpoint/ (format, store)
+//!          deployment/ (store, watch, versions, signatures)   checkpoint/ (format, store)
 //! ```
 //!
 //! Beside the data path: [`checkpoint`] (where a restart goes on from), [`artifact`] (component
-//! bytes and digests, the embedded operators), [`deployment`] (operators in S3, live swaps and
-//! rollbacks), [`s3`] (one bucket's objects, shared by both), [`location`] (`kinesis://`,
+//! bytes and digests, the embedded operators), [`deployment`] (operators in S3, live swaps,
+//! rollbacks and signed versions), [`s3`] (one bucket's objects, shared by both), [`kms`]
+//! (signing with and reading KMS keys), [`location`] (`kinesis://`,
 //! `s3://`, files, `-`), [`metrics`] (Prometheus, EMF), [`clock`] (wall-clock milliseconds).
 //! Kinesis itself is the `weir-kinesis` crate; the types shared with operators are
 //! `weir-contract`'s, the checkpoint format `weir-checkpoint`'s.
@@ -23,6 +24,7 @@ pub mod artifact;
 pub mod checkpoint;
 pub mod clock;
 pub mod deployment;
+pub mod kms;
 pub mod lease;
 pub mod location;
 pub mod metrics;

@@ -39,6 +39,7 @@ pub fn operator_ref(loaded: &LoadedOperator) -> OperatorRef {
         version: loaded.version().to_string(),
         contract: weir_contract::CONTRACT.to_string(),
         grouping: loaded.grouping().to_string(),
+        sequence: loaded.artifact().sequence,
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use weir::deployment::KeySource;
 use weir::location::Location;
 
 mod run;
@@ -69,12 +70,24 @@ pub enum Command {
     /// lease counter, state, how far its last checkpoint is behind the stream's newest record,
     /// and when that checkpoint was taken; then the workers and when each last renewed.
     Leases(LeasesArgs),
+    /// Make a signing key for `weir deploy --sign-key`: its private half written to PATH
+    /// (readable by you only), its public half to PATH.pub (for `weir run --trust`). For
+    /// laptops and tests; a pipeline signs with a KMS key (`--sign kms://KEY`).
+    Keygen(KeygenArgs),
     /// Start a new operator project in a folder of its own, in Rust, Python or JavaScript: a
     /// map of one function to grow from, its native test, the contract, and a README with the
     /// commands that test, build, check and deploy it.
     ///
     /// `weir new --lang python my-operator [--weir PATH-TO-A-WEIR-CHECKOUT]`
     New(NewArgs),
+}
+
+/// Arguments of `weir keygen`.
+#[derive(Args, Debug)]
+pub struct KeygenArgs {
+    /// Where to write the private key (PATH.pub gets the public key); neither may exist.
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
 }
 
 /// Arguments of `weir new`.
@@ -145,9 +158,24 @@ pub struct DeployArgs {
     /// settings), instead of deploying a new component.
     #[arg(long)]
     pub rollback: bool,
+    /// Say what is deployed, who signed each version, and (with --trust) whether a weir
+    /// trusting those keys would run the current one; changes nothing.
+    #[arg(long, conflicts_with_all = ["rollback", "settings", "sign", "sign_key"])]
+    pub status: bool,
     /// An operator setting stored in the manifest and passed to `init` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_setting, conflicts_with = "rollback")]
     pub settings: Vec<(String, String)>,
+    /// Sign the new manifest entry with this asymmetric KMS key (ECC_NIST_P256, SIGN_VERIFY;
+    /// a key id, ARN or alias/NAME): the key never leaves KMS. A weir run with --trust runs
+    /// only signed versions.
+    #[arg(long, value_name = "kms://KEY", value_parser = parse_kms_key, conflicts_with = "sign_key")]
+    pub sign: Option<String>,
+    /// Sign with the private key in this PEM file instead (`weir keygen PATH` makes one): for
+    /// laptops and tests.
+    #[arg(long, env = "WEIR_SIGN_KEY", value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub trust: TrustArgs,
     #[command(flatten)]
     pub aws: AwsArgs,
     #[command(flatten)]
@@ -223,6 +251,20 @@ pub struct AwsArgs {
     pub region: Option<String>,
 }
 
+/// Which deployed versions may run.
+#[derive(Args, Debug, Default, Clone)]
+#[command(next_help_heading = "Signed deployments")]
+pub struct TrustArgs {
+    /// Run only deployed versions signed by one of these keys: a public key file (PEM, such
+    /// as the PATH.pub `weir keygen PATH` writes) or kms://KEY (its public half, read from KMS
+    /// once at start). Repeatable, or comma-separated in WEIR_TRUST: trust the old and the new
+    /// key while rotating. An unsigned version, one signed by another key, one changed after
+    /// signing, or one older in sequence than a version already run is refused before it is
+    /// downloaded; a running weir keeps its version.
+    #[arg(long, env = "WEIR_TRUST", value_delimiter = ',', value_name = "FILE|kms://KEY")]
+    pub trust: Vec<KeySource>,
+}
+
 /// Options of the operator host.
 #[derive(Args, Debug)]
 #[command(next_help_heading = "Operator host")]
@@ -260,9 +302,20 @@ pub struct CheckArgs {
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_setting)]
     pub settings: Vec<(String, String)>,
     #[command(flatten)]
+    pub trust: TrustArgs,
+    #[command(flatten)]
     pub aws: AwsArgs,
     #[command(flatten)]
     pub host: HostArgs,
+}
+
+fn parse_kms_key(s: &str) -> Result<String, String> {
+    match s.parse::<KeySource>()? {
+        KeySource::Kms(key) => Ok(key),
+        KeySource::File(_) => {
+            Err("--sign takes kms://KEY (KEY_ID, alias/NAME or an ARN); sign with a key file with --sign-key FILE".into())
+        }
+    }
 }
 
 pub(crate) fn parse_setting(s: &str) -> Result<(String, String), String> {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Args;
 use weir::location::Location;
 
-use super::{AwsArgs, HostArgs, parse_duration, parse_setting};
+use super::{AwsArgs, HostArgs, TrustArgs, parse_duration, parse_setting};
 
 /// How `weir run` reports its counters every stats interval.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -215,6 +215,8 @@ pub struct DeploymentArgs {
     /// version, with the state.
     #[arg(long, env = "WEIR_ROLLBACK_WINDOW", default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
     pub rollback_window: Duration,
+    #[command(flatten)]
+    pub trust: TrustArgs,
 }
 
 /// Options of the Kinesis source.

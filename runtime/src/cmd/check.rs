@@ -4,15 +4,18 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use weir::deployment::trust::signed_by;
 use weir::operator::{CacheOutcome, Toolchain};
 
 use crate::cli::CheckArgs;
 
 /// `weir check`.
 pub async fn check(args: CheckArgs) -> Result<()> {
-    let (loaded, _) =
-        super::load(&args.operator, &args.settings, &args.host, args.aws.region.as_deref(), Duration::MAX)
-            .await?;
+    let region = args.aws.region.as_deref();
+    let trust = super::trust(&args.trust, region).await?;
+    let trusted = trust.is_some();
+    let (loaded, watch) =
+        super::load(&args.operator, &args.settings, &args.host, region, Duration::MAX, trust).await?;
     println!(
         "{}: operator {} {}, contract {}, sha256 {}; groups records by {}",
         loaded.artifact().origin,
@@ -34,5 +37,17 @@ pub async fn check(args: CheckArgs) -> Result<()> {
         bytes.len() as f64 / 1e6,
         loaded.load_time()
     );
+    if let Some(watch) = watch {
+        let current = &watch.running.current;
+        let verdict = if trusted { "verified against --trust" } else { "not verified: no --trust" };
+        println!(
+            "  deployment sequence {}, {}; {verdict}",
+            current.sequence,
+            match &current.signature {
+                Some(_) => format!("signed by {}", signed_by(current)),
+                None => "unsigned".to_string(),
+            }
+        );
+    }
     Ok(())
 }

@@ -3,12 +3,15 @@
 //!
 //! A component is checked before anything is uploaded: it must be a component of a compatible
 //! contract version, instantiate, and accept its settings in `init`. A rollback is checked the
-//! same way before the manifest moves.
+//! same way before the manifest moves. Every new entry gets the next sequence number; with
+//! `--sign` or `--sign-key` it is signed (a rollback too: the older version comes back under a
+//! new sequence number and a new signature). `--status` says who signed what.
 
 use anyhow::{Context, Result, bail};
 
 use weir::artifact::Artifact;
-use weir::deployment::{Deployment, Manifest, OperatorStore, StoreError};
+use weir::deployment::trust::signed_by;
+use weir::deployment::{Deployment, Manifest, OperatorStore, Signer, StoreError, Trust};
 use weir::location::Location;
 use weir::operator::LoadedOperator;
 use weir_contract::CONTRACT;
@@ -18,20 +21,53 @@ use crate::cli::{DeployArgs, HostArgs, OperatorsArgs, OperatorsCommand};
 
 /// `weir deploy`.
 pub async fn deploy(args: DeployArgs) -> Result<()> {
-    let (file, target) = match (args.rollback, args.args.as_slice()) {
+    let usage = "weir deploy needs the component and where: weir deploy OPERATOR.wasm s3://BUCKET/PREFIX (or --rollback / --status s3://BUCKET/PREFIX)";
+    let (file, target) = match (args.rollback || args.status, args.args.as_slice()) {
         (true, [target]) => (None, target),
         (false, [file, target]) => (Some(file), target),
-        (true, _) => {
-            bail!("weir deploy --rollback takes only where: weir deploy --rollback s3://BUCKET/PREFIX")
-        }
-        (false, _) => bail!(
-            "weir deploy needs the component and where: weir deploy OPERATOR.wasm s3://BUCKET/PREFIX (or --rollback s3://BUCKET/PREFIX)"
-        ),
+        (true, _) => bail!("weir deploy --rollback and --status take only where: s3://BUCKET/PREFIX"),
+        (false, _) => bail!("{usage}"),
     };
-    let store = store(target, args.aws.region.as_deref()).await?;
+    let region = args.aws.region.as_deref();
+    let store = store(target, region).await?;
+    if args.status {
+        let trust = super::trust(&args.trust, region).await?;
+        return status(&store, trust.as_ref()).await;
+    }
+    // The key is read (from KMS too) before anything is uploaded.
+    let signer = match (&args.sign, &args.sign_key) {
+        (Some(key), _) => Some(Signer::kms(key, region).await?),
+        (None, Some(file)) => Some(Signer::local(file)?),
+        (None, None) => None,
+    };
     match file {
-        Some(file) => deploy_file(&store, file, &args.settings, &args.host).await,
-        None => rollback(&store, &args.host).await,
+        Some(file) => deploy_file(&store, file, &args.settings, &args.host, signer.as_ref()).await,
+        None => rollback(&store, &args.host, signer.as_ref()).await,
+    }
+}
+
+/// `deployment` with the next sequence number after `before`, signed by `signer` if there is one.
+async fn sequenced(
+    mut deployment: Deployment,
+    before: Option<&Manifest>,
+    signer: Option<&Signer>,
+) -> Result<Deployment> {
+    deployment.sequence = Manifest::next_sequence(before);
+    deployment.signature = match signer {
+        Some(signer) => Some(signer.sign(&deployment).await?),
+        None => None,
+    };
+    Ok(deployment)
+}
+
+/// How the new entry is signed, in words.
+fn signed_note(deployment: &Deployment) -> String {
+    match &deployment.signature {
+        Some(_) => format!("sequence {}, signed by {}", deployment.sequence, signed_by(deployment)),
+        None => format!(
+            "sequence {}, unsigned (a weir run with --trust refuses it; sign with --sign or --sign-key)",
+            deployment.sequence
+        ),
     }
 }
 
@@ -54,13 +90,14 @@ async fn deploy_file(
     file: &str,
     settings: &[(String, String)],
     host: &HostArgs,
+    signer: Option<&Signer>,
 ) -> Result<()> {
     let artifact = Artifact::from_file(std::path::Path::new(file))?;
     let loaded = validate(artifact.clone(), settings, host)?;
     // Read the manifest (and its ETag) before uploading, so a deploy that lands in between is
     // detected by the conditional write below.
     let before = store.manifest().await?;
-    store.put_component(&artifact).await?;
+    let before_manifest = before.as_ref().map(|(m, _)| m);
     let deployment = Deployment {
         digest: artifact.digest,
         size: artifact.bytes.len() as u64,
@@ -70,11 +107,16 @@ async fn deploy_file(
         deployed_at: jiff::Timestamp::now(),
         settings: settings.iter().cloned().collect(),
         rollback_of: None,
+        grouping: Some(loaded.grouping().to_string()),
+        sequence: 0,
+        signature: None,
     };
-    let manifest = Manifest::next(before.as_ref().map(|(m, _)| m), deployment);
+    let deployment = sequenced(deployment, before_manifest, signer).await?;
+    store.put_component(&artifact).await?;
+    let manifest = Manifest::next(before_manifest, deployment);
     store.write_manifest(&manifest, before.as_ref().map(|(_, etag)| etag.as_str())).await?;
     println!(
-        "deployed {} {} (sha256 {}) to {}; {}",
+        "deployed {} {} (sha256 {}) to {}; {}; {}",
         loaded.name(),
         loaded.version(),
         artifact.digest,
@@ -82,12 +124,13 @@ async fn deploy_file(
         match &manifest.previous {
             Some(previous) => format!("previous {}", previous.short()),
             None => "first deployment".to_string(),
-        }
+        },
+        signed_note(&manifest.current)
     );
     Ok(())
 }
 
-async fn rollback(store: &OperatorStore, host: &HostArgs) -> Result<()> {
+async fn rollback(store: &OperatorStore, host: &HostArgs, signer: Option<&Signer>) -> Result<()> {
     let (manifest, etag) =
         store.manifest().await?.ok_or_else(|| StoreError::NothingDeployed(store.location()))?;
     let Some(previous) = manifest.previous else {
@@ -99,23 +142,90 @@ async fn rollback(store: &OperatorStore, host: &HostArgs) -> Result<()> {
     // The component must still be there, intact, and still load with its settings.
     let artifact = store.component(&previous).await?;
     let settings: Vec<(String, String)> = earlier.settings.clone().into_iter().collect();
-    validate(artifact, &settings, host)?;
+    let loaded = validate(artifact, &settings, host)?;
     let deployment = Deployment {
         deployed_at: jiff::Timestamp::now(),
         rollback_of: Some(manifest.current.digest),
+        grouping: Some(loaded.grouping().to_string()),
         ..earlier.clone()
     };
+    let deployment = sequenced(deployment, Some(&manifest), signer).await?;
     let next = Manifest::next(Some(&manifest), deployment);
     store.write_manifest(&next, Some(&etag)).await?;
     println!(
-        "rolled {} back from {} to {} ({} {})",
+        "rolled {} back from {} to {} ({} {}); {}",
         store.location(),
         manifest.current.digest.short(),
         previous.short(),
         earlier.name.as_deref().unwrap_or("?"),
-        earlier.version.as_deref().unwrap_or("?")
+        earlier.version.as_deref().unwrap_or("?"),
+        signed_note(&next.current)
     );
     Ok(())
+}
+
+/// `weir deploy --status`: the current entry in full, whether `trust` would run it, then the
+/// history.
+async fn status(store: &OperatorStore, trust: Option<&Trust>) -> Result<()> {
+    let (manifest, _) =
+        store.manifest().await?.ok_or_else(|| StoreError::NothingDeployed(store.location()))?;
+    let d = &manifest.current;
+    println!(
+        "{}: {} {} (sha256 {}), sequence {}, deployed at {}",
+        store.location(),
+        d.name.as_deref().unwrap_or("?"),
+        d.version.as_deref().unwrap_or("?"),
+        d.digest,
+        d.sequence,
+        d.deployed_at
+    );
+    println!(
+        "  contract {}; groups records by {}; settings {}",
+        d.contract,
+        d.grouping.as_deref().unwrap_or("(not recorded)"),
+        settings_text(d)
+    );
+    let verdict = match trust {
+        None => "not checked: give --trust to check it against your keys".to_string(),
+        Some(trust) => match trust.check(d) {
+            Ok(key) => format!("a weir trusting {} runs it", key.source()),
+            Err(refusal) => format!("a weir with this --trust refuses it ({}): {refusal}", refusal.reason()),
+        },
+    };
+    println!("  signed by {}; {verdict}", signed_by(d));
+    println!();
+    history(&manifest);
+    Ok(())
+}
+
+fn settings_text(d: &Deployment) -> String {
+    let mut settings: Vec<String> = d.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if let Some(from) = &d.rollback_of {
+        settings.push(format!("(rollback from {})", from.short()));
+    }
+    if settings.is_empty() { "none".to_string() } else { settings.join(" ") }
+}
+
+/// The manifest's deployments as a table, current first.
+fn history(manifest: &Manifest) {
+    println!(
+        "{:<9} {:>4} {:<12} {:<28} {:<20} {:<24} settings",
+        "", "seq", "sha256", "operator", "deployed at", "signed by"
+    );
+    let rows =
+        std::iter::once(("current", &manifest.current)).chain(manifest.history.iter().map(|d| ("", d)));
+    for (mark, d) in rows {
+        let operator = format!("{} {}", d.name.as_deref().unwrap_or("?"), d.version.as_deref().unwrap_or(""));
+        let signed =
+            d.signature.as_ref().map_or_else(|| "unsigned".to_string(), |s| format!("key {}", s.key.short()));
+        println!(
+            "{mark:<9} {:>4} {:<12} {operator:<28} {:<20} {signed:<24} {}",
+            d.sequence,
+            d.digest.short(),
+            d.deployed_at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            settings_text(d)
+        );
+    }
 }
 
 /// `weir operators`.
@@ -125,23 +235,7 @@ pub async fn operators(args: OperatorsArgs) -> Result<()> {
             let store = store(&location.to_string(), aws.region.as_deref()).await?;
             let (manifest, _) =
                 store.manifest().await?.ok_or_else(|| StoreError::NothingDeployed(store.location()))?;
-            println!("{:<9} {:<12} {:<28} {:<26} settings", "", "sha256", "operator", "deployed at");
-            let rows = std::iter::once(("current", &manifest.current))
-                .chain(manifest.history.iter().map(|d| ("", d)));
-            for (mark, d) in rows {
-                let operator =
-                    format!("{} {}", d.name.as_deref().unwrap_or("?"), d.version.as_deref().unwrap_or(""));
-                let mut settings: Vec<String> = d.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                if let Some(from) = &d.rollback_of {
-                    settings.push(format!("(rollback from {})", from.short()));
-                }
-                println!(
-                    "{mark:<9} {:<12} {operator:<28} {:<26} {}",
-                    d.digest.short(),
-                    d.deployed_at.to_string(),
-                    settings.join(" ")
-                );
-            }
+            history(&manifest);
             Ok(())
         }
     }

@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod deploy;
+pub mod keygen;
 pub mod leases;
 pub mod new;
 pub mod resume;
@@ -16,13 +17,13 @@ pub mod wiring;
 
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use weir::artifact::Artifact;
-use weir::deployment::{OperatorStore, StoreError, Watch};
+use weir::deployment::{OperatorStore, StoreError, Trust, Watch};
 use weir::location::Location;
 use weir::operator::{CacheOutcome, CompiledCache, Limits, LoadedOperator, OperatorEngine};
 
-use crate::cli::HostArgs;
+use crate::cli::{HostArgs, TrustArgs};
 
 /// Resolve a file or built-in operator location to its bytes.
 pub fn resolve_local_operator(location: &Location) -> Result<Artifact> {
@@ -50,28 +51,69 @@ pub fn engine(host: &HostArgs) -> Result<OperatorEngine> {
     Ok(OperatorEngine::new(limits, cache)?)
 }
 
+/// The trusted keys `args` name (None when there are none): read now, KMS keys from KMS.
+pub async fn trust(args: &TrustArgs, region: Option<&str>) -> Result<Option<Trust>> {
+    if args.trust.is_empty() {
+        return Ok(None);
+    }
+    let trust = Trust::load(&args.trust, region).await.context("--trust: a trusted key cannot be read")?;
+    for key in trust.keys() {
+        tracing::info!("trusting versions signed by key {} ({})", key.id().short(), key.source());
+    }
+    Ok(Some(trust))
+}
+
 /// The operator at `location`; for a deployment in S3 also the watch for its new versions
-/// (looking every `watch_interval`).
+/// (looking every `watch_interval`). With `trust`, the deployed entry must be signed by one of
+/// its keys, checked before the component is downloaded.
 pub async fn load(
     location: &Location,
     settings: &[(String, String)],
     host: &HostArgs,
     region: Option<&str>,
     watch_interval: Duration,
+    trust: Option<Trust>,
 ) -> Result<(LoadedOperator, Option<Watch>)> {
     let engine = engine(host)?;
-    let (loaded, watch) = match location {
-        Location::S3 { bucket, key } => {
+    let (loaded, watch) = match (location, trust) {
+        (Location::S3 { bucket, key }, mut trust) => {
             let store = OperatorStore::connect(bucket, key, region).await;
             let (manifest, etag) =
                 store.manifest().await?.ok_or_else(|| StoreError::NothingDeployed(store.location()))?;
-            let artifact = store.component(&manifest.current.digest).await?;
-            let loaded = engine.load(artifact, &manifest.current.settings_with(settings))?;
+            let current = &manifest.current;
+            match &mut trust {
+                Some(trust) => match trust.accept(current) {
+                    Ok(key) => tracing::info!(
+                        "operator {} at {} is signed by trusted key {} ({}), sequence {}",
+                        current.digest.short(),
+                        store.location(),
+                        key.id().short(),
+                        key.source(),
+                        current.sequence
+                    ),
+                    Err(refusal) => bail!(
+                        "the operator deployed at {} (sha256 {}) is refused ({}): {refusal}",
+                        store.location(),
+                        current.digest.short(),
+                        refusal.reason()
+                    ),
+                },
+                None => tracing::warn!(
+                    "operator versions at {} are not verified: whatever its manifest names runs; give --trust (WEIR_TRUST) to run only versions signed by your keys",
+                    store.location()
+                ),
+            }
+            let artifact = store.deployed(current).await?;
+            let loaded = engine.load(artifact, &current.settings_with(settings))?;
             let overrides = settings.to_vec();
-            let watch = Watch { store, etag, running: manifest, overrides, engine, interval: watch_interval };
+            let watch =
+                Watch { store, etag, running: manifest, overrides, engine, interval: watch_interval, trust };
             (loaded, Some(watch))
         }
-        other => (engine.load(resolve_local_operator(other)?, settings)?, None),
+        (other, Some(_)) => bail!(
+            "--trust runs only signed deployments, and {other} is not one: deploy it with `weir deploy OPERATOR.wasm s3://BUCKET/PREFIX --sign ...` and give --operator s3://BUCKET/PREFIX"
+        ),
+        (other, None) => (engine.load(resolve_local_operator(other)?, settings)?, None),
     };
     let cache = match loaded.cache_outcome() {
         CacheOutcome::Hit => "loaded from the compiled cache",

@@ -28,9 +28,16 @@ pub async fn run(args: RunArgs) -> Result<Ending> {
     let args = Arc::new(args);
     let signals = Signals::listen();
     let region = args.aws.region.as_deref();
-    let (loaded, watch) =
-        super::load(&args.operator, &args.settings, &args.host, region, args.deployment.watch_interval)
-            .await?;
+    let trust = super::trust(&args.deployment.trust, region).await?;
+    let (loaded, watch) = super::load(
+        &args.operator,
+        &args.settings,
+        &args.host,
+        region,
+        args.deployment.watch_interval,
+        trust,
+    )
+    .await?;
     let metrics = Arc::new(Metrics::default());
     let grouping = loaded.grouping().clone();
     // Tasks beside the pipeline, by task id: a panic in any of them stops weir.
@@ -50,6 +57,18 @@ pub async fn run(args: RunArgs) -> Result<Ending> {
         }
         None => (None, None),
     };
+    let mut watch = watch;
+    if let (Some(watch), Some(sequence)) =
+        (&mut watch, restored.as_ref().and_then(|c| c.meta.operator.sequence))
+        && let Err(refusal) = watch.resumed(sequence)
+    {
+        bail!(
+            "the operator deployed at {} is refused ({}): {refusal} (checkpoint {} ran deployment sequence {sequence})",
+            watch.store.location(),
+            refusal.reason(),
+            restored.as_ref().map_or(0, |c| c.meta.id)
+        );
+    }
     let versions = match watch {
         Some(watch) => {
             let (tx, rx) = tokio::sync::mpsc::channel(1);

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::signature::{KeyError, KeyId, Signature};
 use crate::artifact::{Artifact, Digest};
 use crate::s3::{Bucket, Condition, S3Error};
 
@@ -40,9 +41,54 @@ pub struct Deployment {
     /// Set when this deployment rolled back to an earlier digest: the digest rolled back from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_of: Option<Digest>,
+    /// What the operator's state is keyed by, as it says (`the JSON field "TICKER"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grouping: Option<String>,
+    /// Its place in the deployment's order: one above every deployment before it (0 in
+    /// manifests older than signing). Signed, so an older entry cannot pass for a new one.
+    #[serde(default)]
+    pub sequence: u64,
+    /// Its signature, when it was deployed with `--sign` or `--sign-key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Signature>,
 }
 
+/// What a statement says it is for, so that no other message signed by the same key can pass
+/// for one.
+const PURPOSE: &str = "weir signed deployment v1";
+
 impl Deployment {
+    /// What a signature of this entry by the key `key` covers: the canonical encoding (postcard,
+    /// its wire format stable since 1.0, behind a purpose string) of the digest, the operator's
+    /// name and version, the contract, the grouping key, the settings, the sequence number and
+    /// the key's id. The rest (`deployed_at`, `rollback_of`, the size) is for people.
+    pub fn statement(&self, key: &KeyId) -> Result<Vec<u8>, KeyError> {
+        #[derive(Serialize)]
+        struct Statement<'a> {
+            purpose: &'a str,
+            digest: String,
+            name: Option<&'a str>,
+            version: Option<&'a str>,
+            contract: &'a str,
+            grouping: Option<&'a str>,
+            settings: &'a BTreeMap<String, String>,
+            sequence: u64,
+            key: String,
+        }
+        let statement = Statement {
+            purpose: PURPOSE,
+            digest: self.digest.to_string(),
+            name: self.name.as_deref(),
+            version: self.version.as_deref(),
+            contract: &self.contract,
+            grouping: self.grouping.as_deref(),
+            settings: &self.settings,
+            sequence: self.sequence,
+            key: key.to_string(),
+        };
+        postcard::to_allocvec(&statement).map_err(|e| KeyError::Encode(e.to_string()))
+    }
+
     /// The settings to initialise with: the stored ones, with `overrides` (the command line's)
     /// replacing any with the same key.
     pub fn settings_with(&self, overrides: &[(String, String)]) -> Vec<(String, String)> {
@@ -71,6 +117,14 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The sequence number of a deployment made after `before` (None: the first deploy): one
+    /// above every one it records.
+    pub fn next_sequence(before: Option<&Manifest>) -> u64 {
+        before.map_or(0, |m| {
+            std::iter::once(&m.current).chain(&m.history).map(|d| d.sequence).max().unwrap_or(0)
+        }) + 1
+    }
+
     /// The manifest after deploying `next` over `self` (None: the first deploy).
     pub fn next(before: Option<&Manifest>, next: Deployment) -> Manifest {
         match before {
@@ -202,6 +256,13 @@ impl OperatorStore {
         Ok(Artifact::from_bytes(bytes, origin))
     }
 
+    /// The component `deployment` names, checked against its digest, with its sequence number.
+    pub async fn deployed(&self, deployment: &Deployment) -> Result<Artifact, StoreError> {
+        let mut artifact = self.component(&deployment.digest).await?;
+        artifact.sequence = Some(deployment.sequence);
+        Ok(artifact)
+    }
+
     /// Replace the manifest if its ETag is still `expected` (None: only if there is none).
     pub async fn write_manifest(
         &self,
@@ -247,6 +308,9 @@ mod tests {
             deployed_at: "2026-11-25T10:00:00Z".parse().unwrap(),
             settings: BTreeMap::new(),
             rollback_of: None,
+            grouping: None,
+            sequence: 0,
+            signature: None,
         }
     }
 
@@ -254,9 +318,13 @@ mod tests {
     fn each_deploy_keeps_the_one_before_and_a_bounded_history() {
         let mut manifest = Manifest::next(None, deployment("a"));
         assert_eq!(manifest.previous, None);
+        assert_eq!(Manifest::next_sequence(None), 1);
         for i in 0..60 {
-            manifest = Manifest::next(Some(&manifest), deployment(&format!("d{i}")));
+            let sequence = Manifest::next_sequence(Some(&manifest));
+            manifest =
+                Manifest::next(Some(&manifest), Deployment { sequence, ..deployment(&format!("d{i}")) });
         }
+        assert_eq!(manifest.current.sequence, 60, "one above the one before, from 1");
         let d = |name: &str| Digest::of(name.as_bytes());
         assert_eq!(manifest.current.digest, d("d59"));
         assert_eq!(manifest.previous, Some(d("d58")));

@@ -2,8 +2,10 @@
 //! (nothing is transferred while its ETag is unchanged). When it names another component or
 //! other settings, the new version is downloaded, checked against its digest, compiled (off the
 //! runtime's threads) and instantiated with its `init` — all before the pipeline hears of it, so
-//! the switch itself only moves state. A version that fails any of this is reported, counted
-//! and not offered; the watch goes on.
+//! the switch itself only moves state. With trust configured ([`super::trust`]) the new entry's
+//! signature and sequence are checked first, on the manifest alone, before anything is
+//! downloaded. A version that fails any of this is reported, counted by reason and not offered;
+//! the running version goes on, and so does the watch.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +13,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::store::{Manifest, OperatorStore, StoreError};
+use super::trust::{Refusal, Trust};
 use crate::metrics::Metrics;
 use crate::operator::{LoadError, LoadedOperator, OperatorEngine};
 
@@ -42,9 +45,25 @@ pub struct Watch {
     pub engine: OperatorEngine,
     /// How often to look.
     pub interval: Duration,
+    /// The keys new versions must be signed by (`--trust`), and the highest sequence number
+    /// accepted; None: versions are not verified.
+    pub trust: Option<Trust>,
 }
 
 impl Watch {
+    /// The run goes on from a checkpoint taken while the deployment entry `sequence` ran: with
+    /// trust, the entry running now must not be older (an older signed entry put back while
+    /// weir was stopped), and none at or below it is accepted after.
+    pub fn resumed(&mut self, sequence: u64) -> Result<(), Refusal> {
+        let Some(trust) = &mut self.trust else { return Ok(()) };
+        let running = self.running.current.sequence;
+        if running < sequence {
+            return Err(Refusal::Replayed { sequence: running, seen: sequence });
+        }
+        trust.saw(sequence);
+        Ok(())
+    }
+
     /// Look every `interval` until the receiver of `versions` is gone.
     pub async fn run(mut self, versions: mpsc::Sender<LoadedOperator>, metrics: Arc<Metrics>) {
         let mut ticks = tokio::time::interval(self.interval);
@@ -70,6 +89,20 @@ impl Watch {
                 continue;
             }
             let digest = manifest.current.digest;
+            if let Some(trust) = &mut self.trust
+                && let Err(refusal) = trust.accept(&manifest.current)
+            {
+                metrics.version_refused(refusal.reason());
+                tracing::warn!(
+                    "new operator version {} at {} refused ({}): {refusal}; {} keeps running",
+                    digest.short(),
+                    self.store.location(),
+                    refusal.reason(),
+                    self.running.current.digest.short()
+                );
+                // Looked at again only when the manifest changes (its ETag is remembered).
+                continue;
+            }
             match self.prepare(&manifest).await {
                 Ok(loaded) => {
                     tracing::info!(
@@ -85,14 +118,13 @@ impl Watch {
                     }
                 }
                 Err(e) => {
-                    metrics.versions_refused.inc();
+                    metrics.version_refused("unloadable");
                     tracing::warn!(
                         "new operator version {} at {} not switched to: {e}",
                         digest.short(),
                         self.store.location()
                     );
-                    // Not offered again until the manifest changes.
-                    self.running = manifest;
+                    // Offered again only when the manifest changes (its ETag is remembered).
                 }
             }
         }
@@ -100,7 +132,7 @@ impl Watch {
 
     /// Download, verify, compile and initialise the version `manifest` names.
     async fn prepare(&self, manifest: &Manifest) -> Result<LoadedOperator, PrepareError> {
-        let artifact = self.store.component(&manifest.current.digest).await?;
+        let artifact = self.store.deployed(&manifest.current).await?;
         let settings = manifest.current.settings_with(&self.overrides);
         let engine = self.engine.clone();
         let loaded = tokio::task::spawn_blocking(move || engine.load(artifact, &settings)).await??;

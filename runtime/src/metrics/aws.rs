@@ -1,4 +1,4 @@
-//! `weir_aws_retries_total{service}`: calls to Kinesis, S3 and DynamoDB tried again by weir's
+//! `weir_aws_retries_total{service}`: calls to Kinesis, S3, DynamoDB and KMS tried again by weir's
 //! one retry mechanism (`weir_aws::retry`), read from its per-process counters at each scrape.
 
 use prometheus_client::collector::Collector;

@@ -60,6 +60,15 @@ pub struct MissedLabel {
     pub missed: &'static str,
 }
 
+/// The label of `weir_operator_versions_refused_total`: why a new version was not run.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct RefusedLabel {
+    /// `unsigned`, `untrusted-key`, `bad-signature`, `replayed` (with `--trust`: refused
+    /// before it was downloaded), `unloadable` (download, digest, compile or init failed),
+    /// `state` (it could not take the running version's state).
+    pub reason: &'static str,
+}
+
 /// One operator instance's series.
 #[derive(Clone, Debug, Default)]
 pub struct InstanceMetrics {
@@ -129,9 +138,8 @@ crate::series! {
         pub operator_swaps: Counter = Counter::default() => "weir_operator_swaps",
         /// Switches back to the previous version after the new one trapped.
         pub operator_rollbacks: Counter = Counter::default() => "weir_operator_rollbacks",
-        /// New operator versions not switched to (download, digest, compile, init or restore
-        /// failed).
-        pub versions_refused: Counter = Counter::default() => "weir_operator_versions_refused",
+        /// New operator versions not switched to, by reason.
+        versions_refused: Family<RefusedLabel, Counter> = Family::default() => "weir_operator_versions_refused",
         /// Per instance, from the old instance's snapshot to the new one restored, in seconds.
         pub swap_pause: Histogram = Histogram::new(SWAP_PAUSE_BUCKETS) => "weir_swap_pause_seconds",
     }
@@ -144,6 +152,8 @@ crate::series! {
         pub fan_out: FanOutMetrics = FanOutMetrics::register(registry),
         /// The Kinesis sink's series, once one is watched.
         sink: Arc<SinkCollector> = SinkCollector::register(registry),
+        /// Every version refused, whatever the reason, for the summaries.
+        all_versions_refused: Counter = Counter::default(),
         /// The shards seen, for the totals.
         shards: Mutex<BTreeSet<String>> = Mutex::default(),
         /// The instances seen, for the totals.
@@ -167,6 +177,17 @@ impl Metrics {
     /// emitted, by how many they missed (each also a dead letter).
     pub fn late_records(&self, lateness: weir_contract::Lateness) -> Counter {
         self.late_records.get_or_create(&MissedLabel { missed: lateness.missed() }).clone()
+    }
+
+    /// A new operator version was not run, for `reason` (a [`RefusedLabel`] reason).
+    pub fn version_refused(&self, reason: &'static str) {
+        self.versions_refused.get_or_create(&RefusedLabel { reason }).inc();
+        self.all_versions_refused.inc();
+    }
+
+    /// New versions not run so far, all reasons.
+    pub fn versions_refused(&self) -> u64 {
+        self.all_versions_refused.get()
     }
 
     /// The series of `shard`, created on first use.

@@ -65,7 +65,7 @@ impl Metrics {
         }
         snap.operator_swaps = self.operator_swaps.get();
         snap.operator_rollbacks = self.operator_rollbacks.get();
-        snap.versions_refused = self.versions_refused.get();
+        snap.versions_refused = self.versions_refused();
         snap.shards_reading = self.shards_reading.get();
         snap.resubscriptions = self.fan_out.resubscriptions();
         snap

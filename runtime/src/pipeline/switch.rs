@@ -30,7 +30,7 @@ pub fn switch(instances: &mut Instances, versions: &mut Versions, next: LoadedOp
             versions.switched(previous);
         }
         Err(e) => {
-            metrics.versions_refused.inc();
+            metrics.version_refused("state");
             tracing::warn!("operator {} not switched to, {} keeps running: {e}", to.short(), from.short());
         }
     }

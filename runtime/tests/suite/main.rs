@@ -22,5 +22,6 @@ mod leases;
 mod operations;
 mod recovery;
 mod rekey;
+mod signing;
 mod stopping;
 mod swap;

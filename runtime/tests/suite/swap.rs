@@ -55,7 +55,8 @@ pub fn start(operator: &str, extra: &[&str]) -> Weir {
 
 pub const SWAPS: &str = "weir_operator_swaps_total";
 pub const ROLLBACKS: &str = "weir_operator_rollbacks_total";
-const REFUSED: &str = "weir_operator_versions_refused_total";
+/// Versions refused because they could not take the running one's state.
+const REFUSED_STATE: &str = "weir_operator_versions_refused_total{reason=\"state\"}";
 pub const WITHIN: Duration = Duration::from_secs(30);
 
 /// The end of the line at the middle of `input`.
@@ -183,7 +184,7 @@ fn a_version_that_cannot_take_the_state_is_never_switched_to() {
     // price-alert keeps one price per key in its own state format: it cannot restore
     // sliding-window-max's state.
     deploy(&component("price_alert"), &target, &[]);
-    weir.wait_for_metric(REFUSED, |n| n >= 1.0, WITHIN);
+    weir.wait_for_metric(REFUSED_STATE, |n| n >= 1.0, WITHIN);
     weir.write(&input[half..]);
     assert_eq!(weir.metric(SWAPS), 0.0, "never switched to");
     let (status, out, log) = weir.finish();
