@@ -18,6 +18,7 @@ pub mod config;
 pub mod errors;
 pub mod retry;
 
-pub use config::{config, endpoint_override, regional_endpoint};
+pub use aws_config::SdkConfig;
+pub use config::{config, config_as, endpoint_override, regional_endpoint};
 pub use errors::{Transient, cause, describe, is_throttling, is_transient_code, one_line};
 pub use retry::{Backoff, Policy, Service, retry, retry_with};

@@ -129,17 +129,22 @@ impl Bucket {
     /// The bucket `name`; `region` overrides the configured region. Makes no request. The
     /// SDK retries transient failures (its standard mode, 3 attempts).
     pub async fn connect(name: &str, region: Option<&str>) -> Self {
-        Self::connect_with(name, region, true).await
+        Self::connect_with(aws::config(region).await, name, true)
+    }
+
+    /// The same, with the credentials of the role `role_arn`, assumed with the default
+    /// chain's.
+    pub async fn connect_as(name: &str, region: Option<&str>, role_arn: &str) -> Self {
+        Self::connect_with(aws::config_as(region, Some(role_arn)).await, name, true)
     }
 
     /// The same, with the SDK's retries off: for a caller that retries every call itself, so a
     /// failure is retried in one place.
     pub async fn connect_without_retries(name: &str, region: Option<&str>) -> Self {
-        Self::connect_with(name, region, false).await
+        Self::connect_with(aws::config(region).await, name, false)
     }
 
-    async fn connect_with(name: &str, region: Option<&str>, sdk_retries: bool) -> Self {
-        let config = aws::config(region).await;
+    fn connect_with(config: aws::SdkConfig, name: &str, sdk_retries: bool) -> Self {
         let endpoint = aws::endpoint_override(&config, "S3");
         // Emulators (moto, MinIO) serve buckets by path, not as host names.
         let mut builder = aws_sdk_s3::config::Builder::from(&config).force_path_style(endpoint.is_some());

@@ -170,6 +170,11 @@ pub struct DeployArgs {
     /// only signed versions.
     #[arg(long, value_name = "kms://KEY", value_parser = parse_kms_key, conflicts_with = "sign_key")]
     pub sign: Option<String>,
+    /// Read and write the deployment as this IAM role (assumed with the default credentials,
+    /// which sign): the pipeline's publish step signs as itself and publishes as the workload
+    /// account's operator-deploy role.
+    #[arg(long, env = "WEIR_DEPLOY_ROLE_ARN", value_name = "ARN")]
+    pub role_arn: Option<String>,
     /// Sign with the private key in this PEM file instead (`weir keygen PATH` makes one): for
     /// laptops and tests.
     #[arg(long, env = "WEIR_SIGN_KEY", value_name = "FILE")]

@@ -29,7 +29,7 @@ pub async fn deploy(args: DeployArgs) -> Result<()> {
         (false, _) => bail!("{usage}"),
     };
     let region = args.aws.region.as_deref();
-    let store = store(target, region).await?;
+    let store = store(target, region, args.role_arn.as_deref()).await?;
     if args.status {
         let trust = super::trust(&args.trust, region).await?;
         return status(&store, trust.as_ref()).await;
@@ -71,11 +71,15 @@ fn signed_note(deployment: &Deployment) -> String {
     }
 }
 
-async fn store(target: &str, region: Option<&str>) -> Result<OperatorStore> {
-    match target.parse::<Location>() {
-        Ok(Location::S3 { bucket, key }) => Ok(OperatorStore::connect(&bucket, &key, region).await),
-        Ok(other) => bail!("operators are deployed to S3: give s3://BUCKET/PREFIX, not {other}"),
-        Err(e) => bail!("{target:?} is not a location: {e}"),
+/// The deployment at `target`, read and written as `role` if given.
+async fn store(target: &str, region: Option<&str>, role: Option<&str>) -> Result<OperatorStore> {
+    match (target.parse::<Location>(), role) {
+        (Ok(Location::S3 { bucket, key }), None) => Ok(OperatorStore::connect(&bucket, &key, region).await),
+        (Ok(Location::S3 { bucket, key }), Some(role)) => {
+            Ok(OperatorStore::connect_as(&bucket, &key, region, role).await)
+        }
+        (Ok(other), _) => bail!("operators are deployed to S3: give s3://BUCKET/PREFIX, not {other}"),
+        (Err(e), _) => bail!("{target:?} is not a location: {e}"),
     }
 }
 
@@ -232,7 +236,7 @@ fn history(manifest: &Manifest) {
 pub async fn operators(args: OperatorsArgs) -> Result<()> {
     match args.command {
         OperatorsCommand::List { location, aws } => {
-            let store = store(&location.to_string(), aws.region.as_deref()).await?;
+            let store = store(&location.to_string(), aws.region.as_deref(), None).await?;
             let (manifest, _) =
                 store.manifest().await?.ok_or_else(|| StoreError::NothingDeployed(store.location()))?;
             history(&manifest);

@@ -199,6 +199,15 @@ impl OperatorStore {
         }
     }
 
+    /// The same, writing and reading as the role `role_arn` (assumed with the default chain's
+    /// credentials).
+    pub async fn connect_as(bucket: &str, prefix: &str, region: Option<&str>, role_arn: &str) -> Self {
+        Self {
+            bucket: Bucket::connect_as(bucket, region, role_arn).await,
+            prefix: prefix.trim_end_matches('/').to_string(),
+        }
+    }
+
     /// `s3://BUCKET/PREFIX`.
     pub fn location(&self) -> String {
         format!("s3://{}/{}", self.bucket.name(), self.prefix)
