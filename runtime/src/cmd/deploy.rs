@@ -52,7 +52,7 @@ async fn sequenced(
     before: Option<&Manifest>,
     signer: Option<&Signer>,
 ) -> Result<Deployment> {
-    deployment.sequence = Manifest::next_sequence(before);
+    deployment.sequence = Manifest::next_sequence(before, deployment.deployed_at);
     deployment.signature = match signer {
         Some(signer) => Some(signer.sign(&deployment).await?),
         None => None,

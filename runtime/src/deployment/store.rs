@@ -44,8 +44,9 @@ pub struct Deployment {
     /// What the operator's state is keyed by, as it says (`the JSON field "TICKER"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grouping: Option<String>,
-    /// Its place in the deployment's order: one above every deployment before it (0 in
-    /// manifests older than signing). Signed, so an older entry cannot pass for a new one.
+    /// Its place in the deployment's order: above every deployment before it, and at least
+    /// the Unix time (seconds) it was made (0 in manifests older than signing). Signed, so an
+    /// older entry cannot pass for a new one.
     #[serde(default)]
     pub sequence: u64,
     /// Its signature, when it was deployed with `--sign` or `--sign-key`.
@@ -117,12 +118,16 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// The sequence number of a deployment made after `before` (None: the first deploy): one
-    /// above every one it records.
-    pub fn next_sequence(before: Option<&Manifest>) -> u64 {
-        before.map_or(0, |m| {
+    /// The sequence number of a deployment made at `at` after `before` (None: the first
+    /// deploy): one above every one it records, and at least `at` in Unix seconds. The clock
+    /// keeps it growing even when `before` is an older manifest put back: a weir that refused
+    /// that one as a replay accepts the next real deploy.
+    pub fn next_sequence(before: Option<&Manifest>, at: jiff::Timestamp) -> u64 {
+        let recorded = before.map_or(0, |m| {
             std::iter::once(&m.current).chain(&m.history).map(|d| d.sequence).max().unwrap_or(0)
-        }) + 1
+        });
+        let clock = u64::try_from(at.as_second()).unwrap_or(0);
+        recorded.saturating_add(1).max(clock)
     }
 
     /// The manifest after deploying `next` over `self` (None: the first deploy).
@@ -327,13 +332,20 @@ mod tests {
     fn each_deploy_keeps_the_one_before_and_a_bounded_history() {
         let mut manifest = Manifest::next(None, deployment("a"));
         assert_eq!(manifest.previous, None);
-        assert_eq!(Manifest::next_sequence(None), 1);
+        let epoch = jiff::Timestamp::UNIX_EPOCH;
+        assert_eq!(Manifest::next_sequence(None, epoch), 1);
         for i in 0..60 {
-            let sequence = Manifest::next_sequence(Some(&manifest));
+            let sequence = Manifest::next_sequence(Some(&manifest), epoch);
             manifest =
                 Manifest::next(Some(&manifest), Deployment { sequence, ..deployment(&format!("d{i}")) });
         }
         assert_eq!(manifest.current.sequence, 60, "one above the one before, from 1");
+        // The clock keeps it above what an older manifest put back records.
+        let now: jiff::Timestamp = "2026-12-03T10:00:00Z".parse().unwrap();
+        let first = Manifest::next(None, Deployment { sequence: 1, ..deployment("a") });
+        assert_eq!(Manifest::next_sequence(Some(&first), now), now.as_second() as u64);
+        let later = Manifest::next(None, Deployment { sequence: u64::MAX - 1, ..deployment("a") });
+        assert_eq!(Manifest::next_sequence(Some(&later), now), u64::MAX, "one above the highest");
         let d = |name: &str| Digest::of(name.as_bytes());
         assert_eq!(manifest.current.digest, d("d59"));
         assert_eq!(manifest.previous, Some(d("d58")));

@@ -8,7 +8,8 @@ use std::process::Output;
 
 use aws_sdk_s3::primitives::ByteStream;
 use util::kinesis::runtime;
-use util::s3::{bucket, client, deploy, s3_endpoint};
+use util::process::{failed, ok};
+use util::s3::{bucket, client, deploy, s3_endpoint, weir_s3};
 use util::*;
 use weir::artifact::Digest;
 use weir::deployment::{Manifest, OperatorStore, StoreError};
@@ -24,20 +25,6 @@ fn manifest(rt: &tokio::runtime::Runtime, bucket: &str, prefix: &str) -> Manifes
         .unwrap();
     let bytes = rt.block_on(got.body.collect()).unwrap().into_bytes();
     serde_json::from_slice(&bytes).unwrap()
-}
-
-fn weir_s3(args: &[&str]) -> Output {
-    weir().env("AWS_ENDPOINT_URL_S3", s3_endpoint()).args(args).output().unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn failed(out: &Output) -> String {
-    assert_eq!(out.status.code(), Some(1), "stdout: {}", String::from_utf8_lossy(&out.stdout));
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn digest_of(file: &Path) -> Digest {

@@ -14,7 +14,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use p256::pkcs8::{DecodePublicKey, EncodePublicKey, LineEnding};
 use util::kinesis::runtime;
-use util::s3::{bucket, client, s3_endpoint};
+use util::process::{failed, ok};
+use util::s3::{bucket, client, s3_endpoint, weir_s3};
 use util::*;
 use weir::artifact::Digest;
 
@@ -24,26 +25,11 @@ fn refused(reason: &str) -> String {
     format!("weir_operator_versions_refused_total{{reason=\"{reason}\"}}")
 }
 
-fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn failed(out: &Output) -> String {
-    assert_eq!(out.status.code(), Some(1), "stdout: {}", String::from_utf8_lossy(&out.stdout));
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// `weir ARGS` against the emulators.
-fn weir_aws(args: &[&str]) -> Output {
-    weir().env("AWS_ENDPOINT_URL_S3", s3_endpoint()).args(args).output().unwrap()
-}
-
 /// A key pair made by `weir keygen DIR/NAME`: the private key's path, the public key's, and
 /// the key id (short) `weir keygen` printed.
 fn keygen(dir: &Path, name: &str) -> (PathBuf, PathBuf, String) {
     let private = dir.join(name);
-    let said = ok(&weir_aws(&["keygen", private.to_str().unwrap()]));
+    let said = ok(&weir_s3(&["keygen", private.to_str().unwrap()]));
     let public = dir.join(format!("{name}.pub"));
     assert!(private.exists() && public.exists(), "{said}");
     let id = said.split("key id ").nth(1).unwrap().trim()[..16].to_string();
@@ -57,7 +43,7 @@ fn deploy(file: &Path, target: &str, key: Option<&Path>, extra: &[&str]) -> Outp
         args.extend(["--sign-key", key.to_str().unwrap()]);
     }
     args.extend(extra);
-    weir_aws(&args)
+    weir_s3(&args)
 }
 
 /// One `weir run` over `input` with the operator deployed at `target`, trusting `trust`.
@@ -111,29 +97,35 @@ fn a_signed_deployment_runs_and_every_command_says_who_signed_it() {
     let rt = runtime();
     let keys = tempfile::tempdir().unwrap();
     let (private, public, id) = keygen(keys.path(), "ci.key");
-    let target = format!("s3://{}/max", bucket(&rt, "signed"));
+    let bucket = bucket(&rt, "signed");
+    let target = format!("s3://{bucket}/max");
     let said = ok(&deploy(&component("sliding_window_max"), &target, Some(&private), &["--set", "slide=5s"]));
-    assert!(said.contains(&format!("sequence 1, signed by key {id} (file:ci.key)")), "{said}");
+    let sequence = manifest(&rt, &bucket, "max")["sequence"].as_u64().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!(sequence.abs_diff(now) < 60, "the first sequence number is the clock's: {sequence}");
+    assert!(said.contains(&format!("sequence {sequence}, signed by key {id} (file:ci.key)")), "{said}");
 
     let input = trade_lines(5_000, weir_producer::Tickers::Default);
     let (out, lines) = run(&target, &[&public], &input);
     ok(&out);
     assert_eq!(per_ticker(lines.iter().map(String::as_str)), native_per_ticker(&input, &[("slide", "5s")]));
 
-    let checked = ok(&weir_aws(&["check", &target, "--trust", public.to_str().unwrap()]));
+    let checked = ok(&weir_s3(&["check", &target, "--trust", public.to_str().unwrap()]));
     assert!(
-        checked.contains(&format!("sequence 1, signed by key {id} (file:ci.key); verified")),
+        checked.contains(&format!("sequence {sequence}, signed by key {id} (file:ci.key); verified")),
         "{checked}"
     );
-    let status = ok(&weir_aws(&["deploy", "--status", &target, "--trust", public.to_str().unwrap()]));
+    let status = ok(&weir_s3(&["deploy", "--status", &target, "--trust", public.to_str().unwrap()]));
     assert!(status.contains(&format!("signed by key {id} (file:ci.key); a weir trusting")), "{status}");
     assert!(status.contains("runs it"), "{status}");
-    let listed = ok(&weir_aws(&["operators", "list", &target]));
+    let listed = ok(&weir_s3(&["operators", "list", &target]));
     assert!(listed.lines().nth(1).is_some_and(|l| l.contains(&format!("key {id}"))), "{listed}");
 
     // An unsigned deploy says what --trust will make of it.
     let said = ok(&deploy(&component("sliding_window_max"), &target, None, &[]));
-    assert!(said.contains("sequence 2, unsigned (a weir run with --trust refuses it"), "{said}");
+    assert!(said.contains("unsigned (a weir run with --trust refuses it"), "{said}");
+    let next = manifest(&rt, &bucket, "max")["sequence"].as_u64().unwrap();
+    assert!(next > sequence, "{next} follows {sequence}");
 }
 
 #[test]
@@ -233,9 +225,13 @@ fn a_running_weir_keeps_its_version_through_every_refused_one() {
     changed["settings"]["slide"] = "5s".into();
     put_manifest(&rt, &bucket, "op", &changed);
     weir.wait_for_metric(&refused("bad-signature"), |n| n >= 1.0, WITHIN);
-
-    weir.write(&input[half..]);
     assert_eq!(weir.metric(SWAPS), 1.0, "only the signed new version was switched to");
+
+    // The next real deploy, made over the manifest as it stands, is taken: its sequence number
+    // comes from the clock as well as from the manifest put back.
+    ok(&deploy(&v1, &target, Some(&trusted), &[]));
+    weir.wait_for_metric(SWAPS, |n| n >= 2.0, WITHIN);
+    weir.write(&input[half..]);
     assert_eq!(weir.metric(&refused("unloadable")), 0.0, "nothing refused was downloaded");
     let (status, out, log) = weir.finish();
     assert!(status.success(), "{log}");
@@ -308,7 +304,7 @@ fn a_kms_key_signs_and_is_trusted_through_kms_or_as_an_exported_public_key() {
     rt.block_on(kms.create_alias().alias_name(&alias).target_key_id(&key_id).send()).unwrap();
     let kms_key = format!("kms://{alias}");
 
-    let said = ok(&weir_aws(&[
+    let said = ok(&weir_s3(&[
         "deploy",
         component("sliding_window_max").to_str().unwrap(),
         &target,
@@ -343,7 +339,7 @@ fn a_kms_key_signs_and_is_trusted_through_kms_or_as_an_exported_public_key() {
     assert_eq!(run_trusting(pem_file.to_str().unwrap()), expected, "trusted as a file");
 
     // A key that cannot sign is refused before anything is uploaded.
-    let err = failed(&weir_aws(&[
+    let err = failed(&weir_s3(&[
         "deploy",
         component("sliding_window_max").to_str().unwrap(),
         &format!("s3://{}/nokey", bucket(&rt, "nokey")),
@@ -366,6 +362,7 @@ fn a_restart_refuses_an_older_signed_entry_put_back_while_it_was_stopped() {
     ok(&deploy(&v1, &target, Some(&key), &[]));
     let first = manifest(&rt, &bucket, "op");
     ok(&deploy(&v2, &target, Some(&key), &[]));
+    let second = manifest(&rt, &bucket, "op")["sequence"].as_u64().unwrap();
 
     let (trades, results) = (create_stream("signed-trades", 1), create_stream("signed-results", 1));
     produce(&endpoint(), &trades, 1_000, 5, T0);
@@ -392,7 +389,10 @@ fn a_restart_refuses_an_older_signed_entry_put_back_while_it_was_stopped() {
     // The first entry, validly signed, put back while weir was stopped.
     put_manifest(&rt, &bucket, "op", &first);
     let err = failed(&run_to_end());
-    assert!(err.contains("is refused (replayed)") && err.contains("ran deployment sequence 2"), "{err}");
+    assert!(
+        err.contains("is refused (replayed)") && err.contains(&format!("ran deployment sequence {second}")),
+        "{err}"
+    );
 
     // A new signed deploy (of the first component, if that is what is wanted) goes on.
     ok(&deploy(&v1, &target, Some(&key), &[]));

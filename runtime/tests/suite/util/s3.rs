@@ -30,6 +30,11 @@ pub fn bucket(rt: &tokio::runtime::Runtime, prefix: &str) -> String {
     name
 }
 
+/// `weir ARGS` against the emulator.
+pub fn weir_s3(args: &[&str]) -> Output {
+    super::weir().env("AWS_ENDPOINT_URL_S3", s3_endpoint()).args(args).output().unwrap()
+}
+
 /// `weir deploy FILE TARGET EXTRA...` against the emulator.
 pub fn deploy(file: &Path, target: &str, extra: &[&str]) -> Output {
     super::weir()
