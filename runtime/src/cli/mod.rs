@@ -58,11 +58,12 @@ pub enum Command {
     /// version, instantiate, init with the settings), store it under its sha256
     /// (`PREFIX/<sha256>.wasm`), then point `PREFIX/current.json` at it with a conditional
     /// write, so two concurrent deploys cannot overwrite each other. `weir run --operator
-    /// s3://BUCKET/PREFIX` runs what the manifest names.
+    /// s3://BUCKET/PREFIX` runs what the manifest names; with --sign or --sign-key the entry is
+    /// signed, and a weir run with --trust runs only entries signed by a key it trusts.
     ///
-    /// `weir deploy OPERATOR.wasm s3://BUCKET/PREFIX [--set KEY=VALUE]...`;
+    /// `weir deploy OPERATOR.wasm s3://BUCKET/PREFIX [--set KEY=VALUE]... [--sign kms://KEY]`;
     /// `weir deploy --rollback s3://BUCKET/PREFIX` points the manifest back to the previous
-    /// deployment.
+    /// deployment; `weir deploy --status s3://BUCKET/PREFIX` says what runs and who signed it.
     Deploy(DeployArgs),
     /// Operators deployed to S3.
     Operators(OperatorsArgs),
