@@ -24,7 +24,11 @@ use super::wiring::{KinesisClient, TermOutputsFromArgs, consumer, dead_letters, 
 use crate::cli::{MetricsFormat, RunArgs};
 
 /// `weir run`. Returns how the run ended.
-pub async fn run(args: RunArgs) -> Result<Ending> {
+pub async fn run(mut args: RunArgs) -> Result<Ending> {
+    // A lease group's member is named once: in the lease table and in its metrics.
+    if args.leases.lease_table.is_some() && args.leases.worker_id.is_none() {
+        args.leases.worker_id = Some(default_worker_id());
+    }
     let args = Arc::new(args);
     let signals = Signals::listen();
     let region = args.aws.region.as_deref();
@@ -102,7 +106,9 @@ pub async fn run(args: RunArgs) -> Result<Ending> {
     let stats_format = match args.metrics_format {
         MetricsFormat::Log => StatsFormat::Log,
         MetricsFormat::Emf => {
-            StatsFormat::Emf(EmfFormat { dimensions: vec![("Source".to_string(), args.source.to_string())] })
+            let dimensions = vec![("Source".to_string(), args.source.to_string())];
+            let worker = args.leases.lease_table.as_ref().and(args.leases.worker_id.clone());
+            StatsFormat::Emf(EmfFormat { dimensions, worker })
         }
     };
     let parallelism = match args.parallelism {

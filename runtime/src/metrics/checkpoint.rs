@@ -57,6 +57,16 @@ impl CheckpointMetrics {
     }
 }
 
+impl CheckpointMetrics {
+    /// Milliseconds since the last checkpoint completed; None before the first.
+    pub fn age_ms(&self) -> Option<i64> {
+        match self.last_completed_ms.load(Relaxed) {
+            0 => None,
+            last => Some((crate::clock::now_ms() - last).max(0)),
+        }
+    }
+}
+
 /// `weir_last_checkpoint_age_seconds`, computed when scraped.
 #[derive(Debug)]
 struct Age(Arc<AtomicI64>);

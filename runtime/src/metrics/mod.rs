@@ -20,6 +20,7 @@ pub use server::serve;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -158,6 +159,9 @@ crate::series! {
         shards: Mutex<BTreeSet<String>> = Mutex::default(),
         /// The instances seen, for the totals.
         instances: Mutex<BTreeSet<usize>> = Mutex::default(),
+        /// The totals and time of the last report: the next one counts from there, across
+        /// every pipeline of the process (a lease group's terms each run one).
+        reported: Mutex<(Snapshot, Instant)> = Mutex::new((Snapshot::default(), Instant::now())),
         /// Where every series above is registered (put in place by `default`).
         registry: Registry = Registry::default(),
     }
@@ -188,6 +192,17 @@ impl Metrics {
     /// New versions not run so far, all reasons.
     pub fn versions_refused(&self) -> u64 {
         self.all_versions_refused.get()
+    }
+
+    /// Totals now, the totals of the last report (or zeros), and the time since: for the next
+    /// report, which then becomes the last.
+    pub fn since_reported(&self) -> (Snapshot, Snapshot, std::time::Duration) {
+        let now = self.snapshot();
+        let Ok(mut reported) = self.reported.lock() else {
+            return (now, Snapshot::default(), Default::default());
+        };
+        let (before, at) = std::mem::replace(&mut *reported, (now.clone(), Instant::now()));
+        (now, before, at.elapsed())
     }
 
     /// The series of `shard`, created on first use.

@@ -35,6 +35,20 @@ pub struct Snapshot {
     pub resubscriptions: u64,
     /// The shard furthest behind, and by how many ms.
     pub furthest_behind: Option<(String, i64)>,
+    /// Checkpoints completed.
+    pub checkpoints: u64,
+    /// Checkpoints that failed.
+    pub checkpoint_failures: u64,
+    /// Milliseconds since the last checkpoint completed; None before the first.
+    pub checkpoint_age_ms: Option<i64>,
+    /// Leases this worker holds now (with `--lease-table`).
+    pub leases_held: i64,
+    /// Free leases taken (new shards, or given up by another worker).
+    pub leases_taken: u64,
+    /// Leases taken from a worker that stopped renewing.
+    pub leases_stolen: u64,
+    /// Leases found taken by another worker, or dropped when renewal failed.
+    pub leases_lost: u64,
 }
 
 impl Metrics {
@@ -68,6 +82,13 @@ impl Metrics {
         snap.versions_refused = self.versions_refused();
         snap.shards_reading = self.shards_reading.get();
         snap.resubscriptions = self.fan_out.resubscriptions();
+        snap.checkpoints = self.checkpoints.completed.get();
+        snap.checkpoint_failures = self.checkpoints.failures.get();
+        snap.checkpoint_age_ms = self.checkpoints.age_ms();
+        snap.leases_held = self.leases.held.get();
+        snap.leases_taken = self.leases.taken.get();
+        snap.leases_stolen = self.leases.stolen.get();
+        snap.leases_lost = self.leases.lost.get();
         snap
     }
 }

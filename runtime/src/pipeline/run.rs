@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -180,7 +180,6 @@ impl Pipeline {
         }
         stats.tick().await;
         checkpoint_ticks.tick().await;
-        let (mut last_stats, mut last_at) = (metrics.snapshot(), Instant::now());
         tokio::pin!(shutdown);
 
         let result: Result<Ending, PipelineError> = async {
@@ -206,9 +205,8 @@ impl Pipeline {
                     }
                     _ = ticks.tick() => flow.tick().await?,
                     _ = stats.tick() => {
-                        let now = metrics.snapshot();
-                        options.stats_format.report(&now, &last_stats, last_at.elapsed());
-                        (last_stats, last_at) = (now, Instant::now());
+                        let (now, before, elapsed) = metrics.since_reported();
+                        options.stats_format.report(&now, &before, elapsed);
                     }
                     event = events.recv() => match event {
                         Some(first) => flow.step_from(first, &mut events).await?,
@@ -268,7 +266,8 @@ impl Pipeline {
             None => Ok(()),
         };
         if let StatsFormat::Emf(_) = &options.stats_format {
-            options.stats_format.report(&metrics.snapshot(), &last_stats, last_at.elapsed());
+            let (now, before, elapsed) = metrics.since_reported();
+            options.stats_format.report(&now, &before, elapsed);
         }
         let ended = result.and_then(|ending| {
             sunk?;

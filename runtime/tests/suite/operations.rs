@@ -119,3 +119,37 @@ fn emf_lines_meet_the_format_and_count_every_record_once() {
     assert_eq!(records_out, written as f64);
     assert_eq!(dead, 1.0);
 }
+
+#[test]
+fn a_lease_workers_emf_lines_carry_its_leases_per_worker_and_its_checkpoints() {
+    use util::kinesis::{create_stream, endpoint, produce};
+    let (trades, results) = (create_stream("emf-trades", 2), create_stream("emf-results", 1));
+    produce(&endpoint(), &trades, 2_000, 5, T0);
+    let mut group = util::leases::LeaseGroup::new(endpoint(), trades, results);
+    let out = group
+        .run()
+        .args(["--start-position", "trim-horizon", "--until-idle", "3s", "--checkpoint-interval", "500ms"])
+        .args(["--metrics-format", "emf", "--stats-interval", "200ms"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = stderr.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let values: Vec<_> = lines.iter().map(emf_values).collect();
+    let sum = |name: &str| values.iter().map(|v| v.get(name).copied().unwrap_or(0.0)).sum::<f64>();
+    assert!(lines.iter().all(|l| l["Worker"] == "w1"), "every line names the worker");
+    assert!(values.iter().any(|v| v.get("LeasesHeld") == Some(&2.0)), "both shards held at some point");
+    assert_eq!(sum("LeasesTaken"), 2.0, "each shard's lease taken once");
+    assert_eq!(sum("LeasesStolen") + sum("LeasesLost"), 0.0);
+    assert!(sum("Checkpoints") >= 1.0, "checkpoints counted");
+    assert_eq!(sum("CheckpointFailures"), 0.0);
+    let ages: Vec<f64> = values.iter().filter_map(|v| v.get("CheckpointAge").copied()).collect();
+    assert!(
+        !ages.is_empty() && ages.iter().all(|a| *a < 60.0),
+        "an age once there is a checkpoint: {ages:?}"
+    );
+    assert!(
+        values.first().is_some_and(|v| !v.contains_key("CheckpointAge")),
+        "none before the first checkpoint"
+    );
+}
