@@ -69,6 +69,12 @@ impl Kinesis {
         Self::with_client(aws_sdk_kinesis::Client::from_conf(config_without_retries), config)
     }
 
+    /// A client with no credentials, region or endpoint, for unit tests that never call it.
+    #[cfg(test)]
+    pub(crate) fn offline() -> Self {
+        Self::new(&SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build())
+    }
+
     /// `client`, described by `config`.
     pub fn with_client(client: aws_sdk_kinesis::Client, config: &SdkConfig) -> Self {
         let endpoint =
@@ -124,9 +130,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_sdk_makes_one_attempt_per_call_so_weirs_loops_retry_and_count_each_failure() {
-        let config =
-            aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
-        let kinesis = Kinesis::new(&config);
+        let kinesis = Kinesis::offline();
         let retry = kinesis.client.config().retry_config().expect("a retry configuration");
         assert_eq!(retry.max_attempts(), 1);
     }

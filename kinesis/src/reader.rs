@@ -371,15 +371,7 @@ mod tests {
     use super::*;
 
     fn reader(poll: Duration) -> ShardReader {
-        let config =
-            aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
-        ShardReader::new(
-            Kinesis::new(&config),
-            Stream("s".into()),
-            "shard".into(),
-            StartPosition::Latest,
-            poll,
-        )
+        ShardReader::new(Kinesis::offline(), Stream("s".into()), "shard".into(), StartPosition::Latest, poll)
     }
 
     /// A reply of `records` records that left the reader `behind` ms behind.

@@ -443,11 +443,9 @@ mod tests {
     use super::*;
 
     fn subscriber() -> ShardSubscriber {
-        let config =
-            aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
         let fan_out = FanOut::new("arn:aws:kinesis:us-east-1:1:stream/s/consumer/c:1".into());
         ShardSubscriber::new(
-            Kinesis::new(&config),
+            Kinesis::offline(),
             Stream("s".into()),
             "p".into(),
             StartPosition::Latest,

@@ -129,13 +129,13 @@ impl Bucket {
     /// The bucket `name`; `region` overrides the configured region. Makes no request. The
     /// SDK retries transient failures (its standard mode, 3 attempts).
     pub async fn connect(name: &str, region: Option<&str>) -> Self {
-        Self::connect_with(aws::config(region).await, name, true)
+        Self::connect_as(name, region, None).await
     }
 
-    /// The same, with the credentials of the role `role_arn`, assumed with the default
-    /// chain's.
-    pub async fn connect_as(name: &str, region: Option<&str>, role_arn: &str) -> Self {
-        Self::connect_with(aws::config_as(region, Some(role_arn)).await, name, true)
+    /// The same, with the credentials of the role `role_arn` if given, assumed with the
+    /// default chain's.
+    pub async fn connect_as(name: &str, region: Option<&str>, role_arn: Option<&str>) -> Self {
+        Self::connect_with(aws::config_as(region, role_arn).await, name, true)
     }
 
     /// The same, with the SDK's retries off: for a caller that retries every call itself, so a

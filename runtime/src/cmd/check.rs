@@ -40,14 +40,7 @@ pub async fn check(args: CheckArgs) -> Result<()> {
     if let Some(watch) = watch {
         let current = &watch.running.current;
         let verdict = if trusted { "verified against --trust" } else { "not verified: no --trust" };
-        println!(
-            "  deployment sequence {}, {}; {verdict}",
-            current.sequence,
-            match &current.signature {
-                Some(_) => format!("signed by {}", signed_by(current)),
-                None => "unsigned".to_string(),
-            }
-        );
+        println!("  deployment sequence {}, {}; {verdict}", current.sequence, signed_by(current));
     }
     Ok(())
 }

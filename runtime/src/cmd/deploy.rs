@@ -63,7 +63,7 @@ async fn sequenced(
 /// How the new entry is signed, in words.
 fn signed_note(deployment: &Deployment) -> String {
     match &deployment.signature {
-        Some(_) => format!("sequence {}, signed by {}", deployment.sequence, signed_by(deployment)),
+        Some(_) => format!("sequence {}, {}", deployment.sequence, signed_by(deployment)),
         None => format!(
             "sequence {}, unsigned (a weir run with --trust refuses it; sign with --sign or --sign-key)",
             deployment.sequence
@@ -73,13 +73,10 @@ fn signed_note(deployment: &Deployment) -> String {
 
 /// The deployment at `target`, read and written as `role` if given.
 async fn store(target: &str, region: Option<&str>, role: Option<&str>) -> Result<OperatorStore> {
-    match (target.parse::<Location>(), role) {
-        (Ok(Location::S3 { bucket, key }), None) => Ok(OperatorStore::connect(&bucket, &key, region).await),
-        (Ok(Location::S3 { bucket, key }), Some(role)) => {
-            Ok(OperatorStore::connect_as(&bucket, &key, region, role).await)
-        }
-        (Ok(other), _) => bail!("operators are deployed to S3: give s3://BUCKET/PREFIX, not {other}"),
-        (Err(e), _) => bail!("{target:?} is not a location: {e}"),
+    match target.parse::<Location>() {
+        Ok(Location::S3 { bucket, key }) => Ok(OperatorStore::connect_as(&bucket, &key, region, role).await),
+        Ok(other) => bail!("operators are deployed to S3: give s3://BUCKET/PREFIX, not {other}"),
+        Err(e) => bail!("{target:?} is not a location: {e}"),
     }
 }
 
@@ -196,7 +193,7 @@ async fn status(store: &OperatorStore, trust: Option<&Trust>) -> Result<()> {
             Err(refusal) => format!("a weir with this --trust refuses it ({}): {refusal}", refusal.reason()),
         },
     };
-    println!("  signed by {}; {verdict}", signed_by(d));
+    println!("  {}; {verdict}", signed_by(d));
     println!();
     history(&manifest);
     Ok(())

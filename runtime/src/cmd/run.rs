@@ -33,7 +33,7 @@ pub async fn run(mut args: RunArgs) -> Result<Ending> {
     let signals = Signals::listen();
     let region = args.aws.region.as_deref();
     let trust = super::trust(&args.deployment.trust, region).await?;
-    let (loaded, watch) = super::load(
+    let (loaded, mut watch) = super::load(
         &args.operator,
         &args.settings,
         &args.host,
@@ -61,7 +61,6 @@ pub async fn run(mut args: RunArgs) -> Result<Ending> {
         }
         None => (None, None),
     };
-    let mut watch = watch;
     if let (Some(watch), Some(sequence)) =
         (&mut watch, restored.as_ref().and_then(|c| c.meta.operator.sequence))
         && let Err(refusal) = watch.resumed(sequence)

@@ -107,13 +107,7 @@ pub struct PublicKey {
 impl PublicKey {
     /// The public key in the PEM file at `path`.
     pub fn from_pem_file(path: &Path) -> Result<Self, KeyError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| KeyError::Read { path: path.to_path_buf(), source })?;
-        let key = VerifyingKey::from_public_key_pem(&text).map_err(|e| KeyError::NotAKey {
-            path: path.display().to_string(),
-            expected: "a public key (SubjectPublicKeyInfo)",
-            reason: e.to_string(),
-        })?;
+        let key = read_pem(path, "a public key (SubjectPublicKeyInfo)", VerifyingKey::from_public_key_pem)?;
         Self::new(key, path.display().to_string())
     }
 
@@ -188,13 +182,7 @@ impl LocalKey {
 
     /// The private key in the PEM file at `path`.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| KeyError::Read { path: path.to_path_buf(), source })?;
-        let key = SigningKey::from_pkcs8_pem(&text).map_err(|e| KeyError::NotAKey {
-            path: path.display().to_string(),
-            expected: "a private key (PKCS#8)",
-            reason: e.to_string(),
-        })?;
+        let key = read_pem(path, "a private key (PKCS#8)", SigningKey::from_pkcs8_pem)?;
         let public = PublicKey::new(*key.verifying_key(), path.display().to_string())?;
         Ok(Self { key, public })
     }
@@ -214,6 +202,21 @@ impl LocalKey {
 /// The signature `der` made by `public`'s key, as the manifest stores it.
 pub fn signature(public: &PublicKey, signer: String, der: &[u8]) -> Signature {
     Signature { key: public.id.clone(), signer, algorithm: ALGORITHM.to_string(), value: BASE64.encode(der) }
+}
+
+/// The key of kind `expected` in the PEM file at `path`, decoded by `decode`.
+fn read_pem<K, E: fmt::Display>(
+    path: &Path,
+    expected: &'static str,
+    decode: impl FnOnce(&str) -> Result<K, E>,
+) -> Result<K, KeyError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| KeyError::Read { path: path.to_path_buf(), source })?;
+    decode(&text).map_err(|e| KeyError::NotAKey {
+        path: path.display().to_string(),
+        expected,
+        reason: e.to_string(),
+    })
 }
 
 fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeyError> {

@@ -198,15 +198,17 @@ impl OperatorStore {
     /// A store for `bucket` and `prefix` (without a trailing `/`), with AWS settings from the
     /// usual places; `region` overrides the configured one.
     pub async fn connect(bucket: &str, prefix: &str, region: Option<&str>) -> Self {
-        Self {
-            bucket: Bucket::connect(bucket, region).await,
-            prefix: prefix.trim_end_matches('/').to_string(),
-        }
+        Self::connect_as(bucket, prefix, region, None).await
     }
 
-    /// The same, writing and reading as the role `role_arn` (assumed with the default chain's
-    /// credentials).
-    pub async fn connect_as(bucket: &str, prefix: &str, region: Option<&str>, role_arn: &str) -> Self {
+    /// The same, writing and reading as the role `role_arn` if given (assumed with the
+    /// default chain's credentials).
+    pub async fn connect_as(
+        bucket: &str,
+        prefix: &str,
+        region: Option<&str>,
+        role_arn: Option<&str>,
+    ) -> Self {
         Self {
             bucket: Bucket::connect_as(bucket, region, role_arn).await,
             prefix: prefix.trim_end_matches('/').to_string(),

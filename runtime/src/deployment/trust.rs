@@ -46,19 +46,6 @@ impl fmt::Display for KeySource {
     }
 }
 
-impl KeySource {
-    /// The public key it names.
-    pub async fn public_key(&self, kms: &Kms) -> Result<PublicKey, TrustError> {
-        match self {
-            Self::File(path) => Ok(PublicKey::from_pem_file(path)?),
-            Self::Kms(key) => {
-                let reply = kms.public_key(key).await?;
-                Ok(PublicKey::from_der(&reply.der, format!("kms://{key}"))?)
-            }
-        }
-    }
-}
-
 /// A trusted key could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
@@ -137,10 +124,18 @@ impl Trust {
 
     /// Read the keys `sources` name (KMS ones through a client for `region`).
     pub async fn load(sources: &[KeySource], region: Option<&str>) -> Result<Self, TrustError> {
-        let kms = Kms::connect(region).await;
+        // A client (and the AWS configuration it loads) only once a key comes from KMS: trusting
+        // key files stays offline.
+        let kms = tokio::sync::OnceCell::new();
         let mut keys = Vec::with_capacity(sources.len());
         for source in sources {
-            keys.push(source.public_key(&kms).await?);
+            keys.push(match source {
+                KeySource::File(path) => PublicKey::from_pem_file(path)?,
+                KeySource::Kms(key) => {
+                    let reply = kms.get_or_init(|| Kms::connect(region)).await.public_key(key).await?;
+                    PublicKey::from_der(&reply.der, format!("kms://{key}"))?
+                }
+            });
         }
         Ok(Self::new(keys))
     }
@@ -184,17 +179,24 @@ impl Trust {
         Ok(key)
     }
 
-    /// An entry with this sequence number was accepted before (by an earlier run, as its
-    /// checkpoint says).
-    pub fn saw(&mut self, sequence: u64) {
-        self.seen = Some(self.seen.map_or(sequence, |seen| seen.max(sequence)));
+    /// The run goes on from a checkpoint an earlier run took while the entry `checkpointed`
+    /// ran, and `running` is the entry's sequence number now: it must not be older (an older
+    /// signed entry put back while weir was stopped; the same one restarted is fine), and no
+    /// entry at or below `checkpointed` is accepted after.
+    pub fn resumed(&mut self, running: u64, checkpointed: u64) -> Result<(), Refusal> {
+        if running < checkpointed {
+            return Err(Refusal::Replayed { sequence: running, seen: checkpointed });
+        }
+        self.seen = Some(self.seen.map_or(checkpointed, |seen| seen.max(checkpointed)));
+        Ok(())
     }
 }
 
-/// Who signed `deployment`, in words: `key 0123456789abcdef (file:ci.key)`, or `unsigned`.
+/// Who signed `deployment`, in words: `signed by key 0123456789abcdef (file:ci.key)`, or
+/// `unsigned`.
 pub fn signed_by(deployment: &Deployment) -> String {
     match &deployment.signature {
-        Some(s) => format!("key {} ({})", s.key.short(), s.signer),
+        Some(s) => format!("signed by key {} ({})", s.key.short(), s.signer),
         None => "unsigned".to_string(),
     }
 }
@@ -251,7 +253,12 @@ mod tests {
         assert_eq!(reason(trust.accept(&signed(&keys[0], 1))), Some("replayed"), "older than accepted");
         assert_eq!(reason(trust.accept(&signed(&keys[0], 2))), Some("replayed"), "the same number again");
         assert_eq!(reason(trust.accept(&signed(&keys[0], 3))), None);
-        trust.saw(10);
+        assert_eq!(
+            trust.resumed(9, 10).err().map(|r| r.reason()),
+            Some("replayed"),
+            "older than the checkpoint's"
+        );
+        assert!(trust.resumed(10, 10).is_ok(), "the checkpoint's own entry, restarted");
         assert_eq!(reason(trust.accept(&signed(&keys[0], 9))), Some("replayed"), "below a checkpoint's");
         // check() remembers nothing.
         assert!(trust.check(&signed(&keys[0], 11)).is_ok());

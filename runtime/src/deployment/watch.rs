@@ -55,13 +55,10 @@ impl Watch {
     /// trust, the entry running now must not be older (an older signed entry put back while
     /// weir was stopped), and none at or below it is accepted after.
     pub fn resumed(&mut self, sequence: u64) -> Result<(), Refusal> {
-        let Some(trust) = &mut self.trust else { return Ok(()) };
-        let running = self.running.current.sequence;
-        if running < sequence {
-            return Err(Refusal::Replayed { sequence: running, seen: sequence });
+        match &mut self.trust {
+            Some(trust) => trust.resumed(self.running.current.sequence, sequence),
+            None => Ok(()),
         }
-        trust.saw(sequence);
-        Ok(())
     }
 
     /// Look every `interval` until the receiver of `versions` is gone.

@@ -55,15 +55,18 @@ impl CheckpointMetrics {
         self.last_id.set(id as i64);
         self.last_completed_ms.store(crate::clock::now_ms(), Relaxed);
     }
-}
 
-impl CheckpointMetrics {
     /// Milliseconds since the last checkpoint completed; None before the first.
     pub fn age_ms(&self) -> Option<i64> {
-        match self.last_completed_ms.load(Relaxed) {
-            0 => None,
-            last => Some((crate::clock::now_ms() - last).max(0)),
-        }
+        age_ms(&self.last_completed_ms)
+    }
+}
+
+/// Milliseconds since `last_completed_ms`; None while it is 0 (no checkpoint yet).
+fn age_ms(last_completed_ms: &AtomicI64) -> Option<i64> {
+    match last_completed_ms.load(Relaxed) {
+        0 => None,
+        last => Some((crate::clock::now_ms() - last).max(0)),
     }
 }
 
@@ -82,11 +85,8 @@ impl Age {
 
 impl Collector for Age {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let last = self.0.load(Relaxed);
-        if last == 0 {
-            return Ok(());
-        }
-        let age = ConstGauge::new((crate::clock::now_ms() - last).max(0) as f64 / 1e3);
+        let Some(ms) = age_ms(&self.0) else { return Ok(()) };
+        let age = ConstGauge::new(ms as f64 / 1e3);
         age.encode(encoder.encode_descriptor(
             "weir_last_checkpoint_age_seconds",
             "Seconds since the last checkpoint completed",

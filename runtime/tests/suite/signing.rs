@@ -38,12 +38,8 @@ fn keygen(dir: &Path, name: &str) -> (PathBuf, PathBuf, String) {
 
 /// `weir deploy FILE TARGET`, signed with the key file `key` if given.
 fn deploy(file: &Path, target: &str, key: Option<&Path>, extra: &[&str]) -> Output {
-    let mut args = vec!["deploy", file.to_str().unwrap(), target];
-    if let Some(key) = key {
-        args.extend(["--sign-key", key.to_str().unwrap()]);
-    }
-    args.extend(extra);
-    weir_s3(&args)
+    let signing = key.map(|k| ["--sign-key", k.to_str().unwrap()]);
+    util::s3::deploy(file, target, &[signing.as_ref().map_or(&[][..], |s| &s[..]), extra].concat())
 }
 
 /// One `weir run` over `input` with the operator deployed at `target`, trusting `trust`.
@@ -126,6 +122,8 @@ fn a_signed_deployment_runs_and_every_command_says_who_signed_it() {
     assert!(said.contains("unsigned (a weir run with --trust refuses it"), "{said}");
     let next = manifest(&rt, &bucket, "max")["sequence"].as_u64().unwrap();
     assert!(next > sequence, "{next} follows {sequence}");
+    let status = ok(&weir_s3(&["deploy", "--status", &target]));
+    assert!(status.contains("\n  unsigned; not checked"), "{status}");
 }
 
 #[test]
