@@ -69,12 +69,6 @@ impl Kinesis {
         Self::with_client(aws_sdk_kinesis::Client::from_conf(config_without_retries), config)
     }
 
-    /// A client with no credentials, region or endpoint, for unit tests that never call it.
-    #[cfg(test)]
-    pub(crate) fn offline() -> Self {
-        Self::new(&SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build())
-    }
-
     /// `client`, described by `config`.
     pub fn with_client(client: aws_sdk_kinesis::Client, config: &SdkConfig) -> Self {
         let endpoint =
@@ -121,6 +115,15 @@ impl Kinesis {
             }
             _ => KinesisError::Failed { stream, endpoint, detail },
         }
+    }
+}
+
+// Last in the file, with the tests: tools that read the code take all that follows as test code.
+#[cfg(test)]
+impl Kinesis {
+    /// A client with no credentials, region or endpoint, for unit tests that never call it.
+    pub(crate) fn offline() -> Self {
+        Self::new(&SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build())
     }
 }
 
