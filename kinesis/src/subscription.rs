@@ -45,8 +45,14 @@ use crate::shards::{ShardInfo, StartPosition, parse_range};
 pub const SUBSCRIPTION_LIFETIME: Duration = Duration::from_secs(300);
 /// At most one SubscribeToShard per second per consumer and shard.
 const CALL_SPACING: Duration = Duration::from_secs(1);
-/// Retries of refused or failed subscribe calls: from 1 s (the service's spacing) up to 10 s.
+/// Retries of failed subscribe calls and subscriptions: from 1 s (the service's spacing) up to
+/// 10 s.
 const RETRY: Policy = Policy::forever(Duration::from_secs(1), Duration::from_secs(10));
+/// Retries of a subscription refused as in use (ResourceInUseException): every 1 to 2 s. The
+/// refusal has a known end (the service's 5 s between two subscriptions, an emulator's lag in
+/// letting a renewed one go, another reader stopping), and a growing wait would leave the shard
+/// unread for up to 10 s after it ends.
+const IN_USE_RETRY: Policy = Policy::forever(Duration::from_secs(1), Duration::from_secs(2));
 /// An empty event counts as caught up only if the reader waited at least this long for it.
 pub const MIN_WAIT: Duration = Duration::from_millis(5);
 /// How long before the reader started waiting an empty, caught-up event stands for: more than
@@ -114,6 +120,8 @@ pub struct ShardSubscriber {
     steady: bool,
     /// Backoff over failed subscribe calls and failed subscriptions, until an event comes.
     failures: Option<Backoff>,
+    /// Backoff over refusals as in use in a row (used instead of `failures` while set).
+    in_use: Option<Backoff>,
     /// When a listing last showed whether the shard is closed, and whether it was.
     close_check: Option<(tokio::time::Instant, bool)>,
     ended: bool,
@@ -142,6 +150,7 @@ impl ShardSubscriber {
             last_call: None,
             steady: false,
             failures: None,
+            in_use: None,
             close_check: None,
             ended: false,
             stats: ReaderStats::default(),
@@ -198,6 +207,7 @@ impl ShardSubscriber {
                     self.last_event_at = Some(now);
                     self.steady = true;
                     self.failures = None;
+                    self.in_use = None;
                     self.stats.events += 1;
                     let mut reply = self.reply(event, steady && waited >= MIN_WAIT, waiting_since.into_std());
                     if reply.caught_up() {
@@ -233,9 +243,12 @@ impl ShardSubscriber {
     fn again(&mut self, why: Again, error: Option<&KinesisError>) {
         self.events = None;
         self.steady = false;
-        if why != Again::Renewed {
+        if why == Again::InUse {
+            self.in_use.get_or_insert_with(|| Backoff::new(Service::Kinesis, IN_USE_RETRY));
+        } else if why != Again::Renewed {
             // The next subscription waits, longer each time until an event comes.
             self.failures.get_or_insert_with(|| Backoff::new(Service::Kinesis, RETRY));
+            self.in_use = None;
         }
         match why {
             Again::Renewed => self.stats.renewed += 1,
@@ -253,7 +266,7 @@ impl ShardSubscriber {
                 self.stats.in_use += 1;
                 // Within 5 s of the last subscription that is the service's rule; for longer,
                 // another reader holds this consumer's subscription to the shard.
-                if self.failures.as_ref().is_some_and(|delays| delays.attempts() >= 5) {
+                if self.in_use.as_ref().is_some_and(|delays| delays.attempts() >= 5) {
                     tracing::warn!(
                         shard = %self.shard,
                         "cannot subscribe to shard {} of {} as {}: another reader holds this consumer's subscription to it ({}); does a second weir use the same --efo-consumer? Trying again",
@@ -366,7 +379,7 @@ impl ShardSubscriber {
     async fn subscribe(&mut self) -> Result<bool, KinesisError> {
         // After a failure (of the last call or of the last subscription) wait, longer each time
         // until an event comes; and never call twice within a second.
-        if let Some(delays) = self.failures.as_mut() {
+        if let Some(delays) = self.in_use.as_mut().or(self.failures.as_mut()) {
             tokio::time::sleep(delays.next_delay()).await;
         }
         if let Some(last) = self.last_call {
@@ -413,6 +426,7 @@ impl ShardSubscriber {
         if is_throttling(code) {
             self.stats.throttles += 1;
         }
+        self.in_use = None;
         let delays = self.failures.get_or_insert_with(|| Backoff::new(Service::Kinesis, RETRY));
         if delays.loud() {
             tracing::warn!(shard = %self.shard, "cannot subscribe to shard {} of {} ({error}); trying again", self.shard, self.stream);

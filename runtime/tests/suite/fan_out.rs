@@ -39,24 +39,18 @@ fn start_with(endpoint: &str, trades: &str, consumer: &str, extra: &[&str]) -> W
     Weir::start(cmd)
 }
 
-/// What the test fixture operator writes for `input` (an echo of each trade, a `count=N` per
-/// key at the end), as lines of a file: the trades per ticker in the order produced, and the
-/// counts sorted (a file has no keys to tell them apart by).
-fn echoed(input: &[u8]) -> (BTreeMap<String, Vec<String>>, Vec<String>) {
+/// What the test fixture operator writes for `input` (an echo of each trade) as lines of a
+/// file: the trades per ticker in the order produced.
+fn echoed(input: &[u8]) -> BTreeMap<String, Vec<String>> {
     let lines = input.split(|&b| b == b'\n').filter(|l| !l.is_empty());
-    let trades = per_ticker(lines.map(|l| std::str::from_utf8(l).unwrap()));
-    let mut counts: Vec<String> = trades.values().map(|t| format!("count={}", t.len())).collect();
-    counts.sort();
-    (trades, counts)
+    per_ticker(lines.map(|l| std::str::from_utf8(l).unwrap()))
 }
 
-/// A file the fixture operator wrote, as [`echoed`] describes it.
-fn echoes_in(path: &std::path::Path) -> (BTreeMap<String, Vec<String>>, Vec<String>) {
+/// The trades a file the fixture operator wrote holds, as [`echoed`] describes them (without
+/// the `count=N` per key it writes when the input ends; a stopped weir ends no input).
+fn echoes_in(path: &std::path::Path) -> BTreeMap<String, Vec<String>> {
     let text = std::fs::read_to_string(path).unwrap();
-    let (counts, trades): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| l.starts_with("count="));
-    let mut counts: Vec<String> = counts.into_iter().map(str::to_string).collect();
-    counts.sort();
-    (per_ticker(trades), counts)
+    per_ticker(text.lines().filter(|l| !l.starts_with("count=")))
 }
 
 #[test]
@@ -142,8 +136,7 @@ fn subscriptions_renewed_cut_and_frozen_mid_stream_lose_and_repeat_nothing() {
     // Through a proxy to kinesis-local: subscriptions renewed every 6 s (AWS refuses a new one
     // within 5 s of the last), then every connection cut, then every connection frozen (open,
     // silent) until weir's 2 s inactivity deadline.
-    // The fixture echoes each trade and counts each key at the end: a trade lost or read twice
-    // shows. They go to a file: a PutRecords through the proxy cut or frozen after Kinesis took
+    // The fixture echoes each trade: a trade lost or read twice shows. They go to a file: a PutRecords through the proxy cut or frozen after Kinesis took
     // it is tried again and may write twice, which a Kinesis sink allows (at least once).
     let proxy = Proxy::to(&kinesis_local_endpoint());
     let endpoint = proxy.endpoint.clone();
@@ -160,8 +153,6 @@ fn subscriptions_renewed_cut_and_frozen_mid_stream_lose_and_repeat_nothing() {
         "6s",
         "--efo-inactivity",
         "2s",
-        "--until-idle",
-        "10s",
     ];
     let mut weir = start_with(&endpoint, &trades, "faults", &extra);
     let within = Duration::from_secs(60);
@@ -193,11 +184,12 @@ fn subscriptions_renewed_cut_and_frozen_mid_stream_lose_and_repeat_nothing() {
     weir.wait_for_metric(inactive, |n| n >= 1.0, within);
     weir.wait_for_total("weir_records_in_total", |n| n == 1_800.0, within);
 
+    // Stopped, not left to end by itself: --until-idle would end it if the faults kept the
+    // shard unsubscribed that long, before the test saw each one.
+    weir.signal("TERM");
     let (status, log) = weir.wait(within);
     assert!(status.success(), "{log}");
-    let ((got, got_counts), (expected, counts)) = (echoes_in(&results), echoed(&input));
-    assert_same_results(&got, &expected);
-    assert_eq!(got_counts, counts);
+    assert_same_results(&echoes_in(&results), &echoed(&input));
 }
 
 #[test]
