@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::Leases(args) => block_on(cmd::leases::leases(args)),
         Command::Deploy(args) => block_on(cmd::deploy::deploy(args)),
         Command::Operators(args) => block_on(cmd::deploy::operators(args)),
+        Command::Shadow(args) => block_on(cmd::shadow::shadow(args)),
         Command::Keygen(args) => cmd::keygen::keygen(&args).map(|()| ExitCode::SUCCESS),
         Command::New(args) => cmd::new::new(args).map(|()| ExitCode::SUCCESS),
         // Input ended, or stopped by a signal with everything written: both are success.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use weir::deployment::KeySource;
+use weir::deployment::{KeySource, PromoteAfter};
 use weir::location::Location;
 
 mod run;
@@ -64,9 +64,19 @@ pub enum Command {
     /// `weir deploy OPERATOR.wasm s3://BUCKET/PREFIX [--set KEY=VALUE]... [--sign kms://KEY]`;
     /// `weir deploy --rollback s3://BUCKET/PREFIX` points the manifest back to the previous
     /// deployment; `weir deploy --status s3://BUCKET/PREFIX` says what runs and who signed it.
+    ///
+    /// Shadow deploys: `weir deploy --candidate OPERATOR.wasm s3://BUCKET/PREFIX` publishes a
+    /// version that every running weir runs beside the live one, on the same records from the
+    /// same state, comparing outputs and writing none; `--promote` makes it live (the usual
+    /// swap), `--reject` takes it away, `--promote-after RECORDS,DURATION` waits for that much
+    /// evidence without a difference and promotes it (or rejects it on the first difference).
     Deploy(DeployArgs),
     /// Operators deployed to S3.
     Operators(OperatorsArgs),
+    /// A candidate shadowing the live version: the evidence of every running weir (records
+    /// compared, differences by kind and key, the first differences with both sides), whether
+    /// it may be promoted, and the decisions taken.
+    Shadow(ShadowArgs),
     /// Who reads what in a lease group (`weir run --lease-table`): every shard with its owner,
     /// lease counter, state, how far its last checkpoint is behind the stream's newest record,
     /// and when that checkpoint was taken; then the workers and when each last renewed.
@@ -163,6 +173,30 @@ pub struct DeployArgs {
     /// trusting those keys would run the current one; changes nothing.
     #[arg(long, conflicts_with_all = ["rollback", "settings", "sign", "sign_key"])]
     pub status: bool,
+    /// Publish the component as the candidate, not live: every running weir watching the
+    /// deployment runs it beside the live version, from the live state, on the same records,
+    /// and compares its outputs with the live ones; none of its outputs is written.
+    #[arg(long, conflicts_with_all = ["rollback", "status"])]
+    pub candidate: bool,
+    /// With --candidate: wait until the running weirs have compared this many records over
+    /// this long with no difference, then promote it (exit 0); reject it on the first
+    /// difference or failure (exit 1). `100000,10m`.
+    #[arg(long, requires = "candidate", value_name = "RECORDS,DURATION")]
+    pub promote_after: Option<PromoteAfter>,
+    /// With --promote-after: give up waiting after this long (exit 1; the candidate stays).
+    #[arg(long, default_value = "1h", value_parser = parse_duration, value_name = "DURATION")]
+    pub promote_timeout: Duration,
+    /// With --candidate: its outputs are meant to differ. It is never promoted on evidence,
+    /// only with --promote; the differences are still counted and reported.
+    #[arg(long, requires = "candidate", conflicts_with = "promote_after")]
+    pub expect_differences: bool,
+    /// Make the candidate the live version: running weirs switch to it as to any new
+    /// version, state carried. Only `s3://BUCKET/PREFIX` is given.
+    #[arg(long, conflicts_with_all = ["rollback", "status", "candidate", "settings", "sign", "sign_key"])]
+    pub promote: bool,
+    /// Take the candidate away: running weirs stop it. Only `s3://BUCKET/PREFIX` is given.
+    #[arg(long, conflicts_with_all = ["rollback", "status", "candidate", "promote", "settings", "sign", "sign_key"])]
+    pub reject: bool,
     /// An operator setting stored in the manifest and passed to `init` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_setting, conflicts_with = "rollback")]
     pub settings: Vec<(String, String)>,
@@ -186,6 +220,28 @@ pub struct DeployArgs {
     pub aws: AwsArgs,
     #[command(flatten)]
     pub host: HostArgs,
+}
+
+/// Arguments of `weir shadow`.
+#[derive(Args, Debug)]
+pub struct ShadowArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ShadowCommand,
+}
+
+/// `weir shadow` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum ShadowCommand {
+    /// The candidate at `s3://BUCKET/PREFIX`, every weir's evidence about it, the first
+    /// differences, whether it may be promoted, and the decisions taken.
+    Status {
+        /// Where the operators are deployed.
+        #[arg(value_name = "s3://BUCKET/PREFIX")]
+        location: Location,
+        #[command(flatten)]
+        aws: AwsArgs,
+    },
 }
 
 /// Arguments of `weir operators`.

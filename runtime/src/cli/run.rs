@@ -215,6 +215,11 @@ pub struct DeploymentArgs {
     /// version, with the state.
     #[arg(long, env = "WEIR_ROLLBACK_WINDOW", default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
     pub rollback_window: Duration,
+    /// Append the differences kept of a candidate shadowing the live version (the first few of
+    /// each kind, with both sides and the input) to this file as JSON lines, instead of the
+    /// log. Every weir also publishes its evidence under the deployment: `weir shadow status`.
+    #[arg(long, env = "WEIR_SHADOW_DIFF", value_name = "FILE")]
+    pub shadow_diff: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub trust: TrustArgs,
 }

@@ -5,27 +5,30 @@
 //! contract version, instantiate, and accept its settings in `init`. A rollback is checked the
 //! same way before the manifest moves. Every new entry gets the next sequence number; with
 //! `--sign` or `--sign-key` it is signed (a rollback too: the older version comes back under a
-//! new sequence number and a new signature). `--status` says who signed what.
+//! new sequence number and a new signature). `--status` says who signed what. A candidate
+//! (`--candidate`, `--promote`, `--reject`) is published and decided on in [`super::shadow`].
 
 use anyhow::{Context, Result, bail};
 
 use weir::artifact::Artifact;
 use weir::deployment::trust::signed_by;
 use weir::deployment::{Deployment, Manifest, OperatorStore, Signer, StoreError, Trust};
-use weir::location::Location;
 use weir::operator::LoadedOperator;
 use weir_contract::CONTRACT;
 
-use super::engine;
+use super::{engine, shadow, store};
 use crate::cli::{DeployArgs, HostArgs, OperatorsArgs, OperatorsCommand};
 
 /// `weir deploy`.
 pub async fn deploy(args: DeployArgs) -> Result<()> {
-    let usage = "weir deploy needs the component and where: weir deploy OPERATOR.wasm s3://BUCKET/PREFIX (or --rollback / --status s3://BUCKET/PREFIX)";
-    let (file, target) = match (args.rollback || args.status, args.args.as_slice()) {
+    let usage = "weir deploy needs the component and where: weir deploy OPERATOR.wasm s3://BUCKET/PREFIX (or --rollback / --status / --promote / --reject s3://BUCKET/PREFIX)";
+    let on_target = args.rollback || args.status || args.promote || args.reject;
+    let (file, target) = match (on_target, args.args.as_slice()) {
         (true, [target]) => (None, target),
         (false, [file, target]) => (Some(file), target),
-        (true, _) => bail!("weir deploy --rollback and --status take only where: s3://BUCKET/PREFIX"),
+        (true, _) => bail!(
+            "weir deploy --rollback, --status, --promote and --reject take only where: s3://BUCKET/PREFIX"
+        ),
         (false, _) => bail!("{usage}"),
     };
     let region = args.aws.region.as_deref();
@@ -34,6 +37,24 @@ pub async fn deploy(args: DeployArgs) -> Result<()> {
         let trust = super::trust(&args.trust, region).await?;
         return status(&store, trust.as_ref()).await;
     }
+    if args.promote {
+        let next = shadow::promote(&store, "promoted by hand (weir deploy --promote)".into()).await?;
+        println!(
+            "promoted {} {} (sha256 {}) at {}: running weirs switch to it, state carried; previous {}",
+            next.current.name.as_deref().unwrap_or("?"),
+            next.current.version.as_deref().unwrap_or("?"),
+            next.current.digest.short(),
+            store.location(),
+            next.previous.map_or_else(|| "none".to_string(), |d| d.short().to_string())
+        );
+        return Ok(());
+    }
+    if args.reject {
+        let next = shadow::reject(&store, "rejected by hand (weir deploy --reject)".into()).await?;
+        let rejected = next.decisions.first().map(|d| d.digest.short().to_string()).unwrap_or_default();
+        println!("rejected candidate {rejected} at {}: running weirs stop it", store.location());
+        return Ok(());
+    }
     // The key is read (from KMS too) before anything is uploaded.
     let signer = match (&args.sign, &args.sign_key) {
         (Some(key), _) => Some(Signer::kms(key, region).await?),
@@ -41,8 +62,65 @@ pub async fn deploy(args: DeployArgs) -> Result<()> {
         (None, None) => None,
     };
     match file {
+        Some(file) if args.candidate => candidate(&store, file, &args, signer.as_ref()).await,
         Some(file) => deploy_file(&store, file, &args.settings, &args.host, signer.as_ref()).await,
         None => rollback(&store, &args.host, signer.as_ref()).await,
+    }
+}
+
+/// `weir deploy --candidate`: checked and signed as a deploy, published beside the live
+/// version; with `--promote-after`, waited on and decided.
+async fn candidate(
+    store: &OperatorStore,
+    file: &str,
+    args: &DeployArgs,
+    signer: Option<&Signer>,
+) -> Result<()> {
+    let artifact = Artifact::from_file(std::path::Path::new(file))?;
+    let loaded = validate(artifact.clone(), &args.settings, &args.host)?;
+    let before = store.manifest().await?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "nothing is deployed at {} for a candidate to shadow: deploy a live version first (weir deploy OPERATOR.wasm {})",
+            store.location(),
+            store.location()
+        )
+    })?;
+    let deployment = entry(&artifact, &loaded, &args.settings);
+    let deployment = sequenced(deployment, Some(&before.0), signer).await?;
+    store.put_component(&artifact).await?;
+    let sequence = deployment.sequence;
+    let manifest =
+        shadow::publish(store, deployment, before, args.promote_after, args.expect_differences).await?;
+    println!(
+        "published candidate {} {} (sha256 {}) at {} beside the live {}; {}; running weirs compare it with the live version: weir shadow status {}",
+        loaded.name(),
+        loaded.version(),
+        artifact.digest,
+        store.location(),
+        manifest.current.digest.short(),
+        manifest.candidate.as_ref().map_or_else(String::new, |c| signed_note(&c.deployment)),
+        store.location()
+    );
+    if args.promote_after.is_some() {
+        shadow::promote_when_ready(store, sequence, args.promote_timeout).await?;
+    }
+    Ok(())
+}
+
+/// The manifest entry of `artifact`, loaded as `loaded` with `settings` (not yet sequenced).
+fn entry(artifact: &Artifact, loaded: &LoadedOperator, settings: &[(String, String)]) -> Deployment {
+    Deployment {
+        digest: artifact.digest,
+        size: artifact.bytes.len() as u64,
+        contract: CONTRACT.to_string(),
+        name: Some(loaded.name().to_string()),
+        version: Some(loaded.version().to_string()),
+        deployed_at: jiff::Timestamp::now(),
+        settings: settings.iter().cloned().collect(),
+        rollback_of: None,
+        grouping: Some(loaded.grouping().to_string()),
+        sequence: 0,
+        signature: None,
     }
 }
 
@@ -71,15 +149,6 @@ fn signed_note(deployment: &Deployment) -> String {
     }
 }
 
-/// The deployment at `target`, read and written as `role` if given.
-async fn store(target: &str, region: Option<&str>, role: Option<&str>) -> Result<OperatorStore> {
-    match target.parse::<Location>() {
-        Ok(Location::S3 { bucket, key }) => Ok(OperatorStore::connect_as(&bucket, &key, region, role).await),
-        Ok(other) => bail!("operators are deployed to S3: give s3://BUCKET/PREFIX, not {other}"),
-        Err(e) => bail!("{target:?} is not a location: {e}"),
-    }
-}
-
 /// Check `artifact` with `settings` the way `weir run` will load it.
 fn validate(artifact: Artifact, settings: &[(String, String)], host: &HostArgs) -> Result<LoadedOperator> {
     let origin = artifact.origin.clone();
@@ -99,20 +168,7 @@ async fn deploy_file(
     // detected by the conditional write below.
     let before = store.manifest().await?;
     let before_manifest = before.as_ref().map(|(m, _)| m);
-    let deployment = Deployment {
-        digest: artifact.digest,
-        size: artifact.bytes.len() as u64,
-        contract: CONTRACT.to_string(),
-        name: Some(loaded.name().to_string()),
-        version: Some(loaded.version().to_string()),
-        deployed_at: jiff::Timestamp::now(),
-        settings: settings.iter().cloned().collect(),
-        rollback_of: None,
-        grouping: Some(loaded.grouping().to_string()),
-        sequence: 0,
-        signature: None,
-    };
-    let deployment = sequenced(deployment, before_manifest, signer).await?;
+    let deployment = sequenced(entry(&artifact, &loaded, settings), before_manifest, signer).await?;
     store.put_component(&artifact).await?;
     let manifest = Manifest::next(before_manifest, deployment);
     store.write_manifest(&manifest, before.as_ref().map(|(_, etag)| etag.as_str())).await?;

@@ -11,6 +11,7 @@ pub mod leases;
 pub mod new;
 pub mod resume;
 pub mod run;
+pub mod shadow;
 pub mod signals;
 pub mod tail;
 pub mod wiring;
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use weir::artifact::Artifact;
-use weir::deployment::{OperatorStore, StoreError, Trust, Watch};
+use weir::deployment::{DiffDestination, OperatorStore, StoreError, Trust, Watch};
 use weir::location::Location;
 use weir::operator::{CacheOutcome, CompiledCache, Limits, LoadedOperator, OperatorEngine};
 
@@ -61,6 +62,15 @@ pub async fn trust(args: &TrustArgs, region: Option<&str>) -> Result<Option<Trus
         tracing::info!("trusting versions signed by key {} ({})", key.id().short(), key.source());
     }
     Ok(Some(trust))
+}
+
+/// The deployment at `target`, read and written as `role` if given.
+pub async fn store(target: &str, region: Option<&str>, role: Option<&str>) -> Result<OperatorStore> {
+    match target.parse::<Location>() {
+        Ok(Location::S3 { bucket, key }) => Ok(OperatorStore::connect_as(&bucket, &key, region, role).await),
+        Ok(other) => bail!("operators are deployed to S3: give s3://BUCKET/PREFIX, not {other}"),
+        Err(e) => bail!("{target:?} is not a location: {e}"),
+    }
 }
 
 /// The operator at `location`; for a deployment in S3 also the watch for its new versions
@@ -106,8 +116,17 @@ pub async fn load(
             let artifact = store.deployed(current).await?;
             let loaded = engine.load(artifact, &current.settings_with(settings))?;
             let overrides = settings.to_vec();
-            let watch =
-                Watch { store, etag, running: manifest, overrides, engine, interval: watch_interval, trust };
+            let watch = Watch {
+                store,
+                etag,
+                running: manifest,
+                overrides,
+                engine,
+                interval: watch_interval,
+                trust,
+                worker: weir::lease::worker::default_worker_id(),
+                diffs: DiffDestination::Log,
+            };
             (loaded, Some(watch))
         }
         (other, Some(_)) => bail!(

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use tokio::task::JoinSet;
 use weir::checkpoint::CheckpointStore;
-use weir::deployment::{RollbackPolicy, Versions};
+use weir::deployment::{DiffDestination, RollbackPolicy, Versions};
 use weir::lease::worker::{PipelineTerms, TermSettings, default_worker_id};
 use weir::lease::{CoordinatorOptions, LeaseTable, Worker};
 use weir::location::Location;
@@ -73,16 +73,22 @@ pub async fn run(mut args: RunArgs) -> Result<Ending> {
         );
     }
     let versions = match watch {
-        Some(watch) => {
+        Some(mut watch) => {
+            // A candidate's evidence is this worker's (a lease group member's id, or this process).
+            watch.worker = args.leases.worker_id.clone().unwrap_or_else(default_worker_id);
+            if let Some(file) = &args.deployment.shadow_diff {
+                watch.diffs = DiffDestination::File(file.clone());
+            }
             let (tx, rx) = tokio::sync::mpsc::channel(1);
+            let (candidates_tx, candidates) = tokio::sync::mpsc::channel(1);
             let metrics = metrics.clone();
-            let task = background.spawn(watch.run(tx, metrics));
+            let task = background.spawn(watch.run(tx, candidates_tx, metrics));
             names.insert(task.id(), "the watch for new operator versions");
             let policy = RollbackPolicy {
                 max_traps: args.deployment.rollback_after_traps,
                 window: args.deployment.rollback_window,
             };
-            Versions::watched(loaded, rx, policy)
+            Versions::watched(loaded, rx, policy).with_candidates(candidates)
         }
         None => Versions::from(loaded),
     };

@@ -1,5 +1,5 @@
 //! Deployment signatures and the keys that make and check them. What a signature covers is
-//! the entry's statement ([`super::store::Deployment::statement`]).
+//! the entry's statement ([`super::entry::Deployment::statement`]).
 //!
 //! Signatures are ECDSA over P-256 with SHA-256, DER-encoded: what a KMS key of spec
 //! ECC_NIST_P256 makes with ECDSA_SHA_256. Keys are PEM, PKCS#8 for a private key and

@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
+use super::entry::Deployment;
 use super::signature::{KeyError, LocalKey, PublicKey, Signature, signature};
-use super::store::Deployment;
 use crate::kms::{Kms, KmsError};
 
 /// The most a KMS `Sign` takes as a raw message.

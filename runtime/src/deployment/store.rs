@@ -7,11 +7,10 @@
 //! overwrite each other: the loser gets [`StoreError::Conflict`]. A component read back is
 //! checked against the manifest's digest before anything uses it.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use super::signature::{KeyError, KeyId, Signature};
+use super::entry::Deployment;
+use super::shadow::{Action, Candidate, Decision, Evidence};
 use crate::artifact::{Artifact, Digest};
 use crate::s3::{Bucket, Condition, S3Error};
 
@@ -20,91 +19,8 @@ pub const MANIFEST: &str = "current.json";
 /// Deployments kept in a manifest's history.
 pub const HISTORY: usize = 50;
 
-/// One deployment of a component.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Deployment {
-    /// The component's sha256 (hex in the manifest).
-    pub digest: Digest,
-    /// Its size in bytes.
-    pub size: u64,
-    /// The contract it was built for (`weir:operator@0.1.0`).
-    pub contract: String,
-    /// The operator's name, as it describes itself.
-    pub name: Option<String>,
-    /// Its version.
-    pub version: Option<String>,
-    /// When it was deployed (RFC 3339 in the manifest).
-    pub deployed_at: jiff::Timestamp,
-    /// Settings passed to its `init`.
-    #[serde(default)]
-    pub settings: BTreeMap<String, String>,
-    /// Set when this deployment rolled back to an earlier digest: the digest rolled back from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollback_of: Option<Digest>,
-    /// What the operator's state is keyed by, as it says (`the JSON field "TICKER"`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub grouping: Option<String>,
-    /// Its place in the deployment's order: above every deployment before it, and at least
-    /// the Unix time (seconds) it was made (0 in manifests older than signing). Signed, so an
-    /// older entry cannot pass for a new one.
-    #[serde(default)]
-    pub sequence: u64,
-    /// Its signature, when it was deployed with `--sign` or `--sign-key`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signature: Option<Signature>,
-}
-
-/// What a statement says it is for, so that no other message signed by the same key can pass
-/// for one.
-const PURPOSE: &str = "weir signed deployment v1";
-
-impl Deployment {
-    /// What a signature of this entry by the key `key` covers: the canonical encoding (postcard,
-    /// its wire format stable since 1.0, behind a purpose string) of the digest, the operator's
-    /// name and version, the contract, the grouping key, the settings, the sequence number and
-    /// the key's id. The rest (`deployed_at`, `rollback_of`, the size) is for people.
-    pub fn statement(&self, key: &KeyId) -> Result<Vec<u8>, KeyError> {
-        #[derive(Serialize)]
-        struct Statement<'a> {
-            purpose: &'a str,
-            digest: String,
-            name: Option<&'a str>,
-            version: Option<&'a str>,
-            contract: &'a str,
-            grouping: Option<&'a str>,
-            settings: &'a BTreeMap<String, String>,
-            sequence: u64,
-            key: String,
-        }
-        let statement = Statement {
-            purpose: PURPOSE,
-            digest: self.digest.to_string(),
-            name: self.name.as_deref(),
-            version: self.version.as_deref(),
-            contract: &self.contract,
-            grouping: self.grouping.as_deref(),
-            settings: &self.settings,
-            sequence: self.sequence,
-            key: key.to_string(),
-        };
-        postcard::to_allocvec(&statement).map_err(|e| KeyError::Encode(e.to_string()))
-    }
-
-    /// The settings to initialise with: the stored ones, with `overrides` (the command line's)
-    /// replacing any with the same key.
-    pub fn settings_with(&self, overrides: &[(String, String)]) -> Vec<(String, String)> {
-        let mut merged: Vec<(String, String)> = self
-            .settings
-            .iter()
-            .filter(|(k, _)| !overrides.iter().any(|(o, _)| o == *k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        merged.extend(overrides.iter().cloned());
-        merged
-    }
-}
-
-/// `PREFIX/current.json`: the deployment to run, the one before, and older ones.
+/// `PREFIX/current.json`: the deployment to run, the one before, and older ones; a candidate
+/// shadowing it, and what was decided about candidates.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     /// The deployment to run.
@@ -115,6 +31,13 @@ pub struct Manifest {
     /// Earlier deployments, newest first, at most [`HISTORY`].
     #[serde(default)]
     pub history: Vec<Deployment>,
+    /// A version run beside the current one on the same records, its outputs compared and
+    /// never written ([`super::shadow`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<Candidate>,
+    /// Candidates published, promoted and rejected, newest first, at most [`HISTORY`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<Decision>,
 }
 
 impl Manifest {
@@ -124,23 +47,89 @@ impl Manifest {
     /// that one as a replay accepts the next real deploy.
     pub fn next_sequence(before: Option<&Manifest>, at: jiff::Timestamp) -> u64 {
         let recorded = before.map_or(0, |m| {
-            std::iter::once(&m.current).chain(&m.history).map(|d| d.sequence).max().unwrap_or(0)
+            let candidate = m.candidate.as_ref().map(|c| &c.deployment);
+            std::iter::once(&m.current)
+                .chain(&m.history)
+                .chain(candidate)
+                .map(|d| d.sequence)
+                .max()
+                .unwrap_or(0)
         });
         let clock = u64::try_from(at.as_second()).unwrap_or(0);
         recorded.saturating_add(1).max(clock)
     }
 
-    /// The manifest after deploying `next` over `self` (None: the first deploy).
+    /// The manifest after deploying `next` over `self` (None: the first deploy). A candidate
+    /// shadowing the version replaced is rejected: its evidence was about that version.
     pub fn next(before: Option<&Manifest>, next: Deployment) -> Manifest {
         match before {
-            None => Manifest { current: next, previous: None, history: Vec::new() },
+            None => Manifest {
+                current: next,
+                previous: None,
+                history: Vec::new(),
+                candidate: None,
+                decisions: Vec::new(),
+            },
             Some(before) => {
                 let mut history = Vec::with_capacity(HISTORY);
                 history.push(before.current.clone());
                 history.extend(before.history.iter().take(HISTORY - 1).cloned());
-                Manifest { previous: Some(before.current.digest), current: next, history }
+                let mut manifest = Manifest {
+                    previous: Some(before.current.digest),
+                    history,
+                    candidate: None,
+                    decisions: before.decisions.clone(),
+                    current: next,
+                };
+                if let Some(candidate) = &before.candidate {
+                    let reason = format!("{} was deployed live over it", manifest.current.digest.short());
+                    manifest.decide(Action::Rejected, &candidate.deployment, reason);
+                }
+                manifest
             }
         }
+    }
+
+    /// This manifest with `candidate` shadowing its current version (replacing any other).
+    pub fn with_candidate(mut self, candidate: Candidate, reason: String) -> Manifest {
+        if let Some(before) = self.candidate.take() {
+            let why = format!("candidate {} published over it", candidate.deployment.digest.short());
+            self.decide(Action::Rejected, &before.deployment, why);
+        }
+        self.decide(Action::Candidate, &candidate.deployment, reason);
+        self.candidate = Some(candidate);
+        self
+    }
+
+    /// This manifest with its candidate made the current version, as it was published (its
+    /// signature and sequence number), for `reason`; None without a candidate.
+    pub fn promoted(&self, reason: String) -> Option<Manifest> {
+        let candidate = self.candidate.as_ref()?;
+        let mut next =
+            Manifest::next(Some(&Manifest { candidate: None, ..self.clone() }), candidate.deployment.clone());
+        next.decide(Action::Promoted, &candidate.deployment, reason);
+        Some(next)
+    }
+
+    /// This manifest without its candidate, for `reason`; None without a candidate.
+    pub fn rejected(&self, reason: String) -> Option<Manifest> {
+        let candidate = self.candidate.as_ref()?;
+        let mut next = Manifest { candidate: None, ..self.clone() };
+        next.decide(Action::Rejected, &candidate.deployment, reason);
+        Some(next)
+    }
+
+    fn decide(&mut self, action: Action, deployment: &Deployment, reason: String) {
+        let decision = Decision {
+            at: jiff::Timestamp::now(),
+            action,
+            digest: deployment.digest,
+            version: deployment.version.clone(),
+            sequence: deployment.sequence,
+            reason: Some(reason),
+        };
+        self.decisions.insert(0, decision);
+        self.decisions.truncate(HISTORY);
     }
 }
 
@@ -303,6 +292,42 @@ impl OperatorStore {
         }
     }
 
+    /// Where a weir's evidence about the candidate `sequence` is kept:
+    /// `PREFIX/shadow/SEQUENCE/WORKER.json`.
+    fn evidence_key(&self, sequence: u64, worker: &str) -> String {
+        let worker: String = worker
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
+            .collect();
+        self.key(&format!("shadow/{sequence}/{worker}.json"))
+    }
+
+    /// Publish a weir's evidence about a candidate (replacing its earlier report).
+    pub async fn put_evidence(&self, evidence: &Evidence) -> Result<(), StoreError> {
+        let key = self.evidence_key(evidence.sequence, &evidence.worker);
+        let body = serde_json::to_vec_pretty(evidence).map_err(|e| StoreError::BadManifest {
+            location: self.location(),
+            reason: format!("cannot encode shadow evidence: {e}"),
+        })?;
+        self.bucket.put(&key, body, "application/json", Condition::Always).await?;
+        Ok(())
+    }
+
+    /// Every weir's evidence about the candidate `sequence`.
+    pub async fn evidence(&self, sequence: u64) -> Result<Vec<Evidence>, StoreError> {
+        let prefix = self.key(&format!("shadow/{sequence}/"));
+        let mut found = Vec::new();
+        for key in self.bucket.list(&prefix).await? {
+            let Some((bytes, _)) = self.bucket.get(&key).await? else { continue };
+            let evidence = serde_json::from_slice(&bytes).map_err(|e| StoreError::BadManifest {
+                location: self.location(),
+                reason: format!("{} is not shadow evidence weir wrote: {e}", self.bucket.object(&key)),
+            })?;
+            found.push(evidence);
+        }
+        Ok(found)
+    }
+
     fn parse_manifest(&self, bytes: &[u8], etag: String) -> Result<(Manifest, String), StoreError> {
         let manifest = serde_json::from_slice(bytes)
             .map_err(|e| StoreError::BadManifest { location: self.location(), reason: e.to_string() })?;
@@ -312,6 +337,8 @@ impl OperatorStore {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn deployment(digest: &str) -> Deployment {
@@ -353,14 +380,6 @@ mod tests {
         assert_eq!(manifest.previous, Some(d("d58")));
         assert_eq!(manifest.history.len(), HISTORY);
         assert_eq!(manifest.history[0].digest, d("d58"));
-    }
-
-    #[test]
-    fn command_line_settings_override_stored_ones() {
-        let mut d = deployment("a");
-        d.settings = [("window".to_string(), "60s".to_string()), ("slide".into(), "10s".into())].into();
-        let merged = d.settings_with(&[("slide".into(), "5s".into())]);
-        assert_eq!(merged, [("window".into(), "60s".into()), ("slide".into(), "5s".into())]);
     }
 
     #[test]

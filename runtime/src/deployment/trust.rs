@@ -11,8 +11,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use super::entry::Deployment;
 use super::signature::{ALGORITHM, KeyError, PublicKey};
-use super::store::Deployment;
 use crate::kms::{Kms, KmsError};
 
 /// Where a trusted key comes from: `kms://KEY` (a key id, ARN or alias/NAME) or a PEM file.

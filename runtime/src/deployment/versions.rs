@@ -8,10 +8,13 @@
 //! failures within the window mean: switch back to the previous version, with the state, and
 //! let it process the failed batch, so that nothing is lost or processed twice.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use super::shadow::Candidate;
+use super::tally::Tally;
 use crate::operator::LoadedOperator;
 
 /// When a new version is rolled back.
@@ -55,18 +58,47 @@ pub enum Verdict {
     },
 }
 
+/// A candidate to run beside the live version, prepared like a new version, with the tally
+/// its evidence goes to.
+#[derive(Clone)]
+pub struct Shadowed {
+    /// The candidate, compiled and initialised.
+    pub loaded: LoadedOperator,
+    /// Its manifest entry.
+    pub candidate: Box<Candidate>,
+    /// This weir's evidence about it.
+    pub tally: Arc<Tally>,
+}
+
+/// What changed in the deployment.
+pub enum Change {
+    /// A new version to switch to.
+    Version(LoadedOperator),
+    /// A candidate to shadow the live version (None: none any more).
+    Candidate(Option<Shadowed>),
+}
+
 /// The operator the pipeline starts with, where new versions come from, and the probation of
-/// the latest switch.
+/// the latest switch; the candidate shadowing it, if any, and where candidates come from.
 pub struct Versions {
     initial: LoadedOperator,
     updates: Option<mpsc::Receiver<LoadedOperator>>,
     policy: RollbackPolicy,
     probation: Option<Probation>,
+    candidates: Option<mpsc::Receiver<Option<Shadowed>>>,
+    candidate: Option<Shadowed>,
 }
 
 impl From<LoadedOperator> for Versions {
     fn from(initial: LoadedOperator) -> Self {
-        Self { initial, updates: None, policy: RollbackPolicy::default(), probation: None }
+        Self {
+            initial,
+            updates: None,
+            policy: RollbackPolicy::default(),
+            probation: None,
+            candidates: None,
+            candidate: None,
+        }
     }
 }
 
@@ -77,7 +109,18 @@ impl Versions {
         updates: mpsc::Receiver<LoadedOperator>,
         policy: RollbackPolicy,
     ) -> Self {
-        Self { initial, updates: Some(updates), policy, probation: None }
+        Self { updates: Some(updates), policy, ..Self::from(initial) }
+    }
+
+    /// Shadow each candidate `candidates` delivers (None: the candidate was taken away).
+    pub fn with_candidates(mut self, candidates: mpsc::Receiver<Option<Shadowed>>) -> Self {
+        self.candidates = Some(candidates);
+        self
+    }
+
+    /// The candidate to shadow now (a lease group's next term starts it again).
+    pub fn candidate(&self) -> Option<&Shadowed> {
+        self.candidate.as_ref()
     }
 
     /// The first operator.
@@ -85,22 +128,42 @@ impl Versions {
         self.initial.clone()
     }
 
-    /// The next version to switch to; never resolves when there are none to come.
-    pub async fn next_version(&mut self) -> LoadedOperator {
+    /// The next version to switch to, or the next change of candidate; never resolves when
+    /// there are none to come.
+    pub async fn next_change(&mut self) -> Change {
         loop {
-            let next = match &mut self.updates {
-                Some(updates) => updates.recv().await,
-                None => std::future::pending().await,
+            let updates = async {
+                match &mut self.updates {
+                    Some(updates) => updates.recv().await,
+                    None => std::future::pending().await,
+                }
             };
-            match next {
-                Some(next) => return next,
-                None => self.updates = None,
+            let candidates = async {
+                match &mut self.candidates {
+                    Some(candidates) => candidates.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                next = updates => match next {
+                    Some(next) => return Change::Version(next),
+                    None => self.updates = None,
+                },
+                next = candidates => match next {
+                    Some(next) => {
+                        self.candidate.clone_from(&next);
+                        return Change::Candidate(next);
+                    }
+                    None => self.candidates = None,
+                },
             }
         }
     }
 
-    /// The pipeline switched away from `previous`: the new version is on probation.
+    /// The pipeline switched away from `previous`: the new version is on probation, and no
+    /// candidate is shadowed (it was promoted, or was about the version replaced).
     pub fn switched(&mut self, previous: LoadedOperator) {
+        self.candidate = None;
         self.probation = Some(Probation { previous, since: Instant::now(), traps: 0 });
     }
 

@@ -6,14 +6,23 @@
 //! signature and sequence are checked first, on the manifest alone, before anything is
 //! downloaded. A version that fails any of this is reported, counted by reason and not offered;
 //! the running version goes on, and so does the watch.
+//!
+//! A candidate in the manifest ([`super::shadow`]) is checked and prepared the same way (its
+//! signature checked, its sequence not remembered: promoting it later is no replay) and handed
+//! to the pipeline to shadow the live version, with a [`Tally`] for its evidence; the watch
+//! publishes that evidence under the deployment at every look, and once more at the end.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use super::entry::Deployment;
+use super::shadow::Candidate;
 use super::store::{Manifest, OperatorStore, StoreError};
+use super::tally::{DiffDestination, Tally};
 use super::trust::{Refusal, Trust};
+use super::versions::Shadowed;
 use crate::metrics::Metrics;
 use crate::operator::{LoadError, LoadedOperator, OperatorEngine};
 
@@ -48,6 +57,16 @@ pub struct Watch {
     /// The keys new versions must be signed by (`--trust`), and the highest sequence number
     /// accepted; None: versions are not verified.
     pub trust: Option<Trust>,
+    /// Who this weir is in the evidence it publishes about candidates.
+    pub worker: String,
+    /// Where the differences kept are written.
+    pub diffs: DiffDestination,
+}
+
+/// The candidate the watch last looked at: its sequence number and, once prepared, its tally.
+struct Shadowing {
+    sequence: u64,
+    tally: Arc<Tally>,
 }
 
 impl Watch {
@@ -61,16 +80,29 @@ impl Watch {
         }
     }
 
-    /// Look every `interval` until the receiver of `versions` is gone.
-    pub async fn run(mut self, versions: mpsc::Sender<LoadedOperator>, metrics: Arc<Metrics>) {
+    /// Look every `interval` until the receiver of `versions` is gone; hand candidates to
+    /// shadow to `candidates`.
+    pub async fn run(
+        mut self,
+        versions: mpsc::Sender<LoadedOperator>,
+        candidates: mpsc::Sender<Option<Shadowed>>,
+        metrics: Arc<Metrics>,
+    ) {
         let mut ticks = tokio::time::interval(self.interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticks.tick().await;
+        let mut shadowing: Option<Shadowing> = None;
+        let first = self.running.clone();
+        self.shadow(&first, &mut shadowing, &candidates, &metrics).await;
         loop {
             tokio::select! {
                 _ = ticks.tick() => {}
-                () = versions.closed() => return,
+                () = versions.closed() => {
+                    self.publish(shadowing.as_ref()).await;
+                    return;
+                }
             }
+            self.publish(shadowing.as_ref()).await;
             let (manifest, etag) = match self.store.manifest_if_changed(&self.etag).await {
                 Ok(Some(changed)) => changed,
                 Ok(None) => continue,
@@ -80,6 +112,7 @@ impl Watch {
                 }
             };
             self.etag = etag;
+            self.shadow(&manifest, &mut shadowing, &candidates, &metrics).await;
             let same = manifest.current.digest == self.running.current.digest
                 && manifest.current.settings == self.running.current.settings;
             if same {
@@ -100,7 +133,7 @@ impl Watch {
                 // Looked at again only when the manifest changes (its ETag is remembered).
                 continue;
             }
-            match self.prepare(&manifest).await {
+            match self.prepare(&manifest.current).await {
                 Ok(loaded) => {
                     tracing::info!(
                         "new operator version {} at {}: {} {}, ready to switch",
@@ -127,10 +160,88 @@ impl Watch {
         }
     }
 
-    /// Download, verify, compile and initialise the version `manifest` names.
-    async fn prepare(&self, manifest: &Manifest) -> Result<LoadedOperator, PrepareError> {
-        let artifact = self.store.deployed(&manifest.current).await?;
-        let settings = manifest.current.settings_with(&self.overrides);
+    /// Start shadowing the candidate `manifest` names, or stop shadowing when it names none
+    /// (or another); each candidate is looked at once.
+    async fn shadow(
+        &mut self,
+        manifest: &Manifest,
+        shadowing: &mut Option<Shadowing>,
+        candidates: &mpsc::Sender<Option<Shadowed>>,
+        metrics: &Metrics,
+    ) {
+        let wanted = manifest.candidate.as_ref();
+        if wanted.map(|c| c.deployment.sequence) == shadowing.as_ref().map(|s| s.sequence) {
+            return;
+        }
+        if let Some(before) = shadowing.take() {
+            self.publish(Some(&before)).await;
+            let _ = candidates.send(None).await;
+        }
+        let Some(candidate) = wanted else { return };
+        let tally = Arc::new(Tally::new(
+            candidate.deployment.sequence,
+            &self.worker,
+            metrics.shadow.clone(),
+            self.diffs.clone(),
+        ));
+        *shadowing = Some(Shadowing { sequence: candidate.deployment.sequence, tally: tally.clone() });
+        match self.prepare_candidate(candidate).await {
+            Ok(loaded) => {
+                tracing::info!(
+                    "candidate {} {} ({}) at {}: shadowing the live version, outputs compared and not written",
+                    loaded.name(),
+                    loaded.version(),
+                    candidate.deployment.digest.short(),
+                    self.store.location()
+                );
+                let shadowed = Shadowed { loaded, candidate: Box::new(candidate.clone()), tally };
+                let _ = candidates.send(Some(shadowed)).await;
+            }
+            Err(why) => {
+                tally
+                    .stopped(format!("candidate {} not started: {why}", candidate.deployment.digest.short()));
+                self.publish(shadowing.as_ref()).await;
+            }
+        }
+    }
+
+    /// Check, download, compile and initialise `candidate`; refuse one that groups records by
+    /// another key than the live version (its state would belong to other keys).
+    async fn prepare_candidate(&self, candidate: &Candidate) -> Result<LoadedOperator, String> {
+        if let Some(trust) = &self.trust
+            && let Err(refusal) = trust.check(&candidate.deployment)
+        {
+            return Err(format!("refused ({}): {refusal}", refusal.reason()));
+        }
+        let loaded = self.prepare(&candidate.deployment).await.map_err(|e| e.to_string())?;
+        let live = self.running.current.grouping.as_deref();
+        let grouping = loaded.grouping().to_string();
+        if live.is_some_and(|live| live != grouping) {
+            return Err(format!(
+                "it groups records by {grouping}, the live version by {}; state belongs to the grouping key, so it cannot start from the live state",
+                live.unwrap_or_default()
+            ));
+        }
+        Ok(loaded)
+    }
+
+    /// Publish the evidence about the candidate, if it changed.
+    async fn publish(&self, shadowing: Option<&Shadowing>) {
+        let Some(shadowing) = shadowing else { return };
+        let Some(evidence) = shadowing.tally.changed() else { return };
+        if let Err(e) = self.store.put_evidence(&evidence).await {
+            shadowing.tally.unpublished();
+            tracing::warn!(
+                "cannot publish the shadow evidence to {}, will try again: {e}",
+                self.store.location()
+            );
+        }
+    }
+
+    /// Download, verify, compile and initialise the version `deployment` names.
+    async fn prepare(&self, deployment: &Deployment) -> Result<LoadedOperator, PrepareError> {
+        let artifact = self.store.deployed(deployment).await?;
+        let settings = deployment.settings_with(&self.overrides);
         let engine = self.engine.clone();
         let loaded = tokio::task::spawn_blocking(move || engine.load(artifact, &settings)).await??;
         Ok(loaded)

@@ -14,6 +14,7 @@ pub mod lease;
 pub mod report;
 pub mod series;
 pub mod server;
+pub mod shadow;
 pub mod sink;
 
 pub use server::serve;
@@ -34,6 +35,7 @@ pub use checkpoint::CheckpointMetrics;
 pub use fan_out::FanOutMetrics;
 pub use lease::LeaseMetrics;
 pub use report::{Snapshot, StatsFormat};
+pub use shadow::ShadowMetrics;
 use sink::SinkCollector;
 
 /// Buckets of [`Metrics::swap_pause`], in seconds: fine around the 2 ms goal.
@@ -151,6 +153,8 @@ crate::series! {
         pub leases: LeaseMetrics = LeaseMetrics::register(registry),
         /// Subscriptions (with `--efo-consumer`).
         pub fan_out: FanOutMetrics = FanOutMetrics::register(registry),
+        /// A candidate shadowing the live version.
+        pub shadow: ShadowMetrics = ShadowMetrics::register(registry),
         /// The Kinesis sink's series, once one is watched.
         sink: Arc<SinkCollector> = SinkCollector::register(registry),
         /// Every version refused, whatever the reason, for the summaries.

@@ -18,6 +18,8 @@ use weir_contract::{Grouping, KeyedStates, Output, OwnedBatch};
 
 use super::PipelineError;
 use super::keys::{self, Router};
+use super::shadow::{ShadowFeed, Work};
+use crate::deployment::Shadowed;
 use crate::metrics::Metrics;
 use crate::operator::{CallError, LoadedOperator, OnOperatorError, Processed, Runner, RunnerError};
 use side_by_side::{each, find_owners};
@@ -156,23 +158,29 @@ impl Instances {
     /// Processing time advanced to `now_ms`, the watermark is `watermark_ms`: every instance
     /// is told. Non-empty outputs, with their instance.
     pub fn tick(&mut self, now_ms: i64, watermark_ms: i64) -> Result<Vec<(usize, Output)>, RunnerError> {
-        self.outputs(|runner| runner.tick(now_ms, watermark_ms))
+        self.outputs(
+            |runner| runner.tick(now_ms, watermark_ms),
+            |live| Work::Tick { now_ms, watermark_ms, live },
+        )
     }
 
     /// The input ended: every instance emits what it holds.
     pub fn finish(&mut self, now_ms: i64) -> Result<Vec<(usize, Output)>, RunnerError> {
-        self.outputs(|runner| runner.finish(now_ms))
+        self.outputs(|runner| runner.finish(now_ms), |live| Work::Finish { now_ms, live })
     }
 
+    /// Every instance's output of `call`; each shadowing candidate is handed `shadow` of it.
     fn outputs(
         &mut self,
         call: impl Fn(&mut Runner) -> Result<Output, RunnerError> + Sync,
+        shadow: impl Fn(Output) -> Work + Sync,
     ) -> Result<Vec<(usize, Output)>, RunnerError> {
         let results = each(self.pool.as_ref(), &mut self.slots, |_, slot| {
             let output = call(&mut slot.runner);
             slot.count_restarts();
             if let Ok(output) = &output {
                 slot.metrics.records_out.inc_by(output.len() as u64);
+                slot.shadow(|| shadow(output.clone()));
             }
             output
         });
@@ -195,6 +203,45 @@ impl Instances {
             all.append(&state?);
         }
         Ok(all)
+    }
+
+    /// Start `candidate` beside every instance, each candidate instance restored from its live
+    /// instance's snapshot (any candidate shadowing before is stopped). One that groups
+    /// records by another key, or cannot take the state, is not started: its tally says why.
+    /// Only between steps.
+    pub fn shadow(&mut self, candidate: &Shadowed) {
+        self.unshadow();
+        let tally = &candidate.tally;
+        if candidate.loaded.grouping() != self.loaded.grouping() {
+            tally.stopped(
+                SwapError::Grouping {
+                    running: self.loaded.grouping().clone(),
+                    next: candidate.loaded.grouping().clone(),
+                }
+                .to_string(),
+            );
+            return;
+        }
+        tally.started();
+        let parallelism = self.slots.len();
+        let started = each(self.pool.as_ref(), &mut self.slots, |i, slot| {
+            let name = format!("candidate {}", name(i, parallelism));
+            let state = slot.runner.snapshot().map_err(|e| e.to_string())?;
+            let runner = Runner::new(candidate.loaded.clone(), &name, state).map_err(|e| e.to_string())?;
+            slot.shadow = Some(ShadowFeed::start(runner, name, tally.clone()).map_err(|e| e.to_string())?);
+            Ok::<_, String>(())
+        });
+        if let Some(why) = started.into_iter().find_map(Result::err) {
+            self.unshadow();
+            tally.stopped(format!("it cannot start from the live state: {why}"));
+        }
+    }
+
+    /// Stop every candidate instance.
+    pub fn unshadow(&mut self) {
+        for slot in &mut self.slots {
+            slot.shadow = None;
+        }
     }
 
     /// Switch every instance to `next`, carrying each one's state: snapshot the old instance,
@@ -224,6 +271,8 @@ impl Instances {
         for (slot, (runner, pause)) in self.slots.iter_mut().zip(prepared) {
             slot.runner = runner;
             slot.restarts_seen = 0;
+            // A candidate compared with the version replaced compares with nothing now.
+            slot.shadow = None;
             pauses.push(pause);
         }
         Ok((std::mem::replace(&mut self.loaded, next), pauses))

@@ -14,6 +14,7 @@ pub mod instances;
 pub mod keys;
 pub mod progress;
 mod run;
+pub mod shadow;
 pub mod spread;
 pub mod switch;
 pub mod watermark;

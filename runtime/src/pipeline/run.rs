@@ -18,7 +18,7 @@ use super::{
     CHANNEL_BATCHES, Checkpoints, Ending, PipelineError, PipelineOptions, guest, join, keys, spread, switch,
 };
 use crate::checkpoint::Checkpoint;
-use crate::deployment::Versions;
+use crate::deployment::{Change, Versions};
 use crate::metrics::{Metrics, StatsFormat};
 use crate::sink::{DeadLetterWriter, Outgoing, Sink};
 use crate::source::Source;
@@ -119,10 +119,13 @@ impl Pipeline {
             let runners = (options.snapshot_every, options.on_operator_error);
             Instances::new(versions.initial(), options.parallelism, runners, &state, &metrics)
         });
-        let instances = match instances {
+        let mut instances = match instances {
             Ok(instances) => instances,
             Err(e) => return (Err(e), versions),
         };
+        if let Some(candidate) = versions.candidate() {
+            guest(|| instances.shadow(candidate));
+        }
         drop(state);
         let mut watermarks = Watermarks::new();
         let (progress, next_checkpoint, records_out) = match restored {
@@ -200,9 +203,13 @@ impl Pipeline {
                             if w.ready() { flow.cut(w).await?; } else { metrics.checkpoints.skipped.inc(); }
                         }
                     }
-                    next = flow.versions.next_version() => {
-                        guest(|| switch::switch(&mut flow.instances, &mut flow.versions, next, &metrics));
-                    }
+                    change = flow.versions.next_change() => match change {
+                        Change::Version(next) => {
+                            guest(|| switch::switch(&mut flow.instances, &mut flow.versions, next, &metrics));
+                        }
+                        Change::Candidate(Some(candidate)) => guest(|| flow.instances.shadow(&candidate)),
+                        Change::Candidate(None) => flow.instances.unshadow(),
+                    },
                     _ = ticks.tick() => flow.tick().await?,
                     _ = stats.tick() => {
                         let (now, before, elapsed) = metrics.since_reported();

@@ -22,6 +22,7 @@ mod leases;
 mod operations;
 mod recovery;
 mod rekey;
+mod shadow;
 mod signing;
 mod stopping;
 mod swap;

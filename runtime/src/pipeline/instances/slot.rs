@@ -1,6 +1,6 @@
 //! One operator instance of the pipeline and the sub-batches routed to it in a step: gathers
 //! its records of every batch (in order, one sub-batch per batch), processes them, and
-//! counts its outputs and restarts.
+//! counts its outputs and restarts; hands a copy of each to the candidate shadowing it, if any.
 
 use std::collections::VecDeque;
 
@@ -9,6 +9,7 @@ use weir_contract::OwnedBatch;
 use super::Done;
 use crate::metrics::InstanceMetrics;
 use crate::operator::{CallError, Runner, RunnerError};
+use crate::pipeline::shadow::{ShadowFeed, Work};
 
 /// One instance and the sub-batches routed to it in this step.
 pub(super) struct Slot {
@@ -18,12 +19,14 @@ pub(super) struct Slot {
     emptied: Vec<OwnedBatch>,
     pub(super) metrics: InstanceMetrics,
     pub(super) restarts_seen: u64,
+    /// The candidate instance shadowing this one.
+    pub(super) shadow: Option<ShadowFeed>,
 }
 
 impl Slot {
     /// `runner`, counting into `metrics`, with nothing queued.
     pub(super) fn new(runner: Runner, metrics: InstanceMetrics) -> Self {
-        Self { runner, queue: VecDeque::new(), emptied: Vec::new(), metrics, restarts_seen: 0 }
+        Self { runner, queue: VecDeque::new(), emptied: Vec::new(), metrics, restarts_seen: 0, shadow: None }
     }
 
     /// Queue the records of `batches` whose owner (in `owners`, per batch) is `instance`, one
@@ -53,6 +56,15 @@ impl Slot {
         }
     }
 
+    /// Hand `work` to the shadowing candidate, if any; forget it once it stopped.
+    pub(super) fn shadow(&mut self, work: impl FnOnce() -> Work) {
+        if let Some(feed) = &self.shadow
+            && !feed.send(work())
+        {
+            self.shadow = None;
+        }
+    }
+
     /// Count restarts of the instance since the last look.
     pub(super) fn count_restarts(&mut self) {
         let restarts = self.runner.stats().restarts;
@@ -68,6 +80,7 @@ impl Slot {
         let mut done = Vec::with_capacity(self.queue.len());
         while let Some(mut batch) = self.queue.pop_front() {
             let shard = batch.shard_id.clone();
+            let copy = self.shadow.as_ref().map(|_| batch.clone());
             let processed = if probation {
                 match self.runner.try_process(&mut batch)? {
                     Ok(processed) => processed,
@@ -81,6 +94,10 @@ impl Slot {
                 self.runner.process(&mut batch)?
             };
             self.count_restarts();
+            if let Some(copy) = copy {
+                let (live, refused) = (processed.output.clone(), processed.dead_letters.clone());
+                self.shadow(|| Work::Batch { batch: copy, live, refused });
+            }
             self.metrics.records_out.inc_by(processed.output.len() as u64);
             if self.emptied.len() < crate::pipeline::STEP_BATCHES {
                 self.emptied.push(batch);
