@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weir::artifact::Artifact;
+use weir::deployment::Versions;
 use weir::metrics::Metrics;
-use weir::operator::{LoadedOperator, OperatorEngine};
+use weir::operator::OperatorEngine;
 use weir::pipeline::{Checkpoints, Pipeline, PipelineOptions};
 use weir::sink::{DeadLetterWriter, FileSink, Sink};
 use weir::source::{FileSource, Source};
@@ -76,9 +77,9 @@ pub fn whole_path(
     whole_path_of(loaded, lines, batch, parallelism, checkpoints)
 }
 
-/// [`whole_path`] with an operator already loaded.
+/// [`whole_path`] with an operator already loaded (or versions, with a candidate).
 pub fn whole_path_of(
-    loaded: LoadedOperator,
+    loaded: impl Into<Versions>,
     lines: &[u8],
     batch: usize,
     parallelism: usize,

@@ -250,6 +250,17 @@ async fn status(store: &OperatorStore, trust: Option<&Trust>) -> Result<()> {
         },
     };
     println!("  {}; {verdict}", signed_by(d));
+    if let Some(c) = &manifest.candidate {
+        println!(
+            "candidate {} {} (sha256 {}), sequence {}, {}: shadowing it; its evidence: weir shadow status {}",
+            c.deployment.name.as_deref().unwrap_or("?"),
+            c.deployment.version.as_deref().unwrap_or("?"),
+            c.deployment.digest.short(),
+            c.deployment.sequence,
+            signed_by(&c.deployment),
+            store.location()
+        );
+    }
     println!();
     history(&manifest);
     Ok(())

@@ -92,6 +92,9 @@ impl Watch {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticks.tick().await;
         let mut shadowing: Option<Shadowing> = None;
+        // The current entry last refused: a manifest changed for its candidate alone does not
+        // refuse (and count) it again.
+        let mut refused: Option<(u64, crate::artifact::Digest)> = None;
         let first = self.running.clone();
         self.shadow(&first, &mut shadowing, &candidates, &metrics).await;
         loop {
@@ -115,7 +118,7 @@ impl Watch {
             self.shadow(&manifest, &mut shadowing, &candidates, &metrics).await;
             let same = manifest.current.digest == self.running.current.digest
                 && manifest.current.settings == self.running.current.settings;
-            if same {
+            if same || refused == Some((manifest.current.sequence, manifest.current.digest)) {
                 continue;
             }
             let digest = manifest.current.digest;
@@ -123,6 +126,7 @@ impl Watch {
                 && let Err(refusal) = trust.accept(&manifest.current)
             {
                 metrics.version_refused(refusal.reason());
+                refused = Some((manifest.current.sequence, manifest.current.digest));
                 tracing::warn!(
                     "new operator version {} at {} refused ({}): {refusal}; {} keeps running",
                     digest.short(),
@@ -149,6 +153,7 @@ impl Watch {
                 }
                 Err(e) => {
                     metrics.version_refused("unloadable");
+                    refused = Some((manifest.current.sequence, manifest.current.digest));
                     tracing::warn!(
                         "new operator version {} at {} not switched to: {e}",
                         digest.short(),

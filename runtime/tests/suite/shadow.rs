@@ -170,3 +170,60 @@ fn a_candidate_grouping_by_another_key_is_refused_at_deploy() {
 fn artifact_digest(path: &std::path::Path) -> String {
     weir::artifact::Digest::of(&std::fs::read(path).unwrap()).short().to_string()
 }
+
+#[test]
+fn after_a_restart_the_candidate_starts_again_from_the_restored_live_state_and_finds_no_difference() {
+    // The candidate is never checkpointed: a restarted weir starts it again from the live state
+    // its checkpoint restored. Compared against stale state (or none), an identical candidate
+    // would write other windows than the live version.
+    use util::kinesis::{create_stream_at, kinesis_local_endpoint, produce_with};
+    let endpoint = kinesis_local_endpoint();
+    let trades = create_stream_at(&endpoint, "shadow-trades", 2);
+    let results = create_stream_at(&endpoint, "shadow-results", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let target = target("shadow-restart");
+    let v1 = component("sliding_window_max");
+    deploy(&v1, &target, &[]);
+    let said = ok(&weir_s3(&[
+        "deploy",
+        "--candidate",
+        same_code_new_digest(&v1, dir.path()).to_str().unwrap(),
+        &target,
+    ]));
+    assert!(said.contains("published candidate"), "{said}");
+    let checkpoints = dir.path().join("checkpoints");
+    let run = || {
+        let mut cmd = weir();
+        cmd.env("AWS_ENDPOINT_URL_S3", s3_endpoint())
+            .env("AWS_ENDPOINT_URL_KINESIS", &endpoint)
+            .args(["run", "--source", &format!("kinesis://{trades}"), "--start-position", "trim-horizon"])
+            .args([
+                "--sink",
+                &format!("kinesis://{results}"),
+                "--operator",
+                &target,
+                "--watch-interval",
+                "100ms",
+            ])
+            .args(["--checkpoint", checkpoints.to_str().unwrap(), "--checkpoint-interval", "1s"])
+            .args(["--parallelism", "2"]);
+        util::process::Weir::start(cmd)
+    };
+    let step = ["--step", "20ms"];
+    for wave in 0..2 {
+        produce_with(&endpoint, &trades, 3_000, 20, T0 + wave * 60_000, "ticker", &step);
+        let mut weir = run();
+        weir.wait_for_total("weir_records_in_total", |n| n == 3_000.0, WITHIN);
+        weir.wait_for_metric(COMPARED, |n| n > 0.0, WITHIN);
+        weir.wait_for_metric(INSTANCES, |n| n == 2.0, WITHIN);
+        for kind in ["only-live", "only-candidate", "different", "refused"] {
+            assert_eq!(differences(&mut weir, kind), 0.0, "run {wave}: {kind}\n{}", weir.log());
+        }
+        weir.signal("TERM");
+        let (status, log) = weir.wait(WITHIN);
+        assert!(status.success(), "{log}");
+    }
+    let shadow = ok(&weir_s3(&["shadow", "status", &target]));
+    assert!(shadow.contains("evidence of 2 weirs"), "each run published its own:\n{shadow}");
+    assert!(shadow.contains("0 only-live, 0 only-candidate, 0 different, 0 refused"), "{shadow}");
+}
