@@ -149,3 +149,42 @@ pub async fn weir_drain(
 pub fn rand_suffix() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
 }
+
+/// `GET /metrics` at `addr`, the body (empty while nothing answers).
+pub fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else { return String::new() };
+    let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: weir\r\nConnection: close\r\n\r\n");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
+}
+
+pub fn series(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+}
+
+/// p50 and p99 of `weir_added_latency_seconds` as "<= bound" strings, and the sample count.
+pub fn percentiles(text: &str) -> (String, String, u64) {
+    let buckets: Vec<(f64, u64)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("weir_added_latency_seconds_bucket{le=\""))
+        .filter_map(|l| {
+            let (le, count) = l.split_once("\"} ")?;
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            Some((le, count.trim().parse().ok()?))
+        })
+        .collect();
+    let total = buckets.last().map_or(0, |b| b.1);
+    let at = |q: f64| {
+        let rank = (q * total as f64).ceil() as u64;
+        let index = buckets.iter().position(|(_, c)| *c >= rank.max(1)).unwrap_or(0);
+        let upper = buckets[index].0;
+        let lower = index.checked_sub(1).map_or(0.0, |i| buckets[i].0);
+        format!("{:.1}-{:.1} ms", lower * 1e3, upper * 1e3)
+    };
+    if total == 0 {
+        return ("no samples".into(), "no samples".into(), 0);
+    }
+    (at(0.50), at(0.99), total)
+}

@@ -7,8 +7,9 @@
 //! it starts again from the live state.
 //!
 //! The live path only copies and hands over ([`ShadowFeed::send`]); it never waits for the
-//! candidate. A candidate more than [`QUEUE`] hand-overs behind is stopped, as is one that
-//! fails, refuses records the live version accepted, or cannot take the state.
+//! candidate, whose threads run at the lowest CPU priority, so the live instances get the CPU
+//! first. A candidate more than [`QUEUE`] hand-overs behind is stopped, as is one that fails,
+//! refuses records the live version accepted, or cannot take the state.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -70,6 +71,7 @@ impl ShadowFeed {
 /// The candidate instance's loop: each hand-over done and compared, until the live side is
 /// gone or the candidate fails.
 fn shadow(mut runner: Runner, name: &str, work: &Receiver<Work>, tally: &Tally) {
+    yield_the_cpu();
     tally.metrics().active.inc();
     while let Ok(next) = work.recv() {
         if let Err(why) = step(&mut runner, next, tally) {
@@ -78,6 +80,26 @@ fn shadow(mut runner: Runner, name: &str, work: &Receiver<Work>, tally: &Tally) 
         }
     }
     tally.metrics().active.dec();
+}
+
+/// Give this thread the lowest CPU priority (nice 19): on a busy machine the live instances
+/// run first and the candidate takes what is left, falling behind rather than slowing them.
+fn yield_the_cpu() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority with this thread's own id changes this thread's nice value and
+        // nothing else; both calls take and return plain integers.
+        let set = unsafe {
+            let id = libc::gettid() as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, id, 19)
+        };
+        if set != 0 {
+            tracing::debug!(
+                "cannot lower the candidate thread's priority: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
 }
 
 /// Do what the live instance did, compare, count.
