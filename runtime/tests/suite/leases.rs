@@ -567,3 +567,47 @@ fn a_worker_with_until_idle_does_not_end_while_a_free_lease_waits_for_a_silent_w
     let (once, _) = deduplicated(&tail(&results, &[]));
     assert_same_results(&once, &native_per_ticker(&input, &settings()));
 }
+
+#[test]
+fn two_workers_each_shadow_their_own_shards_and_their_evidence_is_summed() {
+    let endpoint = kinesis_local_endpoint();
+    let trades = create_stream_at(&endpoint, "shadow-trades", 4);
+    let results = create_stream_at(&endpoint, "shadow-results", 1);
+    let mut job = LeaseGroup::new(endpoint.clone(), trades.clone(), results.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let target = crate::swap::target("leased-shadow");
+    let v1 = component("sliding_window_max");
+    crate::swap::deploy(&v1, &target, &[]);
+    let v2 = crate::swap::same_code_new_digest(&v1, dir.path());
+    let published = util::s3::weir_s3(&["deploy", "--candidate", v2.to_str().unwrap(), &target]);
+    assert!(published.status.success(), "{}", util::process::failed(&published));
+
+    let operator = ["--operator", target.as_str(), "--watch-interval", "100ms"];
+    let producer = producing(&endpoint, &trades, 1_500, T0);
+    let (mut a, mut b) = (job.worker(&operator), job.worker(&operator));
+    job.wait_balanced(&mut [&mut a, &mut b], Duration::from_secs(60));
+    producer.join().unwrap();
+    let mut compared = 0.0;
+    for worker in [&mut a, &mut b] {
+        // Each compares the records of the shards it holds, and finds no difference.
+        worker.wait_for_metric("weir_shadow_records_compared_total", |n| n > 0.0, Duration::from_secs(60));
+        let metrics = worker.metrics();
+        assert_eq!(total(&metrics, "weir_shadow_differences_total"), 0.0, "{metrics}");
+        compared += total(&metrics, "weir_shadow_records_compared_total");
+    }
+    for mut worker in [a, b] {
+        worker.signal("TERM");
+        let (status, log) = worker.wait(Duration::from_secs(60));
+        assert!(status.success(), "{log}");
+    }
+    let status = util::process::ok(&util::s3::weir_s3(&["shadow", "status", &target]));
+    assert!(status.contains("evidence of 2 weirs"), "{status}");
+    assert!(status.contains("  w1: ") && status.contains("  w2: "), "each worker's own line:\n{status}");
+    let summed: f64 = status
+        .split("evidence of 2 weirs: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0);
+    assert!(summed >= compared, "the status sums both workers ({compared} while they ran):\n{status}");
+}
