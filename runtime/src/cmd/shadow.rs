@@ -223,14 +223,7 @@ fn print_samples(evidence: &[Evidence]) {
     }
     println!("first differences:");
     for s in samples {
-        println!(
-            "  {} key {}: live {} | candidate {} | input: {}",
-            s.kind.label(),
-            s.key,
-            s.live.as_deref().unwrap_or("(nothing)"),
-            s.candidate.as_deref().unwrap_or("(nothing)"),
-            s.input
-        );
+        println!("  {s}");
     }
 }
 

@@ -93,23 +93,31 @@ impl Deployment {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn deployment(digest: &str) -> Deployment {
+impl Deployment {
+    /// An unsigned entry of the component whose bytes are `digest`'s, for tests.
+    pub(crate) fn example(digest: &str) -> Deployment {
         Deployment {
             digest: Digest::of(digest.as_bytes()),
             size: 1,
             contract: weir_contract::CONTRACT.to_string(),
             name: None,
             version: None,
-            deployed_at: "2026-11-25T10:00:00Z".parse().unwrap(),
+            deployed_at: "2026-11-25T10:00:00Z".parse().unwrap_or(jiff::Timestamp::UNIX_EPOCH),
             settings: BTreeMap::new(),
             rollback_of: None,
             grouping: None,
             sequence: 0,
             signature: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(digest: &str) -> Deployment {
+        Deployment::example(digest)
     }
 
     #[test]

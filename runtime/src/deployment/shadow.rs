@@ -172,6 +172,21 @@ pub struct Sample {
     pub input: String,
 }
 
+impl fmt::Display for Sample {
+    /// `only-live key AMZN: live {...} | candidate (nothing) | input: ...`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} key {}: live {} | candidate {} | input: {}",
+            self.kind.label(),
+            self.key,
+            self.live.as_deref().unwrap_or("(nothing)"),
+            self.candidate.as_deref().unwrap_or("(nothing)"),
+            self.input
+        )
+    }
+}
+
 /// What one weir found of a candidate so far.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
@@ -312,19 +327,7 @@ mod tests {
 
     fn candidate(rule: Option<&str>, expect_differences: bool) -> Candidate {
         Candidate {
-            deployment: Deployment {
-                digest: Digest::of(b"c"),
-                size: 1,
-                contract: weir_contract::CONTRACT.to_string(),
-                name: None,
-                version: None,
-                deployed_at: "2026-12-03T10:00:00Z".parse().unwrap(),
-                settings: BTreeMap::new(),
-                rollback_of: None,
-                grouping: None,
-                sequence: 7,
-                signature: None,
-            },
+            deployment: Deployment { sequence: 7, ..Deployment::example("c") },
             promote_after: rule.map(|r| r.parse().unwrap()),
             expect_differences,
         }

@@ -337,24 +337,10 @@ impl OperatorStore {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
 
     fn deployment(digest: &str) -> Deployment {
-        Deployment {
-            digest: Digest::of(digest.as_bytes()),
-            size: 1,
-            contract: weir_contract::CONTRACT.to_string(),
-            name: None,
-            version: None,
-            deployed_at: "2026-11-25T10:00:00Z".parse().unwrap(),
-            settings: BTreeMap::new(),
-            rollback_of: None,
-            grouping: None,
-            sequence: 0,
-            signature: None,
-        }
+        Deployment::example(digest)
     }
 
     #[test]

@@ -127,12 +127,7 @@ impl Tally {
             DiffDestination::Log => tracing::warn!(
                 kind = sample.kind.label(),
                 key = %sample.key,
-                "the candidate differs ({}) for key {}: live {}, candidate {}; input: {}",
-                sample.kind.label(),
-                sample.key,
-                sample.live.as_deref().unwrap_or("(nothing)"),
-                sample.candidate.as_deref().unwrap_or("(nothing)"),
-                sample.input
+                "the candidate differs: {sample}"
             ),
             DiffDestination::File(path) => {
                 let line = serde_json::to_string(sample).unwrap_or_default();
