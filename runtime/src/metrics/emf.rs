@@ -73,6 +73,8 @@ const METRICS: &[Definition] = &[
     counter!("LeasesTaken", leases_taken),
     counter!("LeasesStolen", leases_stolen),
     counter!("LeasesLost", leases_lost),
+    counter!("ShadowRecordsCompared", shadow_compared),
+    counter!("ShadowDifferences", shadow_differences),
 ];
 
 /// The metric published per worker too (dimensions Source and Worker), in a lease group.

@@ -39,6 +39,10 @@ pub struct Snapshot {
     pub checkpoints: u64,
     /// Checkpoints that failed.
     pub checkpoint_failures: u64,
+    /// Input records a candidate shadowing the live version processed, outputs compared.
+    pub shadow_compared: u64,
+    /// Differences a candidate's outputs showed, all kinds.
+    pub shadow_differences: u64,
     /// Milliseconds since the last checkpoint completed; None before the first.
     pub checkpoint_age_ms: Option<i64>,
     /// Leases this worker holds now (with `--lease-table`).
@@ -89,6 +93,8 @@ impl Metrics {
         snap.leases_taken = self.leases.taken.get();
         snap.leases_stolen = self.leases.stolen.get();
         snap.leases_lost = self.leases.lost.get();
+        snap.shadow_compared = self.shadow.records_compared.get();
+        snap.shadow_differences = self.shadow.total_differences();
         snap
     }
 }
@@ -137,6 +143,12 @@ impl Snapshot {
         }
         if self.resubscriptions > 0 {
             line.push_str(&format!(", resubscriptions {}", self.resubscriptions));
+        }
+        if self.shadow_compared > 0 {
+            line.push_str(&format!(
+                ", candidate compared {} differences {}",
+                self.shadow_compared, self.shadow_differences
+            ));
         }
         line
     }

@@ -30,11 +30,21 @@ crate::series! {
         /// not take the state).
         pub stopped: Counter = Counter::default() => "weir_shadow_stopped",
     }
+    unexported |_registry| {
+        /// Every difference, whatever its kind, for the summaries.
+        all_differences: Counter = Counter::default(),
+    }
 }
 
 impl ShadowMetrics {
     /// Count `n` differences of the kind labelled `kind`.
     pub fn differ(&self, kind: &'static str, n: u64) {
         self.differences.get_or_create(&KindLabel { kind }).inc_by(n);
+        self.all_differences.inc_by(n);
+    }
+
+    /// Differences so far, all kinds.
+    pub fn total_differences(&self) -> u64 {
+        self.all_differences.get()
     }
 }
