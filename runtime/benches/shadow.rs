@@ -78,7 +78,7 @@ fn main() {
         let started = Instant::now();
         let mut found = Evidence::default();
         for _ in 0..n {
-            compare(&same, candidate, "bench", &mut found);
+            compare(&same, candidate, &|| "bench".into(), &mut found);
         }
         let per = started.elapsed().as_secs_f64() * 1e9 / (n * same.len()) as f64;
         println!("| comparison per output record, outputs {case} | | {per:.1} ns | |");

@@ -12,11 +12,12 @@ use anyhow::{Context, Result, bail};
 
 use weir::artifact::Artifact;
 use weir::deployment::trust::signed_by;
-use weir::deployment::{Deployment, Manifest, OperatorStore, Signer, StoreError, Trust};
+use weir::deployment::{Deployment, Manifest, OperatorStore, Signer, Trust};
 use weir::operator::LoadedOperator;
 use weir_contract::CONTRACT;
 
-use super::{engine, shadow, store};
+use super::shadow::{self, Decide};
+use super::{engine, store};
 use crate::cli::{DeployArgs, HostArgs, OperatorsArgs, OperatorsCommand};
 
 /// `weir deploy`.
@@ -38,19 +39,19 @@ pub async fn deploy(args: DeployArgs) -> Result<()> {
         return status(&store, trust.as_ref()).await;
     }
     if args.promote {
-        let next = shadow::promote(&store, "promoted by hand (weir deploy --promote)".into()).await?;
+        let reason = "promoted by hand (weir deploy --promote)".to_string();
+        let next = shadow::decide_now(&store, Decide::Promote, reason).await?;
         println!(
-            "promoted {} {} (sha256 {}) at {}: running weirs switch to it, state carried; previous {}",
-            next.current.name.as_deref().unwrap_or("?"),
-            next.current.version.as_deref().unwrap_or("?"),
-            next.current.digest.short(),
+            "promoted {} at {}: running weirs switch to it, state carried; previous {}",
+            next.current.describe(),
             store.location(),
             next.previous.map_or_else(|| "none".to_string(), |d| d.short().to_string())
         );
         return Ok(());
     }
     if args.reject {
-        let next = shadow::reject(&store, "rejected by hand (weir deploy --reject)".into()).await?;
+        let reason = "rejected by hand (weir deploy --reject)".to_string();
+        let next = shadow::decide_now(&store, Decide::Reject, reason).await?;
         let rejected = next.decisions.first().map(|d| d.digest.short().to_string()).unwrap_or_default();
         println!("rejected candidate {rejected} at {}: running weirs stop it", store.location());
         return Ok(());
@@ -87,18 +88,17 @@ async fn candidate(
     })?;
     let deployment = entry(&artifact, &loaded, &args.settings);
     let deployment = sequenced(deployment, Some(&before.0), signer).await?;
+    let (sequence, note) = (deployment.sequence, signed_note(&deployment));
     store.put_component(&artifact).await?;
-    let sequence = deployment.sequence;
     let manifest =
         shadow::publish(store, deployment, before, args.promote_after, args.expect_differences).await?;
     println!(
-        "published candidate {} {} (sha256 {}) at {} beside the live {}; {}; running weirs compare it with the live version: weir shadow status {}",
+        "published candidate {} {} (sha256 {}) at {} beside the live {}; {note}; running weirs compare it with the live version: weir shadow status {}",
         loaded.name(),
         loaded.version(),
         artifact.digest,
         store.location(),
         manifest.current.digest.short(),
-        manifest.candidate.as_ref().map_or_else(String::new, |c| signed_note(&c.deployment)),
         store.location()
     );
     if args.promote_after.is_some() {
@@ -188,8 +188,7 @@ async fn deploy_file(
 }
 
 async fn rollback(store: &OperatorStore, host: &HostArgs, signer: Option<&Signer>) -> Result<()> {
-    let (manifest, etag) =
-        store.manifest().await?.ok_or_else(|| StoreError::NothingDeployed(store.location()))?;
+    let (manifest, etag) = store.existing_manifest().await?;
     let Some(previous) = manifest.previous else {
         bail!("{} has had a single deployment: there is nothing to roll back to", store.location());
     };
@@ -224,8 +223,7 @@ async fn rollback(store: &OperatorStore, host: &HostArgs, signer: Option<&Signer
 /// `weir deploy --status`: the current entry in full, whether `trust` would run it, then the
 /// history.
 async fn status(store: &OperatorStore, trust: Option<&Trust>) -> Result<()> {
-    let (manifest, _) =
-        store.manifest().await?.ok_or_else(|| StoreError::NothingDeployed(store.location()))?;
+    let (manifest, _) = store.existing_manifest().await?;
     let d = &manifest.current;
     println!(
         "{}: {} {} (sha256 {}), sequence {}, deployed at {}",
@@ -252,11 +250,8 @@ async fn status(store: &OperatorStore, trust: Option<&Trust>) -> Result<()> {
     println!("  {}; {verdict}", signed_by(d));
     if let Some(c) = &manifest.candidate {
         println!(
-            "candidate {} {} (sha256 {}), sequence {}, {}: shadowing it; its evidence: weir shadow status {}",
-            c.deployment.name.as_deref().unwrap_or("?"),
-            c.deployment.version.as_deref().unwrap_or("?"),
-            c.deployment.digest.short(),
-            c.deployment.sequence,
+            "candidate {}, {}: shadowing it; its evidence: weir shadow status {}",
+            c.deployment.describe(),
             signed_by(&c.deployment),
             store.location()
         );
@@ -301,8 +296,7 @@ pub async fn operators(args: OperatorsArgs) -> Result<()> {
     match args.command {
         OperatorsCommand::List { location, aws } => {
             let store = store(&location.to_string(), aws.region.as_deref(), None).await?;
-            let (manifest, _) =
-                store.manifest().await?.ok_or_else(|| StoreError::NothingDeployed(store.location()))?;
+            let (manifest, _) = store.existing_manifest().await?;
             history(&manifest);
             Ok(())
         }

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use weir::artifact::Artifact;
-use weir::deployment::{DiffDestination, OperatorStore, StoreError, Trust, Watch};
+use weir::deployment::{DiffDestination, OperatorStore, Trust, Watch};
 use weir::location::Location;
 use weir::operator::{CacheOutcome, CompiledCache, Limits, LoadedOperator, OperatorEngine};
 
@@ -88,8 +88,7 @@ pub async fn load(
     let (loaded, watch) = match (location, trust) {
         (Location::S3 { bucket, key }, mut trust) => {
             let store = OperatorStore::connect(bucket, key, region).await;
-            let (manifest, etag) =
-                store.manifest().await?.ok_or_else(|| StoreError::NothingDeployed(store.location()))?;
+            let (manifest, etag) = store.existing_manifest().await?;
             let current = &manifest.current;
             match &mut trust {
                 Some(trust) => match trust.accept(current) {

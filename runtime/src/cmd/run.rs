@@ -74,8 +74,10 @@ pub async fn run(mut args: RunArgs) -> Result<Ending> {
     }
     let versions = match watch {
         Some(mut watch) => {
-            // A candidate's evidence is this worker's (a lease group member's id, or this process).
-            watch.worker = args.leases.worker_id.clone().unwrap_or_else(default_worker_id);
+            // A lease group member's evidence about a candidate goes under its worker id.
+            if let Some(id) = &args.leases.worker_id {
+                watch.worker.clone_from(id);
+            }
             if let Some(file) = &args.deployment.shadow_diff {
                 watch.diffs = DiffDestination::File(file.clone());
             }

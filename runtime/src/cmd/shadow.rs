@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use weir::deployment::shadow::{Decision, Evidence, Kind, Readiness, readiness, sum};
+use weir::deployment::shadow::{Decision, Evidence, Readiness, readiness, sum};
 use weir::deployment::trust::signed_by;
-use weir::deployment::{Candidate, Deployment, Manifest, OperatorStore, PromoteAfter, StoreError};
+use weir::deployment::{Candidate, Deployment, Manifest, OperatorStore, PromoteAfter};
 
 use crate::cli::{ShadowArgs, ShadowCommand};
 
@@ -48,9 +48,8 @@ pub async fn promote_when_ready(store: &OperatorStore, sequence: u64, timeout: D
     let deadline = tokio::time::Instant::now() + timeout;
     let mut said = String::new();
     loop {
-        let (manifest, _) = current(store).await?;
-        let Some(candidate) = manifest.candidate.as_ref().filter(|c| c.deployment.sequence == sequence)
-        else {
+        let (manifest, etag) = store.existing_manifest().await?;
+        let Some(candidate) = manifest.candidate.clone().filter(|c| c.deployment.sequence == sequence) else {
             bail!(
                 "the candidate (sequence {sequence}) at {} was promoted, rejected or replaced by someone else while waiting: see weir shadow status {}",
                 store.location(),
@@ -58,14 +57,18 @@ pub async fn promote_when_ready(store: &OperatorStore, sequence: u64, timeout: D
             );
         };
         let evidence = store.evidence(sequence).await?;
-        match readiness(candidate, &evidence, jiff::Timestamp::now()) {
+        // Decided on the manifest just read: a candidate replaced since is not promoted on
+        // this one's evidence (the write would find another ETag).
+        match readiness(&candidate, &evidence, jiff::Timestamp::now()) {
             Readiness::Ready(why) => {
-                let promoted = promote(store, format!("promoted on evidence: {why}")).await?;
+                let reason = format!("promoted on evidence: {why}");
+                let promoted = decide(store, (manifest, etag), Decide::Promote, reason).await?;
                 println!("promoted {} at {}: {why}", promoted.current.digest.short(), store.location());
                 return Ok(());
             }
             Readiness::Failed(why) => {
-                reject(store, format!("rejected on evidence: {why}")).await?;
+                decide(store, (manifest, etag), Decide::Reject, format!("rejected on evidence: {why}"))
+                    .await?;
                 print_samples(&evidence);
                 bail!(
                     "candidate {} at {} rejected: {why}",
@@ -96,31 +99,44 @@ pub async fn promote_when_ready(store: &OperatorStore, sequence: u64, timeout: D
     }
 }
 
-/// Make the candidate live, as it was published (signature and sequence number).
-pub async fn promote(store: &OperatorStore, reason: String) -> Result<Manifest> {
-    let (manifest, etag) = current(store).await?;
-    let Some(next) = manifest.promoted(reason) else {
+/// What to do with a candidate.
+#[derive(Clone, Copy)]
+pub enum Decide {
+    /// Make it live, as it was published (signature and sequence number).
+    Promote,
+    /// Take it away.
+    Reject,
+}
+
+/// Promote or reject the candidate of the deployment as it is now, for `reason`.
+pub async fn decide_now(store: &OperatorStore, what: Decide, reason: String) -> Result<Manifest> {
+    decide(store, store.existing_manifest().await?, what, reason).await
+}
+
+/// Promote or reject the candidate of `manifest` (read with its ETag), for `reason`: written
+/// only if the manifest has not changed since.
+async fn decide(
+    store: &OperatorStore,
+    (manifest, etag): (Manifest, String),
+    what: Decide,
+    reason: String,
+) -> Result<Manifest> {
+    let next = match what {
+        Decide::Promote => manifest.promoted(reason),
+        Decide::Reject => manifest.rejected(reason),
+    };
+    let Some(next) = next else {
         bail!(
-            "there is no candidate at {} to promote (publish one with weir deploy --candidate)",
-            store.location()
+            "there is no candidate at {} to {} (publish one with weir deploy --candidate)",
+            store.location(),
+            match what {
+                Decide::Promote => "promote",
+                Decide::Reject => "reject",
+            }
         );
     };
     store.write_manifest(&next, Some(&etag)).await?;
     Ok(next)
-}
-
-/// Take the candidate away.
-pub async fn reject(store: &OperatorStore, reason: String) -> Result<Manifest> {
-    let (manifest, etag) = current(store).await?;
-    let Some(next) = manifest.rejected(reason) else {
-        bail!("there is no candidate at {} to reject", store.location());
-    };
-    store.write_manifest(&next, Some(&etag)).await?;
-    Ok(next)
-}
-
-async fn current(store: &OperatorStore) -> Result<(Manifest, String)> {
-    Ok(store.manifest().await?.ok_or_else(|| StoreError::NothingDeployed(store.location()))?)
 }
 
 /// `weir shadow`.
@@ -135,29 +151,13 @@ pub async fn shadow(args: ShadowArgs) -> Result<()> {
 
 /// The candidate, the evidence, the verdict, the decisions.
 pub async fn status(store: &OperatorStore) -> Result<()> {
-    let (manifest, _) = current(store).await?;
-    let live = &manifest.current;
-    println!(
-        "{}: live {} {} (sha256 {}), sequence {}",
-        store.location(),
-        live.name.as_deref().unwrap_or("?"),
-        live.version.as_deref().unwrap_or("?"),
-        live.digest.short(),
-        live.sequence
-    );
+    let (manifest, _) = store.existing_manifest().await?;
+    println!("{}: live {}", store.location(), manifest.current.describe());
     match &manifest.candidate {
         None => println!("no candidate"),
         Some(candidate) => {
             let d = &candidate.deployment;
-            println!(
-                "candidate {} {} (sha256 {}), sequence {}, published at {}, {}",
-                d.name.as_deref().unwrap_or("?"),
-                d.version.as_deref().unwrap_or("?"),
-                d.digest.short(),
-                d.sequence,
-                d.deployed_at,
-                signed_by(d)
-            );
+            println!("candidate {}, published at {}, {}", d.describe(), d.deployed_at, signed_by(d));
             let evidence = store.evidence(d.sequence).await?;
             print_evidence(&evidence);
             print_samples(&evidence);
@@ -174,14 +174,6 @@ pub async fn status(store: &OperatorStore) -> Result<()> {
     Ok(())
 }
 
-fn kinds(e: &Evidence) -> String {
-    Kind::ALL
-        .iter()
-        .map(|k| format!("{} {}", e.differences.get(k).copied().unwrap_or(0), k.label()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 fn print_evidence(evidence: &[Evidence]) {
     if evidence.is_empty() {
         println!("evidence: none yet (no running weir has reported on it)");
@@ -193,7 +185,7 @@ fn print_evidence(evidence: &[Evidence]) {
         evidence.len(),
         total.records_compared,
         total.outputs_equal,
-        kinds(&total)
+        total.by_kind()
     );
     for e in evidence {
         let at = |t: Option<jiff::Timestamp>| t.map_or_else(|| "-".to_string(), |t| t.to_string());
@@ -204,7 +196,7 @@ fn print_evidence(evidence: &[Evidence]) {
             at(e.updated_at),
             e.records_compared,
             e.outputs_equal,
-            kinds(e),
+            e.by_kind(),
             e.stopped.as_deref().map(|s| format!("; stopped: {s}")).unwrap_or_default()
         );
         if !e.keys.is_empty() {
@@ -240,7 +232,7 @@ fn print_decisions(decisions: &[Decision]) {
             d.digest.short(),
             d.version.as_deref().unwrap_or("?"),
             d.sequence,
-            d.reason.as_deref().unwrap_or("")
+            d.reason
         );
     }
 }

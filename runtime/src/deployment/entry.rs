@@ -78,6 +78,17 @@ impl Deployment {
         postcard::to_allocvec(&statement).map_err(|e| KeyError::Encode(e.to_string()))
     }
 
+    /// The entry in words: `sliding-window-max 0.2.0 (sha256 09b8f65a3f2d), sequence 17`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {} (sha256 {}), sequence {}",
+            self.name.as_deref().unwrap_or("?"),
+            self.version.as_deref().unwrap_or("?"),
+            self.digest.short(),
+            self.sequence
+        )
+    }
+
     /// The settings to initialise with: the stored ones, with `overrides` (the command line's)
     /// replacing any with the same key.
     pub fn settings_with(&self, overrides: &[(String, String)]) -> Vec<(String, String)> {

@@ -102,8 +102,8 @@ pub struct Decision {
     /// Its sequence number.
     pub sequence: u64,
     /// Why, in words (the evidence, or who decided).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    #[serde(default)]
+    pub reason: String,
 }
 
 /// A decision about a candidate.
@@ -223,19 +223,49 @@ impl Evidence {
     /// its kind.
     pub fn differ(&mut self, kind: Kind, key: &str, sample: impl FnOnce() -> Sample) {
         *self.differences.entry(kind).or_default() += 1;
-        self.count_key(key);
+        self.count_key(key, 1);
         if self.samples.iter().filter(|s| s.kind == kind).count() < SAMPLES_PER_KIND {
             self.samples.push(sample());
         }
     }
 
-    /// Count a difference for `key` (keys beyond the first [`KEYS_COUNTED`] only in totals).
-    fn count_key(&mut self, key: &str) {
-        if let Some(n) = self.keys.get_mut(key) {
-            *n += 1;
+    /// Count `n` differences for `key` (keys beyond the first [`KEYS_COUNTED`] only in totals).
+    fn count_key(&mut self, key: &str, n: u64) {
+        if let Some(count) = self.keys.get_mut(key) {
+            *count += n;
         } else if self.keys.len() < KEYS_COUNTED {
-            self.keys.insert(key.to_string(), 1);
+            self.keys.insert(key.to_string(), n);
         }
+    }
+
+    /// Add what `found` counted (records, equal outputs, differences by kind and by key) and
+    /// its samples while there is room for their kind; the samples kept.
+    pub fn add(&mut self, found: Evidence) -> Vec<Sample> {
+        self.records_compared += found.records_compared;
+        self.outputs_equal += found.outputs_equal;
+        for (kind, n) in found.differences {
+            *self.differences.entry(kind).or_default() += n;
+        }
+        for (key, n) in &found.keys {
+            self.count_key(key, *n);
+        }
+        let mut kept = Vec::new();
+        for sample in found.samples {
+            if self.samples.iter().filter(|s| s.kind == sample.kind).count() < SAMPLES_PER_KIND {
+                kept.push(sample.clone());
+                self.samples.push(sample);
+            }
+        }
+        kept
+    }
+
+    /// The differences by kind, every kind named: `0 only-live, 2 only-candidate, ...`.
+    pub fn by_kind(&self) -> String {
+        Kind::ALL
+            .iter()
+            .map(|k| format!("{} {}", self.differences.get(k).copied().unwrap_or(0), k.label()))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -252,17 +282,13 @@ pub enum Readiness {
     Failed(String),
 }
 
-/// The evidence of every weir, summed: records, equal outputs, differences by kind, the
-/// earliest start.
+/// The evidence of every weir, summed: records, equal outputs, differences by kind and key,
+/// the first samples, the earliest start, the latest report.
 pub fn sum(evidence: &[Evidence]) -> Evidence {
     let mut total = Evidence { worker: format!("{} weirs", evidence.len()), ..Evidence::default() };
     for e in evidence {
         total.sequence = e.sequence;
-        total.records_compared += e.records_compared;
-        total.outputs_equal += e.outputs_equal;
-        for (kind, n) in &e.differences {
-            *total.differences.entry(*kind).or_default() += n;
-        }
+        total.add(e.clone());
         total.started_at = match (total.started_at, e.started_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -287,12 +313,8 @@ pub fn readiness(candidate: &Candidate, evidence: &[Evidence], now: jiff::Timest
     }
     if differences > 0 {
         return Readiness::Failed(format!(
-            "{differences} outputs differ from the live version's ({})",
-            Kind::ALL
-                .iter()
-                .filter_map(|k| Some(format!("{} {}", total.differences.get(k)?, k.label())))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "{differences} differences from the live version ({})",
+            total.by_kind()
         ));
     }
     let Some(rule) = candidate.promote_after else {

@@ -104,9 +104,9 @@ impl Manifest {
     /// This manifest with its candidate made the current version, as it was published (its
     /// signature and sequence number), for `reason`; None without a candidate.
     pub fn promoted(&self, reason: String) -> Option<Manifest> {
-        let candidate = self.candidate.as_ref()?;
-        let mut next =
-            Manifest::next(Some(&Manifest { candidate: None, ..self.clone() }), candidate.deployment.clone());
+        let mut before = self.clone();
+        let candidate = before.candidate.take()?;
+        let mut next = Manifest::next(Some(&before), candidate.deployment.clone());
         next.decide(Action::Promoted, &candidate.deployment, reason);
         Some(next)
     }
@@ -126,7 +126,7 @@ impl Manifest {
             digest: deployment.digest,
             version: deployment.version.clone(),
             sequence: deployment.sequence,
-            reason: Some(reason),
+            reason,
         };
         self.decisions.insert(0, decision);
         self.decisions.truncate(HISTORY);
@@ -224,6 +224,11 @@ impl OperatorStore {
             Some((bytes, etag)) => self.parse_manifest(&bytes, etag).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The manifest and its ETag; [`StoreError::NothingDeployed`] when there is none.
+    pub async fn existing_manifest(&self) -> Result<(Manifest, String), StoreError> {
+        self.manifest().await?.ok_or_else(|| StoreError::NothingDeployed(self.location()))
     }
 
     /// Like [`OperatorStore::manifest`], but None when its ETag is still `etag` (a conditional

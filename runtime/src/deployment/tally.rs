@@ -7,8 +7,9 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::shadow::{Evidence, KEYS_COUNTED, SAMPLES_PER_KIND, Sample};
+use super::shadow::{Evidence, Sample};
 use crate::metrics::ShadowMetrics;
 
 /// Where the kept differences go.
@@ -24,18 +25,25 @@ pub enum DiffDestination {
 /// One candidate's evidence in this process.
 #[derive(Debug)]
 pub struct Tally {
+    /// The candidate's sequence number.
+    sequence: u64,
     evidence: Mutex<Evidence>,
     metrics: ShadowMetrics,
     diffs: DiffDestination,
     /// Whether it changed since it was last published.
-    changed: Mutex<bool>,
+    changed: AtomicBool,
 }
 
 impl Tally {
     /// A tally of the candidate `sequence` found by `worker`, counting into `metrics`.
     pub fn new(sequence: u64, worker: &str, metrics: ShadowMetrics, diffs: DiffDestination) -> Self {
         let evidence = Evidence { sequence, worker: worker.to_string(), ..Evidence::default() };
-        Self { evidence: Mutex::new(evidence), metrics, diffs, changed: Mutex::new(true) }
+        Self { sequence, evidence: Mutex::new(evidence), metrics, diffs, changed: AtomicBool::new(true) }
+    }
+
+    /// The candidate's sequence number.
+    pub fn sequence(&self) -> u64 {
+        self.sequence
     }
 
     /// The candidate (re)started on this weir: the comparison starts over from the live state.
@@ -56,26 +64,7 @@ impl Tally {
             self.metrics.differ(kind.label(), *n);
         }
         let mut kept = Vec::new();
-        self.update(|e| {
-            e.records_compared += found.records_compared;
-            e.outputs_equal += found.outputs_equal;
-            for (kind, n) in found.differences {
-                *e.differences.entry(kind).or_default() += n;
-            }
-            for (key, n) in found.keys {
-                if let Some(count) = e.keys.get_mut(&key) {
-                    *count += n;
-                } else if e.keys.len() < KEYS_COUNTED {
-                    e.keys.insert(key, n);
-                }
-            }
-            for sample in found.samples {
-                if e.samples.iter().filter(|s| s.kind == sample.kind).count() < SAMPLES_PER_KIND {
-                    kept.push(sample.clone());
-                    e.samples.push(sample);
-                }
-            }
-        });
+        self.update(|e| kept = e.add(found));
         for sample in kept {
             self.write(&sample);
         }
@@ -90,18 +79,16 @@ impl Tally {
         });
     }
 
-    /// Candidate instances running now.
+    /// The shadow series it counts into.
     pub fn metrics(&self) -> &ShadowMetrics {
         &self.metrics
     }
 
     /// The evidence now, if it changed since the last call (to publish it).
     pub fn changed(&self) -> Option<Evidence> {
-        let mut changed = self.changed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !*changed {
+        if !self.changed.swap(false, Ordering::AcqRel) {
             return None;
         }
-        *changed = false;
         let mut evidence = self.snapshot();
         evidence.updated_at = Some(jiff::Timestamp::now());
         Some(evidence)
@@ -109,7 +96,7 @@ impl Tally {
 
     /// Publishing what [`Tally::changed`] gave failed: give it again next time.
     pub fn unpublished(&self) {
-        *self.changed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        self.changed.store(true, Ordering::Release);
     }
 
     /// The evidence now.
@@ -119,7 +106,7 @@ impl Tally {
 
     fn update(&self, change: impl FnOnce(&mut Evidence)) {
         change(&mut self.evidence.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-        *self.changed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        self.changed.store(true, Ordering::Release);
     }
 
     fn write(&self, sample: &Sample) {

@@ -63,12 +63,6 @@ pub struct Watch {
     pub diffs: DiffDestination,
 }
 
-/// The candidate the watch last looked at: its sequence number and, once prepared, its tally.
-struct Shadowing {
-    sequence: u64,
-    tally: Arc<Tally>,
-}
-
 impl Watch {
     /// The run goes on from a checkpoint taken while the deployment entry `sequence` ran: with
     /// trust, the entry running now must not be older (an older signed entry put back while
@@ -91,12 +85,12 @@ impl Watch {
         let mut ticks = tokio::time::interval(self.interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticks.tick().await;
-        let mut shadowing: Option<Shadowing> = None;
+        // The tally of the candidate last looked at (each is looked at once).
+        let mut shadowing: Option<Arc<Tally>> = None;
         // The current entry last refused: a manifest changed for its candidate alone does not
         // refuse (and count) it again.
         let mut refused: Option<(u64, crate::artifact::Digest)> = None;
-        let first = self.running.clone();
-        self.shadow(&first, &mut shadowing, &candidates, &metrics).await;
+        self.shadow(&self.running, &mut shadowing, &candidates, &metrics).await;
         loop {
             tokio::select! {
                 _ = ticks.tick() => {}
@@ -168,14 +162,14 @@ impl Watch {
     /// Start shadowing the candidate `manifest` names, or stop shadowing when it names none
     /// (or another); each candidate is looked at once.
     async fn shadow(
-        &mut self,
+        &self,
         manifest: &Manifest,
-        shadowing: &mut Option<Shadowing>,
+        shadowing: &mut Option<Arc<Tally>>,
         candidates: &mpsc::Sender<Option<Shadowed>>,
         metrics: &Metrics,
     ) {
         let wanted = manifest.candidate.as_ref();
-        if wanted.map(|c| c.deployment.sequence) == shadowing.as_ref().map(|s| s.sequence) {
+        if wanted.map(|c| c.deployment.sequence) == shadowing.as_ref().map(|t| t.sequence()) {
             return;
         }
         if let Some(before) = shadowing.take() {
@@ -189,7 +183,7 @@ impl Watch {
             metrics.shadow.clone(),
             self.diffs.clone(),
         ));
-        *shadowing = Some(Shadowing { sequence: candidate.deployment.sequence, tally: tally.clone() });
+        *shadowing = Some(tally.clone());
         match self.prepare_candidate(candidate).await {
             Ok(loaded) => {
                 tracing::info!(
@@ -210,32 +204,24 @@ impl Watch {
         }
     }
 
-    /// Check, download, compile and initialise `candidate`; refuse one that groups records by
-    /// another key than the live version (its state would belong to other keys).
+    /// Check, download, compile and initialise `candidate`. (One that groups records by
+    /// another key than the live version is refused by the pipeline, which knows the live
+    /// one's.)
     async fn prepare_candidate(&self, candidate: &Candidate) -> Result<LoadedOperator, String> {
         if let Some(trust) = &self.trust
             && let Err(refusal) = trust.check(&candidate.deployment)
         {
             return Err(format!("refused ({}): {refusal}", refusal.reason()));
         }
-        let loaded = self.prepare(&candidate.deployment).await.map_err(|e| e.to_string())?;
-        let live = self.running.current.grouping.as_deref();
-        let grouping = loaded.grouping().to_string();
-        if live.is_some_and(|live| live != grouping) {
-            return Err(format!(
-                "it groups records by {grouping}, the live version by {}; state belongs to the grouping key, so it cannot start from the live state",
-                live.unwrap_or_default()
-            ));
-        }
-        Ok(loaded)
+        self.prepare(&candidate.deployment).await.map_err(|e| e.to_string())
     }
 
     /// Publish the evidence about the candidate, if it changed.
-    async fn publish(&self, shadowing: Option<&Shadowing>) {
-        let Some(shadowing) = shadowing else { return };
-        let Some(evidence) = shadowing.tally.changed() else { return };
+    async fn publish(&self, tally: Option<&Arc<Tally>>) {
+        let Some(tally) = tally else { return };
+        let Some(evidence) = tally.changed() else { return };
         if let Err(e) = self.store.put_evidence(&evidence).await {
-            shadowing.tally.unpublished();
+            tally.unpublished();
             tracing::warn!(
                 "cannot publish the shadow evidence to {}, will try again: {e}",
                 self.store.location()

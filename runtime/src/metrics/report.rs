@@ -39,10 +39,6 @@ pub struct Snapshot {
     pub checkpoints: u64,
     /// Checkpoints that failed.
     pub checkpoint_failures: u64,
-    /// Input records a candidate shadowing the live version processed, outputs compared.
-    pub shadow_compared: u64,
-    /// Differences a candidate's outputs showed, all kinds.
-    pub shadow_differences: u64,
     /// Milliseconds since the last checkpoint completed; None before the first.
     pub checkpoint_age_ms: Option<i64>,
     /// Leases this worker holds now (with `--lease-table`).
@@ -53,6 +49,10 @@ pub struct Snapshot {
     pub leases_stolen: u64,
     /// Leases found taken by another worker, or dropped when renewal failed.
     pub leases_lost: u64,
+    /// Input records a candidate shadowing the live version processed, outputs compared.
+    pub shadow_compared: u64,
+    /// Differences a candidate's outputs showed, all kinds.
+    pub shadow_differences: u64,
 }
 
 impl Metrics {

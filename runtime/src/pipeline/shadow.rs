@@ -59,7 +59,7 @@ impl ShadowFeed {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
                 self.tally.stopped(format!(
-                    "it fell {QUEUE} steps behind the live version (it is slower than the live version on this input, or the machine has no CPU to spare for it)"
+                    "it fell {QUEUE} hand-overs behind the live version (it is slower than the live version on this input, or the machine has no CPU to spare for it)"
                 ));
                 false
             }
@@ -107,8 +107,15 @@ fn step(runner: &mut Runner, work: Work, tally: &Tally) -> Result<(), String> {
     let mut found = Evidence::default();
     match work {
         Work::Batch { mut batch, live, refused } => {
-            let input = describe(&batch);
-            found.records_compared = batch.len() as u64;
+            // Described only if a difference is sampled (the runner empties the batch).
+            let (n, shard, first, last) = (
+                batch.len(),
+                batch.shard_id.clone(),
+                batch.position(0),
+                batch.position(batch.len().saturating_sub(1)),
+            );
+            let input = || describe(n, &shard, first.as_deref(), last.as_deref());
+            found.records_compared = n as u64;
             let processed = runner.process(&mut batch).map_err(|e| e.to_string())?;
             compare(&live, &processed.output, &input, &mut found);
             let refusals = refused_only_by_candidate(&refused, &processed.dead_letters, &input, &mut found);
@@ -119,28 +126,25 @@ fn step(runner: &mut Runner, work: Work, tally: &Tally) -> Result<(), String> {
         }
         Work::Tick { now_ms, watermark_ms, live } => {
             let output = runner.tick(now_ms, watermark_ms).map_err(|e| e.to_string())?;
-            compare(&live, &output, &format!("a tick at watermark {watermark_ms}"), &mut found);
+            compare(&live, &output, &|| format!("a tick at watermark {watermark_ms}"), &mut found);
             tally.add(found);
         }
         Work::Finish { now_ms, live } => {
             let output = runner.finish(now_ms).map_err(|e| e.to_string())?;
-            compare(&live, &output, "the end of input", &mut found);
+            compare(&live, &output, &|| "the end of input".to_string(), &mut found);
             tally.add(found);
         }
     }
     Ok(())
 }
 
-/// A sub-batch in words, for the samples: its shard, size and sequence numbers.
-fn describe(batch: &OwnedBatch) -> String {
-    let n = batch.len();
-    let first = batch.position(0);
-    let last = batch.position(n.saturating_sub(1));
+/// A sub-batch in words, for the samples: its size, shard and sequence numbers.
+fn describe(n: usize, shard: &str, first: Option<&str>, last: Option<&str>) -> String {
     match (first, last) {
         (Some(first), Some(last)) => {
-            format!("{n} records of shard {}, sequence numbers {first} to {last}", batch.shard_id)
+            format!("{n} records of shard {shard}, sequence numbers {first} to {last}")
         }
-        _ => format!("{n} records of shard {}", batch.shard_id),
+        _ => format!("{n} records of shard {shard}"),
     }
 }
 
@@ -148,8 +152,9 @@ fn describe(batch: &OwnedBatch) -> String {
 type Sides<'a> = (Vec<&'a [u8]>, Vec<&'a [u8]>);
 
 /// Compare `candidate`'s output records with `live`'s, key by key, in order per key, into
-/// `found`: equal ones counted, the others counted by kind and sampled.
-pub fn compare(live: &Output, candidate: &Output, input: &str, found: &mut Evidence) {
+/// `found`: equal ones counted, the others counted by kind and sampled, with `input` (what led
+/// to them, made only for a sample).
+pub fn compare(live: &Output, candidate: &Output, input: &dyn Fn() -> String, found: &mut Evidence) {
     let alike = live.bytes == candidate.bytes
         && live.key_lens == candidate.key_lens
         && live.data_lens == candidate.data_lens;
@@ -187,7 +192,7 @@ pub fn compare(live: &Output, candidate: &Output, input: &str, found: &mut Evide
                 key: key.to_string(),
                 live: live.map(text),
                 candidate: candidate.map(text),
-                input: input.to_string(),
+                input: input(),
             });
         }
     }
@@ -198,7 +203,7 @@ pub fn compare(live: &Output, candidate: &Output, input: &str, found: &mut Evide
 fn refused_only_by_candidate(
     live: &[DeadLetter],
     candidate: &[DeadLetter],
-    input: &str,
+    input: &dyn Fn() -> String,
     found: &mut Evidence,
 ) -> Option<String> {
     if candidate.is_empty() {
@@ -222,7 +227,7 @@ fn refused_only_by_candidate(
             key: d.partition_key.clone(),
             live: Some(String::from_utf8_lossy(&d.data).into_owned()),
             candidate: Some(d.reason.clone()),
-            input: input.to_string(),
+            input: input(),
         });
     }
     first
@@ -245,7 +250,7 @@ mod tests {
         let live = output(&[("AMZN", "1"), ("MSFT", "2"), ("AMZN", "3")]);
         let same_per_key = output(&[("MSFT", "2"), ("AMZN", "1"), ("AMZN", "3")]);
         let mut found = Evidence::default();
-        compare(&live, &same_per_key, "input", &mut found);
+        compare(&live, &same_per_key, &|| "input".into(), &mut found);
         assert_eq!((found.outputs_equal, found.total_differences()), (3, 0));
     }
 
@@ -254,7 +259,7 @@ mod tests {
         let live = output(&[("AMZN", "1"), ("AMZN", "3"), ("MSFT", "2")]);
         let candidate = output(&[("AMZN", "1"), ("AMZN", "4"), ("IBM", "9")]);
         let mut found = Evidence::default();
-        compare(&live, &candidate, "a tick", &mut found);
+        compare(&live, &candidate, &|| "a tick".into(), &mut found);
         assert_eq!(found.outputs_equal, 1);
         let count = |k| found.differences.get(&k).copied().unwrap_or(0);
         assert_eq!((count(Kind::Different), count(Kind::OnlyLive), count(Kind::OnlyCandidate)), (1, 1, 1));
@@ -280,7 +285,7 @@ mod tests {
         let live = [letter("bad", "not JSON")];
         let candidate = [letter("bad", "not JSON"), letter("good", "trapped: unreachable")];
         let mut found = Evidence::default();
-        let first = refused_only_by_candidate(&live, &candidate, "input", &mut found);
+        let first = refused_only_by_candidate(&live, &candidate, &|| "input".into(), &mut found);
         assert_eq!(first.as_deref(), Some("trapped: unreachable"));
         assert_eq!(found.differences.get(&Kind::Refused), Some(&1));
     }
