@@ -57,6 +57,16 @@ start_moto() {
   wait_for_port "$port" 60 moto_server "$log"
 }
 
+# Start moto_server with IAM enforcement that knows the resources of Kinesis, DynamoDB and KMS
+# calls (scripts/lib/moto_iam.py; enforcement is turned on by scripts/local-stacks) on port $1;
+# log to $2. Sets $started_pid.
+start_moto_iam() {
+  local port=$1 log=$2
+  "$moto/bin/python" scripts/lib/moto_iam.py -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  started_pid=$!
+  wait_for_port "$port" 60 "moto_server (IAM)" "$log"
+}
+
 # Start ferrokinesis on port $1 with extra arguments $3...; log to $2. Sets $started_pid.
 start_ferrokinesis() {
   local port=$1 log=$2

@@ -24,5 +24,6 @@ mod recovery;
 mod rekey;
 mod shadow;
 mod signing;
+mod stacks;
 mod stopping;
 mod swap;

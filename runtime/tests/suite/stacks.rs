@@ -1,0 +1,275 @@
+//! deploy/templates stood up in moto's CloudFormation (`scripts/local-stacks`, against the
+//! moto with IAM enforcement that `scripts/with-emulators` starts: WEIR_TEST_IAM_AWS), and weir
+//! run as their roles: the reference application end to end as the service's task role,
+//! configured only by its task definition's `WEIR_*` environment, a new version published as
+//! the pipeline's publish role, and each permission the task role grants shown to be needed.
+
+use crate::util;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde::Deserialize;
+use util::kinesis::{assert_same_results, deduplicated, producer};
+use util::process::Weir;
+use util::*;
+
+use crate::swap::{SWAPS, WITHIN, same_code_new_digest};
+
+/// Temporary credentials, or an IAM user's keys (no token).
+#[derive(Deserialize, Clone, Debug)]
+#[serde(rename_all = "PascalCase")]
+struct Credentials {
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: Option<String>,
+}
+
+/// What `scripts/local-stacks up` prints.
+#[derive(Deserialize, Debug)]
+struct Stacks {
+    endpoint: Option<String>,
+    stacks: BTreeMap<String, BTreeMap<String, String>>,
+    task_role: String,
+    environment: BTreeMap<String, String>,
+    credentials: BTreeMap<String, Credentials>,
+}
+
+impl Stacks {
+    fn output(&self, stack: &str, name: &str) -> &str {
+        self.stacks
+            .get(stack)
+            .and_then(|o| o.get(name))
+            .unwrap_or_else(|| panic!("no output {name} of {stack}: {self:?}"))
+    }
+
+    fn credentials(&self, who: &str) -> &Credentials {
+        &self.credentials[who]
+    }
+
+    fn endpoint(&self) -> &str {
+        self.endpoint.as_deref().unwrap()
+    }
+
+    fn bucket(&self) -> &str {
+        self.output("artifacts", "BucketName")
+    }
+
+    fn operator(&self) -> String {
+        format!("s3://{}/operators/max", self.bucket())
+    }
+
+    fn signing_key(&self) -> String {
+        format!("kms://{}", self.output("pipeline", "SigningKeyArn"))
+    }
+}
+
+fn local_stacks() -> Command {
+    let mut cmd = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/local-stacks"));
+    let endpoint = std::env::var("WEIR_TEST_IAM_AWS").unwrap_or_else(|_| {
+        panic!("WEIR_TEST_IAM_AWS is not set: run these tests through scripts/test or scripts/with-emulators, which start moto with IAM enforcement")
+    });
+    cmd.args(["--endpoint", &endpoint]);
+    cmd
+}
+
+/// The stacks, stood up once for this test binary.
+fn stacks() -> &'static Stacks {
+    static STACKS: OnceLock<Stacks> = OnceLock::new();
+    STACKS.get_or_init(|| {
+        let out = local_stacks().arg("up").output().unwrap();
+        assert!(
+            out.status.success(),
+            "scripts/local-stacks up failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut stacks: Stacks = serde_json::from_slice(&out.stdout).unwrap();
+        stacks.endpoint = std::env::var("WEIR_TEST_IAM_AWS").ok();
+        stacks
+    })
+}
+
+/// `cmd` talking to the stacks' moto as `who`: every service at one endpoint, and no other
+/// endpoint or credentials from the test's environment.
+fn as_identity<'a>(cmd: &'a mut Command, stacks: &Stacks, who: &Credentials) -> &'a mut Command {
+    for var in ["KINESIS", "S3", "DYNAMODB", "KMS", "STS"] {
+        cmd.env_remove(format!("AWS_ENDPOINT_URL_{var}"));
+    }
+    cmd.env("AWS_ENDPOINT_URL", stacks.endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", &who.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &who.secret_access_key);
+    match &who.session_token {
+        Some(token) => cmd.env("AWS_SESSION_TOKEN", token),
+        None => cmd.env_remove("AWS_SESSION_TOKEN"),
+    }
+}
+
+/// `weir run` as ECS would start the service's task: its task definition's environment (the
+/// cache in a folder of the test instead of the task's volume), as `who`.
+fn task(stacks: &Stacks, who: &Credentials, cache: &std::path::Path) -> Command {
+    let mut cmd = weir();
+    for (name, value) in &stacks.environment {
+        cmd.env(name, value);
+    }
+    cmd.env("WEIR_CACHE_DIR", cache);
+    as_identity(&mut cmd, stacks, who);
+    cmd.arg("run");
+    cmd
+}
+
+/// `weir deploy FILE` of the operator as the pipeline's publish step runs it: signed with
+/// the pipeline's key as the publish role, written as the operator-deploy role.
+fn publish(stacks: &Stacks, file: &std::path::Path) -> Output {
+    let mut cmd = weir();
+    as_identity(&mut cmd, stacks, stacks.credentials("publish"));
+    cmd.args(["deploy", file.to_str().unwrap(), &stacks.operator()])
+        .args(["--sign", &stacks.signing_key()])
+        .args(["--role-arn", stacks.output("artifacts", "DeployRoleArn")])
+        .output()
+        .unwrap()
+}
+
+/// `count` trades from `start_ms` into the stacks' trades stream (as the administrator: the
+/// templates define no producer role); the same trades as JSON lines.
+fn produce(stacks: &Stacks, count: u64, start_ms: i64) -> Vec<u8> {
+    let start = jiff::Timestamp::from_millisecond(start_ms).unwrap().to_string();
+    let args = ["--rate", "0", "--count", &count.to_string(), "--tickers", "20", "--start-time", &start];
+    let mut to_stream = producer();
+    as_identity(&mut to_stream, stacks, stacks.credentials("admin"));
+    let out = to_stream.args(args).args(["--sink", "kinesis://weir-trades"]).output().unwrap();
+    assert!(out.status.success(), "weir-producer failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = producer().args(args).output().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+/// Every record of `stream`, read as the administrator with `weir tail`.
+fn tail(stacks: &Stacks, stream: &str) -> Vec<serde_json::Value> {
+    let mut cmd = weir();
+    as_identity(&mut cmd, stacks, stacks.credentials("admin"));
+    let out = cmd.args(["tail", &format!("kinesis://{stream}")]).output().unwrap();
+    assert!(out.status.success(), "weir tail failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn the_templates_stand_up_in_order_and_the_task_definition_configures_weir() {
+    let stacks = stacks();
+    for (stack, output) in [
+        ("pipeline", "SigningKeyArn"),
+        ("artifacts", "DeployRoleArn"),
+        ("streams", "TradesStreamArn"),
+        ("service", "ServiceName"),
+        ("cross-account", "CloudFormationExecutionRoleArn"),
+    ] {
+        assert!(!stacks.output(stack, output).is_empty());
+    }
+    let env = &stacks.environment;
+    assert_eq!(env["WEIR_SOURCE"], stacks.output("streams", "TradesStreamArn"));
+    assert_eq!(env["WEIR_SINK"], stacks.output("streams", "ResultsStreamArn"));
+    assert_eq!(env["WEIR_DEAD_LETTER"], stacks.output("streams", "DeadLettersStreamArn"));
+    assert_eq!(env["WEIR_OPERATOR"], stacks.operator());
+    assert_eq!(env["WEIR_TRUST"], stacks.signing_key());
+    assert!(env["WEIR_CHECKPOINT"].starts_with(&format!("s3://{}/", stacks.bucket())), "{env:?}");
+    assert!(stacks.task_role.contains("TaskRole"));
+}
+
+#[test]
+fn the_reference_application_runs_as_the_task_role_and_swaps_to_a_version_the_pipeline_publishes() {
+    let stacks = stacks();
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = component("sliding_window_max");
+    let out = publish(stacks, &v1);
+    assert!(out.status.success(), "publish v1: {}", String::from_utf8_lossy(&out.stderr));
+
+    let start_ms = 1_795_000_000_000;
+    let mut input = produce(stacks, 10_000, start_ms);
+    let task_role = stacks.credentials("task");
+    let mut cmd = task(stacks, task_role, dir.path());
+    cmd.env("WEIR_WATCH_INTERVAL", "1s");
+    let mut service = Weir::start(cmd);
+    service.wait_for_total("weir_records_in_total", |n| n >= 10_000.0, Duration::from_secs(120));
+
+    // The pipeline publishes a new version (same code, another digest); the task switches.
+    let v2 = same_code_new_digest(&v1, dir.path());
+    let out = publish(stacks, &v2);
+    assert!(out.status.success(), "publish v2: {}", String::from_utf8_lossy(&out.stderr));
+    service.wait_for_metric(SWAPS, |n| n >= 1.0, WITHIN);
+
+    // A record no result can be made of goes to the stack's dead-letter stream.
+    put_record(stacks, "weir-trades", "bad", b"not a trade");
+    input.extend(produce(stacks, 10_000, start_ms + 10_000));
+    service.wait_for_total("weir_records_in_total", |n| n >= 20_001.0, Duration::from_secs(120));
+    // Stopped as ECS stops a task: its leases handed back with a last checkpoint.
+    service.signal("TERM");
+    let (status, log) = service.wait(Duration::from_secs(120));
+    assert!(status.success(), "{log}");
+
+    // A new task takes the stream over from the checkpoints and runs to the end of it.
+    let mut cmd = task(stacks, task_role, dir.path());
+    cmd.args(["--until-idle", "3s"]);
+    let (status, log) = Weir::start(cmd).wait(Duration::from_secs(120));
+    assert!(status.success(), "{log}");
+
+    let (once, _) = deduplicated(&tail(stacks, "weir-max-prices"));
+    assert_same_results(&once, &native_per_ticker(&input, &[]));
+    let dead: Vec<serde_json::Value> = tail(stacks, "weir-dead-letters")
+        .iter()
+        .map(|r| serde_json::from_str(r["data"].as_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["partition_key"], "bad", "{dead:?}");
+    assert!(dead[0]["reason"].as_str().is_some_and(|r| !r.is_empty()), "{dead:?}");
+
+    // The lease table names the checkpoint, in the stacks' bucket, the last task left.
+    let mut cmd = weir();
+    as_identity(&mut cmd, stacks, stacks.credentials("admin"));
+    let out = cmd
+        .args([
+            "leases",
+            &stacks.environment["WEIR_SOURCE"],
+            "--lease-table",
+            &stacks.environment["WEIR_LEASE_TABLE"],
+        ])
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "weir leases: {}", String::from_utf8_lossy(&out.stderr));
+    let rows = util::leases::LeaseGroup::rows(&out);
+    assert!(!rows.is_empty());
+    for row in &rows {
+        let checkpoint = row["checkpoint"].as_str().unwrap_or_default();
+        assert!(checkpoint.starts_with(&stacks.environment["WEIR_CHECKPOINT"]), "{row}");
+    }
+}
+
+/// One record put into `stream` as the administrator.
+fn put_record(stacks: &Stacks, stream: &str, key: &str, data: &[u8]) {
+    let admin = stacks.credentials("admin");
+    let rt = util::kinesis::runtime();
+    let config = aws_sdk_kinesis::Config::builder()
+        .behavior_version_latest()
+        .region(aws_sdk_kinesis::config::Region::new("us-east-1"))
+        .endpoint_url(stacks.endpoint())
+        .credentials_provider(aws_sdk_kinesis::config::Credentials::new(
+            &admin.access_key_id,
+            &admin.secret_access_key,
+            admin.session_token.clone(),
+            None,
+            "local-stacks",
+        ))
+        .build();
+    let client = aws_sdk_kinesis::Client::from_conf(config);
+    rt.block_on(
+        client
+            .put_record()
+            .stream_name(stream)
+            .partition_key(key)
+            .data(aws_sdk_kinesis::primitives::Blob::new(data))
+            .send(),
+    )
+    .unwrap();
+}
