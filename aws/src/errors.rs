@@ -74,6 +74,15 @@ pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     one_line(&DisplayErrorContext(error).to_string())
 }
 
+/// The API operation an SDK error type belongs to: `GetRecords` for
+/// `aws_sdk_kinesis::operation::get_records::GetRecordsError` (the SDK names each operation's
+/// error `{Operation}Error`), so that an access-denied message can name the IAM action.
+pub fn operation<E>() -> &'static str {
+    let name = std::any::type_name::<E>();
+    let last = name.rsplit("::").next().unwrap_or(name);
+    last.strip_suffix("Error").unwrap_or(last)
+}
+
 /// `text` with every run of whitespace, line breaks included, made one space.
 pub fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -82,6 +91,13 @@ pub fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_sdk_error_type_names_its_operation() {
+        struct GetRecordsError;
+        assert_eq!(operation::<GetRecordsError>(), "GetRecords");
+        assert_eq!(operation::<std::io::Error>(), "");
+    }
 
     #[test]
     fn text_on_several_lines_becomes_one_line() {

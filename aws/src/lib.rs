@@ -20,5 +20,5 @@ pub mod retry;
 
 pub use aws_config::SdkConfig;
 pub use config::{config, config_as, endpoint_override, regional_endpoint};
-pub use errors::{Transient, cause, describe, is_throttling, is_transient_code, one_line};
+pub use errors::{Transient, cause, describe, is_throttling, is_transient_code, one_line, operation};
 pub use retry::{Backoff, Policy, Service, retry, retry_with};

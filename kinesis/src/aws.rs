@@ -96,7 +96,8 @@ impl Kinesis {
             return match e.code() {
                 Some("ResourceNotFoundException") => KinesisError::StreamNotFound { stream, endpoint },
                 Some("AccessDeniedException" | "UnrecognizedClientException") => {
-                    KinesisError::AccessDenied { stream, endpoint, detail: message }
+                    let action = format!("kinesis:{}", weir_aws::operation::<E>());
+                    KinesisError::AccessDenied { stream, endpoint, action, detail: message }
                 }
                 code => KinesisError::Refused {
                     stream,

@@ -19,13 +19,15 @@ pub enum KinesisError {
     },
     /// The credentials were refused or lack a permission.
     #[error(
-        "access to stream {stream} was denied at {endpoint} ({detail}): check the credentials and their permissions"
+        "access to stream {stream} was denied at {endpoint} ({detail}): the credentials need {action} on it; check them and their permissions"
     )]
     AccessDenied {
         /// The stream.
         stream: Stream,
         /// Where the request went.
         endpoint: String,
+        /// The permission the refused request needs, as IAM names it (`kinesis:GetRecords`).
+        action: String,
         /// What Kinesis said.
         detail: String,
     },

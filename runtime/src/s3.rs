@@ -33,13 +33,15 @@ pub enum S3Error {
     },
     /// The credentials were refused or lack a permission.
     #[error(
-        "access to {object} was denied at {endpoint} ({detail}): check the credentials and their permissions"
+        "access to {object} was denied at {endpoint} ({detail}): the credentials need {action} on it; check them and their permissions"
     )]
     AccessDenied {
         /// `s3://BUCKET/KEY`.
         object: String,
         /// Where the request went.
         endpoint: String,
+        /// The permission the refused request needs, as IAM names it (`s3:GetObject`).
+        action: &'static str,
         /// What S3 said.
         detail: String,
     },
@@ -272,10 +274,9 @@ impl Bucket {
     }
 
     /// What went wrong with a request for `key`, by the error's type and code.
-    fn explain<E, R>(&self, error: &SdkError<E, R>, key: &str) -> S3Error
+    fn explain<E>(&self, error: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>, key: &str) -> S3Error
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug + 'static,
     {
         let object = self.object(key);
         let endpoint = self.endpoint.clone();
@@ -287,9 +288,17 @@ impl Bucket {
                 S3Error::AccessDenied {
                     object,
                     endpoint,
+                    action: permission(weir_aws::operation::<E>()),
                     detail: error.message().unwrap_or("no detail").to_string(),
                 }
             }
+            // A refused HEAD has no body, so no code: its status says it.
+            (None, SdkError::ServiceError(_)) if status(error) == Some(403) => S3Error::AccessDenied {
+                object,
+                endpoint,
+                action: permission(weir_aws::operation::<E>()),
+                detail: "403 Forbidden".to_string(),
+            },
             _ if let Some(credentials) = cause::<CredentialsError>(error) => {
                 S3Error::NoCredentials { object, detail: one_line(&credentials.to_string()) }
             }
@@ -304,6 +313,17 @@ impl Bucket {
             },
             (None, _) => S3Error::Failed { object, endpoint, detail },
         }
+    }
+}
+
+/// The IAM action an S3 operation needs: a HEAD reads the object, a listing lists the bucket.
+fn permission(operation: &str) -> &'static str {
+    match operation {
+        "GetObject" | "HeadObject" => "s3:GetObject",
+        "PutObject" => "s3:PutObject",
+        "DeleteObject" | "DeleteObjects" => "s3:DeleteObject",
+        "ListObjectsV2" | "ListObjects" | "HeadBucket" => "s3:ListBucket",
+        _ => "the S3 permission of the request",
     }
 }
 

@@ -21,6 +21,7 @@ scripts/lint-deploy only.
 """
 
 import argparse
+import ast
 import json
 import os
 import sys
@@ -294,9 +295,13 @@ def without(endpoint, name, actions):
     for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]:
         document = iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
         if isinstance(document, str):
-            document = json.loads(document)
+            try:
+                document = json.loads(document)
+            except ValueError:
+                # A policy CloudFormation made comes back as Python's repr of it from moto.
+                document = ast.literal_eval(document)
         statements = document["Statement"]
-        statements = statements if isinstance(statements, list) else [statements]
+        statements = [s for s in statements if s] if isinstance(statements, list) else [statements]
         kept = []
         for statement in statements:
             listed = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]

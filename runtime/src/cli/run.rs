@@ -162,6 +162,11 @@ pub struct LeaseArgs {
     /// worker stops writing results before this runs out.
     #[arg(long, env = "WEIR_FAILOVER_TIME", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub failover_time: Duration,
+    /// How often a worker reads every lease even when the group announced no change: it then
+    /// deletes those of its own checkpoint objects that no lease names any more and three newer
+    /// ones replaced (so at most this long after they were replaced).
+    #[arg(long, env = "WEIR_LEASE_RESCAN_INTERVAL", default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
+    pub lease_rescan_interval: Duration,
     /// This worker's name in the lease table [default: HOST-PID-TIME, unique per process]
     #[arg(long, env = "WEIR_WORKER_ID", value_name = "NAME")]
     pub worker_id: Option<String>,

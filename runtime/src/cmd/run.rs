@@ -235,7 +235,10 @@ async fn lease_group(
         &args.source.to_string(),
         &objects.location(),
         Some((kinesis.clone(), stream.clone())),
-        CoordinatorOptions::new(id, args.leases.failover_time),
+        CoordinatorOptions {
+            rescan: args.leases.lease_rescan_interval,
+            ..CoordinatorOptions::new(id, args.leases.failover_time)
+        },
         args.kinesis.until_idle,
         metrics.leases.clone(),
     )

@@ -75,6 +75,12 @@ fn local_stacks() -> Command {
     cmd
 }
 
+/// The stacks' streams, bucket and lease table are one job's: one test at a time uses them.
+fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// The stacks, stood up once for this test binary.
 fn stacks() -> &'static Stacks {
     static STACKS: OnceLock<Stacks> = OnceLock::new();
@@ -179,13 +185,15 @@ fn the_templates_stand_up_in_order_and_the_task_definition_configures_weir() {
 
 #[test]
 fn the_reference_application_runs_as_the_task_role_and_swaps_to_a_version_the_pipeline_publishes() {
+    let _one = exclusive();
     let stacks = stacks();
     let dir = tempfile::tempdir().unwrap();
     let v1 = component("sliding_window_max");
     let out = publish(stacks, &v1);
     assert!(out.status.success(), "publish v1: {}", String::from_utf8_lossy(&out.stderr));
 
-    let start_ms = 1_795_000_000_000;
+    // An hour ago: after the event times of the other tests here, which share the stream.
+    let start_ms = jiff::Timestamp::now().as_millisecond() / 60_000 * 60_000 - 3_600_000;
     let mut input = produce(stacks, 10_000, start_ms);
     let task_role = stacks.credentials("task");
     let mut cmd = task(stacks, task_role, dir.path());
@@ -214,11 +222,18 @@ fn the_reference_application_runs_as_the_task_role_and_swaps_to_a_version_the_pi
     let (status, log) = Weir::start(cmd).wait(Duration::from_secs(120));
     assert!(status.success(), "{log}");
 
-    let (once, _) = deduplicated(&tail(stacks, "weir-max-prices"));
+    let ours = |record: &serde_json::Value| {
+        let result: serde_json::Value = serde_json::from_str(record["data"].as_str().unwrap()).unwrap();
+        let end: jiff::Timestamp = result["WINDOW_END"].as_str().unwrap().parse().unwrap();
+        end.as_millisecond() > start_ms
+    };
+    let results: Vec<serde_json::Value> = tail(stacks, "weir-max-prices").into_iter().filter(ours).collect();
+    let (once, _) = deduplicated(&results);
     assert_same_results(&once, &native_per_ticker(&input, &[]));
     let dead: Vec<serde_json::Value> = tail(stacks, "weir-dead-letters")
         .iter()
-        .map(|r| serde_json::from_str(r["data"].as_str().unwrap()).unwrap())
+        .map(|r| serde_json::from_str::<serde_json::Value>(r["data"].as_str().unwrap()).unwrap())
+        .filter(|letter| letter["partition_key"] == "bad")
         .collect();
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0]["partition_key"], "bad", "{dead:?}");
@@ -272,4 +287,103 @@ fn put_record(stacks: &Stacks, stream: &str, key: &str, data: &[u8]) {
             .send(),
     )
     .unwrap();
+}
+
+/// Credentials for a copy of `role` without `action` (`scripts/local-stacks role`).
+fn without(stacks: &Stacks, role: &str, action: &str) -> Credentials {
+    let mut cmd = local_stacks();
+    let admin = stacks.credentials("admin");
+    cmd.env("AWS_ACCESS_KEY_ID", &admin.access_key_id).env("AWS_SECRET_ACCESS_KEY", &admin.secret_access_key);
+    let out = cmd.args(["role", role, "--without", action]).output().unwrap();
+    assert!(out.status.success(), "local-stacks role: {}", String::from_utf8_lossy(&out.stderr));
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_value(answer["credentials"].clone()).unwrap()
+}
+
+/// Every action the task role grants (the service without enhanced fan-out).
+const TASK_ACTIONS: [&str; 14] = [
+    "kinesis:DescribeStreamSummary",
+    "kinesis:ListShards",
+    "kinesis:GetShardIterator",
+    "kinesis:GetRecords",
+    "kinesis:PutRecords",
+    "s3:GetObject",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "dynamodb:DescribeTable",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:Scan",
+    "kms:GetPublicKey",
+];
+
+#[test]
+fn each_action_the_task_role_grants_is_needed_and_a_task_without_it_says_so() {
+    let _one = exclusive();
+    let stacks = stacks();
+    let dir = tempfile::tempdir().unwrap();
+    let out = publish(stacks, &component("sliding_window_max"));
+    assert!(out.status.success(), "publish: {}", String::from_utf8_lossy(&out.stderr));
+    // Before the trades of the other tests here (late if they ran first: dead letters, written
+    // with the same permission as results).
+    let mut start_ms = 1_790_000_000_000;
+    let mut failures = Vec::new();
+    for action in TASK_ACTIONS {
+        let credentials = without(stacks, &stacks.task_role, action);
+        produce(stacks, 2_000, start_ms);
+        start_ms += 100_000;
+        let mut cmd = task(stacks, &credentials, dir.path());
+        // Checkpoints each second, and every lease read each second, so that an old checkpoint
+        // object is deleted (s3:DeleteObject) within the run.
+        cmd.env("WEIR_CHECKPOINT_INTERVAL", "1s").env("WEIR_LEASE_RESCAN_INTERVAL", "1s");
+        cmd.args(["--until-idle", "5s"]);
+        let (status, log) = Weir::start(cmd).wait(Duration::from_secs(90));
+        let named = format!("need {action} on");
+        let said = log.lines().find(|l| l.contains(&named));
+        // Without ListShards a worker goes on with the shards its lease table knows, and says
+        // at each discovery that it cannot list them; every other refusal stops it.
+        let stopped = !status.success() || action == "kinesis:ListShards";
+        if said.is_none() || !stopped {
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            failures.push(format!("{action}: {status}, said {said:?}; the log ends {tail:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn each_action_the_deploy_role_grants_is_needed_and_a_deploy_without_it_says_so() {
+    let stacks = stacks();
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = component("sliding_window_max");
+    let v2 = same_code_new_digest(&v1, dir.path());
+    let mut failures = Vec::new();
+    for action in ["s3:GetObject", "s3:PutObject", "s3:ListBucket"] {
+        let credentials = without(stacks, "weir-operator-deploy", action);
+        // A prefix of its own under operators/ (the role's), apart from the service's operator.
+        let target = format!("s3://{}/operators/deploy-check/{}", stacks.bucket(), action.replace(':', "-"));
+        let weir_as_deploy_role = |args: &[&str]| {
+            let mut cmd = weir();
+            as_identity(&mut cmd, stacks, &credentials);
+            cmd.args(args).output().unwrap()
+        };
+        // A first version, a candidate, and the candidate's status (which lists its evidence):
+        // what the publish step does as this role.
+        let steps = [
+            weir_as_deploy_role(&["deploy", v1.to_str().unwrap(), &target]),
+            weir_as_deploy_role(&["deploy", "--candidate", v2.to_str().unwrap(), &target]),
+            weir_as_deploy_role(&["shadow", "status", &target]),
+        ];
+        let named = format!("need {action} on");
+        let refused = steps.iter().find(|out| !out.status.success());
+        match refused {
+            Some(out) if String::from_utf8_lossy(&out.stderr).contains(&named) => {}
+            _ => failures.push(format!(
+                "{action}: {:?}",
+                steps.iter().map(|o| String::from_utf8_lossy(&o.stderr).into_owned()).collect::<Vec<_>>()
+            )),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
