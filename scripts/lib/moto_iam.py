@@ -54,22 +54,19 @@ def _kinesis_resource(self):
     return "*"
 
 
-def _dynamodb_resource(self):
-    name = self._get_param("TableName")
-    if not name:
-        return "*"
-    if name.startswith("arn:"):
-        return name
-    return f"arn:aws:dynamodb:{self.region}:{self.current_account}:table/{name}"
+def _named_by(parameter, service, kind):
+    """The resource a call names by `parameter`: an ARN as it is, a name or id in the
+    caller's account and region."""
 
+    def resource(self):
+        value = self._get_param(parameter)
+        if not value:
+            return "*"
+        if value.startswith("arn:"):
+            return value
+        return f"arn:aws:{service}:{self.region}:{self.current_account}:{kind}/{value}"
 
-def _kms_resource(self):
-    key = self._get_param("KeyId")
-    if not key:
-        return "*"
-    if key.startswith("arn:"):
-        return key
-    return f"arn:aws:kms:{self.region}:{self.current_account}:key/{key}"
+    return resource
 
 
 def _check_principal(self, principal):
@@ -214,8 +211,8 @@ def _iterator_naming_its_stream(self, stream_arn, stream_name, *args, **kwargs):
 
 KinesisBackend.get_shard_iterator = _iterator_naming_its_stream
 KinesisResponse._determine_resource = _kinesis_resource
-DynamoHandler._determine_resource = _dynamodb_resource
-KmsResponse._determine_resource = _kms_resource
+DynamoHandler._determine_resource = _named_by("TableName", "dynamodb", "table")
+KmsResponse._determine_resource = _named_by("KeyId", "kms", "key")
 
 _dispatch = DomainDispatcherApplication.__call__
 _one_at_a_time = threading.Lock()
