@@ -9,7 +9,7 @@
 # file system is read-only, as the ECS task definition in deploy/ does.
 
 # The stage the binary comes from: `build` below, or (BINARY=IMAGE) an image holding a binary
-# built by scripts/build-release already, at the same path: scripts/build-image does that
+# built by scripts/build-release already, at the same path: scripts/check-image does that
 # where the test command has built it.
 ARG BINARY=build
 

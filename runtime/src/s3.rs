@@ -284,21 +284,18 @@ impl Bucket {
         match (error.code(), error) {
             (Some("NoSuchBucket"), _) => S3Error::NoSuchBucket { bucket: self.name.clone(), endpoint },
             (Some("NoSuchKey"), _) => S3Error::NoSuchObject { object, endpoint },
-            (Some("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch"), _) => {
+            // Refused by code, or (a HEAD has no body, so no code) by its status.
+            (Some("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch"), _)
+            | (None, SdkError::ServiceError(_))
+                if error.code().is_some() || status(error) == Some(403) =>
+            {
                 S3Error::AccessDenied {
                     object,
                     endpoint,
                     action: permission(weir_aws::operation::<E>()),
-                    detail: error.message().unwrap_or("no detail").to_string(),
+                    detail: error.message().unwrap_or("403 Forbidden").to_string(),
                 }
             }
-            // A refused HEAD has no body, so no code: its status says it.
-            (None, SdkError::ServiceError(_)) if status(error) == Some(403) => S3Error::AccessDenied {
-                object,
-                endpoint,
-                action: permission(weir_aws::operation::<E>()),
-                detail: "403 Forbidden".to_string(),
-            },
             _ if let Some(credentials) = cause::<CredentialsError>(error) => {
                 S3Error::NoCredentials { object, detail: one_line(&credentials.to_string()) }
             }

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde::Deserialize;
-use util::kinesis::{assert_same_results, deduplicated, producer};
+use util::kinesis::{assert_same_results, deduplicated};
 use util::process::Weir;
 use util::*;
 
@@ -30,7 +30,9 @@ struct Credentials {
 /// What `scripts/local-stacks up` prints.
 #[derive(Deserialize, Debug)]
 struct Stacks {
-    endpoint: Option<String>,
+    /// The moto they stand in (not printed: the tests know it).
+    #[serde(skip)]
+    endpoint: String,
     stacks: BTreeMap<String, BTreeMap<String, String>>,
     task_role: String,
     environment: BTreeMap<String, String>,
@@ -50,7 +52,7 @@ impl Stacks {
     }
 
     fn endpoint(&self) -> &str {
-        self.endpoint.as_deref().unwrap()
+        &self.endpoint
     }
 
     fn bucket(&self) -> &str {
@@ -66,12 +68,16 @@ impl Stacks {
     }
 }
 
+/// The moto with IAM enforcement that `scripts/with-emulators` starts.
+fn iam_endpoint() -> String {
+    std::env::var("WEIR_TEST_IAM_AWS").unwrap_or_else(|_| {
+        panic!("WEIR_TEST_IAM_AWS is not set: run these tests through scripts/test or scripts/with-emulators, which start moto with IAM enforcement")
+    })
+}
+
 fn local_stacks() -> Command {
     let mut cmd = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/local-stacks"));
-    let endpoint = std::env::var("WEIR_TEST_IAM_AWS").unwrap_or_else(|_| {
-        panic!("WEIR_TEST_IAM_AWS is not set: run these tests through scripts/test or scripts/with-emulators, which start moto with IAM enforcement")
-    });
-    cmd.args(["--endpoint", &endpoint]);
+    cmd.args(["--endpoint", &iam_endpoint()]);
     cmd
 }
 
@@ -92,7 +98,7 @@ fn stacks() -> &'static Stacks {
             String::from_utf8_lossy(&out.stderr)
         );
         let mut stacks: Stacks = serde_json::from_slice(&out.stdout).unwrap();
-        stacks.endpoint = std::env::var("WEIR_TEST_IAM_AWS").ok();
+        stacks.endpoint = iam_endpoint();
         stacks
     })
 }
@@ -141,24 +147,15 @@ fn publish(stacks: &Stacks, file: &std::path::Path) -> Output {
 /// `count` trades from `start_ms` into the stacks' trades stream (as the administrator: the
 /// templates define no producer role); the same trades as JSON lines.
 fn produce(stacks: &Stacks, count: u64, start_ms: i64) -> Vec<u8> {
-    let start = jiff::Timestamp::from_millisecond(start_ms).unwrap().to_string();
-    let args = ["--rate", "0", "--count", &count.to_string(), "--tickers", "20", "--start-time", &start];
-    let mut to_stream = producer();
-    as_identity(&mut to_stream, stacks, stacks.credentials("admin"));
-    let out = to_stream.args(args).args(["--sink", "kinesis://weir-trades"]).output().unwrap();
-    assert!(out.status.success(), "weir-producer failed: {}", String::from_utf8_lossy(&out.stderr));
-    let out = producer().args(args).output().unwrap();
-    assert!(out.status.success());
-    out.stdout
+    let to_stream = |cmd: &mut Command| {
+        as_identity(cmd, stacks, stacks.credentials("admin")).args(["--sink", "kinesis://weir-trades"]);
+    };
+    util::kinesis::produce_as(to_stream, count, 20, start_ms, &[])
 }
 
 /// Every record of `stream`, read as the administrator with `weir tail`.
 fn tail(stacks: &Stacks, stream: &str) -> Vec<serde_json::Value> {
-    let mut cmd = weir();
-    as_identity(&mut cmd, stacks, stacks.credentials("admin"));
-    let out = cmd.args(["tail", &format!("kinesis://{stream}")]).output().unwrap();
-    assert!(out.status.success(), "weir tail failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    util::kinesis::tail_as(|cmd| as_identity(cmd, stacks, stacks.credentials("admin")), stream, &[])
 }
 
 #[test]
@@ -236,7 +233,6 @@ fn the_reference_application_runs_as_the_task_role_and_swaps_to_a_version_the_pi
         .filter(|letter| letter["partition_key"] == "bad")
         .collect();
     assert_eq!(dead.len(), 1, "{dead:?}");
-    assert_eq!(dead[0]["partition_key"], "bad", "{dead:?}");
     assert!(dead[0]["reason"].as_str().is_some_and(|r| !r.is_empty()), "{dead:?}");
 
     // The lease table names the checkpoint, in the stacks' bucket, the last task left.

@@ -126,12 +126,17 @@ pub fn tail(stream: &str, extra: &[&str]) -> Vec<serde_json::Value> {
 }
 
 pub fn tail_at(endpoint: &str, stream: &str, extra: &[&str]) -> Vec<serde_json::Value> {
-    let out = weir()
-        .env("AWS_ENDPOINT_URL_KINESIS", endpoint)
-        .args(["tail", &format!("kinesis://{stream}")])
-        .args(extra)
-        .output()
-        .unwrap();
+    tail_as(|cmd| cmd.env("AWS_ENDPOINT_URL_KINESIS", endpoint), stream, extra)
+}
+
+/// `weir tail` of `stream`, its command set up by `setup` (endpoint, credentials).
+pub fn tail_as(
+    setup: impl FnOnce(&mut Command) -> &mut Command,
+    stream: &str,
+    extra: &[&str],
+) -> Vec<serde_json::Value> {
+    let mut cmd = weir();
+    let out = setup(&mut cmd).args(["tail", &format!("kinesis://{stream}")]).args(extra).output().unwrap();
     assert!(out.status.success(), "weir tail failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
@@ -176,19 +181,37 @@ pub fn produce_with(
     partition_key: &str,
     extra: &[&str],
 ) -> Vec<u8> {
+    let sink = format!("kinesis://{stream}");
+    let to_stream = |cmd: &mut Command| {
+        cmd.env("AWS_ENDPOINT_URL_KINESIS", endpoint).args([
+            "--sink",
+            &sink,
+            "--partition-key",
+            partition_key,
+        ]);
+    };
+    produce_as(to_stream, count, tickers, start_ms, extra)
+}
+
+/// Produce `count` trades of `tickers` tickers from `start_ms` with the producer set up by
+/// `to_stream` (its sink, endpoint and credentials); the same trades as JSON lines.
+pub fn produce_as(
+    to_stream: impl FnOnce(&mut Command),
+    count: u64,
+    tickers: u32,
+    start_ms: i64,
+    extra: &[&str],
+) -> Vec<u8> {
     let start = jiff::Timestamp::from_millisecond(start_ms).unwrap().to_string();
     let args = |cmd: &mut Command| {
         cmd.args(["--rate", "0", "--count", &count.to_string(), "--tickers", &tickers.to_string()])
             .args(["--start-time", &start])
             .args(extra);
     };
-    let mut to_stream = producer();
-    args(&mut to_stream);
-    let out = to_stream
-        .env("AWS_ENDPOINT_URL_KINESIS", endpoint)
-        .args(["--sink", &format!("kinesis://{stream}"), "--partition-key", partition_key])
-        .output()
-        .unwrap();
+    let mut producing = producer();
+    args(&mut producing);
+    to_stream(&mut producing);
+    let out = producing.output().unwrap();
     assert!(out.status.success(), "weir-producer failed: {}", String::from_utf8_lossy(&out.stderr));
     let mut to_stdout = producer();
     args(&mut to_stdout);
