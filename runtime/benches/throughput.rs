@@ -15,7 +15,8 @@
 //!
 //! `cargo bench --profile dev -p weir --bench throughput` (records: `WEIR_BENCH_RECORDS`,
 //! default 10,000,000; `WEIR_BENCH_ONLY=native`, `whole`, `routing` or `watermark` runs only
-//! that, for profiling).
+//! that, for profiling; `WEIR_BENCH_COMPARE=a.wasm,b.wasm` compares builds of
+//! sliding-window-max, operator alone, against the native crate as it is now).
 //! Prints a Markdown table for BENCHMARKS.md.
 
 mod common;
@@ -85,8 +86,13 @@ fn native(w: &Workload, size: usize) -> (f64, usize) {
 }
 
 fn wasm(engine: &OperatorEngine, w: &Workload, size: usize) -> (f64, usize) {
+    wasm_of(engine, Artifact::embedded_default(), w, size)
+}
+
+/// [`wasm`] with the component `artifact`.
+fn wasm_of(engine: &OperatorEngine, artifact: Artifact, w: &Workload, size: usize) -> (f64, usize) {
     let mut batches = batches(w, size);
-    let loaded = engine.load(Artifact::embedded_default(), &[]).expect("load");
+    let loaded = engine.load(artifact, &[]).expect("load");
     let mut instance = loaded.instantiate().expect("instance");
     let mut outputs = 0;
     let mut watermark = weir_operator::NO_WATERMARK;
@@ -164,8 +170,54 @@ fn watermark_step(shards: usize) -> f64 {
     start.elapsed().as_secs_f64() * 1e9 / steps as f64
 }
 
+/// `WEIR_BENCH_COMPARE=a.wasm,b.wasm,...`: each component (a build of sliding-window-max) and
+/// the native operator alone on 1,000 and 5 tickers, batch 1,024, rounds interleaved, CPU limit
+/// on and off: what a change to the operator or its build flags buys, measured in one run.
+fn compare(files: &str, n: usize, rounds: usize) {
+    let limited = OperatorEngine::new(Limits::default(), None).expect("engine");
+    let unlimited =
+        OperatorEngine::new(Limits { max_call_time: None, ..Limits::default() }, None).expect("engine");
+    let files: Vec<&str> = files.split(',').collect();
+    let read = |f: &str| Artifact::from_file(std::path::Path::new(f)).expect("component");
+    println!("{n} records, median of {rounds} rounds, batch 1,024, M records/s (x native)\n");
+    println!(
+        "| workload | native | {} |",
+        files.iter().flat_map(|f| [f.to_string(), format!("{f}, no limit")]).collect::<Vec<_>>().join(" | ")
+    );
+    println!("|---|---|{}", "---|".repeat(files.len() * 2));
+    for (name, tickers) in [("1,000 tickers", Tickers::Synthetic(1000)), ("5 tickers", Tickers::Default)] {
+        let w = workload(name, tickers, n);
+        let mut native_rates = Vec::new();
+        let mut rates = vec![Vec::new(); files.len() * 2];
+        for _ in 0..rounds {
+            let (rate, expected) = native(&w, 1024);
+            native_rates.push(rate);
+            for (i, f) in files.iter().enumerate() {
+                for (j, engine) in [&limited, &unlimited].into_iter().enumerate() {
+                    let (rate, outputs) = wasm_of(engine, read(f), &w, 1024);
+                    assert_eq!(outputs, expected, "{f}: outputs differ in number from native");
+                    rates[i * 2 + j].push(rate);
+                }
+            }
+        }
+        let native_rate = median(native_rates);
+        let cells: Vec<String> = rates
+            .into_iter()
+            .map(|r| {
+                let r = median(r);
+                format!("{:.2} ({:.2}x)", r / 1e6, r / native_rate)
+            })
+            .collect();
+        println!("| {name} | {:.2} | {} |", native_rate / 1e6, cells.join(" | "));
+    }
+}
+
 fn main() {
     let n = env("WEIR_BENCH_RECORDS", 10_000_000);
+    if let Ok(files) = std::env::var("WEIR_BENCH_COMPARE") {
+        compare(&files, n, env("WEIR_BENCH_ROUNDS", 5).max(1));
+        return;
+    }
     if std::env::var("WEIR_BENCH_ONLY").as_deref() == Ok("watermark") {
         let w = workload("1,000 tickers", Tickers::Synthetic(1000), n);
         let engine = OperatorEngine::new(Limits::default(), None).expect("engine");

@@ -32,6 +32,11 @@ impl OperatorEngine {
         config.wasm_component_model(true);
         // The CPU limit: cheaper than fuel metering, see BENCHMARKS.md.
         config.epoch_interruption(limits.max_call_time.is_some());
+        // For profiling (BENCHMARKS.md): `perf` names the operator's functions from
+        // /tmp/perf-PID.map instead of showing bare addresses.
+        if std::env::var_os("WEIR_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(LoadError::Engine)?;
         let mut linker = Linker::new(&engine);
         // A wasip2 guest built with Rust's std imports WASI interfaces even when it uses none;
