@@ -106,6 +106,33 @@ impl<'a> Cursor<'a> {
         self.at += n;
     }
 
+    /// How many bytes have been read.
+    #[inline]
+    pub fn position(&self) -> usize {
+        self.at
+    }
+
+    /// Move past `literal` if the text at the cursor starts with it.
+    #[inline]
+    pub fn literal(&mut self, literal: &Literal) -> Option<()> {
+        literal.starts(self.rest()).then(|| self.at += literal.len())
+    }
+
+    /// Whether the text from the cursor on is exactly `literal`, one of at most eight bytes
+    /// (what ends a record: `}`, `}\n`).
+    #[inline]
+    pub fn ends_with(&self, literal: &Literal) -> bool {
+        let len = literal.len();
+        if len > 8 || self.data.len().checked_sub(self.at) != Some(len) {
+            return false;
+        }
+        match self.data.len().checked_sub(8).and_then(|from| word(&self.data[from..])) {
+            // The last eight bytes, whose top `len` bytes are the literal's.
+            Some(last) => len == 0 || last >> ((8 - len) * 8) == literal.words[0],
+            None => self.rest() == &literal.first_word()[..len],
+        }
+    }
+
     /// Move past the string at the cursor (which must start with its quote), escapes
     /// included; what it holds. `None` if it is not closed.
     #[inline]
@@ -180,6 +207,74 @@ impl<'a> Cursor<'a> {
                 _ => at += 1,
             }
         }
+    }
+}
+
+/// A short run of text (at most [`Literal::MAX`] bytes) known in advance, such as what stands
+/// between two values of a record (`", "TICKER": `), recognised a word at a time with no
+/// loop and no call: in wasm a loop checks the CPU deadline on each turn and `memcmp` is a
+/// call and a byte loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Literal {
+    words: [u64; 3],
+    len: u8,
+}
+
+impl Literal {
+    /// The longest literal.
+    pub const MAX: usize = 24;
+
+    /// `text` as a literal, if it has at most [`Literal::MAX`] bytes.
+    pub fn new(text: &[u8]) -> Option<Self> {
+        if text.len() > Self::MAX {
+            return None;
+        }
+        let mut words = [0u64; 3];
+        for (w, chunk) in words.iter_mut().zip(text.chunks(8)) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            *w = u64::from_le_bytes(b);
+        }
+        Some(Self { words, len: text.len() as u8 })
+    }
+
+    /// Its length in bytes.
+    #[inline]
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Whether it is empty.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether `text` starts with it. Reads whole words, so `text` must hold a few bytes more
+    /// than the literal (up to the next multiple of eight); when it does not, `false`.
+    #[inline]
+    pub fn starts(&self, text: &[u8]) -> bool {
+        let len = self.len();
+        if len == 0 {
+            return true;
+        }
+        if text.len() < len.next_multiple_of(8) {
+            // Too near the end for whole words: byte by byte.
+            let bytes: Vec<u8> = self.words.iter().flat_map(|w| w.to_le_bytes()).collect();
+            return text.get(..len) == bytes.get(..len);
+        }
+        let masked = |i: usize| {
+            let keep = len.saturating_sub(i * 8).min(8);
+            let mask = if keep == 8 { u64::MAX } else { (1u64 << (keep * 8)) - 1 };
+            text.get(i * 8..).and_then(word).is_some_and(|w| w & mask == self.words[i])
+        };
+        masked(0) && (len <= 8 || masked(1)) && (len <= 16 || masked(2))
+    }
+
+    /// Its first eight bytes.
+    #[inline]
+    fn first_word(&self) -> [u8; 8] {
+        self.words[0].to_le_bytes()
     }
 }
 
@@ -308,5 +403,51 @@ mod tests {
         let backslash = QuotedName::new(b"\\");
         assert!(!backslash.is_plain());
         assert!(!backslash.starts(br#""\": 1, "more": 2}"#), "an escaped quote, not the name");
+    }
+
+    #[test]
+    fn a_literal_matches_exactly_its_text_near_the_end_too() {
+        for text in [&b""[..], b"}", b", \"PRICE\": ", b"{\"EVENT_TIME\": \"", b"123456789012345678901234"] {
+            let lit = Literal::new(text).unwrap();
+            assert_eq!(lit.len(), text.len());
+            let padded = [text, b"42.17, \"more\": 1}"].concat();
+            assert!(lit.starts(&padded), "{:?}", String::from_utf8_lossy(text));
+            assert!(lit.starts(text), "exactly the text, too short for whole words");
+            for i in 0..text.len() {
+                let mut other = padded.clone();
+                other[i] ^= 0x20;
+                assert!(!lit.starts(&other), "{:?} with byte {i} changed", String::from_utf8_lossy(text));
+                assert!(!lit.starts(&text[..i]), "cut at {i}");
+            }
+        }
+        assert_eq!(Literal::new(&[b' '; 25]), None);
+    }
+
+    #[test]
+    fn a_record_ends_with_a_literal_only_if_nothing_else_follows() {
+        let end = Literal::new(b"}\n").unwrap();
+        let record = b"{\"PRICE\": 42.17}\n";
+        let at = |n: usize| {
+            let mut c = Cursor::new(record);
+            c.advance(n);
+            c
+        };
+        assert!(at(record.len() - 2).ends_with(&end));
+        assert!(!at(record.len() - 3).ends_with(&end));
+        assert!(!at(record.len() - 1).ends_with(&end));
+        assert!(!at(record.len() - 2).ends_with(&Literal::new(b"]\n").unwrap()));
+        assert!(at(record.len()).ends_with(&Literal::new(b"").unwrap()));
+        // Shorter than a word: compared byte by byte.
+        let mut short = Cursor::new(b"1}");
+        short.advance(1);
+        assert!(short.ends_with(&Literal::new(b"}").unwrap()));
+        assert!(!short.ends_with(&Literal::new(b")").unwrap()));
+        // What follows the cursor, not what precedes it.
+        let mut c = Cursor::new(b"{\"A\": 1} }");
+        c.advance(9);
+        assert!(c.ends_with(&Literal::new(b"}").unwrap()));
+        let mut c = Cursor::new(b"{\"A\": 1} }");
+        c.advance(7);
+        assert!(!c.ends_with(&Literal::new(b"}").unwrap()));
     }
 }

@@ -23,7 +23,9 @@
 
 pub mod config;
 pub mod event_time;
+mod keys;
 pub mod panes;
+mod result;
 pub mod scan;
 pub mod snapshot;
 pub mod trade;
@@ -32,20 +34,28 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::rc::Rc;
 
-use rustc_hash::FxHashMap;
-use serde::Serialize;
 use weir_operator::{Batch, Error, Grouping, INSTANCE_KEY, KeyedStates, Operator, Output, Settings};
 
 pub use config::{Config, TimeMode};
+use keys::KeyIndex;
 use panes::Panes;
+use result::{WindowText, timestamp};
 
 /// "No time yet": below every real time.
 const NEVER: i64 = i64::MIN;
+
+/// A trade's ticker: the id of a key seen before, or a new one.
+enum Ticker<'a> {
+    Known(u32),
+    New(&'a str),
+}
 
 /// One ticker's state.
 #[derive(Debug)]
 struct Key {
     ticker: Box<str>,
+    /// The ticker as a JSON string, for its results.
+    quoted: Box<str>,
     panes: Panes,
     /// End of the last window fired for this key (NEVER if none).
     last_fired_end: i64,
@@ -61,9 +71,8 @@ pub struct SlidingWindowMax {
     parser: Rc<trade::TradeParser>,
     pane_ms: i64,
     keys: Vec<Key>,
-    /// Ticker to index in `keys`. FxHash: fast for short strings and the same in every build,
-    /// which keeps outputs identical natively and in wasm.
-    index: FxHashMap<Box<str>, u32>,
+    /// Ticker bytes to index in `keys`.
+    index: KeyIndex,
     /// (window end, key) of pending windows, earliest first. An entry whose end is not its key's
     /// `timer` any more is stale and skipped.
     timers: BinaryHeap<Reverse<(i64, u32)>>,
@@ -80,7 +89,7 @@ impl SlidingWindowMax {
             parser: Rc::new(trade::TradeParser::new(config.fields())),
             config,
             keys: Vec::new(),
-            index: FxHashMap::default(),
+            index: KeyIndex::default(),
             timers: BinaryHeap::new(),
             max_event_time: NEVER,
             watermark: NEVER,
@@ -108,26 +117,31 @@ impl SlidingWindowMax {
     }
 
     fn key_id(&mut self, ticker: &str) -> u32 {
-        if let Some(&id) = self.index.get(ticker) {
+        if let Some(id) = self.index.get(ticker.as_bytes()) {
             return id;
         }
         let id = self.keys.len() as u32;
         self.keys.push(Key {
             ticker: ticker.into(),
+            quoted: result::quoted(ticker),
             panes: Panes::new(),
             last_fired_end: NEVER,
             timer: i64::MAX,
         });
-        self.index.insert(ticker.into(), id);
+        self.index.insert(ticker.as_bytes(), id);
         id
     }
 
-    /// Add one trade at `time`. `Err`: it is late (every window it belongs to was emitted for
-    /// its ticker), and why; `Ok(Some(why))`: it counts in its open windows but is partly late.
-    fn add(&mut self, ticker: &str, time: i64, price: f64) -> Result<Option<String>, String> {
+    /// Add one trade of `ticker` (its id if it has one: `known`) at `time`. `Err`: it is late
+    /// (every window it belongs to was emitted for its ticker), and why; `Ok(Some(why))`: it
+    /// counts in its open windows but is partly late.
+    fn add(&mut self, ticker: Ticker<'_>, time: i64, price: f64) -> Result<Option<String>, String> {
+        let known = match ticker {
+            Ticker::Known(id) => Some(id),
+            Ticker::New(_) => None,
+        };
         // Windows of this ticker ending here or before are closed: fired, or passed by the
         // watermark while empty for it (a restored key may have fired past the watermark).
-        let known = self.index.get(ticker).copied();
         let fired = known.map_or(NEVER, |id| self.keys[id as usize].last_fired_end);
         let closed = fired.max(self.watermark);
         // A window containing `time` ends after it: at or after `closed`, none is closed (the
@@ -135,9 +149,9 @@ impl SlidingWindowMax {
         let partly = if time < closed { self.lateness(time, closed)? } else { None };
         let pane = time.div_euclid(self.pane_ms) * self.pane_ms;
         let candidate = self.first_end_containing(pane, closed);
-        let id = match known {
-            Some(id) => id,
-            None => self.key_id(ticker),
+        let id = match ticker {
+            Ticker::Known(id) => id,
+            Ticker::New(ticker) => self.key_id(ticker),
         };
         let key = &mut self.keys[id as usize];
         key.panes.add(pane, price);
@@ -212,8 +226,7 @@ impl SlidingWindowMax {
             let agg = key.panes.fire(end, w);
             key.last_fired_end = end;
             if agg.count > 0 {
-                let (start_text, end_text) = self.window_text.get(end - w, end);
-                emit(out, &key.ticker, start_text, end_text, agg.max, agg.count);
+                self.window_text.emit(out, &key.ticker, &key.quoted, end - w, end, agg);
             }
             // The next window with a pane in it: end + slide if a pane remains inside it, else
             // the first window containing the next pane.
@@ -229,53 +242,6 @@ impl SlidingWindowMax {
             }
         }
     }
-}
-
-/// One result record, as JSON.
-#[derive(Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-struct WindowResult<'a> {
-    ticker: &'a str,
-    window_start: &'a str,
-    window_end: &'a str,
-    max_price: f64,
-    trades: u64,
-}
-
-/// The start and end of the last window fired, as text: every ticker's result for a window
-/// repeats them, so they are formatted once per window rather than once per result.
-#[derive(Debug, Default)]
-struct WindowText {
-    end: Option<i64>,
-    start_text: String,
-    end_text: String,
-}
-
-impl WindowText {
-    fn get(&mut self, start: i64, end: i64) -> (&str, &str) {
-        if self.end != Some(end) {
-            self.end = Some(end);
-            self.start_text = timestamp(start);
-            self.end_text = timestamp(end);
-        }
-        (&self.start_text, &self.end_text)
-    }
-}
-
-/// A time as RFC 3339 UTC with millisecond precision.
-fn timestamp(ms: i64) -> String {
-    match jiff::Timestamp::from_millisecond(ms) {
-        Ok(ts) => format!("{ts:.3}"),
-        Err(_) => ms.to_string(),
-    }
-}
-
-fn emit(out: &mut Output, ticker: &str, start: &str, end: &str, max_price: f64, trades: u64) {
-    let result = WindowResult { ticker, window_start: start, window_end: end, max_price, trades };
-    out.emit_with(ticker, |buf| {
-        // Writing a plain struct into a Vec cannot fail: no I/O, no non-string map keys.
-        let _ = serde_json::to_writer(buf, &result);
-    });
 }
 
 impl Operator for SlidingWindowMax {
@@ -304,6 +270,21 @@ impl Operator for SlidingWindowMax {
                     out.reject(record.index, reason);
                     continue;
                 }
+            };
+            // A ticker is looked up by its bytes, and becomes text only when it is a new key.
+            let ticker = match self.index.get(&parsed.ticker) {
+                Some(id) => Ticker::Known(id),
+                None => match std::str::from_utf8(&parsed.ticker) {
+                    Ok(t) => Ticker::New(t),
+                    // The parser gives UTF-8 only; refused rather than trusted all the same.
+                    Err(e) => {
+                        out.reject(
+                            record.index,
+                            format!("field {:?} is not UTF-8: {e}", self.config.ticker_field),
+                        );
+                        continue;
+                    }
+                },
             };
             let time = if processing {
                 now
@@ -344,7 +325,7 @@ impl Operator for SlidingWindowMax {
                 );
                 continue;
             }
-            match self.add(&parsed.ticker, time, parsed.price) {
+            match self.add(ticker, time, parsed.price) {
                 Ok(None) => {}
                 Ok(Some(partly)) => out.report_partly_late(record.index, partly),
                 Err(late) => {

@@ -8,7 +8,9 @@
 //! `weir-json`'s, shared with the host's router. Measured: decoding was about half of the
 //! whole path's CPU (BENCHMARKS.md).
 
-use weir_json::{Cursor, QuotedName};
+use std::cell::RefCell;
+
+use weir_json::{Cursor, Literal, QuotedName};
 
 use crate::config::Fields;
 
@@ -17,8 +19,9 @@ use crate::config::Fields;
 pub struct Scanned<'a> {
     /// The event time's text (printable ASCII, not yet parsed).
     pub time: &'a [u8],
-    /// The ticker (UTF-8, no escapes, not empty).
-    pub ticker: &'a str,
+    /// The ticker (UTF-8, no escapes, not empty), as bytes: checking UTF-8 is skipped when
+    /// every byte is ASCII, which the string scan already knows.
+    pub ticker: &'a [u8],
     /// The price, exactly as serde_json computes it for the same text.
     pub price: f64,
 }
@@ -35,6 +38,108 @@ pub struct Scanner {
     /// Whether every name is written the same inside a JSON string: only then can keys be
     /// recognised by their bytes.
     plain: bool,
+    /// The layout of the last record the general scan read, tried first.
+    shape: RefCell<Option<Shape>>,
+}
+
+/// One of the three values, as the scan reads it.
+enum Value<'a> {
+    Time(&'a [u8]),
+    Ticker(&'a [u8]),
+    Price(f64),
+}
+
+/// The three values, as far as read.
+#[derive(Default)]
+struct Parts<'a> {
+    time: Option<&'a [u8]>,
+    ticker: Option<&'a [u8]>,
+    price: Option<f64>,
+}
+
+impl<'a> Parts<'a> {
+    /// Take `value`; `None` if its field was already given.
+    #[inline]
+    fn set(&mut self, value: Value<'a>) -> Option<()> {
+        match value {
+            Value::Time(t) if self.time.is_none() => self.time = Some(t),
+            Value::Ticker(t) if self.ticker.is_none() => self.ticker = Some(t),
+            Value::Price(p) if self.price.is_none() => self.price = Some(p),
+            _ => return None,
+        }
+        Some(())
+    }
+
+    fn scanned(self) -> Option<Scanned<'a>> {
+        Some(Scanned { time: self.time?, ticker: self.ticker?, price: self.price? })
+    }
+}
+
+/// Where each of a record's three values stands, in order: (field, start, end).
+type Spans = [(usize, usize, usize); 3];
+
+/// A record's layout: which field each value is, in order, and the text between them
+/// (`{"EVENT_TIME": `, `, "TICKER": `, `, "PRICE": `, `}`). A producer writes every record the
+/// same way, so after the first, a record is read by matching that text a word at a time and
+/// reading the three values, with no search for names or whitespace: in wasm each of those
+/// loops checks the CPU deadline on every turn. A record that does not match takes the general
+/// scan, which learns its layout in turn. Reading one value after a literal is exactly what the
+/// general scan does after the same text, so both give the same result.
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    /// The field (0 time, 1 ticker, 2 price) of the first, second and third value.
+    order: [usize; 3],
+    /// The text before each value.
+    before: [Literal; 3],
+    /// The text after the last value, to the end of the record.
+    after: Literal,
+}
+
+impl Shape {
+    /// The layout of `data`, whose values (in order: field, start, end) the general scan found;
+    /// `None` if some text between them is too long to be a [`Literal`].
+    fn of(data: &[u8], values: Spans) -> Option<Self> {
+        let [(f0, s0, e0), (f1, s1, e1), (f2, s2, e2)] = values;
+        let lit = |from: usize, to: usize| data.get(from..to).and_then(Literal::new);
+        let after = lit(e2, data.len()).filter(|l| l.len() <= 8)?;
+        Some(Self { order: [f0, f1, f2], before: [lit(0, s0)?, lit(e0, s1)?, lit(e1, s2)?], after })
+    }
+
+    /// `data` read with this layout, or `None` if it does not have it.
+    #[inline]
+    fn trade<'a>(&self, data: &'a [u8]) -> Option<Scanned<'a>> {
+        let mut c = Cursor::new(data);
+        let mut parts = Parts::default();
+        // Three calls rather than a loop over three: one loop fewer checking the deadline.
+        c.literal(&self.before[0])?;
+        parts.set(value(self.order[0], &mut c)?)?;
+        c.literal(&self.before[1])?;
+        parts.set(value(self.order[1], &mut c)?)?;
+        c.literal(&self.before[2])?;
+        parts.set(value(self.order[2], &mut c)?)?;
+        if !c.ends_with(&self.after) {
+            return None;
+        }
+        parts.scanned()
+    }
+}
+
+/// The value of `field` at the cursor, if the fast path reads it (see the module's doc).
+#[inline]
+fn value<'a>(field: usize, c: &mut Cursor<'a>) -> Option<Value<'a>> {
+    Some(match field {
+        0 => {
+            // Printable ASCII only: anything else is for jiff's messages through serde_json.
+            let s = c.string().filter(|s| !s.escaped && !s.control && s.ascii)?;
+            Value::Time(s.raw)
+        }
+        1 => {
+            let s = c.string().filter(|s| !s.escaped && !s.control)?;
+            let utf8 = s.ascii || std::str::from_utf8(s.raw).is_ok();
+            Value::Ticker(Some(s.raw).filter(|t| utf8 && !t.is_empty())?)
+        }
+        _ => Value::Price(number(c)?),
+    })
 }
 
 impl Scanner {
@@ -42,7 +147,7 @@ impl Scanner {
     pub fn new(fields: &Fields) -> Self {
         let names = [&fields.time, &fields.ticker, &fields.price].map(|n| QuotedName::new(n.as_bytes()));
         let plain = names.iter().all(QuotedName::is_plain);
-        Self { names, plain }
+        Self { names, plain, shape: RefCell::new(None) }
     }
 
     /// Scan `data` as a trade; `None` means: let serde_json decide.
@@ -50,30 +155,37 @@ impl Scanner {
         if !self.plain {
             return None;
         }
+        if let Some(shape) = &*self.shape.borrow()
+            && let Some(scanned) = shape.trade(data)
+        {
+            return Some(scanned);
+        }
+        let (scanned, values) = self.general(data)?;
+        *self.shape.borrow_mut() = Shape::of(data, values);
+        Some(scanned)
+    }
+
+    /// Any layout: fields in any order, whitespace anywhere JSON allows it. The values found,
+    /// with where each stands (field, start, end).
+    fn general<'a>(&self, data: &'a [u8]) -> Option<(Scanned<'a>, Spans)> {
         let mut c = Cursor::new(data);
         c.whitespace();
         c.eat(b'{')?;
-        let (mut time, mut ticker, mut price) = (None, None, None);
+        let mut parts = Parts::default();
+        let mut values: Spans = [(0, 0, 0); 3];
+        let mut n = 0;
         loop {
             c.whitespace();
-            let field = self.names.iter().position(|n| n.starts(c.rest()))?;
+            let field = self.names.iter().position(|name| name.starts(c.rest()))?;
             c.advance(self.names[field].quoted_len());
             c.whitespace();
             c.eat(b':')?;
             c.whitespace();
-            match field {
-                0 if time.is_none() => {
-                    // Printable ASCII only: anything else is for jiff's messages through serde_json.
-                    let s = c.string().filter(|s| !s.escaped && !s.control && s.ascii)?;
-                    time = Some(s.raw);
-                }
-                1 if ticker.is_none() => {
-                    let s = c.string().filter(|s| !s.escaped && !s.control)?;
-                    ticker = Some(std::str::from_utf8(s.raw).ok().filter(|t| !t.is_empty())?);
-                }
-                2 if price.is_none() => price = Some(number(&mut c)?),
-                _ => return None,
-            }
+            let start = c.position();
+            parts.set(value(field, &mut c)?)?;
+            // At most three values: a fourth repeats a field, which `set` refused.
+            *values.get_mut(n)? = (field, start, c.position());
+            n += 1;
             c.whitespace();
             match c.bump()? {
                 b',' => continue,
@@ -85,7 +197,7 @@ impl Scanner {
         if !c.at_end() {
             return None;
         }
-        Some(Scanned { time: time?, ticker: ticker?, price: price? })
+        Some((parts.scanned()?, values))
     }
 }
 
@@ -153,14 +265,14 @@ mod tests {
         let data = br#"{"EVENT_TIME": "2026-11-25T10:00:00.123", "TICKER": "AMZN", "PRICE": 42.17}"#;
         assert_eq!(
             scan(data),
-            Some(Scanned { time: b"2026-11-25T10:00:00.123", ticker: "AMZN", price: 42.17 })
+            Some(Scanned { time: b"2026-11-25T10:00:00.123", ticker: b"AMZN", price: 42.17 })
         );
         let reordered = b" {\"PRICE\":-7,\n\"TICKER\":\"\xc3\xa9\",\"EVENT_TIME\":\"x\"}\t";
-        assert_eq!(scan(reordered), Some(Scanned { time: b"x", ticker: "é", price: -7.0 }));
+        assert_eq!(scan(reordered), Some(Scanned { time: b"x", ticker: "é".as_bytes(), price: -7.0 }));
         // Long names and values cross word boundaries.
         let long =
             br#"{"EVENT_TIME":"2026-11-25T10:00:00.123456789Z","TICKER":"ABCDEFGHIJKLMNOPQRS","PRICE":1}"#;
-        assert_eq!(scan(long).map(|s| s.ticker), Some("ABCDEFGHIJKLMNOPQRS"));
+        assert_eq!(scan(long).map(|s| s.ticker), Some(&b"ABCDEFGHIJKLMNOPQRS"[..]));
     }
 
     #[test]

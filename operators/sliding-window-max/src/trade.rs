@@ -15,7 +15,9 @@ use crate::event_time::EventTimes;
 pub struct Trade<'a> {
     /// Event time, ms since the Unix epoch (None when the field is absent).
     pub time_ms: Option<i64>,
-    pub ticker: Cow<'a, str>,
+    /// The ticker's text as bytes (always UTF-8): looked up by its bytes, it is turned into a
+    /// `str` only when it is a new key.
+    pub ticker: Cow<'a, [u8]>,
     pub price: f64,
 }
 
@@ -62,6 +64,10 @@ impl TradeParser {
             return Err(format!("field {:?} is empty", fields.ticker));
         }
         let price = price.ok_or_else(|| format!("missing field {:?}", fields.price))?;
+        let ticker = match ticker {
+            Cow::Borrowed(t) => Cow::Borrowed(t.as_bytes()),
+            Cow::Owned(t) => Cow::Owned(t.into_bytes()),
+        };
         Ok(Trade { time_ms, ticker, price })
     }
 }
@@ -239,7 +245,7 @@ mod tests {
         let data = br#"{"EVENT_TIME": "2026-11-25T10:00:00.123", "TICKER": "AMZN", "PRICE": 42.17, "X": [1, {"y": 2}]}"#;
         let t = TradeParser::new(fields()).parse(data).unwrap();
         assert_eq!(t.time_ms, Some(1_795_600_800_123));
-        assert!(matches!(t.ticker, Cow::Borrowed("AMZN")));
+        assert!(matches!(t.ticker, Cow::Borrowed(b"AMZN")));
         assert_eq!(t.price, 42.17);
     }
 

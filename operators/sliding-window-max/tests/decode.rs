@@ -17,7 +17,9 @@ fn parser() -> TradeParser {
 fn outcome(
     parsed: Result<sliding_window_max::trade::Trade<'_>, String>,
 ) -> Result<(Option<i64>, String, u64), String> {
-    parsed.map(|t| (t.time_ms, t.ticker.into_owned(), t.price.to_bits()))
+    parsed.map(|t| {
+        (t.time_ms, String::from_utf8(t.ticker.into_owned()).expect("a ticker is UTF-8"), t.price.to_bits())
+    })
 }
 
 fn time_text() -> impl Strategy<Value = String> {
@@ -121,6 +123,47 @@ fn record() -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
+/// Records as one producer writes them: one layout (field order, whitespace, what ends the
+/// record), values drawn anew for each, some damaged, some with another layout. The scanner
+/// learns a layout from one record and reads the next ones by it.
+fn stream() -> impl Strategy<Value = Vec<Vec<u8>>> {
+    let layout = (any::<u64>(), prop::collection::vec(whitespace(), 8), prop_oneof![Just(""), Just("\n")]);
+    let values = (
+        time_text(),
+        ticker_text(),
+        price_text(),
+        proptest::option::weighted(0.1, (any::<prop::sample::Index>(), any::<u8>())),
+    );
+    (layout, prop::collection::vec(values, 1..12), prop::collection::vec(record(), 2)).prop_map(
+        |((order, ws, end), values, others)| {
+            let mut records: Vec<Vec<u8>> = values
+                .into_iter()
+                .map(|(time, ticker, price, damage)| {
+                    let mut entries = [
+                        format!("\"EVENT_TIME\"{}:{}{time}", ws[0], ws[1]),
+                        format!("\"TICKER\":{}{ticker}", ws[2]),
+                        format!("\"PRICE\"{}:{price}{}", ws[3], ws[4]),
+                    ];
+                    entries.swap(0, (order % 3) as usize);
+                    entries.swap(1, 1 + (order / 3 % 2) as usize);
+                    let mut bytes =
+                        format!("{}{{{}{}}}{}{end}", ws[5], ws[6], entries.join(","), ws[7]).into_bytes();
+                    if let Some((at, byte)) = damage {
+                        let i = at.index(bytes.len());
+                        bytes[i] = byte;
+                    }
+                    bytes
+                })
+                .collect();
+            // Another layout in the middle and at the end.
+            let [a, b] = <[Vec<u8>; 2]>::try_from(others).unwrap_or_default();
+            records.insert(records.len() / 2, a);
+            records.push(b);
+            records
+        },
+    )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 20_000, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -128,6 +171,18 @@ proptest! {
     fn the_fast_path_reads_and_refuses_exactly_as_serde_json(data in record()) {
         let (fast, slow) = (parser(), parser());
         prop_assert_eq!(outcome(fast.parse(&data)), outcome(slow.parse_with_serde(&data)), "{}", String::from_utf8_lossy(&data));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 5_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn records_read_by_a_learned_layout_are_read_and_refused_as_serde_json_does(records in stream()) {
+        let (fast, slow) = (parser(), parser());
+        for data in &records {
+            prop_assert_eq!(outcome(fast.parse(data)), outcome(slow.parse_with_serde(data)), "{}", String::from_utf8_lossy(data));
+        }
     }
 }
 
