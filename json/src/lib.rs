@@ -13,20 +13,20 @@ const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// The high bit of the lowest byte of `v` equal to `b` is set (higher ones may be wrong).
-#[inline]
+#[inline(always)]
 fn bytes_equal(v: u64, b: u8) -> u64 {
     let x = v ^ (ONES * u64::from(b));
     x.wrapping_sub(ONES) & !x & HIGHS
 }
 
 /// The high bit of the lowest byte of `v` below `n` (n <= 128) is set (higher ones may be wrong).
-#[inline]
+#[inline(always)]
 fn bytes_below(v: u64, n: u8) -> u64 {
     v.wrapping_sub(ONES * u64::from(n)) & !v & HIGHS
 }
 
 /// Eight bytes as a little-endian word.
-#[inline]
+#[inline(always)]
 fn word(bytes: &[u8]) -> Option<u64> {
     let mut w = [0u8; 8];
     w.copy_from_slice(bytes.get(..8)?);
@@ -67,13 +67,13 @@ impl<'a> Cursor<'a> {
     }
 
     /// The byte at the cursor.
-    #[inline]
+    #[inline(always)]
     pub fn peek(&self) -> Option<u8> {
         self.data.get(self.at).copied()
     }
 
     /// The byte at the cursor, moving past it.
-    #[inline]
+    #[inline(always)]
     pub fn bump(&mut self) -> Option<u8> {
         let b = self.peek()?;
         self.at += 1;
@@ -81,13 +81,13 @@ impl<'a> Cursor<'a> {
     }
 
     /// Move past `expected`, or `None` if another byte (or nothing) is there.
-    #[inline]
+    #[inline(always)]
     pub fn eat(&mut self, expected: u8) -> Option<()> {
         (self.bump()? == expected).then_some(())
     }
 
     /// Move past JSON whitespace.
-    #[inline]
+    #[inline(always)]
     pub fn whitespace(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.data.get(self.at) {
             self.at += 1;
@@ -95,32 +95,32 @@ impl<'a> Cursor<'a> {
     }
 
     /// The text from the cursor on.
-    #[inline]
+    #[inline(always)]
     pub fn rest(&self) -> &'a [u8] {
         self.data.get(self.at..).unwrap_or_default()
     }
 
     /// Move `n` bytes on.
-    #[inline]
+    #[inline(always)]
     pub fn advance(&mut self, n: usize) {
         self.at += n;
     }
 
     /// How many bytes have been read.
-    #[inline]
+    #[inline(always)]
     pub fn position(&self) -> usize {
         self.at
     }
 
     /// Move past `literal` if the text at the cursor starts with it.
-    #[inline]
+    #[inline(always)]
     pub fn literal(&mut self, literal: &Literal) -> Option<()> {
         literal.starts(self.rest()).then(|| self.at += literal.len())
     }
 
     /// Whether the text from the cursor on is exactly `literal`, one of at most eight bytes
     /// (what ends a record: `}`, `}\n`).
-    #[inline]
+    #[inline(always)]
     pub fn ends_with(&self, literal: &Literal) -> bool {
         let len = literal.len();
         if len > 8 || self.data.len().checked_sub(self.at) != Some(len) {
@@ -135,7 +135,7 @@ impl<'a> Cursor<'a> {
 
     /// Move past the string at the cursor (which must start with its quote), escapes
     /// included; what it holds. `None` if it is not closed.
-    #[inline]
+    #[inline(always)]
     pub fn string(&mut self) -> Option<RawString<'a>> {
         self.eat(b'"')?;
         let (data, start) = (self.data, self.at);
@@ -252,7 +252,7 @@ impl Literal {
 
     /// Whether `text` starts with it. Reads whole words, so `text` must hold a few bytes more
     /// than the literal (up to the next multiple of eight); when it does not, `false`.
-    #[inline]
+    #[inline(always)]
     pub fn starts(&self, text: &[u8]) -> bool {
         let len = self.len();
         if len == 0 {
@@ -263,12 +263,18 @@ impl Literal {
             let bytes: Vec<u8> = self.words.iter().flat_map(|w| w.to_le_bytes()).collect();
             return text.get(..len) == bytes.get(..len);
         }
-        let masked = |i: usize| {
-            let keep = len.saturating_sub(i * 8).min(8);
-            let mask = if keep == 8 { u64::MAX } else { (1u64 << (keep * 8)) - 1 };
-            text.get(i * 8..).and_then(word).is_some_and(|w| w & mask == self.words[i])
-        };
-        masked(0) && (len <= 8 || masked(1)) && (len <= 16 || masked(2))
+        self.word_matches(text, 0)
+            && (len <= 8 || self.word_matches(text, 1))
+            && (len <= 16 || self.word_matches(text, 2))
+    }
+
+    /// Whether word `i` of `text` holds the literal's bytes there (a function rather than a
+    /// closure: LLVM left the closure a call in wasm).
+    #[inline(always)]
+    fn word_matches(&self, text: &[u8], i: usize) -> bool {
+        let keep = self.len().saturating_sub(i * 8).min(8);
+        let mask = if keep == 8 { u64::MAX } else { (1u64 << (keep * 8)) - 1 };
+        text.get(i * 8..).and_then(word).is_some_and(|w| w & mask == self.words[i])
     }
 
     /// Its first eight bytes.

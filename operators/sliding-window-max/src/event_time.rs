@@ -25,6 +25,7 @@ impl EventTimes {
 
     /// [`parse`](Self::parse) of text not yet checked to be UTF-8: the same minute as the last
     /// one needs no check (its prefix was), anything else is checked, then parsed.
+    #[inline(always)]
     pub fn parse_bytes(&self, b: &[u8]) -> Result<i64, String> {
         if let Some(((prefix, rest), (cached, minute_ms))) =
             b.split_first_chunk::<16>().zip(self.minute.get())
@@ -48,6 +49,7 @@ impl EventTimes {
 }
 
 /// `:SS`, then optionally `.` and 1 to 9 digits, then optionally `Z`: the ms into the minute.
+#[inline(always)]
 fn seconds_and_fraction(rest: &[u8]) -> Option<i64> {
     let digit = |c: u8| c.is_ascii_digit().then(|| i64::from(c - b'0'));
     let (&[colon, s1, s2], rest) = rest.split_first_chunk::<3>()?;

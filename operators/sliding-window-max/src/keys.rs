@@ -15,7 +15,7 @@ struct Packed(u64, u64);
 
 impl Packed {
     /// `t` packed, if it has at most 16 bytes: loads of fixed size only, no loop and no call.
-    #[inline]
+    #[inline(always)]
     fn of(t: &[u8]) -> Option<Self> {
         let n = t.len();
         let u32_at =
@@ -47,7 +47,7 @@ pub struct KeyIndex {
 
 impl KeyIndex {
     /// The id of `ticker`, if it has one.
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, ticker: &[u8]) -> Option<u32> {
         match Packed::of(ticker) {
             Some(p) => self.short.get(&p).copied(),

@@ -135,6 +135,7 @@ impl SlidingWindowMax {
     /// Add one trade of `ticker` (its id if it has one: `known`) at `time`. `Err`: it is late
     /// (every window it belongs to was emitted for its ticker), and why; `Ok(Some(why))`: it
     /// counts in its open windows but is partly late.
+    #[inline(always)]
     fn add(&mut self, ticker: Ticker<'_>, time: i64, price: f64) -> Result<Option<String>, String> {
         let known = match ticker {
             Ticker::Known(id) => Some(id),

@@ -96,7 +96,7 @@ impl Panes {
     }
 
     /// Add a trade at `pane_start` with `price`.
-    #[inline]
+    #[inline(always)]
     pub fn add(&mut self, pane_start: i64, price: f64) {
         // In-order input lands in the last pane or a new one after it.
         let mut i = self.panes.len();

@@ -106,7 +106,7 @@ impl Shape {
     }
 
     /// `data` read with this layout, or `None` if it does not have it.
-    #[inline]
+    #[inline(always)]
     fn trade<'a>(&self, data: &'a [u8]) -> Option<Scanned<'a>> {
         let mut c = Cursor::new(data);
         let mut parts = Parts::default();
@@ -125,7 +125,7 @@ impl Shape {
 }
 
 /// The value of `field` at the cursor, if the fast path reads it (see the module's doc).
-#[inline]
+#[inline(always)]
 fn value<'a>(field: usize, c: &mut Cursor<'a>) -> Option<Value<'a>> {
     Some(match field {
         0 => {
@@ -151,6 +151,7 @@ impl Scanner {
     }
 
     /// Scan `data` as a trade; `None` means: let serde_json decide.
+    #[inline(always)]
     pub fn trade<'a>(&self, data: &'a [u8]) -> Option<Scanned<'a>> {
         if !self.plain {
             return None;
@@ -204,7 +205,7 @@ impl Scanner {
 /// A number written `-?(0|[1-9][0-9]*)(\.[0-9]+)?` with at most 18 digits in all: its value as
 /// serde_json computes it (the digits as an integer, converted to f64, divided by the power of
 /// ten of the fraction's length: one correctly rounded operation).
-#[inline]
+#[inline(always)]
 fn number(c: &mut Cursor<'_>) -> Option<f64> {
     let negative = c.peek() == Some(b'-');
     if negative {

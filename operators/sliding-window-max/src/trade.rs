@@ -39,6 +39,7 @@ impl TradeParser {
     /// Parse `data` as a trade. The error says what is missing or malformed, in words fit
     /// for a dead-letter record. Records shaped like the reference trades take the scanner
     /// ([`crate::scan`]); everything else, and every refusal, is serde_json's.
+    #[inline(always)]
     pub fn parse<'a>(&self, data: &'a [u8]) -> Result<Trade<'a>, String> {
         if let Some(scanned) = self.scanner.trade(data)
             && let Ok(time_ms) = self.times.parse_bytes(scanned.time)
