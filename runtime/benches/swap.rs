@@ -10,7 +10,8 @@
 //!    file (the window is emitted at the end of input).
 //!
 //! `scripts/with-emulators cargo bench --profile dev -p weir --bench swap` (`WEIR_BENCH_ROUNDS`,
-//! default 20 starts per case). Prints a Markdown table.
+//! default 20 starts per case). Prints a Markdown table. `WEIR_BENCH_COMPARE=a.wasm,b.wasm`
+//! compares the swap pause of builds of sliding-window-max instead (rounds of 400 swaps).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -25,7 +26,11 @@ const T0: i64 = 1_795_600_800_000;
 
 fn main() {
     let rounds: usize = std::env::var("WEIR_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
-    let mut pauses = swap_pauses(400);
+    if let Ok(files) = std::env::var("WEIR_BENCH_COMPARE") {
+        compare(&files, rounds);
+        return;
+    }
+    let mut pauses = swap_pauses(Artifact::embedded_default(), 400);
     pauses.sort();
     let at = |q: f64| pauses[((pauses.len() - 1) as f64 * q).round() as usize];
     println!("| measure | figure |");
@@ -80,10 +85,28 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// Pauses of `swaps` switches of an instance holding 1,000 tickers of state.
-fn swap_pauses(swaps: usize) -> Vec<Duration> {
+/// `WEIR_BENCH_COMPARE=a.wasm,b.wasm`: the swap pause of each build of sliding-window-max, in
+/// `rounds` interleaved rounds of 400 swaps each.
+fn compare(files: &str, rounds: usize) {
+    let files: Vec<&str> = files.split(',').collect();
+    let mut pauses = vec![Vec::new(); files.len()];
+    for _ in 0..rounds {
+        for (i, f) in files.iter().enumerate() {
+            let artifact = Artifact::from_file(std::path::Path::new(f)).expect("component");
+            pauses[i].extend(swap_pauses(artifact, 400));
+        }
+    }
+    println!("| build | swaps | p50 | p99 | max |\n|---|---|---|---|---|");
+    for (f, mut p) in files.iter().zip(pauses) {
+        p.sort();
+        let at = |q: f64| ms(p[((p.len() - 1) as f64 * q).round() as usize]);
+        println!("| {f} | {} | {:.3} ms | {:.3} ms | {:.3} ms |", p.len(), at(0.5), at(0.99), at(1.0));
+    }
+}
+
+/// Pauses of `swaps` switches of an instance of `artifact` holding 1,000 tickers of state.
+fn swap_pauses(artifact: Artifact, swaps: usize) -> Vec<Duration> {
     let engine = OperatorEngine::new(Limits::default(), None).expect("engine");
-    let artifact = Artifact::embedded_default();
     let (a, b) =
         (engine.load(artifact.clone(), &[]).expect("load"), engine.load(artifact, &[]).expect("load"));
     let mut runner = Runner::new(a, "instance 0", Default::default()).expect("instance");

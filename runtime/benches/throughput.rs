@@ -172,7 +172,8 @@ fn watermark_step(shards: usize) -> f64 {
 
 /// `WEIR_BENCH_COMPARE=a.wasm,b.wasm,...`: each component (a build of sliding-window-max) and
 /// the native operator alone on 1,000 and 5 tickers, batch 1,024, rounds interleaved, CPU limit
-/// on and off: what a change to the operator or its build flags buys, measured in one run.
+/// on and off, then the whole path (one instance, limit on) per CPU-second: what a change to the
+/// operator or its build flags buys, measured in one run.
 fn compare(files: &str, n: usize, rounds: usize) {
     let limited = OperatorEngine::new(Limits::default(), None).expect("engine");
     let unlimited =
@@ -209,6 +210,17 @@ fn compare(files: &str, n: usize, rounds: usize) {
             })
             .collect();
         println!("| {name} | {:.2} | {} |", native_rate / 1e6, cells.join(" | "));
+        // The whole path (one instance, CPU limit on) with each build, in M records per CPU-second.
+        let mut whole = vec![Vec::new(); files.len()];
+        for _ in 0..rounds {
+            for (i, f) in files.iter().enumerate() {
+                let loaded = limited.load(read(f), &[]).expect("load");
+                let run = common::whole_path_of(loaded, &w.lines, 1024, 1, None);
+                whole[i].push(run.records / run.cpu.as_secs_f64());
+            }
+        }
+        let cells: Vec<String> = whole.into_iter().map(|r| format!("{:.2}", median(r) / 1e6)).collect();
+        println!("| {name}, whole path per CPU-s | | {} |", cells.join(" | | "));
     }
 }
 

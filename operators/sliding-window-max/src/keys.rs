@@ -55,6 +55,11 @@ impl KeyIndex {
         }
     }
 
+    /// Room for `more` tickers.
+    pub fn reserve(&mut self, more: usize) {
+        self.short.reserve(more);
+    }
+
     /// Give `ticker` the id `id`.
     pub fn insert(&mut self, ticker: &[u8], id: u32) {
         match Packed::of(ticker) {

@@ -54,8 +54,9 @@ enum Ticker<'a> {
 #[derive(Debug)]
 struct Key {
     ticker: Box<str>,
-    /// The ticker as a JSON string, for its results.
-    quoted: Box<str>,
+    /// The ticker as a JSON string, for its results: made at its first result, not when the
+    /// key is made (a restore makes every key, and the swap waits for it).
+    quoted: Option<Box<str>>,
     panes: Panes,
     /// End of the last window fired for this key (NEVER if none).
     last_fired_end: i64,
@@ -123,7 +124,7 @@ impl SlidingWindowMax {
         let id = self.keys.len() as u32;
         self.keys.push(Key {
             ticker: ticker.into(),
-            quoted: result::quoted(ticker),
+            quoted: None,
             panes: Panes::new(),
             last_fired_end: NEVER,
             timer: i64::MAX,
@@ -227,7 +228,8 @@ impl SlidingWindowMax {
             let agg = key.panes.fire(end, w);
             key.last_fired_end = end;
             if agg.count > 0 {
-                self.window_text.emit(out, &key.ticker, &key.quoted, end - w, end, agg);
+                let quoted = key.quoted.get_or_insert_with(|| result::quoted(&key.ticker));
+                self.window_text.emit(out, &key.ticker, quoted, end - w, end, agg);
             }
             // The next window with a pane in it: end + slide if a pane remains inside it, else
             // the first window containing the next pane.
@@ -374,6 +376,8 @@ impl Operator for SlidingWindowMax {
     }
 
     fn restore(&mut self, state: &KeyedStates) -> Result<(), Error> {
+        self.keys.reserve(state.len());
+        self.index.reserve(state.len());
         for entry in state.iter() {
             if entry.is_instance_wide() {
                 let (max_event_time, watermark) = snapshot::decode_instance(entry.state)?;

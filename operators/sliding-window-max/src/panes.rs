@@ -78,10 +78,14 @@ impl Panes {
     }
 
     /// Panes restored from a snapshot, with `entered_end` the end of the last window fired.
-    pub fn restore(panes: impl IntoIterator<Item = Pane>, entered_end: i64) -> Self {
+    /// The snapshot holds them in order (its decoder refuses anything else), so they are taken
+    /// as they are, with no copy: a swap waits for every key's restore.
+    pub fn restore(panes: Vec<Pane>, entered_end: i64) -> Self {
         let mut p = Self::new();
-        p.panes = panes.into_iter().collect();
-        p.panes.make_contiguous().sort_by_key(|pane| pane.start);
+        p.panes = VecDeque::from(panes);
+        if !p.panes.iter().is_sorted_by_key(|pane| pane.start) {
+            p.panes.make_contiguous().sort_by_key(|pane| pane.start);
+        }
         p.enter_until(entered_end);
         p.entered_end = entered_end;
         p

@@ -46,10 +46,10 @@ pub fn decode_instance(bytes: &[u8]) -> Result<(i64, i64), Error> {
 /// sum fits (state from elsewhere, damaged or crafted, is refused rather than trusted: the
 /// fuzz target `restore` found counts that overflowed the window's total).
 pub fn decode_key(bytes: &[u8]) -> Result<(i64, Vec<Pane>), Error> {
-    let (closed_through, panes): (i64, Vec<(i64, f64, u64)>) = codec::decode(FORMAT, bytes)?;
+    let (closed_through, PaneVec(panes)): (i64, PaneVec) = codec::decode(FORMAT, bytes)?;
     let mut total: u64 = 0;
     let mut previous: Option<i64> = None;
-    for &(start, max, count) in &panes {
+    for &Pane { start, max, count, .. } in &panes {
         if previous.is_some_and(|p| p >= start) {
             return Err(Error::new(format!("panes are out of order at start {start}")));
         }
@@ -62,7 +62,32 @@ pub fn decode_key(bytes: &[u8]) -> Result<(i64, Vec<Pane>), Error> {
             total.checked_add(count).ok_or_else(|| Error::new("the panes' trade counts add up past 2^64"))?;
         previous = Some(start);
     }
-    Ok((closed_through, panes.into_iter().map(|(start, max, count)| Pane::new(start, max, count)).collect()))
+    Ok((closed_through, panes))
+}
+
+/// Panes read from their `(start, max, count)` sequence straight into the `Vec` a key keeps:
+/// one allocation per key (a restore reads every key while the swap waits).
+struct PaneVec(Vec<Pane>);
+
+impl<'de> serde::Deserialize<'de> for PaneVec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = PaneVec;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a sequence of (start, max, count)")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<PaneVec, A::Error> {
+                // A length from the bytes is not trusted for the allocation: capped.
+                let mut panes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+                while let Some((start, max, count)) = seq.next_element::<(i64, f64, u64)>()? {
+                    panes.push(Pane::new(start, max, count));
+                }
+                Ok(PaneVec(panes))
+            }
+        }
+        d.deserialize_seq(Visit)
+    }
 }
 
 #[cfg(test)]

@@ -60,7 +60,16 @@ impl Spread {
     pub fn observe(&mut self, batch: &OwnedBatch, progress: &Progress) -> Result<u64, Unkeyed> {
         self.offset = (self.offset + 1) % SAMPLE_EVERY;
         let mut found = 0;
-        for (key_len, record, _) in batch.packed().skip(self.offset).step_by(SAMPLE_EVERY) {
+        // Walk the lengths and slice only the sampled records (`packed().step_by()` built
+        // every record's slices: 2% of the whole path's CPU).
+        let mut at = 0usize;
+        for (i, (&key_len, &data_len)) in batch.key_lens.iter().zip(&batch.data_lens).enumerate() {
+            let start = at;
+            at += key_len as usize + data_len as usize;
+            if i % SAMPLE_EVERY != self.offset {
+                continue;
+            }
+            let Some(record) = batch.bytes.get(start..at) else { break };
             let (partition_key, data) = record.split_at(key_len as usize);
             let Some(key) = self.field.value(data) else { continue };
             if self.partition_keyed && key.as_ref() != partition_key {
