@@ -17,9 +17,14 @@
 //! that the windows it missed are known to be incomplete.
 //!
 //! Layout: [`config`] (settings), [`trade`] (reading a record, with the fast path in
-//! [`scan`] and event times in [`event_time`]), [`panes`] (one key's windows),
+//! [`scan`] and event times in [`event_time`]), `keys` (tickers to key ids by their bytes),
+//! [`panes`] (one key's windows), `result` (the result record, written by hand),
 //! [`snapshot`] (the keyed state format); this file holds the keys, the watermark and the
 //! timers that fire windows in order.
+//!
+//! The record path is written for wasm as much as for native code: no `memcmp`, UTF-8 check or
+//! `fmax` per trade (calls in wasm), few loops (each turn checks the CPU deadline), and the hot
+//! functions inlined into `process` (BENCHMARKS.md, issue 26).
 
 pub mod config;
 pub mod event_time;
