@@ -128,8 +128,8 @@ impl<'a> Cursor<'a> {
         }
         match self.data.len().checked_sub(8).and_then(|from| word(&self.data[from..])) {
             // The last eight bytes, whose top `len` bytes are the literal's.
-            Some(last) => len == 0 || last >> ((8 - len) * 8) == literal.words[0],
-            None => self.rest() == &literal.first_word()[..len],
+            Some(last) => len == 0 || Some(last >> ((8 - len) * 8)) == word(&literal.bytes),
+            None => self.rest() == literal.text(),
         }
     }
 
@@ -216,7 +216,8 @@ impl<'a> Cursor<'a> {
 /// call and a byte loop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Literal {
-    words: [u64; 3],
+    /// The text, zero-padded.
+    bytes: [u8; Literal::MAX],
     len: u8,
 }
 
@@ -226,16 +227,9 @@ impl Literal {
 
     /// `text` as a literal, if it has at most [`Literal::MAX`] bytes.
     pub fn new(text: &[u8]) -> Option<Self> {
-        if text.len() > Self::MAX {
-            return None;
-        }
-        let mut words = [0u64; 3];
-        for (w, chunk) in words.iter_mut().zip(text.chunks(8)) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            *w = u64::from_le_bytes(b);
-        }
-        Some(Self { words, len: text.len() as u8 })
+        let mut bytes = [0u8; Self::MAX];
+        bytes.get_mut(..text.len())?.copy_from_slice(text);
+        Some(Self { bytes, len: text.len() as u8 })
     }
 
     /// Its length in bytes.
@@ -250,8 +244,14 @@ impl Literal {
         self.len == 0
     }
 
-    /// Whether `text` starts with it. Reads whole words, so `text` must hold a few bytes more
-    /// than the literal (up to the next multiple of eight); when it does not, `false`.
+    /// Its text.
+    #[inline]
+    pub fn text(&self) -> &[u8] {
+        &self.bytes[..self.len()]
+    }
+
+    /// Whether `text` starts with it: a word at a time, or, within a word of the end of
+    /// `text`, by comparing the bytes.
     #[inline(always)]
     pub fn starts(&self, text: &[u8]) -> bool {
         let len = self.len();
@@ -259,9 +259,7 @@ impl Literal {
             return true;
         }
         if text.len() < len.next_multiple_of(8) {
-            // Too near the end for whole words: byte by byte.
-            let bytes: Vec<u8> = self.words.iter().flat_map(|w| w.to_le_bytes()).collect();
-            return text.get(..len) == bytes.get(..len);
+            return text.get(..len) == Some(self.text());
         }
         self.word_matches(text, 0)
             && (len <= 8 || self.word_matches(text, 1))
@@ -274,13 +272,8 @@ impl Literal {
     fn word_matches(&self, text: &[u8], i: usize) -> bool {
         let keep = self.len().saturating_sub(i * 8).min(8);
         let mask = if keep == 8 { u64::MAX } else { (1u64 << (keep * 8)) - 1 };
-        text.get(i * 8..).and_then(word).is_some_and(|w| w & mask == self.words[i])
-    }
-
-    /// Its first eight bytes.
-    #[inline]
-    fn first_word(&self) -> [u8; 8] {
-        self.words[0].to_le_bytes()
+        let own = self.bytes.get(i * 8..).and_then(word).unwrap_or(0);
+        text.get(i * 8..).and_then(word).is_some_and(|w| w & mask == own)
     }
 }
 
