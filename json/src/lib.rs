@@ -277,30 +277,23 @@ impl Literal {
     }
 }
 
-/// A field name as it stands in a record, quotes included (`"PRICE"`), packed into words: a
-/// key is recognised by comparing one or two words of the record, with no copy and no call.
+/// A field name as it stands in a record, quotes included (`"PRICE"`), as a [`Literal`]: a key
+/// is recognised by comparing a few words of the record, with no copy and no call.
 #[derive(Clone, Debug)]
 pub struct QuotedName {
     name: Vec<u8>,
     quoted: Vec<u8>,
     plain: bool,
-    words: [u64; 2],
-    masks: [u64; 2],
+    /// The quoted name as a [`Literal`], when it is short enough to be one.
+    literal: Option<Literal>,
 }
 
 impl QuotedName {
     /// Prepare `name`.
     pub fn new(name: &[u8]) -> Self {
         let quoted: Vec<u8> = [b"\"", name, b"\""].concat();
-        let (mut words, mut masks) = ([0u64; 2], [0u64; 2]);
-        for (i, chunk) in quoted.chunks(8).take(2).enumerate() {
-            let mut w = [0u8; 8];
-            w[..chunk.len()].copy_from_slice(chunk);
-            words[i] = u64::from_le_bytes(w);
-            masks[i] = if chunk.len() == 8 { u64::MAX } else { (1u64 << (chunk.len() * 8)) - 1 };
-        }
         let plain = !name.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20);
-        Self { name: name.to_vec(), quoted, plain, words, masks }
+        Self { name: name.to_vec(), literal: Literal::new(&quoted), quoted, plain }
     }
 
     /// The name.
@@ -329,12 +322,10 @@ impl QuotedName {
         if !self.plain {
             return false;
         }
-        if self.quoted.len() <= 16
-            && let (Some(a), Some(b)) = (word(text), text.get(8..).and_then(word))
-        {
-            return a & self.masks[0] == self.words[0] && b & self.masks[1] == self.words[1];
+        match &self.literal {
+            Some(literal) => literal.starts(text),
+            None => text.starts_with(&self.quoted),
         }
-        text.get(..self.quoted.len()) == Some(&self.quoted[..])
     }
 }
 

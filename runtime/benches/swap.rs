@@ -32,7 +32,7 @@ fn main() {
     }
     let mut pauses = swap_pauses(Artifact::embedded_default(), 400);
     pauses.sort();
-    let at = |q: f64| pauses[((pauses.len() - 1) as f64 * q).round() as usize];
+    let at = |q: f64| percentile(&pauses, q);
     println!("| measure | figure |");
     println!("| --- | --- |");
     println!(
@@ -80,6 +80,11 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// The `q` quantile of `sorted`.
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -99,7 +104,7 @@ fn compare(files: &str, rounds: usize) {
     println!("| build | swaps | p50 | p99 | max |\n|---|---|---|---|---|");
     for (f, mut p) in files.iter().zip(pauses) {
         p.sort();
-        let at = |q: f64| ms(p[((p.len() - 1) as f64 * q).round() as usize]);
+        let at = |q: f64| ms(percentile(&p, q));
         println!("| {f} | {} | {:.3} ms | {:.3} ms | {:.3} ms |", p.len(), at(0.5), at(0.99), at(1.0));
     }
 }

@@ -27,7 +27,7 @@ use common::{T0, env, median};
 
 use sliding_window_max::SlidingWindowMax;
 use weir::artifact::Artifact;
-use weir::operator::{Limits, OperatorEngine};
+use weir::operator::{Limits, LoadedOperator, OperatorEngine};
 use weir::pipeline::keys::Router;
 use weir_operator::{Grouping, Operator, Output, OwnedBatch, Settings};
 use weir_producer::{GeneratorConfig, Tickers, TradeGenerator};
@@ -86,13 +86,12 @@ fn native(w: &Workload, size: usize) -> (f64, usize) {
 }
 
 fn wasm(engine: &OperatorEngine, w: &Workload, size: usize) -> (f64, usize) {
-    wasm_of(engine, Artifact::embedded_default(), w, size)
+    wasm_of(&engine.load(Artifact::embedded_default(), &[]).expect("load"), w, size)
 }
 
-/// [`wasm`] with the component `artifact`.
-fn wasm_of(engine: &OperatorEngine, artifact: Artifact, w: &Workload, size: usize) -> (f64, usize) {
+/// [`wasm`] with the operator `loaded`.
+fn wasm_of(loaded: &LoadedOperator, w: &Workload, size: usize) -> (f64, usize) {
     let mut batches = batches(w, size);
-    let loaded = engine.load(artifact, &[]).expect("load");
     let mut instance = loaded.instantiate().expect("instance");
     let mut outputs = 0;
     let mut watermark = weir_operator::NO_WATERMARK;
@@ -179,7 +178,14 @@ fn compare(files: &str, n: usize, rounds: usize) {
     let unlimited =
         OperatorEngine::new(Limits { max_call_time: None, ..Limits::default() }, None).expect("engine");
     let files: Vec<&str> = files.split(',').collect();
-    let read = |f: &str| Artifact::from_file(std::path::Path::new(f)).expect("component");
+    // Each build compiled once per engine, not once per round.
+    let loaded: Vec<[LoadedOperator; 2]> = files
+        .iter()
+        .map(|f| {
+            let artifact = Artifact::from_file(std::path::Path::new(f)).expect("component");
+            [&limited, &unlimited].map(|engine| engine.load(artifact.clone(), &[]).expect("load"))
+        })
+        .collect();
     println!("{n} records, median of {rounds} rounds, batch 1,024, M records/s (x native)\n");
     println!(
         "| workload | native | {} |",
@@ -193,9 +199,9 @@ fn compare(files: &str, n: usize, rounds: usize) {
         for _ in 0..rounds {
             let (rate, expected) = native(&w, 1024);
             native_rates.push(rate);
-            for (i, f) in files.iter().enumerate() {
-                for (j, engine) in [&limited, &unlimited].into_iter().enumerate() {
-                    let (rate, outputs) = wasm_of(engine, read(f), &w, 1024);
+            for (i, (f, builds)) in files.iter().zip(&loaded).enumerate() {
+                for (j, build) in builds.iter().enumerate() {
+                    let (rate, outputs) = wasm_of(build, &w, 1024);
                     assert_eq!(outputs, expected, "{f}: outputs differ in number from native");
                     rates[i * 2 + j].push(rate);
                 }
@@ -213,9 +219,8 @@ fn compare(files: &str, n: usize, rounds: usize) {
         // The whole path (one instance, CPU limit on) with each build, in M records per CPU-second.
         let mut whole = vec![Vec::new(); files.len()];
         for _ in 0..rounds {
-            for (i, f) in files.iter().enumerate() {
-                let loaded = limited.load(read(f), &[]).expect("load");
-                let run = common::whole_path_of(loaded, &w.lines, 1024, 1, None);
+            for (i, [build, _]) in loaded.iter().enumerate() {
+                let run = common::whole_path_of(build.clone(), &w.lines, 1024, 1, None);
                 whole[i].push(run.records / run.cpu.as_secs_f64());
             }
         }

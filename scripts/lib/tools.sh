@@ -6,6 +6,11 @@
 
 tools="${WEIR_TOOLS_DIR:-$HOME/.cache/weir-tools}"
 
+# Run "$@" as root (through sudo when not root already): installing Debian packages.
+as_root() {
+  if [[ $(id -u) == 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
 # Install the pinned PyPI packages $3... into a new venv at $1 unless every program named in
 # $2 (space-separated) is there already; say so on stderr.
 install_venv() {

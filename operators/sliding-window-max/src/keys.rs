@@ -2,7 +2,7 @@
 //! is checked once, when the key is new). A ticker of at most 16 bytes (nearly every one) is
 //! packed into two words, which hash and compare inline; longer ones are looked up by their
 //! bytes. In wasm, comparing byte strings is a call to `memcmp` (a byte loop, each iteration
-//! checking the CPU deadline) and checking UTF-8 another: about 9% of the operator's samples
+//! checking the CPU deadline) and checking UTF-8 another: 4.5% and 3.5% of `weir run`'s samples
 //! before this map (BENCHMARKS.md, issue 26).
 
 use rustc_hash::FxHashMap;

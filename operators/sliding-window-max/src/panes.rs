@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 
 /// The larger of two prices. Prices are never NaN (refused before they reach a pane, and in
 /// restored state), so a comparison does what `f64::max` does without its NaN handling, which
-/// in wasm is a call to `fmax` (1.5% of the operator's samples).
+/// in wasm is a call to `fmax` (1.5% of `weir run`'s samples).
 #[inline]
 fn max(a: f64, b: f64) -> f64 {
     if b > a { b } else { a }
