@@ -3,14 +3,17 @@
 //! in virtual seconds. The DynamoDB table's own conditions are tested against the emulator
 //! (`runtime/tests/leases.rs`).
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use weir_kinesis::{HashRange, ShardInfo};
 
-use super::{Coordinator, CoordinatorOptions, LeaseStore, MemoryLeases};
+use super::worker::{TermEnd, Terms, WorkerError};
+use super::{Coordinator, CoordinatorOptions, Lease, LeaseStore, MemoryLeases, Worker};
 use crate::metrics::LeaseMetrics;
+use crate::pipeline::Ending;
 
 const FAILOVER: Duration = Duration::from_secs(10);
 
@@ -150,4 +153,39 @@ async fn a_stopping_worker_gives_every_lease_up_and_the_other_takes_them_at_once
     let took = within(FAILOVER, || b.held() == 4).await;
     assert!(took < FAILOVER / 2, "taken within a poll or two, not after the failover time ({took:?})");
     assert!(!a.coordinator.deadline.is_open(), "a stopped writing when it left");
+}
+
+/// Terms over shards with nothing left to read: each ends at once, as when every shard held
+/// went idle under `--until-idle`, and notes the shards it was given.
+struct IdleTerms(Arc<Mutex<BTreeSet<String>>>);
+
+#[async_trait::async_trait]
+impl Terms for IdleTerms {
+    async fn run(&mut self, term: &[Lease], _rows: &[Lease], _end: TermEnd) -> Result<Ending, WorkerError> {
+        let mut read = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        read.extend(term.iter().map(|lease| lease.shard.clone()));
+        Ok(Ending::EndOfInput)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_with_until_idle_does_not_end_while_a_lease_is_left_to_take() {
+    let table = table(4).await;
+    // b joined and went silent before taking anything: until it is expelled (after the
+    // failover time) a may take only its share, two leases, and its first term goes idle.
+    table.join("b", 1).await.unwrap();
+    let metrics = LeaseMetrics::register(&mut Registry::default());
+    let options = CoordinatorOptions::new("a".to_string(), FAILOVER);
+    let until_idle = Some(Duration::from_secs(3));
+    let store: Arc<dyn LeaseStore> = table.clone();
+    let worker = Worker::join(store, "kinesis://trades", "checkpoints", None, options, until_idle, metrics)
+        .await
+        .unwrap();
+    let read = Arc::new(Mutex::new(BTreeSet::new()));
+    let ending = worker.run(&mut IdleTerms(read.clone()), std::future::pending()).await.unwrap();
+    assert_eq!(ending, Ending::EndOfInput);
+    let read = read.lock().unwrap().clone();
+    assert_eq!(read.len(), 4, "b's share is read too, once b is expelled: {read:?}");
+    let left = table.leases().await.unwrap();
+    assert!(left.iter().all(|l| l.owner.is_none()), "a gave every lease up as it ended: {left:#?}");
 }

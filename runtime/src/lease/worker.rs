@@ -106,8 +106,8 @@ impl Worker {
     /// table created on first use; a table just created by another worker, or a throttled or
     /// failing DynamoDB, is tried again; a refusal, such as another job's table, is not), and
     /// start the lease loop. `stream` is listed for new shards (None: the rows are added by
-    /// someone else). With `until_idle`, the worker ends once its shards ended and no lease
-    /// came for that long.
+    /// someone else). With `until_idle`, the worker ends once its shards went idle (or ended)
+    /// and no lease is left free for it to take.
     pub async fn join(
         table: Arc<dyn LeaseStore>,
         source: &str,
@@ -197,7 +197,14 @@ impl Worker {
                     // A shard that ended has children to read, which the lease loop takes a
                     // moment after this: the input has not ended (the next term, or the wait
                     // for a lease with --until-idle, decides). Ending here left them unread.
-                    if !shard_ended && !generation.has_changed().unwrap_or(false) {
+                    if shard_ended || generation.has_changed().unwrap_or(false) {
+                        continue;
+                    }
+                    // Every shard held went idle. So did the input, unless a lease is still
+                    // free (a silent worker's share, a lease not yet taken by the lease loop):
+                    // then wait for it as a worker holding nothing does.
+                    let free = retrying("look for free leases", || coordinator.free_leases_left()).await?;
+                    if !free || !self.wait_for_leases(&mut generation, &stop_rx).await? {
                         return Ok(Ending::EndOfInput);
                     }
                     continue;
