@@ -148,11 +148,14 @@ impl Pipeline {
             }
             None => (Progress::default(), first_id, 0),
         };
+        let single_shard = source.single_shard();
         let (event_tx, mut events) = mpsc::channel(CHANNEL_BATCHES);
         let mut source_task = Some(tokio::spawn(source.run(event_tx)));
         let (out_tx, out_rx) = mpsc::channel::<Outgoing>(CHANNEL_BATCHES);
         let refusal = sink.refusal();
+        // Keys spread over shards are looked for only where there are shards to spread over.
         let spread = match flow_grouping(&versions) {
+            weir_contract::Grouping::JsonField(_) if single_shard => None,
             weir_contract::Grouping::JsonField(field) => {
                 Some(spread::Spread::new(keys::Field::new(field.as_bytes()), options.partition_keyed))
             }

@@ -124,6 +124,12 @@ pub enum Source {
 }
 
 impl Source {
+    /// Whether every record comes from one shard (a file, standard input, the generator): no
+    /// grouping key can then be spread over shards.
+    pub fn single_shard(&self) -> bool {
+        matches!(self, Source::File(_) | Source::Generator(_))
+    }
+
     /// Send batches to `tx` until the input ends (Ok) or fails; stops early, with Ok, when the
     /// receiver is gone.
     pub async fn run(self, tx: mpsc::Sender<SourceEvent>) -> Result<(), SourceError> {
