@@ -111,10 +111,12 @@ class Key:
     """One ticker's state: its panes (start -> [max, count]), the end of its last fired window,
     and the end of the window its live timer fires."""
 
-    __slots__ = ("ticker", "panes", "last_fired_end", "timer")
+    __slots__ = ("ticker", "quoted", "panes", "last_fired_end", "timer")
 
     def __init__(self, ticker: str) -> None:
         self.ticker = ticker
+        #: The ticker as a JSON string, made at its first result.
+        self.quoted: str | None = None
         self.panes: dict[int, list] = {}
         self.last_fired_end = NEVER
         self.timer = END
@@ -151,7 +153,18 @@ class SlidingWindowMax(Operator):
         self.checking = json.JSONDecoder(
             parse_constant=_no_constant, object_pairs_hook=lambda pairs: _no_duplicates(pairs, names)
         )
+        # Records in the producer's layout (`{"EVENT_TIME": "...", "TICKER": "...", "PRICE": ...}`,
+        # with or without the spaces) are read in place by one regular expression that accepts
+        # only text the JSON decoder reads the same; anything else (another order, escapes,
+        # other fields, a value out of the ordinary) takes the decoder, which says what is wrong.
+        self.layout = _layout(self.time_field, self.ticker_field, self.price_field)
+        #: Epoch ms of each `YYYY-MM-DDTHH:MM` seen (consecutive trades share a few).
+        self.minutes: dict[bytes, int] = {}
+        #: The keys by the ticker's bytes, as the layout reads them.
+        self.by_bytes: dict[bytes, Key] = {}
         self.keys: dict[str, Key] = {}
+        #: Window times as results write them, by epoch ms.
+        self.stamps: dict[int, str] = {}
         #: (window end, ticker) of pending windows, earliest first; stale when not the key's timer.
         self.timers: list[tuple[int, str]] = []
         self.max_event_time = NEVER
@@ -267,72 +280,157 @@ class SlidingWindowMax(Operator):
 
     def fire_until(self, limit: int, out: Output) -> None:
         w, s = self.window_ms, self.slide_ms
-        while self.timers and self.timers[0][0] <= limit:
-            end, ticker = heapq.heappop(self.timers)
-            key = self.keys[ticker]
+        timers, keys, stamp = self.timers, self.keys, self.stamp
+        while timers and timers[0][0] <= limit:
+            end, ticker = heapq.heappop(timers)
+            key = keys[ticker]
             if key.timer != end:
                 continue
-            start = end - w
-            for old in [p for p in key.panes if p < start]:
-                del key.panes[old]
-            inside = [slot for p, slot in key.panes.items() if p < end]
+            # One pass over the panes: drop those before the window, combine those in it, find
+            # the first a later window holds.
+            start, horizon = end - w, end + s - w
+            top, count, stale, following = None, 0, None, END
+            for pane, slot in key.panes.items():
+                if pane < start:
+                    stale = [pane] if stale is None else stale + [pane]
+                    continue
+                if pane < end:
+                    if top is None or slot[0] > top:
+                        top = slot[0]
+                    count += slot[1]
+                if horizon <= pane < following:
+                    following = pane
+            if stale is not None:
+                for pane in stale:
+                    del key.panes[pane]
             key.last_fired_end = end
-            if inside:
-                top = max(slot[0] for slot in inside)
-                count = sum(slot[1] for slot in inside)
+            if top is not None:
+                if key.quoted is None:
+                    key.quoted = json.dumps(ticker)
                 out.emit(
                     ticker,
-                    f'{{"TICKER":{json.dumps(ticker)},"WINDOW_START":"{timestamp(start)}",'
-                    f'"WINDOW_END":"{timestamp(end)}","MAX_PRICE":{number(top)},"TRADES":{count}}}',
+                    f'{{"TICKER":{key.quoted},"WINDOW_START":"{stamp(start)}",'
+                    f'"WINDOW_END":"{stamp(end)}","MAX_PRICE":{number(top)},"TRADES":{count}}}',
                 )
-            later = [p for p in key.panes if p >= end + s - w]
-            if later:
-                pane = min(later)
-                key.timer = max((pane - w) // s * s + s + w, end + s)
-                heapq.heappush(self.timers, (key.timer, ticker))
+            if following != END:
+                key.timer = max((following - w) // s * s + s + w, end + s)
+                heapq.heappush(timers, (key.timer, ticker))
             else:
                 key.timer = END
+
+    def stamp(self, ms: int) -> str:
+        """`timestamp(ms)`, remembered: every key's windows start and end at the same times."""
+        text = self.stamps.get(ms)
+        if text is None:
+            if len(self.stamps) >= 4096:
+                self.stamps.clear()
+            text = self.stamps[ms] = timestamp(ms)
+        return text
 
     def process(self, batch: Batch, out: Output) -> None:
         if self.processing:
             self.fire_until(self.watermark, out)
-        else:
-            self.advance_watermark(_saturating_sub(batch.watermark_ms, self.out_of_orderness_ms), out)
-        now = max(batch.now_ms, self.watermark)
-        for record in batch.records():
-            try:
-                time, ticker, price = self.trade(record.data)
-            except OperatorError as error:
-                out.reject(record.index, str(error))
-                continue
-            if self.processing:
-                time = now
-            elif time is None:
-                out.reject(record.index, f"missing field {json.dumps(self.time_field)}")
-                continue
-            if math.isnan(price) or price < 0:
-                out.reject(record.index, f"field {json.dumps(self.price_field)}: {number(price)} is not a price (a number, 0 or more)")
-                continue
-            if not self.processing and batch.now_ms > 0 and time > batch.now_ms + self.max_ahead_ms:
-                out.reject(
-                    record.index,
-                    f"event time {timestamp(time)} is ahead of processing time {timestamp(batch.now_ms)} by more "
-                    f"than max-ahead ({self.max_ahead_ms} ms): a clock or data error",
-                )
-                continue
-            try:
-                partly = self.add(ticker, time, price)
-            except _Late as late:
-                out.reject_late(record.index, str(late))
-                continue
-            if partly is not None:
-                out.report_partly_late(record.index, partly)
-            if not self.processing:
-                out.observe_event_time(time)
-                if time > self.max_event_time:
-                    self.max_event_time = time
-        if self.processing:
+            now = max(batch.now_ms, self.watermark)
+            packed = batch.packed
+            for index, start, end in batch.data_spans():
+                self.record(batch, out, index, packed[start:end], now)
             self.advance_watermark(now, out)
+            return
+        self.advance_watermark(_saturating_sub(batch.watermark_ms, self.out_of_orderness_ms), out)
+        now = max(batch.now_ms, self.watermark)
+        # The layout's path: what `record` and `add` do for a trade in the producer's layout,
+        # of a known ticker, neither late nor too far ahead (any other takes `record`).
+        packed, fullmatch = batch.packed, self.layout.fullmatch
+        minutes, by_bytes, timers, watermark = self.minutes, self.by_bytes, self.timers, self.watermark
+        w, s, pane_ms = self.window_ms, self.slide_ms, self.pane_ms
+        ahead = batch.now_ms + self.max_ahead_ms if batch.now_ms > 0 else END
+        latest = NEVER
+        for index, start, end in batch.data_spans():
+            match = fullmatch(packed, start, end)
+            if match is not None:
+                minute, seconds, millis, ticker, price = match.groups()
+                base = minutes.get(minute)
+                if base is None:
+                    base = self.minute(minute)
+                key = by_bytes.get(ticker)
+                if base is not None and key is not None:
+                    time = base + int(seconds) * 1000 + int(millis)
+                    fired = key.last_fired_end
+                    closed = fired if fired > watermark else watermark
+                    if closed <= time <= ahead:
+                        pane = time // pane_ms * pane_ms
+                        panes = key.panes
+                        price = float(price)
+                        slot = panes.get(pane)
+                        if slot is None:
+                            panes[pane] = [price, 1]
+                        else:
+                            if price > slot[0]:
+                                slot[0] = price
+                            slot[1] += 1
+                        # `first_end_containing(pane, closed)`: with the trade at or after
+                        # `closed`, so is the first window that holds its pane.
+                        candidate = (pane - w) // s * s + s + w
+                        if candidate < key.timer:
+                            key.timer = candidate
+                            heapq.heappush(timers, (candidate, key.ticker))
+                        if time > latest:
+                            latest = time
+                        continue
+                self.record(batch, out, index, packed[start:end], now)
+                if key is None and (known := self.keys.get(ticker.decode())) is not None:
+                    by_bytes[ticker] = known
+                continue
+            self.record(batch, out, index, packed[start:end], now)
+        if latest != NEVER:
+            out.observe_event_time(latest)
+            if latest > self.max_event_time:
+                self.max_event_time = latest
+
+    def minute(self, minute: bytes) -> int | None:
+        """Epoch ms of `YYYY-MM-DDTHH:MM` (None if it is no time: the decoder's path says why)."""
+        try:
+            base = parse_time(minute.decode() + ":00.000")
+        except OperatorError:
+            return None
+        if len(self.minutes) >= 4096:
+            self.minutes.clear()
+        self.minutes[minute] = base
+        return base
+
+    def record(self, batch: Batch, out: Output, index: int, data: bytes, now: int) -> None:
+        """One record by the JSON decoder: added, or refused with the reason."""
+        try:
+            time, ticker, price = self.trade(data)
+        except OperatorError as error:
+            out.reject(index, str(error))
+            return
+        if self.processing:
+            time = now
+        elif time is None:
+            out.reject(index, f"missing field {json.dumps(self.time_field)}")
+            return
+        if math.isnan(price) or price < 0:
+            out.reject(index, f"field {json.dumps(self.price_field)}: {number(price)} is not a price (a number, 0 or more)")
+            return
+        if not self.processing and batch.now_ms > 0 and time > batch.now_ms + self.max_ahead_ms:
+            out.reject(
+                index,
+                f"event time {timestamp(time)} is ahead of processing time {timestamp(batch.now_ms)} by more "
+                f"than max-ahead ({self.max_ahead_ms} ms): a clock or data error",
+            )
+            return
+        try:
+            partly = self.add(ticker, time, price)
+        except _Late as late:
+            out.reject_late(index, str(late))
+            return
+        if partly is not None:
+            out.report_partly_late(index, partly)
+        if not self.processing:
+            out.observe_event_time(time)
+            if time > self.max_event_time:
+                self.max_event_time = time
 
     def tick(self, now_ms: int, watermark_ms: int, out: Output) -> None:
         to = now_ms if self.processing else _saturating_sub(watermark_ms, self.out_of_orderness_ms)
@@ -397,6 +495,21 @@ def _no_duplicates(pairs: list, names: tuple) -> dict:
                 raise OperatorError(f"duplicate field {json.dumps(name)}")
             seen.add(name)
     return out
+
+
+def _layout(time_field: str, ticker_field: str, price_field: str) -> re.Pattern:
+    """A trade written as the producer writes it: the three fields in this order, the time with
+    milliseconds and no offset, a ticker of printable ASCII without escapes, a price without a
+    sign or exponent. Groups: the time's minute, seconds, milliseconds, the ticker, the price."""
+
+    def name(field: str) -> bytes:
+        return re.escape(json.dumps(field).encode())
+
+    return re.compile(
+        rb"\{" + name(time_field) + rb': ?"(\d{4}-\d\d-\d\dT\d\d:\d\d):([0-5]\d)\.(\d{3})", ?'
+        + name(ticker_field) + rb': ?"([\x20\x21\x23-\x5b\x5d-\x7e]{1,64})", ?'
+        + name(price_field) + rb": ?((?:0|[1-9]\d{0,15})(?:\.\d{1,17})?)\}"
+    )
 
 
 def _no_constant(name: str) -> float:

@@ -2,7 +2,8 @@
 tests/windows.rs, natively through the SDK's harness."""
 
 import json
-from datetime import datetime
+import re
+from datetime import datetime, timezone
 
 import pytest
 
@@ -194,3 +195,41 @@ def test_the_same_minute_shortcut_agrees_with_the_full_parse():
                 continue
             assert times.parse(text) == want, text
     assert times.prefix, "the shortcut was taken"
+
+
+def test_trades_in_the_producers_layout_give_what_the_json_decoder_gives():
+    """The layout's path (one regular expression, in place) against the decoder's: the same
+    trades, once as the producer writes them and once with the fields in another order (which
+    the layout does not read), must give the same results and the same refusals."""
+    import random
+
+    rng = random.Random(26)
+
+    def stamp(ms: int) -> str:
+        return datetime.fromtimestamp(ms // 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}"
+
+    values = []
+    for i in range(5000):
+        # Times on and just before pane boundaries, now and then out of order.
+        time = T0 + i // 4 * 250 - rng.choice([0, 0, 1]) - (3000 if rng.random() < 0.05 else 0)
+        ticker = rng.choice(["AMZN", "T0001", "T0002", "ZZ.Z"] * 10 + ["A B", "Ω"])
+        price = rng.choice([f"{rng.uniform(0, 500):.2f}", "0", "17"] * 10 + ["-1.5", "1e3", "01"])
+        when = rng.choice([stamp(time)] * 40 + ["2026-13-25T10:00:00.000", "2026-11-25T10:00:61.000", stamp(time + 10**11)])
+        values.append((when, ticker, price))
+    layout = [f'{{"EVENT_TIME": "{t}", "TICKER": "{k}", "PRICE": {p}}}'.encode() for t, k, p in values]
+    shuffled = [f'{{"TICKER": "{k}", "PRICE": {p}, "EVENT_TIME": "{t}"}}'.encode() for t, k, p in values]
+
+    def run(records):
+        h = Harness(SlidingWindowMax, {}, batch_size=64)
+        h.set_time(T0 + 60_000)
+        for record in records:
+            h.push(record.split(b'"TICKER": "')[1].split(b'"')[0].decode(), record)
+        h.end_input()
+        return h.output.records(), [(d.data, d.reason) for d in h.dead_letters]
+
+    (out_a, dead_a), (out_b, dead_b) = run(layout), run(shuffled)
+    assert out_a == out_b
+    # Where the decoder stops in a malformed record depends on the field order.
+    where = re.compile(r"line 1 column \d+ \(char \d+\)")
+    assert [where.sub("", r) for _, r in dead_a] == [where.sub("", r) for _, r in dead_b]
+    assert len(out_a) > 100 and len(dead_a) > 100, (len(out_a), len(dead_a))

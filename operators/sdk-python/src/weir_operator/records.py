@@ -4,6 +4,8 @@ from its packed columns without copying them, an output is appended to one buffe
 
 from __future__ import annotations
 
+from itertools import accumulate, count
+from operator import add, sub
 from typing import Iterator, NamedTuple
 
 #: The watermark before any event time was seen (the smallest 64-bit integer).
@@ -70,6 +72,18 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self._key_lens)
+
+    @property
+    def packed(self) -> bytes:
+        """Every record's partition key and data, back to back, as the host sent them."""
+        return self._bytes
+
+    def data_spans(self) -> Iterator[tuple[int, int, int]]:
+        """`(index, start, end)` of each record: its data is `packed[start:end]`. For reading
+        records in place, without a `bytes` each (`re.Pattern.fullmatch(packed, start, end)`)."""
+        # Built from C iterators: no Python frame per record.
+        ends = list(accumulate(map(add, self._key_lens, self._data_lens)))
+        return zip(count(), map(sub, ends, self._data_lens), ends)
 
     def records(self) -> Iterator[Record]:
         """The records in order. Keys are decoded from the packed bytes in place; each data is
