@@ -244,6 +244,13 @@ export class SlidingWindowMax extends Operator {
     this.times = new EventTimes();
     this.fieldNames = [this.timeField, this.tickerField, this.priceField];
     this.quotedFields = this.fieldNames.map((f) => JSON.stringify(f));
+    // Records in the producer's layout (`{"EVENT_TIME": "...", "TICKER": "...", "PRICE": ...}`,
+    // with or without the spaces) are read in place by one sticky regular expression that
+    // accepts only text JSON.parse reads the same; anything else (another order, escapes,
+    // other fields, a value out of the ordinary) takes JSON.parse, which says what is wrong.
+    this.layout = layout(this.timeField, this.tickerField, this.priceField);
+    /** Epoch ms of each `YYYY-MM-DDTHH:MM` seen (consecutive trades share a few). */
+    this.minutes = new Map();
     this.keys = new Map();
     this.timers = new Timers();
     this.maxEventTime = NEVER;
@@ -390,46 +397,114 @@ export class SlidingWindowMax extends Operator {
     if (this.processing) this.fireUntil(this.watermark, out);
     else this.advanceWatermark(batch.watermarkMs - this.outOfOrdernessMs, out);
     const now = Math.max(batch.nowMs, this.watermark);
-    for (const record of batch.records()) {
-      let time, ticker, price;
-      try {
-        [time, ticker, price] = this.trade(record.data);
-      } catch (error) {
-        if (!(error instanceof OperatorError)) throw error;
-        out.reject(record.index, error.message);
-        continue;
-      }
-      if (this.processing) time = now;
-      else if (time === undefined) {
-        out.reject(record.index, `missing field ${JSON.stringify(this.timeField)}`);
-        continue;
-      }
-      if (Number.isNaN(price) || price < 0) {
-        out.reject(record.index, `field ${JSON.stringify(this.priceField)}: ${number(price)} is not a price (a number, 0 or more)`);
-        continue;
-      }
-      if (!this.processing && batch.nowMs > 0 && time > batch.nowMs + this.maxAheadMs) {
-        out.reject(
-          record.index,
-          `event time ${timestamp(time)} is ahead of processing time ${timestamp(batch.nowMs)} by more than max-ahead (${this.maxAheadMs} ms): a clock or data error`,
-        );
-        continue;
-      }
-      let partly;
-      try {
-        partly = this.add(ticker, time, price);
-      } catch (error) {
-        if (!(error instanceof Late)) throw error;
-        out.rejectLate(record.index, error.message);
-        continue;
-      }
-      if (partly !== undefined) out.reportPartlyLate(record.index, partly);
-      if (!this.processing) {
-        out.observeEventTime(time);
-        if (time > this.maxEventTime) this.maxEventTime = time;
-      }
+    const text = this.processing ? undefined : batch.ascii();
+    if (text === undefined) {
+      for (const record of batch.records()) this.record(batch, out, record.index, record.data, now);
+      if (this.processing) this.advanceWatermark(now, out);
+      return;
     }
-    if (this.processing) this.advanceWatermark(now, out);
+    // The layout's path: what `record` and `add` do for a trade in the producer's layout, of
+    // a known ticker, neither late nor too far ahead (any other takes `record`).
+    const { bytes, keyLens, dataLens } = batch;
+    const { layout, minutes, keys, timers, watermark, windowMs: w, slideMs: s, paneMs } = this;
+    const ahead = batch.nowMs > 0 ? batch.nowMs + this.maxAheadMs : END;
+    let latest = NEVER;
+    let at = 0;
+    for (let index = 0; index < keyLens.length; index++) {
+      const start = at + keyLens[index];
+      const end = start + dataLens[index];
+      at = end;
+      layout.lastIndex = start;
+      const m = layout.exec(text);
+      if (m !== null && layout.lastIndex === end) {
+        let base = minutes.get(m[1]);
+        if (base === undefined) base = this.minute(m[1]);
+        const key = keys.get(m[4]);
+        if (base !== undefined && key !== undefined) {
+          const time = base + Number(m[2]) * 1000 + Number(m[3]);
+          const closed = key.lastFiredEnd > watermark ? key.lastFiredEnd : watermark;
+          if (closed <= time && time <= ahead) {
+            const pane = floorDiv(time, paneMs) * paneMs;
+            const price = Number(m[5]);
+            const slot = key.panes.get(pane);
+            if (slot === undefined) {
+              key.panes.set(pane, [price, 1]);
+            } else {
+              if (price > slot[0]) slot[0] = price;
+              slot[1] += 1;
+            }
+            // `firstEndContaining(pane, closed)`: with the trade at or after `closed`, so is
+            // the first window that holds its pane.
+            const candidate = floorDiv(pane - w, s) * s + s + w;
+            if (candidate < key.timer) {
+              key.timer = candidate;
+              timers.push([candidate, m[4]]);
+            }
+            if (time > latest) latest = time;
+            continue;
+          }
+        }
+      }
+      this.record(batch, out, index, bytes.subarray(start, end), now);
+    }
+    if (latest !== NEVER) {
+      out.observeEventTime(latest);
+      if (latest > this.maxEventTime) this.maxEventTime = latest;
+    }
+  }
+
+  /** Epoch ms of `YYYY-MM-DDTHH:MM` (undefined if it is no time: JSON.parse's path says why). */
+  minute(text) {
+    let base;
+    try {
+      base = parseTime(`${text}:00.000`);
+    } catch {
+      return undefined;
+    }
+    if (this.minutes.size >= 4096) this.minutes.clear();
+    this.minutes.set(text, base);
+    return base;
+  }
+
+  /** One record by JSON.parse: added, or refused with the reason. */
+  record(batch, out, index, data, now) {
+    let time, ticker, price;
+    try {
+      [time, ticker, price] = this.trade(data);
+    } catch (error) {
+      if (!(error instanceof OperatorError)) throw error;
+      out.reject(index, error.message);
+      return;
+    }
+    if (this.processing) time = now;
+    else if (time === undefined) {
+      out.reject(index, `missing field ${JSON.stringify(this.timeField)}`);
+      return;
+    }
+    if (Number.isNaN(price) || price < 0) {
+      out.reject(index, `field ${JSON.stringify(this.priceField)}: ${number(price)} is not a price (a number, 0 or more)`);
+      return;
+    }
+    if (!this.processing && batch.nowMs > 0 && time > batch.nowMs + this.maxAheadMs) {
+      out.reject(
+        index,
+        `event time ${timestamp(time)} is ahead of processing time ${timestamp(batch.nowMs)} by more than max-ahead (${this.maxAheadMs} ms): a clock or data error`,
+      );
+      return;
+    }
+    let partly;
+    try {
+      partly = this.add(ticker, time, price);
+    } catch (error) {
+      if (!(error instanceof Late)) throw error;
+      out.rejectLate(index, error.message);
+      return;
+    }
+    if (partly !== undefined) out.reportPartlyLate(index, partly);
+    if (!this.processing) {
+      out.observeEventTime(time);
+      if (time > this.maxEventTime) this.maxEventTime = time;
+    }
   }
 
   tick(nowMs, watermarkMs, out) {
@@ -479,6 +554,19 @@ export class SlidingWindowMax extends Operator {
       this.timers.push([key.timer, ticker]);
     }
   }
+}
+
+/** A trade written as the producer writes it: the three fields in this order, the time with
+ * milliseconds and no offset, a ticker of printable ASCII without escapes, a price without a
+ * sign or exponent. Groups: the time's minute, seconds, milliseconds, the ticker, the price. */
+function layout(timeField, tickerField, priceField) {
+  const name = (field) => JSON.stringify(field).replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(
+    `\\{${name(timeField)}: ?"(\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d):([0-5]\\d)\\.(\\d{3})", ?` +
+      `${name(tickerField)}: ?"([\\x20\\x21\\x23-\\x5b\\x5d-\\x7e]{1,64})", ?` +
+      `${name(priceField)}: ?((?:0|[1-9]\\d{0,15})(?:\\.\\d{1,17})?)\\}`,
+    "y",
+  );
 }
 
 /** A price as JSON, as Rust's serde_json writes an f64 (a whole number with `.0`), for prices

@@ -13,6 +13,7 @@ export const LATE = "late: ";
 export const PARTLY_LATE = "partly late: ";
 
 const decoder = new TextDecoder("utf-8", { fatal: false });
+const strict = new TextDecoder("utf-8", { fatal: true });
 const encoder = new TextEncoder();
 
 /** Records of one shard, in order, with the host's processing time and watermark (ms since
@@ -33,6 +34,19 @@ export class Batch {
 
   get length() {
     return this.keyLens.length;
+  }
+
+  /** The batch's bytes as one string when they are all ASCII (an offset in it is then the
+   * same offset in `bytes`), else undefined. For reading records in place, by sticky regular
+   * expressions at each record's offsets (`keyLens`, `dataLens`), without a string each. */
+  ascii() {
+    let text;
+    try {
+      text = strict.decode(this.bytes);
+    } catch {
+      return undefined;
+    }
+    return text.length === this.bytes.length ? text : undefined;
   }
 
   /** The records in order: `{ index, partitionKey, data, arrivalTimeMs }`, `data` a

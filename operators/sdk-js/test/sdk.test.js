@@ -80,6 +80,12 @@ test("a batch unpacks its columns in order, data viewing the batch's bytes", () 
   assert.equal(records[0].data.buffer, packed.buffer, "no copy");
 });
 
+test("a batch is one string where every byte is ASCII, and none otherwise", () => {
+  assert.equal(new Batch("s", 0, 0, bytes("k1abck2de"), [2, 2], [3, 2], [0n, 0n]).ascii(), "k1abck2de");
+  assert.equal(new Batch("s", 0, 0, bytes("kΩ"), [1], [2], [0n]).ascii(), undefined, "a character of two bytes");
+  assert.equal(new Batch("s", 0, 0, new Uint8Array([0x61, 0x80]), [0], [2], [0n]).ascii(), undefined, "not UTF-8");
+});
+
 test("an output packs what is emitted, growing past its first buffer, and reads it back", () => {
   const out = new Output();
   out.emit("ä", new Uint8Array([0, 1]));

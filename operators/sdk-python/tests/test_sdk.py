@@ -69,6 +69,13 @@ def test_a_batch_unpacks_its_columns_in_order():
     assert list(batch.records()) == [Record(0, "k1", b"abc", 10), Record(1, "k2", b"de", 11)]
 
 
+def test_a_batch_names_each_records_data_by_its_offsets_in_the_packed_bytes():
+    batch = Batch("shard-7", 5, -1, b"k1abck2de", [2, 2], [3, 2], [10, 11])
+    spans = list(batch.data_spans())
+    assert spans == [(0, 2, 5), (1, 7, 9)]
+    assert [batch.packed[start:end] for _, start, end in spans] == [b"abc", b"de"]
+
+
 def test_a_batch_whose_lengths_disagree_with_its_bytes_is_refused():
     with pytest.raises(ValueError, match="add up to 5 bytes, the batch has 4"):
         Batch("s", 0, 0, b"abcd", [1], [4], [0])
