@@ -158,8 +158,8 @@ class SlidingWindowMax(Operator):
         # only text the JSON decoder reads the same; anything else (another order, escapes,
         # other fields, a value out of the ordinary) takes the decoder, which says what is wrong.
         self.layout = _layout(self.time_field, self.ticker_field, self.price_field)
-        #: Epoch ms of each `YYYY-MM-DDTHH:MM` seen (consecutive trades share a few).
-        self.minutes: dict[bytes, int] = {}
+        #: Epoch ms of each `YYYY-MM-DDTHH:MM:SS` seen (consecutive trades share a few).
+        self.seconds: dict[bytes, int] = {}
         #: The keys by the ticker's bytes, as the layout reads them.
         self.by_bytes: dict[bytes, Key] = {}
         self.keys: dict[str, Key] = {}
@@ -341,20 +341,20 @@ class SlidingWindowMax(Operator):
         # The layout's path: what `record` and `add` do for a trade in the producer's layout,
         # of a known ticker, neither late nor too far ahead (any other takes `record`).
         packed, fullmatch = batch.packed, self.layout.fullmatch
-        minutes, by_bytes, timers, watermark = self.minutes, self.by_bytes, self.timers, self.watermark
+        seconds, by_bytes, timers, watermark = self.seconds, self.by_bytes, self.timers, self.watermark
         w, s, pane_ms = self.window_ms, self.slide_ms, self.pane_ms
         ahead = batch.now_ms + self.max_ahead_ms if batch.now_ms > 0 else END
         latest = NEVER
         for index, start, end in batch.data_spans():
             match = fullmatch(packed, start, end)
             if match is not None:
-                minute, seconds, millis, ticker, price = match.groups()
-                base = minutes.get(minute)
+                second, millis, ticker, price = match.groups()
+                base = seconds.get(second)
                 if base is None:
-                    base = self.minute(minute)
+                    base = self.second(second)
                 key = by_bytes.get(ticker)
                 if base is not None and key is not None:
-                    time = base + int(seconds) * 1000 + int(millis)
+                    time = base + int(millis)
                     fired = key.last_fired_end
                     closed = fired if fired > watermark else watermark
                     if closed <= time <= ahead:
@@ -387,15 +387,15 @@ class SlidingWindowMax(Operator):
             if latest > self.max_event_time:
                 self.max_event_time = latest
 
-    def minute(self, minute: bytes) -> int | None:
-        """Epoch ms of `YYYY-MM-DDTHH:MM` (None if it is no time: the decoder's path says why)."""
+    def second(self, second: bytes) -> int | None:
+        """Epoch ms of `YYYY-MM-DDTHH:MM:SS` (None if it is no time: the decoder's path says why)."""
         try:
-            base = parse_time(minute.decode() + ":00.000")
+            base = parse_time(second.decode() + ".000")
         except OperatorError:
             return None
-        if len(self.minutes) >= 4096:
-            self.minutes.clear()
-        self.minutes[minute] = base
+        if len(self.seconds) >= 4096:
+            self.seconds.clear()
+        self.seconds[second] = base
         return base
 
     def record(self, batch: Batch, out: Output, index: int, data: bytes, now: int) -> None:
@@ -500,13 +500,13 @@ def _no_duplicates(pairs: list, names: tuple) -> dict:
 def _layout(time_field: str, ticker_field: str, price_field: str) -> re.Pattern:
     """A trade written as the producer writes it: the three fields in this order, the time with
     milliseconds and no offset, a ticker of printable ASCII without escapes, a price without a
-    sign or exponent. Groups: the time's minute, seconds, milliseconds, the ticker, the price."""
+    sign or exponent. Groups: the time to the second, its milliseconds, the ticker, the price."""
 
     def name(field: str) -> bytes:
         return re.escape(json.dumps(field).encode())
 
     return re.compile(
-        rb"\{" + name(time_field) + rb': ?"(\d{4}-\d\d-\d\dT\d\d:\d\d):([0-5]\d)\.(\d{3})", ?'
+        rb"\{" + name(time_field) + rb': ?"(\d{4}-\d\d-\d\dT\d\d:\d\d:[0-5]\d)\.(\d{3})", ?'
         + name(ticker_field) + rb': ?"([\x20\x21\x23-\x5b\x5d-\x7e]{1,64})", ?'
         + name(price_field) + rb": ?((?:0|[1-9]\d{0,15})(?:\.\d{1,17})?)\}"
     )
