@@ -7,7 +7,12 @@
 //! - compiling the component (cold, no cache) and loading it from the compiled cache (warm);
 //! - instantiating it (what a start, a restart and each instance of a swap pay), the median of
 //!   9, and the resident memory each instance adds (RSS over 8 more instances);
-//! - the component's size.
+//! - a live swap with 1,000 tickers' window state: the pause of each instance (snapshot,
+//!   then a new instance restored from it), the median of 50, and the resident memory an
+//!   instance holding that state adds;
+//! - the component's size;
+//! - and, for a stateless operator's cost, the test fixture of each language on the same
+//!   path: every record echoed unchanged (with a count per partition key, one key here).
 //!
 //! The Python and JavaScript components are built by `scripts/build-components`:
 //!
@@ -19,9 +24,9 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{env, median, reference_lines, whole_path_of};
+use common::{env, median, reference_lines, runner_with_state, swap_pauses, whole_path_of};
 
-use weir::artifact::Artifact;
+use weir::artifact::{Artifact, BUILT_OPERATORS_DIR};
 use weir::operator::{CacheOutcome, CompiledCache, Limits, OperatorEngine};
 
 /// Resident memory of this process (Linux: /proc/self/statm, pages of 4 KiB).
@@ -31,13 +36,18 @@ fn rss_bytes() -> f64 {
     pages * 4096.0
 }
 
-fn artifact(name: &str) -> Artifact {
+/// Operator `operator` (`sliding_window_max`, `test_fixture`) in language `name`.
+fn artifact(operator: &str, name: &str) -> Artifact {
     if name == "rust" {
-        return Artifact::embedded_default();
+        if operator == "sliding_window_max" {
+            return Artifact::embedded_default();
+        }
+        let path = PathBuf::from(BUILT_OPERATORS_DIR).join(format!("{operator}.wasm"));
+        return Artifact::from_file(&path).expect("built by the build script");
     }
     let dir = std::env::var_os("WEIR_TEST_COMPONENTS")
         .expect("WEIR_TEST_COMPONENTS: run with WEIR_TEST_COMPONENTS=\"$(scripts/build-components)\"");
-    Artifact::from_file(&PathBuf::from(dir).join(format!("sliding_window_max_{name}.wasm"))).expect("built")
+    Artifact::from_file(&PathBuf::from(dir).join(format!("{operator}_{name}.wasm"))).expect("built")
 }
 
 fn main() {
@@ -45,9 +55,9 @@ fn main() {
     let lines = reference_lines(records);
     let cache_dir = tempfile::tempdir().expect("a cache folder");
     println!(
-        "| sliding-window-max | trades per CPU-second | trades/s (wall) | vs Rust (CPU) | compile, cold | load, warm | instantiate (median of 9) | RSS per instance | component |"
+        "| sliding-window-max | trades per CPU-second | trades/s (wall) | vs Rust (CPU) | compile, cold | load, warm | instantiate (median of 9) | RSS per instance | swap pause, 1,000 keys (median of 50) | RSS with 1,000 keys | component |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let mut rust_rate = None;
     for (name, language) in [("rust", "Rust"), ("py", "Python"), ("js", "JavaScript")] {
         // One engine and an empty cache: the first load compiles (and stores), the second
@@ -55,11 +65,11 @@ fn main() {
         let engine = OperatorEngine::new(Limits::default(), Some(CompiledCache::new(cache_dir.path())))
             .expect("engine");
         let started = Instant::now();
-        let first = engine.load(artifact(name), &[]).expect("compiles");
+        let first = engine.load(artifact("sliding_window_max", name), &[]).expect("compiles");
         let compile = started.elapsed();
         assert_eq!(first.cache_outcome(), CacheOutcome::Compiled, "{language}: compiled cold");
         let started = Instant::now();
-        let loaded = engine.load(artifact(name), &[]).expect("loads");
+        let loaded = engine.load(artifact("sliding_window_max", name), &[]).expect("loads");
         let load = started.elapsed();
         assert_eq!(loaded.cache_outcome(), CacheOutcome::Hit, "{language}: loaded warm");
         let starts: Vec<f64> = (0..9)
@@ -75,13 +85,18 @@ fn main() {
         let kept: Vec<_> = (0..8).map(|_| loaded.instantiate().expect("instantiates")).collect();
         let per_instance = (rss_bytes() - before) / kept.len() as f64;
         drop(kept);
+        let before = rss_bytes();
+        let holding = runner_with_state(loaded.clone());
+        let with_state = rss_bytes() - before;
+        let swap =
+            median(swap_pauses(holding, loaded.clone(), 50).iter().map(Duration::as_secs_f64).collect());
         let size = loaded.artifact().bytes.len() as f64;
         let run = whole_path_of(loaded, &lines, 1024, 1, None);
         assert_eq!(run.records as usize, records, "{language}: every trade read");
         let rate = run.records / run.cpu.as_secs_f64().max(1e-9);
         let rust = *rust_rate.get_or_insert(rate);
         println!(
-            "| {language} | {:.0} k | {:.0} k | {:.3}x | {:.1} s | {:.1} ms | {:.1} ms | {:.1} MB | {:.1} MB |",
+            "| {language} | {:.0} k | {:.0} k | {:.3}x | {:.1} s | {:.1} ms | {:.1} ms | {:.1} MB | {:.2} ms | {:.1} MB | {:.1} MB |",
             rate / 1e3,
             run.records / run.wall.as_secs_f64().max(1e-9) / 1e3,
             rate / rust,
@@ -89,10 +104,31 @@ fn main() {
             ms(load),
             median(starts) * 1e3,
             per_instance / 1e6,
+            swap * 1e3,
+            with_state / 1e6,
             size / 1e6,
         );
     }
-    println!("\n{records} trades, 1,000 tickers, batches of 1,024, one instance, the CPU limit on.");
+    println!("\n{records} trades, 1,000 tickers, batches of 1,024, one instance, the CPU limit on.\n");
+    println!("| echo (test fixture) | records per CPU-second | records/s (wall) | vs Rust (CPU) |");
+    println!("| --- | --- | --- | --- |");
+    let mut rust_rate = None;
+    for (name, language) in [("rust", "Rust"), ("py", "Python"), ("js", "JavaScript")] {
+        let engine = OperatorEngine::new(Limits::default(), None).expect("engine");
+        let loaded = engine.load(artifact("test_fixture", name), &[]).expect("loads");
+        let run = whole_path_of(loaded, &lines, 1024, 1, None);
+        assert_eq!(run.records as usize, records, "{language}: every record read");
+        let out = run.metrics.snapshot().records_out as usize;
+        assert!(out >= records, "{language}: every record echoed ({out} out of {records})");
+        let rate = run.records / run.cpu.as_secs_f64().max(1e-9);
+        let rust = *rust_rate.get_or_insert(rate);
+        println!(
+            "| {language} | {:.0} k | {:.0} k | {:.3}x |",
+            rate / 1e3,
+            run.records / run.wall.as_secs_f64().max(1e-9) / 1e3,
+            rate / rust
+        );
+    }
 }
 
 fn ms(d: Duration) -> f64 {

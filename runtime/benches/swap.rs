@@ -18,11 +18,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use weir::artifact::{Artifact, BUILT_OPERATORS_DIR};
-use weir::operator::{Limits, OperatorEngine, Runner};
-use weir_operator::OwnedBatch;
-use weir_producer::{GeneratorConfig, Tickers, TradeGenerator};
+use weir::operator::{Limits, OperatorEngine};
 
-const T0: i64 = 1_795_600_800_000;
+mod common;
 
 fn main() {
     let rounds: usize = std::env::var("WEIR_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
@@ -114,32 +112,7 @@ fn swap_pauses(artifact: Artifact, swaps: usize) -> Vec<Duration> {
     let engine = OperatorEngine::new(Limits::default(), None).expect("engine");
     let (a, b) =
         (engine.load(artifact.clone(), &[]).expect("load"), engine.load(artifact, &[]).expect("load"));
-    let mut runner = Runner::new(a, "instance 0", Default::default()).expect("instance");
-    let config =
-        GeneratorConfig { tickers: Tickers::Synthetic(1_000), seed: 3, start_time_ms: T0, step_ms: 1 };
-    let mut generator = TradeGenerator::new(&config).expect("generator");
-    let mut line = Vec::new();
-    for _ in 0..30 {
-        let mut batch = OwnedBatch::new("shard-0");
-        for _ in 0..1_000 {
-            line.clear();
-            let ticker = generator.write_next(&mut line).to_string();
-            batch.push(&ticker, &line, 0);
-        }
-        runner.process(&mut batch).expect("process");
-    }
-    assert_eq!(runner.snapshot().expect("snapshot").keys(), 1_000, "every ticker holds state");
-    let mut next = b;
-    let mut pauses = Vec::with_capacity(swaps);
-    for _ in 0..swaps {
-        // What Instances::swap does for each instance.
-        let started = Instant::now();
-        let state = runner.snapshot().expect("snapshot");
-        let replacement = Runner::new(next, "instance 0", state).expect("restore");
-        pauses.push(started.elapsed());
-        next = std::mem::replace(&mut runner, replacement).loaded().clone();
-    }
-    pauses
+    common::swap_pauses(common::runner_with_state(a), b, swaps)
 }
 
 fn weir() -> Command {

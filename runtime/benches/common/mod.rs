@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 use weir::artifact::Artifact;
 use weir::deployment::Versions;
 use weir::metrics::Metrics;
-use weir::operator::OperatorEngine;
+use weir::operator::{LoadedOperator, OperatorEngine, Runner};
 use weir::pipeline::{Checkpoints, Pipeline, PipelineOptions};
 use weir::sink::{DeadLetterWriter, FileSink, Sink};
 use weir::source::{FileSource, Source};
+use weir_operator::OwnedBatch;
 use weir_producer::{GeneratorConfig, Tickers, TradeGenerator};
 
 /// 2026-11-25T10:00:00Z, where generated trades start.
@@ -105,4 +106,41 @@ pub fn whole_path_of(
     rt.block_on(run).expect("pipeline");
     let (cpu, wall) = (cpu_time() - cpu0, wall0.elapsed());
     WholePath { records: metrics.snapshot().records_in as f64, cpu, wall, metrics }
+}
+
+/// An instance of `loaded` (sliding-window-max in some language) holding window state for
+/// 1,000 tickers: half a minute of reference trades processed, 30 batches of 1,000.
+pub fn runner_with_state(loaded: LoadedOperator) -> Runner {
+    let mut runner = Runner::new(loaded, "instance 0", Default::default()).expect("instance");
+    let config =
+        GeneratorConfig { tickers: Tickers::Synthetic(1_000), seed: 3, start_time_ms: T0, step_ms: 1 };
+    let mut generator = TradeGenerator::new(&config).expect("generator");
+    let mut line = Vec::new();
+    for _ in 0..30 {
+        let mut batch = OwnedBatch::new("shard-0");
+        for _ in 0..1_000 {
+            line.clear();
+            let ticker = generator.write_next(&mut line).to_string();
+            batch.push(&ticker, &line, 0);
+        }
+        runner.process(&mut batch).expect("process");
+    }
+    assert_eq!(runner.snapshot().expect("snapshot").keys(), 1_000, "every ticker holds state");
+    runner
+}
+
+/// The pauses of `swaps` switches of `runner` to and fro between its operator and `other`,
+/// each what `Instances::swap` does per instance: a snapshot, then a new instance restored
+/// from it.
+pub fn swap_pauses(mut runner: Runner, other: LoadedOperator, swaps: usize) -> Vec<Duration> {
+    let mut next = other;
+    let mut pauses = Vec::with_capacity(swaps);
+    for _ in 0..swaps {
+        let started = Instant::now();
+        let state = runner.snapshot().expect("snapshot");
+        let replacement = Runner::new(next, "instance 0", state).expect("restore");
+        pauses.push(started.elapsed());
+        next = std::mem::replace(&mut runner, replacement).loaded().clone();
+    }
+    pauses
 }
