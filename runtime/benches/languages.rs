@@ -24,7 +24,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{env, median, reference_lines, runner_with_state, swap_pauses, whole_path_of};
+use common::{WholePath, env, median, reference_lines, runner_with_state, swap_pauses, whole_path_of};
 
 use weir::artifact::{Artifact, BUILT_OPERATORS_DIR};
 use weir::operator::{CacheOutcome, CompiledCache, Limits, OperatorEngine};
@@ -93,13 +93,9 @@ fn main() {
         let size = loaded.artifact().bytes.len() as f64;
         let run = whole_path_of(loaded, &lines, 1024, 1, None);
         assert_eq!(run.records as usize, records, "{language}: every trade read");
-        let rate = run.records / run.cpu.as_secs_f64().max(1e-9);
-        let rust = *rust_rate.get_or_insert(rate);
         println!(
-            "| {language} | {:.0} k | {:.0} k | {:.3}x | {:.1} s | {:.1} ms | {:.1} ms | {:.1} MB | {:.2} ms | {:.1} MB | {:.1} MB |",
-            rate / 1e3,
-            run.records / run.wall.as_secs_f64().max(1e-9) / 1e3,
-            rate / rust,
+            "| {language} | {} | {:.1} s | {:.1} ms | {:.1} ms | {:.1} MB | {:.2} ms | {:.1} MB | {:.1} MB |",
+            rates(&run, &mut rust_rate),
             compile.as_secs_f64(),
             ms(load),
             median(starts) * 1e3,
@@ -120,15 +116,17 @@ fn main() {
         assert_eq!(run.records as usize, records, "{language}: every record read");
         let out = run.metrics.snapshot().records_out as usize;
         assert!(out >= records, "{language}: every record echoed ({out} out of {records})");
-        let rate = run.records / run.cpu.as_secs_f64().max(1e-9);
-        let rust = *rust_rate.get_or_insert(rate);
-        println!(
-            "| {language} | {:.0} k | {:.0} k | {:.3}x |",
-            rate / 1e3,
-            run.records / run.wall.as_secs_f64().max(1e-9) / 1e3,
-            rate / rust
-        );
+        println!("| {language} | {} |", rates(&run, &mut rust_rate));
     }
+}
+
+/// Records per CPU-second and per second of `run`, and the first against `rust` (the first
+/// row's rate, remembered).
+fn rates(run: &WholePath, rust: &mut Option<f64>) -> String {
+    let rate = run.records / run.cpu.as_secs_f64().max(1e-9);
+    let rust = *rust.get_or_insert(rate);
+    let wall = run.records / run.wall.as_secs_f64().max(1e-9);
+    format!("{:.0} k | {:.0} k | {:.3}x", rate / 1e3, wall / 1e3, rate / rust)
 }
 
 fn ms(d: Duration) -> f64 {
