@@ -149,6 +149,21 @@ class Key {
     this.lastFiredEnd = NEVER;
     this.timer = END;
   }
+
+  /** Count a trade at `price` in `pane`; true when `candidate`, the first window still open
+   * that holds the pane, ends before the key's timer, which it then becomes. */
+  count(pane, price, candidate) {
+    const slot = this.panes.get(pane);
+    if (slot === undefined) {
+      this.panes.set(pane, [price, 1]);
+    } else {
+      if (price > slot[0]) slot[0] = price;
+      slot[1] += 1;
+    }
+    if (candidate >= this.timer) return false;
+    this.timer = candidate;
+    return true;
+  }
 }
 
 /** Pending windows (end, ticker), earliest first: a binary heap. */
@@ -337,17 +352,7 @@ export class SlidingWindowMax extends Operator {
       key = new Key();
       this.keys.set(ticker, key);
     }
-    const slot = key.panes.get(pane);
-    if (slot === undefined) {
-      key.panes.set(pane, [price, 1]);
-    } else {
-      if (price > slot[0]) slot[0] = price;
-      slot[1] += 1;
-    }
-    if (candidate < key.timer) {
-      key.timer = candidate;
-      this.timers.push([candidate, ticker]);
-    }
+    if (key.count(pane, price, candidate)) this.timers.push([candidate, ticker]);
     return partly;
   }
 
@@ -425,21 +430,10 @@ export class SlidingWindowMax extends Operator {
           const closed = key.lastFiredEnd > watermark ? key.lastFiredEnd : watermark;
           if (closed <= time && time <= ahead) {
             const pane = floorDiv(time, paneMs) * paneMs;
-            const price = Number(m[5]);
-            const slot = key.panes.get(pane);
-            if (slot === undefined) {
-              key.panes.set(pane, [price, 1]);
-            } else {
-              if (price > slot[0]) slot[0] = price;
-              slot[1] += 1;
-            }
             // `firstEndContaining(pane, closed)`: with the trade at or after `closed`, so is
             // the first window that holds its pane.
             const candidate = floorDiv(pane - w, s) * s + s + w;
-            if (candidate < key.timer) {
-              key.timer = candidate;
-              timers.push([candidate, m[4]]);
-            }
+            if (key.count(pane, Number(m[5]), candidate)) timers.push([candidate, m[4]]);
             if (time > latest) latest = time;
             continue;
           }

@@ -121,6 +121,21 @@ class Key:
         self.last_fired_end = NEVER
         self.timer = END
 
+    def count(self, pane: int, price: float, candidate: int) -> bool:
+        """Count a trade at `price` in `pane`; True when `candidate`, the first window still open
+        that holds the pane, ends before the key's timer, which it then becomes."""
+        slot = self.panes.get(pane)
+        if slot is None:
+            self.panes[pane] = [price, 1]
+        else:
+            if price > slot[0]:
+                slot[0] = price
+            slot[1] += 1
+        if candidate >= self.timer:
+            return False
+        self.timer = candidate
+        return True
+
 
 class SlidingWindowMax(Operator):
     name = "sliding-window-max"
@@ -261,15 +276,7 @@ class SlidingWindowMax(Operator):
         candidate = self.first_end_containing(pane, closed)
         if key is None:
             key = self.keys[ticker] = Key(ticker)
-        slot = key.panes.get(pane)
-        if slot is None:
-            key.panes[pane] = [price, 1]
-        else:
-            if price > slot[0]:
-                slot[0] = price
-            slot[1] += 1
-        if candidate < key.timer:
-            key.timer = candidate
+        if key.count(pane, price, candidate):
             heapq.heappush(self.timers, (candidate, ticker))
         return partly
 
@@ -292,7 +299,9 @@ class SlidingWindowMax(Operator):
             top, count, stale, following = None, 0, None, END
             for pane, slot in key.panes.items():
                 if pane < start:
-                    stale = [pane] if stale is None else stale + [pane]
+                    if stale is None:
+                        stale = []
+                    stale.append(pane)
                     continue
                 if pane < end:
                     if top is None or slot[0] > top:
@@ -359,20 +368,10 @@ class SlidingWindowMax(Operator):
                     closed = fired if fired > watermark else watermark
                     if closed <= time <= ahead:
                         pane = time // pane_ms * pane_ms
-                        panes = key.panes
-                        price = float(price)
-                        slot = panes.get(pane)
-                        if slot is None:
-                            panes[pane] = [price, 1]
-                        else:
-                            if price > slot[0]:
-                                slot[0] = price
-                            slot[1] += 1
                         # `first_end_containing(pane, closed)`: with the trade at or after
                         # `closed`, so is the first window that holds its pane.
                         candidate = (pane - w) // s * s + s + w
-                        if candidate < key.timer:
-                            key.timer = candidate
+                        if key.count(pane, float(price), candidate):
                             heapq.heappush(timers, (candidate, key.ticker))
                         if time > latest:
                             latest = time

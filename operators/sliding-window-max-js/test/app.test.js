@@ -189,12 +189,13 @@ test("trades in the producer's layout give what JSON.parse gives", () => {
     for (const [ticker, record] of records) h.push(ticker, record);
     h.endInput();
     // Where JSON.parse stops in a malformed record depends on the field order.
-    return [h.outputStrings(), h.deadLetters.map((d) => d.reason.replace(/ (at )?position \d+.*$/, ""))];
+    return [h.outputStrings(), h.deadLetters.map((d) => d.reason.replace(/ (at )?position \d+.*$/, "")), h.operator];
   };
   const layout = values.map(([t, k, p]) => [k, `{"EVENT_TIME": "${t}", "TICKER": "${k}", "PRICE": ${p}}`]);
   const shuffled = values.map(([t, k, p]) => [k, `{"TICKER": "${k}", "PRICE": ${p}, "EVENT_TIME": "${t}"}`]);
-  const [outA, deadA] = run(layout);
-  const [outB, deadB] = run(shuffled);
+  const [outA, deadA, readA] = run(layout);
+  const [outB, deadB, readB] = run(shuffled);
+  assert.ok(readA.minutes.size > 0 && readB.minutes.size === 0, "the layout's path read the first run only");
   assert.deepEqual(outA, outB);
   assert.deepEqual(deadA, deadB);
   assert.ok(outA.length > 100 && deadA.length > 100, `${outA.length} results, ${deadA.length} refused`);

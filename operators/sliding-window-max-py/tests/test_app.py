@@ -225,9 +225,10 @@ def test_trades_in_the_producers_layout_give_what_the_json_decoder_gives():
         for record in records:
             h.push(record.split(b'"TICKER": "')[1].split(b'"')[0].decode(), record)
         h.end_input()
-        return h.output.records(), [(d.data, d.reason) for d in h.dead_letters]
+        return h.output.records(), [(d.data, d.reason) for d in h.dead_letters], h.operator
 
-    (out_a, dead_a), (out_b, dead_b) = run(layout), run(shuffled)
+    (out_a, dead_a, read_a), (out_b, dead_b, read_b) = run(layout), run(shuffled)
+    assert read_a.by_bytes and not read_b.by_bytes, "the layout's path read the first run only"
     assert out_a == out_b
     # Where the decoder stops in a malformed record depends on the field order.
     where = re.compile(r"line 1 column \d+ \(char \d+\)")

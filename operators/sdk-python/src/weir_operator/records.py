@@ -82,22 +82,24 @@ class Batch:
     def data_spans(self) -> Iterator[tuple[int, int, int]]:
         """`(index, start, end)` of each record: its data is `packed[start:end]`. For reading
         records in place, without a `bytes` each (`re.Pattern.fullmatch(packed, start, end)`)."""
-        # Built from C iterators: no Python frame per record.
-        ends = list(accumulate(map(add, self._key_lens, self._data_lens)))
-        return zip(count(), map(sub, ends, self._data_lens), ends)
+        starts, ends = self._data_bounds()
+        return zip(count(), starts, ends)
 
     def records(self) -> Iterator[Record]:
         """The records in order. Keys are decoded from the packed bytes; each data is one slice
         of them."""
-        # Built from C iterators, no Python code per record (a generator made a Record in
-        # about 20% more time).
-        packed, key_lens, data_lens = self._bytes, self._key_lens, self._data_lens
-        ends = list(accumulate(map(add, key_lens, data_lens)))
-        starts = list(map(sub, ends, data_lens))
-        key_bytes = map(getitem, repeat(packed), map(slice, map(sub, starts, key_lens), starts))
+        # No Python code per record (a generator took 750 ns a record against 620-680 ns).
+        packed, (starts, ends) = self._bytes, self._data_bounds()
+        key_bytes = map(getitem, repeat(packed), map(slice, map(sub, starts, self._key_lens), starts))
         keys = map(str, key_bytes, repeat("utf-8"))
         datas = map(getitem, repeat(packed), map(slice, starts, ends))
         return map(_new_record, zip(count(), keys, datas, self._arrivals))
+
+    def _data_bounds(self) -> tuple[list[int], list[int]]:
+        """Where each record's data starts and ends in the packed bytes, computed by C
+        iterators (no Python frame per record)."""
+        ends = list(accumulate(map(add, self._key_lens, self._data_lens)))
+        return list(map(sub, ends, self._data_lens)), ends
 
 
 #: A `Record` of a 4-tuple, in C (`Record(...)` runs a Python `__new__`).
