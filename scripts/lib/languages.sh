@@ -3,7 +3,9 @@
 # rolldown to bundle a module with the SDK; node's own test runner), installed outside the
 # clone (scripts/lib/tools.sh). Source it; it defines functions only. componentize-py carries
 # CPython and componentize-js SpiderMonkey inside their packages: nothing is downloaded while
-# building a component (componentize-js's AOT option would fetch; it stays off).
+# building a component. componentize-js's ahead-of-time option (WEIR_JS_AOT=1 for
+# scripts/build-components) needs weval, which it would download: here it is built from
+# crates.io instead (install_weval; ten to twenty minutes on two cores, once).
 
 source "$(dirname "${BASH_SOURCE[0]}")/tools.sh"
 
@@ -27,5 +29,17 @@ install_js_tools() {
     mkdir -p "$js_tools"
     npm install --prefix "$js_tools" --no-audit --no-fund --silent \
       "@bytecodealliance/componentize-js@$componentize_js_version" "rolldown@$rolldown_version" >&2
+  fi
+}
+
+weval_version=0.5.1
+weval="$tools/weval-$weval_version/bin/weval"
+
+install_weval() {
+  if [[ ! -x "$weval" ]]; then
+    echo "building weval $weval_version into $tools/weval-$weval_version (once; many minutes)" >&2
+    cargo install --quiet --locked weval --version "$weval_version" --root "$tools/weval-$weval_version" \
+      --target-dir "$tools/weval-$weval_version/build" >&2
+    rm -rf "$tools/weval-$weval_version/build"
   fi
 }

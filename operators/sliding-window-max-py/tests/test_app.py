@@ -197,10 +197,12 @@ def test_the_same_minute_shortcut_agrees_with_the_full_parse():
     assert times.prefix, "the shortcut was taken"
 
 
-def test_trades_in_the_producers_layout_give_what_the_json_decoder_gives():
+@pytest.mark.parametrize("settings", [{}, {"window": "1500ms", "slide": "500ms"}], ids=["panes of 10 s", "panes of 500 ms"])
+def test_trades_in_the_producers_layout_give_what_the_json_decoder_gives(settings):
     """The layout's path (one regular expression, in place) against the decoder's: the same
     trades, once as the producer writes them and once with the fields in another order (which
-    the layout does not read), must give the same results and the same refusals."""
+    the layout does not read), must give the same results and the same refusals; with panes of
+    whole seconds (each second's pane remembered) and of less."""
     import random
 
     rng = random.Random(26)
@@ -213,6 +215,10 @@ def test_trades_in_the_producers_layout_give_what_the_json_decoder_gives():
         # Times on and just before pane boundaries, now and then out of order.
         time = T0 + i // 4 * 250 - rng.choice([0, 0, 1]) - (3000 if rng.random() < 0.05 else 0)
         ticker = rng.choice(["AMZN", "T0001", "T0002", "ZZ.Z"] * 10 + ["A B", "Ω"])
+        if i // 1200 % 2 == 0 and rng.random() < 0.2:
+            # A ticker silent for longer than a window between its bursts: every window of it
+            # fires, and its next trade sets its timer afresh.
+            ticker = "GAP"
         price = rng.choice([f"{rng.uniform(0, 500):.2f}", "0", "17"] * 10 + ["-1.5", "1e3", "01"])
         when = rng.choice([stamp(time)] * 40 + ["2026-13-25T10:00:00.000", "2026-11-25T10:00:61.000", stamp(time + 10**11)])
         values.append((when, ticker, price))
@@ -220,7 +226,7 @@ def test_trades_in_the_producers_layout_give_what_the_json_decoder_gives():
     shuffled = [f'{{"TICKER": "{k}", "PRICE": {p}, "EVENT_TIME": "{t}"}}'.encode() for t, k, p in values]
 
     def run(records):
-        h = Harness(SlidingWindowMax, {}, batch_size=64)
+        h = Harness(SlidingWindowMax, settings, batch_size=64)
         h.set_time(T0 + 60_000)
         for record in records:
             h.push(record.split(b'"TICKER": "')[1].split(b'"')[0].decode(), record)
