@@ -343,8 +343,8 @@ pub struct HostArgs {
     pub max_memory_mib: usize,
     /// Time one operator call may take before it is interrupted (the instance is then
     /// replaced, and the records it failed on go to the dead-letter destination). `off` removes
-    /// the limit and the checks it costs (about a third of an operator's speed): only for
-    /// operators you trust not to loop forever.
+    /// the limit and the checks it costs (10-20% of an operator's speed, in Rust, Python or
+    /// JavaScript; BENCHMARKS.md): only for operators you trust not to loop forever.
     #[arg(long, env = "WEIR_MAX_CALL_TIME", default_value = "5s", value_name = "DURATION|off")]
     pub max_call_time: TimeLimit,
     /// Results (keys and data) one operator call may return, in MiB: more fails the call,
