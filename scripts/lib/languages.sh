@@ -5,7 +5,7 @@
 # CPython and componentize-js SpiderMonkey inside their packages: nothing is downloaded while
 # building a component. componentize-js's ahead-of-time option (WEIR_JS_AOT=1 for
 # scripts/build-components) needs weval, which it would download: here it is built from
-# crates.io instead (install_weval; ten to twenty minutes on two cores, once).
+# crates.io instead (install_weval, once: about 35 minutes beside a CI run on two cores).
 
 source "$(dirname "${BASH_SOURCE[0]}")/tools.sh"
 

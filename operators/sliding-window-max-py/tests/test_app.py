@@ -202,7 +202,7 @@ def test_trades_in_the_producers_layout_give_what_the_json_decoder_gives(setting
     """The layout's path (one regular expression, in place) against the decoder's: the same
     trades, once as the producer writes them and once with the fields in another order (which
     the layout does not read), must give the same results and the same refusals; with panes of
-    whole seconds (each second's pane remembered) and of less."""
+    whole seconds and of less than a second."""
     import random
 
     rng = random.Random(26)
