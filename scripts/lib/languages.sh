@@ -36,10 +36,5 @@ weval_version=0.5.1
 weval="$tools/weval-$weval_version/bin/weval"
 
 install_weval() {
-  if [[ ! -x "$weval" ]]; then
-    echo "building weval $weval_version into $tools/weval-$weval_version (once; many minutes)" >&2
-    cargo install --quiet --locked weval --version "$weval_version" --root "$tools/weval-$weval_version" \
-      --target-dir "$tools/weval-$weval_version/build" >&2
-    rm -rf "$tools/weval-$weval_version/build"
-  fi
+  install_crate weval "$weval_version" "about half an hour"
 }

@@ -26,3 +26,13 @@ install_venv() {
     fi
   done
 }
+
+# Build and install crate $1 at version $2 from crates.io into $tools/$1-$2 (its binaries in
+# bin/) unless its binary $1 is there already; say so on stderr, with $3 for how long it takes.
+install_crate() {
+  local crate=$1 version=$2 takes=$3
+  if [[ ! -x "$tools/$crate-$version/bin/$crate" ]]; then
+    echo "installing $crate $version into $tools/$crate-$version (once; $takes)" >&2
+    cargo install "$crate" --version "$version" --locked --root "$tools/$crate-$version" --quiet >&2
+  fi
+}
