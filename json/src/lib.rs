@@ -1,5 +1,5 @@
 //! Reading the few fields weir needs out of a JSON record without a full parser: the host's
-//! router finds a record's grouping key with it (`weir::pipeline::keys`), and
+//! router finds a record's grouping key with it (`weir::routing`), and
 //! sliding-window-max reads the three fields of a trade (`sliding_window_max::scan`). Both
 //! hand anything unusual to serde_json, so this crate only has to be exact about what it
 //! accepts.

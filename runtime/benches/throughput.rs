@@ -7,14 +7,17 @@
 //! - the whole `weir run` path: JSON lines in memory -> file source -> operator -> sink
 //!   (discarding), in records per CPU-second (user + system time of the process, all threads),
 //!   with one instance and with two (wall-clock rates too, and their ratio);
-//! - routing alone: finding each record's instance by its TICKER field and copying it into
-//!   that instance's sub-batch, in ns per record, beside the whole path's ns per record;
+//! - the `weir` binary on the trades as a file with one instance, two, and two processes side
+//!   by side on half the trades each: the ceiling two cores allow, and how close a second
+//!   instance comes to it;
+//! - routing alone: what finding each record's instance by its TICKER field adds to putting
+//!   it into a source's batch, in ns per record, beside the whole path's ns per record;
 //! - the watermark's work per step (`WEIR_BENCH_ONLY=watermark`): a step's event times folded
 //!   in, a caught-up read, the step's end recorded, the watermark computed, with 8 and 1,000
 //!   shards, beside what a step of the whole path costs.
 //!
 //! `cargo bench --profile dev -p weir --bench throughput` (records: `WEIR_BENCH_RECORDS`,
-//! default 10,000,000; `WEIR_BENCH_ONLY=native`, `whole`, `routing` or `watermark` runs only
+//! default 10,000,000; `WEIR_BENCH_ONLY=native`, `whole`, `ceiling`, `routing` or `watermark` runs only
 //! that, for profiling; `WEIR_BENCH_COMPARE=a.wasm,b.wasm` compares builds of
 //! sliding-window-max, operator alone, against the native crate as it is now).
 //! Prints a Markdown table for BENCHMARKS.md.
@@ -28,7 +31,8 @@ use common::{T0, env, median};
 use sliding_window_max::SlidingWindowMax;
 use weir::artifact::Artifact;
 use weir::operator::{Limits, LoadedOperator, OperatorEngine};
-use weir::pipeline::keys::Router;
+use weir::routing::Router;
+use weir::source::Batcher;
 use weir_operator::{Grouping, Operator, Output, OwnedBatch, Settings};
 use weir_producer::{GeneratorConfig, Tickers, TradeGenerator};
 
@@ -106,6 +110,96 @@ fn wasm_of(loaded: &LoadedOperator, w: &Workload, size: usize) -> (f64, usize) {
     (w.records.len() as f64 / start.elapsed().as_secs_f64(), outputs)
 }
 
+/// CPU time (user + system) of this process's children that have ended and been waited for.
+fn children_cpu() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given; RUSAGE_CHILDREN is always valid.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// `weir run` processes side by side, each `(parallelism, file)` over its file into
+/// /dev/null: CPU of all of them (user + system) and wall-clock time until the last ends.
+fn weir_runs(runs: &[(usize, &std::path::Path)]) -> (Duration, Duration) {
+    let (cpu0, wall0) = (children_cpu(), Instant::now());
+    let children: Vec<_> = runs
+        .iter()
+        .map(|(parallelism, file)| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+                .args(["run", "--parallelism", &parallelism.to_string(), "--sink", "/dev/null", "--source"])
+                .arg(file)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("weir")
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().expect("wait").success(), "weir run failed");
+    }
+    (children_cpu() - cpu0, wall0.elapsed())
+}
+
+/// The `weir` binary on the workload as a file: one instance, two, and two processes of one
+/// instance side by side, each on half the trades (independent runs: every ticker is in both
+/// halves, their results are not merged). The last is what two cores allow with nothing shared
+/// between the two, the ceiling a second instance is measured against. Per run, records per
+/// CPU-second and per wall-clock second.
+fn against_ceiling(w: &Workload, dir: &std::path::Path) -> [(f64, f64); 3] {
+    let middle = w.records[w.records.len() / 2].1.start;
+    let files = [("all", &w.lines[..]), ("first", &w.lines[..middle]), ("second", &w.lines[middle..])].map(
+        |(name, lines)| {
+            let path = dir.join(format!("{name}.jsonl"));
+            std::fs::write(&path, lines).expect("write trades");
+            path
+        },
+    );
+    // The compiled cache warmed first, as a running job's is.
+    weir_runs(&[(1, &files[1])]);
+    let n = w.records.len() as f64;
+    let rate = |(cpu, wall): (Duration, Duration)| (n / cpu.as_secs_f64(), n / wall.as_secs_f64());
+    [
+        rate(weir_runs(&[(1, &files[0])])),
+        rate(weir_runs(&[(2, &files[0])])),
+        rate(weir_runs(&[(1, &files[1]), (1, &files[2])])),
+    ]
+}
+
+/// The table of [`against_ceiling`] for each workload, medians of `rounds`.
+fn ceiling_table(workloads: &[Workload], rounds: usize) {
+    let m = |v: f64| format!("{:.2} M", v / 1e6);
+    println!(
+        "\nThe weir binary on the trades as a file (compiled cache warm): one instance, two, and two processes of one instance side by side on half the trades each (the ceiling):\n"
+    );
+    println!(
+        "| workload | 1 instance, per CPU-s | 2 instances, per CPU-s | 2 halves, per CPU-s | 1 instance, per s | 2 instances, per s | 2 halves, per s | 2 / 1 wall-clock | 2 halves / 1 | 2 instances / 2 halves |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    for w in workloads {
+        let runs: Vec<[(f64, f64); 3]> = (0..rounds).map(|_| against_ceiling(w, dir.path())).collect();
+        let cpu = |i: usize| median(runs.iter().map(|r| r[i].0).collect());
+        let wall = |i: usize| median(runs.iter().map(|r| r[i].1).collect());
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {:.2}x | {:.2}x | {:.2}x |",
+            w.name,
+            m(cpu(0)),
+            m(cpu(1)),
+            m(cpu(2)),
+            m(wall(0)),
+            m(wall(1)),
+            m(wall(2)),
+            wall(1) / wall(0),
+            wall(2) / wall(0),
+            wall(1) / wall(2)
+        );
+    }
+}
+
 /// Records per CPU-second (all threads) and per wall-clock second of the whole path with
 /// `parallelism` instances.
 fn whole_path(engine: &OperatorEngine, w: &Workload, size: usize, parallelism: usize) -> (f64, f64) {
@@ -114,33 +208,26 @@ fn whole_path(engine: &OperatorEngine, w: &Workload, size: usize, parallelism: u
     (run.records / run.cpu.as_secs_f64(), run.records / run.wall.as_secs_f64())
 }
 
-/// Nanoseconds per record to find each record's instance (of 2) by its TICKER field and copy
-/// it into that instance's sub-batch: what a step adds to the whole path when parallelism > 1.
+/// Nanoseconds per record that routing adds where records are read: lines put into a
+/// source's batches for 2 instances (each record's TICKER found and hashed, the record copied
+/// into its owner's sub-batch) against batches for one (copied, not read), same run.
 fn routing(w: &Workload, size: usize) -> f64 {
-    let batches = batches(w, size);
-    let router = Router::new(Grouping::JsonField("TICKER".into()), 2);
-    let mut parts = [OwnedBatch::new("shard-0"), OwnedBatch::new("shard-0")];
-    let mut owners: Vec<u16> = Vec::with_capacity(size);
-    let start = Instant::now();
-    let mut finding = Duration::ZERO;
-    for b in &batches {
-        let t = Instant::now();
-        router.owners(b, &mut owners);
-        finding += t.elapsed();
-        for (i, part) in parts.iter_mut().enumerate() {
-            part.clear();
-            for ((key_len, record, arrival), &o) in b.packed().zip(&owners) {
-                if o as usize == i {
-                    part.push_packed(key_len, record, arrival);
-                }
+    let batching = |parallelism: usize| {
+        let router = Router::new(Grouping::JsonField("TICKER".into()), parallelism);
+        let mut batcher = Batcher::new(&router, "shard-0");
+        let start = Instant::now();
+        for (_, range) in &w.records {
+            batcher.push("", &w.lines[range.clone()], T0, None);
+            if batcher.len() == size {
+                std::hint::black_box(batcher.take());
             }
         }
-        std::hint::black_box(&parts);
-    }
-    if std::env::var("WEIR_BENCH_ONLY").as_deref() == Ok("routing") {
-        println!("finding owners: {:.0} ns per record", finding.as_secs_f64() * 1e9 / w.records.len() as f64);
-    }
-    start.elapsed().as_secs_f64() * 1e9 / w.records.len() as f64
+        std::hint::black_box(batcher.take());
+        start.elapsed()
+    };
+    let one = batching(1);
+    let two = batching(2);
+    (two.as_secs_f64() - one.as_secs_f64()).max(0.0) * 1e9 / w.records.len() as f64
 }
 
 /// Nanoseconds of the watermark's work per step with `shards` shards being read: a full step's
@@ -264,6 +351,10 @@ fn main() {
         println!("routing, 1,000 tickers, batch 1024: {:.0} ns per record", routing(&w, 1024));
         return;
     }
+    if std::env::var("WEIR_BENCH_ONLY").as_deref() == Ok("ceiling") {
+        ceiling_table(&[workload("1,000 tickers", Tickers::Synthetic(1000), n)], rounds);
+        return;
+    }
     if std::env::var("WEIR_BENCH_ONLY").as_deref() == Ok("whole") {
         let w = workload("1,000 tickers", Tickers::Synthetic(1000), n);
         let engine = OperatorEngine::new(Limits::default(), None).expect("engine");
@@ -337,6 +428,7 @@ fn main() {
             wall2 / wall1
         );
     }
+    ceiling_table(&workloads, rounds);
     println!("\nRouting alone (2 instances, by TICKER), one thread, batch 1,024:\n");
     println!("| workload | routing, ns per record | whole path (1 instance), ns per CPU-record | share |");
     println!("|---|---|---|---|");

@@ -1,13 +1,13 @@
 //! weir: a stream runtime whose operators are WebAssembly components. ARCHITECTURE.md at the
 //! repository's root is the map; this is the library the `weir` binary's commands drive.
 //!
-//! Data flows one way: a [`source`] reads records into batches, the [`pipeline`] routes each
-//! record to the operator instance that owns its grouping key in the [`operator`] host, and a
-//! [`sink`] writes the results; records that cannot be processed go to the dead-letter
+//! Data flows one way: a [`source`] reads records into batches, each record put in the
+//! sub-batch of the operator instance that owns its grouping key ([`routing`]), the
+//! [`pipeline`] runs the instances in the [`operator`] host, and a [`sink`] writes the results; records that cannot be processed go to the dead-letter
 //! destination ([`sink::dead_letter`]).
 //!
 //! ```text
-//! source/ (file, generator, kinesis) -> pipeline/ (keys, instances, watermark, switch, checkpoint cuts) -> operator/ (wasmtime host) -> sink/ (file, kinesis, dead_letter)
+//! source/ (file, generator, kinesis; routed by routing/) -> pipeline/ (instances, watermark, switch, checkpoint cuts) -> operator/ (wasmtime host) -> sink/ (file, kinesis, dead_letter)
 //!                                            ^                  |
 //!          deployment/ (store, watch, versions, signatures)   checkpoint/ (format, store)
 //! ```
@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod objects;
 pub mod operator;
 pub mod pipeline;
+pub mod routing;
 pub mod s3;
 pub mod sink;
 pub mod source;

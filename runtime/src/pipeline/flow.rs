@@ -60,12 +60,17 @@ impl Flow {
         while let Some(event) = next.take() {
             match event {
                 SourceEvent::Batch { mut batch, read_at: at, position } => {
-                    batch.now_ms = now;
-                    batch.watermark_ms = *watermark.get_or_insert_with(|| self.current_watermark());
-                    self.metrics.shard(&batch.shard_id).records_in.inc_by(batch.len() as u64);
-                    self.progress.advanced(&batch.shard_id, position.as_deref());
+                    let watermark = *watermark.get_or_insert_with(|| self.current_watermark());
+                    for part in batch.parts_mut() {
+                        part.now_ms = now;
+                        part.watermark_ms = watermark;
+                    }
+                    self.metrics.shard(batch.shard_id()).records_in.inc_by(batch.len() as u64);
+                    self.progress.advanced(batch.shard_id(), position.as_deref());
                     if let Some(spread) = &mut self.spread {
-                        self.metrics.keys_on_several_shards.inc_by(spread.observe(&batch, &self.progress)?);
+                        for part in batch.parts() {
+                            self.metrics.keys_on_several_shards.inc_by(spread.observe(part, &self.progress)?);
+                        }
                     }
                     read_at = Some(read_at.map_or(at, |r| r.min(at)));
                     self.instances.route(batch);

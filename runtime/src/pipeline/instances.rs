@@ -1,28 +1,28 @@
 //! The operator instances of the pipeline: `--parallelism` of them, each owning a range of key
 //! groups ([`super::keys`]), each running on its own thread.
 //!
-//! The pipeline works in steps. It hands over the batches it has (one shard's records each);
-//! the step finds the owner of every record (the batches shared out over the threads), then
-//! each instance, on its own thread, gathers its records of every batch into a sub-batch, in
-//! order, so every record of a key reaches the same instance in the order of its shard, and
-//! processes them; the step ends when all are done. Between steps no instance is in a call,
-//! which is where swaps, rollbacks and ticks happen (and checkpoints will), with no locks
-//! around the instances.
+//! The pipeline works in steps. It hands over the batches it has (one shard's records each,
+//! split by the source into one sub-batch per instance, in order, so every record of a key
+//! reaches the same instance in the order of its shard: [`crate::source::routed`]); each
+//! instance, on its own thread, processes its sub-batches; the step ends when all are done.
+//! Between steps no instance is in a call, which is where swaps, rollbacks, ticks and
+//! checkpoints happen, with no locks around the instances.
 
 mod side_by_side;
 mod slot;
 
 use std::time::{Duration, Instant};
 
-use weir_contract::{Grouping, KeyedStates, Output, OwnedBatch};
+use weir_contract::{Grouping, KeyedStates, Output};
 
 use super::PipelineError;
-use super::keys::{self, Router};
 use super::shadow::{ShadowFeed, Work};
 use crate::deployment::Shadowed;
 use crate::metrics::Metrics;
 use crate::operator::{CallError, LoadedOperator, OnOperatorError, Processed, Runner, RunnerError};
-use side_by_side::{each, find_owners};
+use crate::routing::{self, Router};
+use crate::source::Routed;
+use side_by_side::each;
 use slot::Slot;
 
 /// What processing one sub-batch produced.
@@ -44,10 +44,6 @@ pub struct Instances {
     slots: Vec<Slot>,
     /// Threads for instances 1.., when there are several; instance 0 runs on the caller's.
     pool: Option<rayon::ThreadPool>,
-    /// Batches handed over since the last step.
-    pending: Vec<OwnedBatch>,
-    /// Per pending batch, the instance that owns each record (buffers reused).
-    owners: Vec<Vec<u16>>,
     snapshot_every: usize,
     on_error: OnOperatorError,
 }
@@ -93,8 +89,6 @@ impl Instances {
             loaded,
             slots,
             pool,
-            pending: Vec::new(),
-            owners: Vec::new(),
             snapshot_every,
             on_error,
         })
@@ -110,13 +104,20 @@ impl Instances {
         self.slots.len()
     }
 
-    /// Hand over `batch` for the next step.
-    pub fn route(&mut self, batch: OwnedBatch) {
-        if self.slots.len() == 1 {
-            // One instance owns every key: no routing.
-            self.slots[0].queue.push_back(batch);
-        } else {
-            self.pending.push(batch);
+    /// How records are routed to the instances (the source routes them as it reads them).
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Hand over `batch` for the next step: each instance queues its sub-batch (the batch is
+    /// routed first if its source did not route it).
+    pub fn route(&mut self, batch: impl Into<Routed>) {
+        let mut batch = batch.into();
+        batch.route(&self.router);
+        for (slot, part) in self.slots.iter_mut().zip(batch.into_parts()) {
+            if !part.is_empty() {
+                slot.queue.push_back(part);
+            }
         }
     }
 
@@ -124,17 +125,7 @@ impl Instances {
     /// Returns what each sub-batch produced, and the instances that failed a sub-batch while
     /// `probation` (their queue still holds it; see [`run_one`](Self::run_one)).
     pub fn step(&mut self, probation: bool) -> Result<Stepped, RunnerError> {
-        let pending = std::mem::take(&mut self.pending);
-        let mut owners = std::mem::take(&mut self.owners);
-        owners.resize_with(pending.len(), Vec::new);
-        if !pending.is_empty() {
-            find_owners(self.pool.as_ref(), &self.router, &pending, &mut owners);
-        }
-        let results = each(self.pool.as_ref(), &mut self.slots, |i, slot| {
-            slot.gather(i, &pending, &owners);
-            slot.run(probation)
-        });
-        self.owners = owners;
+        let results = each(self.pool.as_ref(), &mut self.slots, |_, slot| slot.run(probation));
         let mut done = Vec::new();
         let mut failed = Vec::new();
         for (i, result) in results.into_iter().enumerate() {
@@ -292,7 +283,7 @@ pub fn split_by_owner(state: &KeyedStates, parallelism: usize) -> Vec<KeyedState
         if entry.is_instance_wide() {
             parts.iter_mut().for_each(|part| part.push_entry(entry));
         } else {
-            parts[keys::owner(keys::key_group(entry.key.as_bytes()), parallelism)].push_entry(entry);
+            parts[routing::owner(routing::key_group(entry.key.as_bytes()), parallelism)].push_entry(entry);
         }
     }
     parts

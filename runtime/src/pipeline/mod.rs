@@ -11,7 +11,6 @@
 pub mod checkpointing;
 pub mod flow;
 pub mod instances;
-pub mod keys;
 pub mod progress;
 mod run;
 pub mod shadow;

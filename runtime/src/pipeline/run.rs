@@ -15,7 +15,7 @@ use super::instances::Instances;
 use super::progress::Progress;
 use super::watermark::Watermarks;
 use super::{
-    CHANNEL_BATCHES, Checkpoints, Ending, PipelineError, PipelineOptions, guest, join, keys, spread, switch,
+    CHANNEL_BATCHES, Checkpoints, Ending, PipelineError, PipelineOptions, guest, join, spread, switch,
 };
 use crate::checkpoint::Checkpoint;
 use crate::deployment::{Change, Versions};
@@ -150,15 +150,16 @@ impl Pipeline {
         };
         let single_shard = source.single_shard();
         let (event_tx, mut events) = mpsc::channel(CHANNEL_BATCHES);
-        let mut source_task = Some(tokio::spawn(source.run(event_tx)));
+        let mut source_task = Some(tokio::spawn(source.run(event_tx, instances.router().clone())));
         let (out_tx, out_rx) = mpsc::channel::<Outgoing>(CHANNEL_BATCHES);
         let refusal = sink.refusal();
         // Keys spread over shards are looked for only where there are shards to spread over.
         let spread = match flow_grouping(&versions) {
             weir_contract::Grouping::JsonField(_) if single_shard => None,
-            weir_contract::Grouping::JsonField(field) => {
-                Some(spread::Spread::new(keys::Field::new(field.as_bytes()), options.partition_keyed))
-            }
+            weir_contract::Grouping::JsonField(field) => Some(spread::Spread::new(
+                crate::routing::field::Field::new(field.as_bytes()),
+                options.partition_keyed,
+            )),
             weir_contract::Grouping::PartitionKey => None,
         };
         let sink_task = tokio::spawn(sink.run_until(out_rx, options.write_deadline.clone()));

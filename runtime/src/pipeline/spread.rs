@@ -14,8 +14,8 @@ use std::collections::{HashMap, HashSet};
 
 use weir_contract::OwnedBatch;
 
-use super::keys::Field;
 use super::progress::Progress;
+use crate::routing::field::Field;
 
 /// One record in this many is checked.
 pub const SAMPLE_EVERY: usize = 64;

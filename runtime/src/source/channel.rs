@@ -5,6 +5,7 @@
 use tokio::sync::mpsc;
 
 use super::{SourceError, SourceEvent};
+use crate::routing::Router;
 
 /// The events of a channel, passed on in order until its senders are gone (the end of input).
 pub struct ChannelSource {
@@ -13,12 +14,20 @@ pub struct ChannelSource {
 
 impl ChannelSource {
     /// The source of what is sent on `events`; it must follow [`SourceEvent`]'s order per shard.
+    /// Batches are routed as they pass, unless they were routed for as many instances.
     pub fn new(events: mpsc::Receiver<SourceEvent>) -> Self {
         Self { events }
     }
 
-    pub(super) async fn run(mut self, tx: mpsc::Sender<SourceEvent>) -> Result<(), SourceError> {
-        while let Some(event) = self.events.recv().await {
+    pub(super) async fn run(
+        mut self,
+        tx: mpsc::Sender<SourceEvent>,
+        router: &Router,
+    ) -> Result<(), SourceError> {
+        while let Some(mut event) = self.events.recv().await {
+            if let SourceEvent::Batch { batch, .. } = &mut event {
+                batch.route(router);
+            }
             if tx.send(event).await.is_err() {
                 break;
             }

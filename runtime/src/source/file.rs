@@ -12,11 +12,12 @@ use std::path::PathBuf;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
-use weir_contract::{DeadLetter, OwnedBatch};
+use weir_contract::DeadLetter;
 
 use super::lines::{LineSplitter, Piece};
-use super::{SourceError, SourceEvent};
+use super::{Batcher, SourceError, SourceEvent};
 use crate::clock::now_ms;
+use crate::routing::Router;
 
 /// Bytes read at once.
 const READ_BUFFER_BYTES: usize = 256 << 10;
@@ -60,16 +61,20 @@ impl FileSource {
         Self::new(tokio::io::stdin(), "stdin", batch_size)
     }
 
-    pub(super) async fn run(mut self, tx: mpsc::Sender<SourceEvent>) -> Result<(), SourceError> {
+    pub(super) async fn run(
+        mut self,
+        tx: mpsc::Sender<SourceEvent>,
+        router: &Router,
+    ) -> Result<(), SourceError> {
         if tx.send(SourceEvent::root(&self.name)).await.is_err() {
             return Ok(());
         }
         let mut buf = vec![0u8; READ_BUFFER_BYTES];
         let mut lines = LineSplitter::new(self.max_line_bytes);
-        let mut batch = OwnedBatch::new(self.name.clone());
+        let mut batch = Batcher::new(router, self.name.clone());
+        batch.reserve(self.batch_size, 0);
         // Full batches and dead letters of one read, sent once it is split.
         let mut ready: Vec<SourceEvent> = Vec::new();
-        let mut last_bytes = 0usize;
         loop {
             let n = self
                 .reader
@@ -81,10 +86,7 @@ impl FileSource {
                 Piece::Line(_, line) => {
                     push_line(&mut batch, line, arrival);
                     if batch.len() >= self.batch_size {
-                        last_bytes = batch.bytes.len();
-                        let full =
-                            std::mem::replace(&mut batch, new_batch(&self.name, last_bytes, self.batch_size));
-                        ready.push(SourceEvent::batch(full));
+                        ready.push(SourceEvent::batch(batch.take()));
                     }
                 }
                 Piece::TooLong(number) => ready.push(SourceEvent::Rejected(too_long(
@@ -101,8 +103,7 @@ impl FileSource {
             }
             // A short read: whatever is batched goes now, rather than after the next read.
             if n < buf.len() && !batch.is_empty() {
-                let part = std::mem::replace(&mut batch, new_batch(&self.name, last_bytes, self.batch_size));
-                ready.push(SourceEvent::batch(part));
+                ready.push(SourceEvent::batch(batch.take()));
             }
             for event in ready.drain(..) {
                 if tx.send(event).await.is_err() {
@@ -129,23 +130,21 @@ fn too_long(name: &str, max: usize, line_number: u64, arrival: i64) -> DeadLette
     }
 }
 
-fn new_batch(name: &str, bytes: usize, records: usize) -> OwnedBatch {
-    let mut b = OwnedBatch::new(name);
-    b.reserve(records, bytes);
-    b
-}
-
 #[inline]
-fn push_line(batch: &mut OwnedBatch, line: &[u8], arrival: i64) {
+fn push_line(batch: &mut Batcher, line: &[u8], arrival: i64) {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if !line.is_empty() {
-        batch.push("", line, arrival);
+        batch.push("", line, arrival, None);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn one() -> Router {
+        Router::new(weir_contract::Grouping::PartitionKey, 1)
+    }
 
     #[tokio::test]
     async fn lines_split_across_reads_and_batches_come_out_whole_and_in_order() {
@@ -159,11 +158,12 @@ mod tests {
             }
         });
         let (tx, mut rx) = mpsc::channel(100);
-        FileSource::new(client, "test", 2).run(tx).await.unwrap();
+        FileSource::new(client, "test", 2).run(tx, &one()).await.unwrap();
         let mut lines = Vec::new();
         while let Some(event) = rx.recv().await {
             let SourceEvent::Batch { batch, .. } = event else { continue };
             assert!(batch.len() <= 2);
+            let [batch] = batch.parts() else { panic!("one instance, one part") };
             lines.extend(batch.view().records().map(|r| String::from_utf8(r.data.to_vec()).unwrap()));
         }
         assert_eq!(lines, ["one", "two", "three", "four"]);
@@ -175,12 +175,14 @@ mod tests {
         let mut source = FileSource::new(std::io::Cursor::new(text.into_bytes()), "test", 10);
         source.max_line_bytes = 50;
         let (tx, mut rx) = mpsc::channel(100);
-        source.run(tx).await.unwrap();
+        source.run(tx, &one()).await.unwrap();
         let (mut lines, mut dead) = (Vec::new(), Vec::new());
         while let Some(event) = rx.recv().await {
             match event {
                 SourceEvent::Batch { batch, .. } => {
-                    lines.extend(batch.view().records().map(|r| String::from_utf8(r.data.to_vec()).unwrap()))
+                    lines.extend(batch.parts().iter().flat_map(|p| {
+                        p.view().records().map(|r| String::from_utf8(r.data.to_vec()).unwrap())
+                    }))
                 }
                 SourceEvent::Rejected(letter) => dead.push(letter.reason),
                 _ => {}

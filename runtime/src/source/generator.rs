@@ -6,11 +6,11 @@
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use weir_contract::OwnedBatch;
 use weir_producer::{GeneratorConfig, Pacer, TradeGenerator};
 
-use super::{SourceError, SourceEvent};
+use super::{Batcher, SourceError, SourceEvent};
 use crate::clock::now_ms;
+use crate::routing::Router;
 
 /// The shard name the generator's records carry.
 pub const GENERATOR_SHARD: &str = "generator";
@@ -29,7 +29,7 @@ pub struct GeneratorSource {
 }
 
 impl GeneratorSource {
-    pub(super) async fn run(self, tx: mpsc::Sender<SourceEvent>) -> Result<(), SourceError> {
+    pub(super) async fn run(self, tx: mpsc::Sender<SourceEvent>, router: &Router) -> Result<(), SourceError> {
         if tx.send(SourceEvent::root(GENERATOR_SHARD)).await.is_err() {
             return Ok(());
         }
@@ -37,6 +37,7 @@ impl GeneratorSource {
         let mut pacer = Pacer::new(self.rate);
         let mut sent: u64 = 0;
         let mut line = Vec::with_capacity(128);
+        let mut batch = Batcher::new(router, GENERATOR_SHARD);
         loop {
             let room = self.count.map_or(u64::MAX, |c| c - sent).min(self.batch_size as u64);
             if room == 0 {
@@ -47,15 +48,14 @@ impl GeneratorSource {
                 tokio::time::sleep(pacer.until_next().max(Duration::from_millis(1))).await;
                 continue;
             }
-            let mut batch = OwnedBatch::new(GENERATOR_SHARD);
             let arrival = now_ms();
             for _ in 0..due {
                 line.clear();
                 let ticker = generator.write_next(&mut line);
-                batch.push(ticker, &line, arrival);
+                batch.push(ticker, &line, arrival, None);
             }
             sent += due;
-            if tx.send(SourceEvent::batch(batch)).await.is_err() {
+            if tx.send(SourceEvent::batch(batch.take())).await.is_err() {
                 return Ok(());
             }
         }

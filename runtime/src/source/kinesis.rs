@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::mpsc;
-use weir_contract::OwnedBatch;
 use weir_kinesis::{Kinesis, ReadOptions, ReaderStats, ShardEvent, StartPosition, Stream, StreamReader};
 
-use super::{Lineage, SourceError, SourceEvent};
+use super::{Batcher, Lineage, SourceError, SourceEvent};
 use crate::metrics::{Metrics, ShardMetrics};
+use crate::routing::Router;
 
 /// GetRecords replies in flight between the stream reader and the adapter.
 const REPLIES_IN_FLIGHT: usize = 16;
@@ -71,7 +71,7 @@ impl KinesisSource {
         Ok(Self { reader, batch_size: batch_size.max(1), metrics, fan_out })
     }
 
-    pub(super) async fn run(self, tx: mpsc::Sender<SourceEvent>) -> Result<(), SourceError> {
+    pub(super) async fn run(self, tx: mpsc::Sender<SourceEvent>, router: &Router) -> Result<(), SourceError> {
         let (shard_tx, mut shard_events) = mpsc::channel(REPLIES_IN_FLIGHT);
         let reader = tokio::spawn(self.reader.run(shard_tx));
         // Each shard's series, and its reader's counts at the last look.
@@ -129,7 +129,7 @@ impl KinesisSource {
                         continue;
                     }
                     for chunk in records.chunks(self.batch_size) {
-                        let mut batch = OwnedBatch::new(shard.clone());
+                        let mut batch = Batcher::new(router, shard.clone());
                         let bytes = chunk
                             .iter()
                             .map(|r| r.data.as_ref().len() + r.partition_key.as_deref().map_or(0, str::len))
@@ -144,10 +144,11 @@ impl KinesisSource {
                                 record.partition_key.as_deref().unwrap_or_default(),
                                 record.data.as_ref(),
                                 arrival,
+                                Some(record.sequence_number.as_bytes()),
                             );
-                            batch.push_position(record.sequence_number.as_bytes());
                         }
                         let position = chunk.last().map(|r| r.sequence_number.clone());
+                        let batch = batch.done();
                         if tx.send(SourceEvent::Batch { batch, read_at, position }).await.is_err() {
                             return Ok(());
                         }

@@ -1,6 +1,7 @@
 //! Sources: where records come from. Each source runs as its own task and sends
 //! [`SourceEvent`]s down a bounded channel: a shard starts, batches of its records (one shard's
-//! records per batch), the shard ends. A slow operator holds the source back instead of letting
+//! records per batch, already routed to the operator instances that own their keys:
+//! [`routed`]), the shard ends. A slow operator holds the source back instead of letting
 //! records pile up; closing the channel ends the input. A record the source cannot pass on (a
 //! line too long to be a record) is sent as a dead letter, so nothing is dropped silently.
 
@@ -9,17 +10,21 @@ pub mod file;
 pub mod generator;
 pub mod kinesis;
 pub mod lines;
+pub mod routed;
 
 use std::time::Instant;
 
 use tokio::sync::mpsc;
-use weir_contract::{DeadLetter, OwnedBatch};
+use weir_contract::DeadLetter;
 use weir_kinesis::HashRange;
 
 pub use channel::ChannelSource;
 pub use file::FileSource;
 pub use generator::GeneratorSource;
 pub use kinesis::KinesisSource;
+pub use routed::{Batcher, Routed};
+
+use crate::routing::Router;
 
 /// Where a shard's state comes from: the shards it continues after a split or merge, and the
 /// hash keys it holds (the keys of their state it takes over).
@@ -47,10 +52,10 @@ pub enum SourceEvent {
         /// Its parents and hash range, for a Kinesis shard.
         lineage: Option<Lineage>,
     },
-    /// Records of a started shard (`batch.shard_id` names it).
+    /// Records of a started shard (each sub-batch's `shard_id` names it).
     Batch {
-        /// The records.
-        batch: OwnedBatch,
+        /// The records, one sub-batch per instance.
+        batch: Routed,
         /// When they were received.
         read_at: Instant,
         /// Where the shard stands after them (a Kinesis sequence number), for checkpoints.
@@ -86,9 +91,9 @@ impl SourceEvent {
         Self::Started { shard: shard.to_string(), lineage: None }
     }
 
-    /// Records read just now.
-    pub fn batch(batch: OwnedBatch) -> Self {
-        Self::Batch { batch, read_at: Instant::now(), position: None }
+    /// Records read just now (a whole batch is routed by the source it is sent through).
+    pub fn batch(batch: impl Into<Routed>) -> Self {
+        Self::Batch { batch: batch.into(), read_at: Instant::now(), position: None }
     }
 }
 
@@ -130,14 +135,14 @@ impl Source {
         matches!(self, Source::File(_) | Source::Generator(_))
     }
 
-    /// Send batches to `tx` until the input ends (Ok) or fails; stops early, with Ok, when the
-    /// receiver is gone.
-    pub async fn run(self, tx: mpsc::Sender<SourceEvent>) -> Result<(), SourceError> {
+    /// Send batches to `tx`, routed by `router`, until the input ends (Ok) or fails; stops
+    /// early, with Ok, when the receiver is gone.
+    pub async fn run(self, tx: mpsc::Sender<SourceEvent>, router: Router) -> Result<(), SourceError> {
         match self {
-            Source::File(s) => s.run(tx).await,
-            Source::Generator(s) => s.run(tx).await,
-            Source::Kinesis(s) => s.run(tx).await,
-            Source::Channel(s) => s.run(tx).await,
+            Source::File(s) => s.run(tx, &router).await,
+            Source::Generator(s) => s.run(tx, &router).await,
+            Source::Kinesis(s) => s.run(tx, &router).await,
+            Source::Channel(s) => s.run(tx, &router).await,
         }
     }
 }

@@ -1,10 +1,7 @@
 //! Work of a step shared out over the instances' threads: instance 0 on the pipeline's
 //! thread, the others on a rayon pool, the step waiting for all.
 
-use weir_contract::OwnedBatch;
-
 use super::Slot;
-use crate::pipeline::keys::Router;
 
 /// Run `call` on every instance, side by side (instance 0 on this thread, the others on
 /// `pool`); results in instance order.
@@ -30,35 +27,4 @@ pub(super) fn each<T: Send>(
     });
     // A scope returns once every task ran (a panic in one is resumed here), so all are set.
     results.into_iter().flatten().collect()
-}
-
-/// The owner of every record of `batches`, into `owners` (one per batch), the batches shared
-/// out over this thread and `pool`'s.
-pub(super) fn find_owners(
-    pool: Option<&rayon::ThreadPool>,
-    router: &Router,
-    batches: &[OwnedBatch],
-    owners: &mut [Vec<u16>],
-) {
-    let fill = |batch: &OwnedBatch, owners: &mut Vec<u16>| router.owners(batch, owners);
-    let Some(pool) = pool else {
-        batches.iter().zip(owners.iter_mut()).for_each(|(b, o)| fill(b, o));
-        return;
-    };
-    let threads = pool.current_num_threads() + 1;
-    pool.in_place_scope(|scope| {
-        let mut work = batches.iter().zip(owners.iter_mut()).enumerate();
-        let mut mine = Vec::new();
-        for (j, (batch, owners)) in &mut work {
-            if j % threads == 0 {
-                mine.push((batch, owners));
-            } else {
-                let fill = &fill;
-                scope.spawn(move |_| fill(batch, owners));
-            }
-        }
-        for (batch, owners) in mine {
-            fill(batch, owners);
-        }
-    });
 }

@@ -1,6 +1,6 @@
-//! One operator instance of the pipeline and the sub-batches routed to it in a step: gathers
-//! its records of every batch (in order, one sub-batch per batch), processes them, and
-//! counts its outputs and restarts; hands a copy of each to the candidate shadowing it, if any.
+//! One operator instance of the pipeline and the sub-batches routed to it in a step: processes
+//! them in order, and counts its outputs and restarts; hands a copy of each to the candidate
+//! shadowing it, if any.
 
 use std::collections::VecDeque;
 
@@ -15,8 +15,6 @@ use crate::pipeline::shadow::{ShadowFeed, Work};
 pub(super) struct Slot {
     pub(super) runner: Runner,
     pub(super) queue: VecDeque<OwnedBatch>,
-    /// Emptied sub-batches, to gather the next ones into.
-    emptied: Vec<OwnedBatch>,
     pub(super) metrics: InstanceMetrics,
     pub(super) restarts_seen: u64,
     /// The candidate instance shadowing this one.
@@ -26,34 +24,7 @@ pub(super) struct Slot {
 impl Slot {
     /// `runner`, counting into `metrics`, with nothing queued.
     pub(super) fn new(runner: Runner, metrics: InstanceMetrics) -> Self {
-        Self { runner, queue: VecDeque::new(), emptied: Vec::new(), metrics, restarts_seen: 0, shadow: None }
-    }
-
-    /// Queue the records of `batches` whose owner (in `owners`, per batch) is `instance`, one
-    /// sub-batch per batch that has any.
-    pub(super) fn gather(&mut self, instance: usize, batches: &[OwnedBatch], owners: &[Vec<u16>]) {
-        for (batch, owners) in batches.iter().zip(owners) {
-            let mut part = self.emptied.pop().unwrap_or_default();
-            part.clear();
-            part.shard_id.clone_from(&batch.shard_id);
-            part.now_ms = batch.now_ms;
-            part.watermark_ms = batch.watermark_ms;
-            for (((key_len, record, arrival), &owner), position) in
-                batch.packed().zip(owners).zip(batch.positions())
-            {
-                if owner as usize == instance {
-                    part.push_packed(key_len, record, arrival);
-                    if let Some(position) = position {
-                        part.push_position(position);
-                    }
-                }
-            }
-            if part.is_empty() {
-                self.emptied.push(part);
-            } else {
-                self.queue.push_back(part);
-            }
-        }
+        Self { runner, queue: VecDeque::new(), metrics, restarts_seen: 0, shadow: None }
     }
 
     /// Hand `work` to the shadowing candidate, if any; forget it once it stopped.
@@ -99,9 +70,6 @@ impl Slot {
                 self.shadow(|| Work::Batch { batch: copy, live, refused });
             }
             self.metrics.records_out.inc_by(processed.output.len() as u64);
-            if self.emptied.len() < crate::pipeline::STEP_BATCHES {
-                self.emptied.push(batch);
-            }
             done.push(Done { shard, processed });
         }
         Ok((done, None))
