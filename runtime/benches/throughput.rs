@@ -122,16 +122,19 @@ fn children_cpu() -> Duration {
     time(usage.ru_utime) + time(usage.ru_stime)
 }
 
-/// `weir run` processes side by side, each `(parallelism, file)` over its file into
-/// /dev/null: CPU of all of them (user + system) and wall-clock time until the last ends.
+/// `weir run` processes side by side, each `(parallelism, file)` over its file into a file
+/// beside it (`.out`, written through the page cache, as /dev/null is not): CPU of all of
+/// them (user + system) and wall-clock time until the last ends.
 fn weir_runs(runs: &[(usize, &std::path::Path)]) -> (Duration, Duration) {
     let (cpu0, wall0) = (children_cpu(), Instant::now());
     let children: Vec<_> = runs
         .iter()
         .map(|(parallelism, file)| {
             std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
-                .args(["run", "--parallelism", &parallelism.to_string(), "--sink", "/dev/null", "--source"])
+                .args(["run", "--parallelism", &parallelism.to_string(), "--source"])
                 .arg(file)
+                .arg("--sink")
+                .arg(file.with_extension("out"))
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()
@@ -144,11 +147,20 @@ fn weir_runs(runs: &[(usize, &std::path::Path)]) -> (Duration, Duration) {
     (children_cpu() - cpu0, wall0.elapsed())
 }
 
+/// The results a run wrote next to `file`, sorted (instances interleave their results).
+fn results(file: &std::path::Path) -> Vec<Vec<u8>> {
+    let out = std::fs::read(file.with_extension("out")).expect("results");
+    let mut lines: Vec<Vec<u8>> =
+        out.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect();
+    lines.sort_unstable();
+    lines
+}
+
 /// The `weir` binary on the workload as a file: one instance, two, and two processes of one
 /// instance side by side, each on half the trades (independent runs: every ticker is in both
 /// halves, their results are not merged). The last is what two cores allow with nothing shared
 /// between the two, the ceiling a second instance is measured against. Per run, records per
-/// CPU-second and per wall-clock second.
+/// CPU-second and per wall-clock second; two instances' results must be one instance's.
 fn against_ceiling(w: &Workload, dir: &std::path::Path) -> [(f64, f64); 3] {
     let middle = w.records[w.records.len() / 2].1.start;
     let files = [("all", &w.lines[..]), ("first", &w.lines[..middle]), ("second", &w.lines[middle..])].map(
@@ -162,18 +174,20 @@ fn against_ceiling(w: &Workload, dir: &std::path::Path) -> [(f64, f64); 3] {
     weir_runs(&[(1, &files[1])]);
     let n = w.records.len() as f64;
     let rate = |(cpu, wall): (Duration, Duration)| (n / cpu.as_secs_f64(), n / wall.as_secs_f64());
-    [
-        rate(weir_runs(&[(1, &files[0])])),
-        rate(weir_runs(&[(2, &files[0])])),
-        rate(weir_runs(&[(1, &files[1]), (1, &files[2])])),
-    ]
+    let one = rate(weir_runs(&[(1, &files[0])]));
+    let by_one = results(&files[0]);
+    let two = rate(weir_runs(&[(2, &files[0])]));
+    assert!(!by_one.is_empty(), "one instance wrote no results");
+    assert!(by_one == results(&files[0]), "two instances wrote other results than one");
+    // The halves are not checked against the whole: a window spanning the split is in both.
+    [one, two, rate(weir_runs(&[(1, &files[1]), (1, &files[2])]))]
 }
 
 /// The table of [`against_ceiling`] for each workload, medians of `rounds`.
 fn ceiling_table(workloads: &[Workload], rounds: usize) {
     let m = |v: f64| format!("{:.2} M", v / 1e6);
     println!(
-        "\nThe weir binary on the trades as a file (compiled cache warm): one instance, two, and two processes of one instance side by side on half the trades each (the ceiling):\n"
+        "\nThe weir binary, trades from a file, results to a file (compiled cache warm): one instance, two (its results checked against one's), and two processes of one instance side by side on half the trades each (the ceiling):\n"
     );
     println!(
         "| workload | 1 instance, per CPU-s | 2 instances, per CPU-s | 2 halves, per CPU-s | 1 instance, per s | 2 instances, per s | 2 halves, per s | 2 / 1 wall-clock | 2 halves / 1 | 2 instances / 2 halves |"
