@@ -1,5 +1,5 @@
 //! The operator instances of the pipeline: `--parallelism` of them, each owning a range of key
-//! groups ([`super::keys`]), each running on its own thread.
+//! groups ([`crate::routing`]), each running on its own thread.
 //!
 //! The pipeline works in steps. It hands over the batches it has (one shard's records each,
 //! split by the source into one sub-batch per instance, in order, so every record of a key

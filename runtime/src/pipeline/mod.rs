@@ -1,11 +1,12 @@
-//! The data path of `weir run`: source task -> routing by grouping key -> operator instances,
-//! each on its own thread ([`instances`], [`keys`]) -> sink task, with the event-time
-//! watermark made of every shard's progress ([`watermark`]), processing-time ticks to every
-//! instance, version switches and rollbacks ([`switch`]), dead letters, metrics and shutdown.
+//! The data path of `weir run`: source task (each record routed by grouping key as it is read:
+//! [`crate::routing`], [`crate::source::routed`]) -> operator instances, each on its own
+//! thread ([`instances`]) -> sink task, with the event-time watermark made of every shard's
+//! progress ([`watermark`]), processing-time ticks to every instance, version switches and
+//! rollbacks ([`switch`]), dead letters, metrics and shutdown.
 //!
 //! The pipeline works in steps: it takes the batches the source has ready (up to
-//! [`STEP_BATCHES`]), routes them, lets every instance process its share side by side, then
-//! sends the outputs on. Channels between the tasks are bounded, so a slow sink slows the
+//! [`STEP_BATCHES`]), queues their sub-batches, lets every instance process its share side by
+//! side, then sends the outputs on. Channels between the tasks are bounded, so a slow sink slows the
 //! operators, which slows the source: memory stays flat.
 
 pub mod checkpointing;
