@@ -110,23 +110,11 @@ fn wasm_of(loaded: &LoadedOperator, w: &Workload, size: usize) -> (f64, usize) {
     (w.records.len() as f64 / start.elapsed().as_secs_f64(), outputs)
 }
 
-/// CPU time (user + system) of this process's children that have ended and been waited for.
-fn children_cpu() -> Duration {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage fills the struct it is given; RUSAGE_CHILDREN is always valid.
-    let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr());
-        usage.assume_init()
-    };
-    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    time(usage.ru_utime) + time(usage.ru_stime)
-}
-
 /// `weir run` processes side by side, each `(parallelism, file)` over its file into a file
 /// beside it (`.out`, written through the page cache, as /dev/null is not): CPU of all of
 /// them (user + system) and wall-clock time until the last ends.
 fn weir_runs(runs: &[(usize, &std::path::Path)]) -> (Duration, Duration) {
-    let (cpu0, wall0) = (children_cpu(), Instant::now());
+    let (cpu0, wall0) = (common::children_cpu_time(), Instant::now());
     let children: Vec<_> = runs
         .iter()
         .map(|(parallelism, file)| {
@@ -144,7 +132,7 @@ fn weir_runs(runs: &[(usize, &std::path::Path)]) -> (Duration, Duration) {
     for mut child in children {
         assert!(child.wait().expect("wait").success(), "weir run failed");
     }
-    (children_cpu() - cpu0, wall0.elapsed())
+    (common::children_cpu_time() - cpu0, wall0.elapsed())
 }
 
 /// The results a run wrote next to `file`, sorted (instances interleave their results).

@@ -36,12 +36,23 @@ pub fn reference_lines(n: usize) -> Vec<u8> {
 
 /// User + system CPU time of this process so far (Linux: /proc/self/stat, in clock ticks).
 pub fn cpu_time() -> Duration {
+    // Fields 14 and 15 of stat (utime, stime) are at 11 and 12 after the command name.
+    self_stat_time(11, 12)
+}
+
+/// User + system CPU time of this process's children that ended and were waited for.
+pub fn children_cpu_time() -> Duration {
+    // Fields 16 and 17 of stat (cutime, cstime) are at 13 and 14 after the command name.
+    self_stat_time(13, 14)
+}
+
+/// The sum of two clock-tick fields of /proc/self/stat (counted after the command name).
+fn self_stat_time(user: usize, system: usize) -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, s)| s).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    // Fields 14 and 15 of stat (utime, stime) are at 11 and 12 after the command name.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+    Duration::from_millis((ticks(user) + ticks(system)) * 10)
 }
 
 pub fn median(mut v: Vec<f64>) -> f64 {

@@ -117,10 +117,9 @@ enum Step {
 #[derive(Clone, Debug)]
 pub struct FieldReader {
     field: Field,
-    /// The steps up to the field's value (whose opening quote is where they end).
+    /// The steps up to the field's value (whose opening quote is where they end); empty when
+    /// no layout is learned (a learned one starts with the text holding `{`).
     layout: Vec<Step>,
-    /// Whether `layout` holds a learned layout.
-    learned: bool,
     /// Where the last record scanned had its values (kept for its buffer).
     trace: Trace,
 }
@@ -128,13 +127,13 @@ pub struct FieldReader {
 impl FieldReader {
     /// Read field `name`.
     pub fn new(name: &[u8]) -> Self {
-        Self { field: Field::new(name), layout: Vec::new(), learned: false, trace: Trace::default() }
+        Self { field: Field::new(name), layout: Vec::new(), trace: Trace::default() }
     }
 
     /// The field's value in the JSON object `data`, as [`Field::value`] finds it.
     #[inline]
     pub fn value<'a>(&mut self, data: &'a [u8]) -> Option<Cow<'a, [u8]>> {
-        if self.learned
+        if !self.layout.is_empty()
             && let Some(value) = self.replay(data)
         {
             return Some(Cow::Borrowed(value));
@@ -168,20 +167,17 @@ impl FieldReader {
     fn learn(&mut self, data: &[u8]) {
         let trace = &self.trace;
         self.layout.clear();
-        self.learned = false;
         let Some(value) = trace.value.as_ref().filter(|_| trace.strings) else { return };
         let mut text_from = 0;
         for string in trace.before.iter().chain([value]) {
-            for piece in data[text_from..string.start].chunks(Literal::MAX) {
-                let Some(text) = Literal::new(piece) else { return };
-                self.layout.push(Step::Text(text));
-            }
+            // Pieces of at most `Literal::MAX` bytes, each a literal.
+            let pieces = data[text_from..string.start].chunks(Literal::MAX).filter_map(Literal::new);
+            self.layout.extend(pieces.map(Step::Text));
             self.layout.push(Step::Skip);
             text_from = string.end;
         }
         // The last skip is the field's value, which `replay` reads.
         self.layout.pop();
-        self.learned = true;
     }
 }
 
@@ -349,7 +345,7 @@ mod tests {
         let mut reader = FieldReader::new(b"TICKER");
         let first = br#"{"EVENT_TIME": "2026-11-25T10:00:00.123", "TICKER": "AMZN", "PRICE": 42.17}"#;
         assert_eq!(reader.value(first).as_deref(), Some(&b"AMZN"[..]));
-        assert!(reader.learned);
+        assert!(!reader.layout.is_empty(), "learned");
         let next = br#"{"EVENT_TIME": "2026-11-25T10:00:00.9", "TICKER": "MSFT", "PRICE": 1}"#;
         assert_eq!(reader.replay(next), Some(&b"MSFT"[..]));
         // Another layout is not replayed, but scanned (and learned).
@@ -358,7 +354,7 @@ mod tests {
         assert_eq!(reader.value(other).as_deref(), Some(&b"AAPL"[..]));
         // A value before the field that is not a string: nothing learned.
         assert_eq!(reader.value(br#"{"N": 1, "TICKER": "X"}"#).as_deref(), Some(&b"X"[..]));
-        assert!(!reader.learned);
+        assert!(reader.layout.is_empty(), "nothing learned");
     }
 
     fn any_json() -> impl Strategy<Value = serde_json::Value> {

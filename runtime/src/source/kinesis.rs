@@ -78,6 +78,7 @@ impl KinesisSource {
         let mut shards: HashMap<String, (ShardMetrics, ReaderStats)> = HashMap::new();
         let mut active =
             Subscriptions { gauge: self.fan_out.then(|| self.metrics.fan_out.active.clone()), open: 0 };
+        let mut batch = Batcher::new(router, "");
         while let Some(event) = shard_events.recv().await {
             let event = match event {
                 ShardEvent::Started { shard, parents, hash_range, from } => {
@@ -129,7 +130,7 @@ impl KinesisSource {
                         continue;
                     }
                     for chunk in records.chunks(self.batch_size) {
-                        let mut batch = Batcher::new(router, shard.clone());
+                        batch.start(&shard);
                         let bytes = chunk
                             .iter()
                             .map(|r| r.data.as_ref().len() + r.partition_key.as_deref().map_or(0, str::len))
@@ -148,7 +149,7 @@ impl KinesisSource {
                             );
                         }
                         let position = chunk.last().map(|r| r.sequence_number.clone());
-                        let batch = batch.done();
+                        let batch = batch.take();
                         if tx.send(SourceEvent::Batch { batch, read_at, position }).await.is_err() {
                             return Ok(());
                         }

@@ -90,7 +90,6 @@ impl From<OwnedBatch> for Routed {
 pub struct Batcher {
     router: Router,
     parts: Vec<OwnedBatch>,
-    len: usize,
 }
 
 impl Batcher {
@@ -98,17 +97,27 @@ impl Batcher {
     pub fn new(router: &Router, shard: impl Into<String>) -> Self {
         let shard = shard.into();
         let parts = (0..router.parallelism()).map(|_| OwnedBatch::new(shard.clone())).collect();
-        Self { router: router.clone(), parts, len: 0 }
+        Self { router: router.clone(), parts }
+    }
+
+    /// The next records pushed are shard `shard`'s (a source reading several shards keeps one
+    /// `Batcher`, and with it the router's learned layout). Only between batches.
+    pub fn start(&mut self, shard: &str) {
+        debug_assert!(self.is_empty(), "a batch holds one shard's records");
+        for part in &mut self.parts {
+            part.shard_id.clear();
+            part.shard_id.push_str(shard);
+        }
     }
 
     /// Records pushed since the last [`take`](Self::take).
     pub fn len(&self) -> usize {
-        self.len
+        self.parts.iter().map(OwnedBatch::len).sum()
     }
 
     /// Whether none was.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.parts.iter().all(OwnedBatch::is_empty)
     }
 
     /// Reserve room for `records` more records of `bytes` more bytes, shared out over the
@@ -124,13 +133,11 @@ impl Batcher {
     /// gives positions.
     #[inline]
     pub fn push(&mut self, partition_key: &str, data: &[u8], arrival_time_ms: i64, position: Option<&[u8]>) {
-        let owner = self.router.owner_of(partition_key.as_bytes(), data);
-        let part = &mut self.parts[owner];
+        let part = self.part_of(partition_key.as_bytes(), data);
         part.push(partition_key, data, arrival_time_ms);
         if let Some(position) = position {
             part.push_position(position);
         }
-        self.len += 1;
     }
 
     /// [`push`](Self::push) of a record given as it lies in a batch's bytes: its key
@@ -144,13 +151,18 @@ impl Batcher {
         position: Option<&[u8]>,
     ) {
         let (key, data) = key_and_data.split_at((key_len as usize).min(key_and_data.len()));
-        let owner = self.router.owner_of(key, data);
-        let part = &mut self.parts[owner];
+        let part = self.part_of(key, data);
         part.push_packed(key_len, key_and_data, arrival_time_ms);
         if let Some(position) = position {
             part.push_position(position);
         }
-        self.len += 1;
+    }
+
+    /// The sub-batch of the instance that owns the record with `key` and `data`.
+    #[inline(always)]
+    fn part_of(&mut self, key: &[u8], data: &[u8]) -> &mut OwnedBatch {
+        let owner = self.router.owner_of(key, data);
+        &mut self.parts[owner]
     }
 
     /// The records pushed so far; the next ones go into sub-batches with room for as many as
@@ -169,7 +181,6 @@ impl Batcher {
                 std::mem::replace(part, next)
             })
             .collect();
-        self.len = 0;
         Routed { parts }
     }
 
