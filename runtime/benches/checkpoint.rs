@@ -33,7 +33,12 @@ use weir::pipeline::instances::Instances;
 use weir_operator::OwnedBatch;
 
 /// Instances of the default operator fed `n` trades, as a checkpoint would find them.
-fn warm_instances(engine: &OperatorEngine, parallelism: usize, n: usize) -> Instances {
+fn warm_instances(
+    engine: &OperatorEngine,
+    rt: &tokio::runtime::Runtime,
+    parallelism: usize,
+    n: usize,
+) -> Instances {
     let loaded = engine.load(Artifact::embedded_default(), &[]).expect("operator");
     let metrics = Metrics::default();
     let mut instances =
@@ -48,8 +53,8 @@ fn warm_instances(engine: &OperatorEngine, parallelism: usize, n: usize) -> Inst
         for line in chunk {
             batch.push("", line, 0);
         }
-        instances.route(batch);
-        let (done, _) = instances.step(false).expect("step");
+        instances.route(batch, false, None);
+        let (done, _) = rt.block_on(instances.settle()).expect("step");
         for d in done {
             watermark = watermark.max(d.processed.output.event_time_ms.unwrap_or(watermark));
         }
@@ -90,7 +95,7 @@ fn one_checkpoint(engine: &OperatorEngine, rt: &tokio::runtime::Runtime) {
     println!("One checkpoint: 1,000 tickers after 1,000,000 trades, 8 shards (median of {rounds}):\n");
     println!("| step | time |");
     println!("|---|---|");
-    let mut instances = warm_instances(engine, 1, 1_000_000);
+    let mut instances = warm_instances(engine, rt, 1, 1_000_000);
     let loaded = instances.loaded().clone();
     let (mut snap, mut enc, mut dir_write, mut s3_write) = (vec![], vec![], vec![], vec![]);
     let dir = tempfile::tempdir().expect("dir");

@@ -233,8 +233,8 @@ fn routing(w: &Workload, size: usize) -> f64 {
 }
 
 /// Nanoseconds of the watermark's work per step with `shards` shards being read: a full step's
-/// batches (each from the next shard in turn) folded in, one caught-up read, the step's end
-/// recorded and the watermark computed.
+/// batches (each from the next shard in turn) folded in, one caught-up read, the collection of
+/// their results recorded and the watermark computed.
 fn watermark_step(shards: usize) -> f64 {
     use weir::pipeline::watermark::Watermarks;
     let names: Vec<String> = (0..shards).map(|i| format!("shardId-{i:012}")).collect();
@@ -252,7 +252,7 @@ fn watermark_step(shards: usize) -> f64 {
             shard = (shard + 1) % shards;
         }
         w.caught_up(&names[shard], sent);
-        w.step_ended(Instant::now());
+        w.collected(Instant::now());
         std::hint::black_box(w.current());
     }
     start.elapsed().as_secs_f64() * 1e9 / steps as f64

@@ -1,5 +1,5 @@
-//! Checkpoints from the pipeline's side. At a step boundary the pipeline cuts: it snapshots
-//! every instance, notes where every shard stands ([`super::progress`]), and sends an
+//! Checkpoints from the pipeline's side. The pipeline cuts: it snapshots every instance (after
+//! every sub-batch handed to it), notes where every shard stands ([`super::progress`]), and sends an
 //! acknowledgement request down the sink's channel behind the outputs produced so far. The
 //! writer task waits for that acknowledgement (every output before the cut written), then
 //! writes the checkpoint to its store, retrying with backoff (`weir_aws::Policy::WRITE`, each

@@ -1,6 +1,7 @@
-//! What the pipeline's loop works on between its `select!`s: source events turned into steps,
-//! ticks, outputs sent to the sink (counted, for checkpoints), and checkpoint cuts. Everything
-//! here runs on the pipeline's task; between two calls no instance is in a call.
+//! What the pipeline's loop works on between its `select!`s: source events handed to the
+//! instances, their results collected (event times into the watermarks, dead letters written,
+//! outputs sent to the sink and counted, for checkpoints), ticks, and checkpoint cuts. Everything
+//! here runs on the pipeline's task; the instances work on their own threads meanwhile.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,7 +10,7 @@ use tokio::sync::mpsc;
 use weir_contract::{DeadLetter, NO_WATERMARK, Output};
 
 use super::checkpointing::Writer;
-use super::instances::{Done, Instances};
+use super::instances::{Done, Instances, Stepped};
 use super::progress::Progress;
 use super::spread::Spread;
 use super::watermark::Watermarks;
@@ -46,7 +47,8 @@ pub struct Flow {
 
 impl Flow {
     /// Work through `first` and the events already waiting behind it (up to a step's worth of
-    /// batches): route the batches, process them in one step, and send the outputs on.
+    /// batches): hand the batches to the instances, and collect the results ready. While a new
+    /// version is on probation, wait for every result and decide on the failures.
     pub async fn step_from(
         &mut self,
         first: SourceEvent,
@@ -55,11 +57,11 @@ impl Flow {
         // Computed at the step's first batch, after what came before it (a shard started or
         // ended, a caught-up read): every batch of a step runs with the same watermark.
         let mut watermark = None;
-        let (now, mut read_at, mut routed) = (now_ms(), None::<Instant>, 0);
+        let (now, probation, mut routed) = (now_ms(), self.versions.on_probation(), 0);
         let mut next = Some(first);
         while let Some(event) = next.take() {
             match event {
-                SourceEvent::Batch { mut batch, read_at: at, position } => {
+                SourceEvent::Batch { mut batch, read_at, position } => {
                     let watermark = *watermark.get_or_insert_with(|| self.current_watermark());
                     for part in batch.parts_mut() {
                         part.now_ms = now;
@@ -72,8 +74,7 @@ impl Flow {
                             self.metrics.keys_on_several_shards.inc_by(spread.observe(part, &self.progress)?);
                         }
                     }
-                    read_at = Some(read_at.map_or(at, |r| r.min(at)));
-                    self.instances.route(batch);
+                    self.instances.route(batch, probation, Some(read_at));
                     routed += 1;
                 }
                 SourceEvent::Started { shard, lineage } => {
@@ -93,9 +94,9 @@ impl Flow {
                     self.dead_letters.write(std::slice::from_ref(&letter)).await?;
                 }
                 SourceEvent::Ended { shard } => {
-                    // The reader has logged it. Its records were routed before: they are
-                    // processed by the end of this step, before any checkpoint. It holds the
-                    // watermark until its children start.
+                    // The reader has logged it. Its records were handed over before: they are
+                    // processed before any checkpoint (its snapshot waits for them). It holds
+                    // the watermark until its children start.
                     self.watermarks.ended(&shard);
                     self.progress.ended(&shard);
                     self.shards_ended += 1;
@@ -110,29 +111,52 @@ impl Flow {
         if routed == 0 {
             return Ok(());
         }
-        let done = guest(|| switch::step(&mut self.instances, &mut self.versions, &self.metrics))?;
         self.metrics.batches.inc_by(routed as u64);
-        let outputs = self.finish_step(done).await?;
-        self.send(outputs, read_at).await
+        let stepped = if probation { self.instances.settle().await? } else { self.instances.ready()? };
+        self.collect(stepped).await
+    }
+
+    /// Take results the instances sent back: failures on probation decided on (the instances
+    /// holding them then go on), event times folded into the shards' watermarks, dead letters
+    /// written, outputs sent on.
+    pub async fn collect(&mut self, (done, failed): Stepped) -> Result<(), PipelineError> {
+        self.take(done).await?;
+        if failed.is_empty() {
+            return Ok(());
+        }
+        guest(|| switch::decide(&mut self.instances, &mut self.versions, failed, &self.metrics));
+        let (done, _) = self.instances.ready()?;
+        self.take(done).await
+    }
+
+    /// Wait for every result of what was handed over, and take them.
+    pub async fn settle(&mut self) -> Result<(), PipelineError> {
+        while self.instances.in_flight() > 0 {
+            let stepped = self.instances.settle().await?;
+            self.collect(stepped).await?;
+        }
+        Ok(())
     }
 
     /// Processing time passed: every instance is told, with the watermark.
     pub async fn tick(&mut self) -> Result<(), PipelineError> {
         let watermark = self.current_watermark();
         let outputs = guest(|| self.instances.tick(now_ms(), watermark))?;
-        self.send(outputs.into_iter().map(|(_, o)| o).collect(), None).await
+        self.after_all(outputs).await
     }
 
     /// The input ended: every instance emits what it holds.
     pub async fn finish(&mut self) -> Result<(), PipelineError> {
         let outputs = guest(|| self.instances.finish(now_ms()))?;
-        self.send(outputs.into_iter().map(|(_, o)| o).collect(), None).await
+        self.after_all(outputs).await
     }
 
-    /// Take a checkpoint here, between steps, and hand it to `writer`, which writes it once the
-    /// sink has written every output sent before it. Every instance is first told the current
-    /// watermark (an instance given no records lately may not have seen it), so the
-    /// checkpoint's watermark is one every instance has fired its windows for.
+    /// Take a checkpoint here and hand it to `writer`, which writes it once the sink has
+    /// written every output sent before it. Every instance is first told the current watermark
+    /// (an instance given no records lately may not have seen it), so the checkpoint's
+    /// watermark is one every instance has fired its windows for; the tick waits for every
+    /// sub-batch handed over and sends their results on, so the snapshot after it holds the
+    /// state after exactly the records the checkpoint's positions name.
     pub async fn cut(&mut self, writer: &Writer) -> Result<(), PipelineError> {
         self.tick().await?;
         let state = guest(|| self.instances.snapshot())?;
@@ -158,19 +182,27 @@ impl Flow {
         Ok(())
     }
 
-    /// Send outputs to the sink (a sink that stopped has its error reported when joined);
-    /// results it cannot take go to the dead-letter destination.
-    async fn send(&mut self, outputs: Vec<Output>, read_at: Option<Instant>) -> Result<(), PipelineError> {
-        for mut output in outputs {
-            if output.key_lens.is_empty() {
-                continue;
-            }
-            self.refuse_unwritable(&mut output).await?;
-            self.records_out += output.len() as u64;
-            if self.out_tx.send(Outgoing { output, read_at, ack: None }).await.is_err() {
-                break;
-            }
+    /// Send what every instance produced after all it was handed: first the results of those
+    /// sub-batches (waiting by now), then `outputs`.
+    async fn after_all(&mut self, outputs: Vec<(usize, Output)>) -> Result<(), PipelineError> {
+        let stepped = self.instances.ready()?;
+        self.collect(stepped).await?;
+        for (_, output) in outputs {
+            self.send(output, None).await?;
         }
+        Ok(())
+    }
+
+    /// Send an output to the sink (a sink that stopped has its error reported when joined);
+    /// results it cannot take go to the dead-letter destination.
+    async fn send(&mut self, mut output: Output, read_at: Option<Instant>) -> Result<(), PipelineError> {
+        if output.key_lens.is_empty() {
+            return Ok(());
+        }
+        self.refuse_unwritable(&mut output).await?;
+        self.records_out += output.len() as u64;
+        // A sink that stopped ends the run (the loop sees its channel closed).
+        let _ = self.out_tx.send(Outgoing { output, read_at, ack: None }).await;
         Ok(())
     }
 
@@ -210,11 +242,13 @@ impl Flow {
         watermark
     }
 
-    /// Fold a step's event times into the shards' watermarks, write its dead letters, and
-    /// return its outputs.
-    async fn finish_step(&mut self, done: Vec<Done>) -> Result<Vec<Output>, PipelineError> {
-        let mut outputs = Vec::with_capacity(done.len());
-        for Done { shard, processed } in done {
+    /// Fold processed sub-batches' event times into the shards' watermarks, write their dead
+    /// letters, and send their outputs on.
+    async fn take(&mut self, done: Vec<Done>) -> Result<(), PipelineError> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        for Done { shard, processed, read_at } in done {
             if let Some(time) = processed.output.event_time_ms {
                 self.watermarks.observe(&shard, time);
             }
@@ -225,9 +259,9 @@ impl Flow {
                 }
                 self.dead_letters.write(&processed.dead_letters).await?;
             }
-            outputs.push(processed.output);
+            self.send(processed.output, read_at).await?;
         }
-        self.watermarks.step_ended(Instant::now());
-        Ok(outputs)
+        self.watermarks.collected(Instant::now());
+        Ok(())
     }
 }

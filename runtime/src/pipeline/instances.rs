@@ -1,18 +1,21 @@
 //! The operator instances of the pipeline: `--parallelism` of them, each owning a range of key
-//! groups ([`crate::routing`]), each running on its own thread.
+//! groups ([`crate::routing`]), each running on its own thread ([`worker`]).
 //!
-//! The pipeline works in steps. It hands over the batches it has (one shard's records each,
-//! split by the source into one sub-batch per instance, in order, so every record of a key
-//! reaches the same instance in the order of its shard: [`crate::source::routed`]); each
-//! instance, on its own thread, processes its sub-batches; the step ends when all are done.
-//! Between steps no instance is in a call, which is where swaps, rollbacks, ticks and
-//! checkpoints happen, with no locks around the instances.
+//! The pipeline hands every batch over as it comes (one shard's records, split by the source
+//! into one sub-batch per instance, in order, so every record of a key reaches the same
+//! instance in the order of its shard: [`crate::source::routed`]); each instance processes
+//! its sub-batches as they arrive and sends each result back when it is ready, so no instance
+//! waits for another. Where every instance must be still (a tick, a checkpoint's snapshot, a
+//! swap, a rollback, a candidate's start) the pipeline sends each one a job and waits for all:
+//! a job runs after every sub-batch sent before it, so it sees them all processed, and the
+//! results they produced are waiting ([`Instances::ready`]) when it returns.
 
-mod side_by_side;
 mod slot;
+mod worker;
 
 use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use weir_contract::{Grouping, KeyedStates, Output};
 
 use super::PipelineError;
@@ -22,8 +25,8 @@ use crate::metrics::Metrics;
 use crate::operator::{CallError, LoadedOperator, OnOperatorError, Processed, Runner, RunnerError};
 use crate::routing::{self, Router};
 use crate::source::Routed;
-use side_by_side::each;
-use slot::Slot;
+use slot::{Queued, Slot};
+use worker::{ToWorker, Worker, each, each_with, one};
 
 /// What processing one sub-batch produced.
 #[derive(Debug)]
@@ -32,18 +35,36 @@ pub struct Done {
     pub shard: String,
     /// Outputs (with the latest event time accepted) and dead letters.
     pub processed: Processed,
+    /// When the source had read the batch it was part of.
+    pub read_at: Option<Instant>,
 }
 
-/// What a step produced, and the instances that failed a sub-batch on probation (with why).
+/// Results collected: what sub-batches produced, and the instances that failed a sub-batch on
+/// probation (with why), each holding it until [`Instances::release`].
 pub type Stepped = (Vec<Done>, Vec<(usize, CallError)>);
+
+/// What an instance's thread sends back.
+pub(crate) enum Finished {
+    /// Instance `.0` processed a sub-batch.
+    Done(usize, Done),
+    /// Instance `.0` failed a sub-batch on probation, and holds it.
+    Failed(usize, CallError),
+    /// An instance failed beyond recovery.
+    Error(RunnerError),
+    /// Instance `.0`'s thread ended (only when the pipeline drops it, or on a panic).
+    Stopped(usize),
+}
 
 /// Every instance, the router, and the threads they run on.
 pub struct Instances {
     loaded: LoadedOperator,
     router: Router,
-    slots: Vec<Slot>,
-    /// Threads for instances 1.., when there are several; instance 0 runs on the caller's.
-    pool: Option<rayon::ThreadPool>,
+    workers: Vec<Worker>,
+    results: UnboundedReceiver<Finished>,
+    /// Results sent for, not received, per instance.
+    in_flight: Vec<usize>,
+    /// Instances holding a sub-batch they failed on probation.
+    held: Vec<bool>,
     snapshot_every: usize,
     on_error: OnOperatorError,
 }
@@ -57,7 +78,7 @@ impl Instances {
     /// `parallelism` instances of `loaded` (at least 1), each snapshotting every
     /// `snapshot_every` calls and treating records it fails on as `on_error` says, each
     /// restored with the entries of `state` it owns (empty for a fresh start; see
-    /// [`split_by_owner`]).
+    /// [`split_by_owner`]), each started on a thread of its own.
     pub fn new(
         loaded: LoadedOperator,
         parallelism: usize,
@@ -66,29 +87,23 @@ impl Instances {
         metrics: &Metrics,
     ) -> Result<Self, PipelineError> {
         let parallelism = parallelism.max(1);
-        let pool = if parallelism > 1 {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(parallelism - 1)
-                .thread_name(|i| format!("weir-instance-{}", i + 1))
-                .build()
-                .map_err(|e| PipelineError::Threads(e.to_string()))?;
-            Some(pool)
-        } else {
-            None
-        };
-        let mut slots = Vec::with_capacity(parallelism);
+        let (send, results) = unbounded_channel();
+        let mut workers = Vec::with_capacity(parallelism);
         for (i, state) in split_by_owner(state, parallelism).into_iter().enumerate() {
             let runner = Runner::new(loaded.clone(), &name(i, parallelism), state)?
                 .with_snapshot_every(snapshot_every)
                 .with_on_error(on_error);
-            slots.push(Slot::new(runner, metrics.instance(i)));
+            let slot = Slot::new(i, runner, metrics.instance(i), send.clone());
+            workers.push(Worker::start(slot).map_err(|e| PipelineError::Threads(e.to_string()))?);
         }
         metrics.parallelism.set(parallelism as i64);
         Ok(Self {
             router: Router::new(loaded.grouping().clone(), parallelism),
             loaded,
-            slots,
-            pool,
+            workers,
+            results,
+            in_flight: vec![0; parallelism],
+            held: vec![false; parallelism],
             snapshot_every,
             on_error,
         })
@@ -101,7 +116,7 @@ impl Instances {
 
     /// How many instances there are.
     pub fn parallelism(&self) -> usize {
-        self.slots.len()
+        self.workers.len()
     }
 
     /// How records are routed to the instances (the source routes them as it reads them).
@@ -109,64 +124,113 @@ impl Instances {
         &self.router
     }
 
-    /// Hand over `batch` for the next step: each instance queues its sub-batch (the batch is
-    /// routed first if its source did not route it).
-    pub fn route(&mut self, batch: impl Into<Routed>) {
+    /// Sub-batches handed over whose results have not been collected.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.iter().sum()
+    }
+
+    /// Hand `batch` over, read at `read_at`: each instance gets its sub-batch and processes it
+    /// after those before (the batch is routed first if its source did not route it). With
+    /// `probation`, an instance that fails its sub-batch holds it (see [`Instances::release`]).
+    pub fn route(&mut self, batch: impl Into<Routed>, probation: bool, read_at: Option<Instant>) {
         let mut batch = batch.into();
         batch.route(&self.router);
-        for (slot, part) in self.slots.iter_mut().zip(batch.into_parts()) {
-            if !part.is_empty() {
-                slot.queue.push_back(part);
+        for (i, part) in batch.into_parts().into_iter().enumerate() {
+            if part.is_empty() {
+                continue;
+            }
+            if let Some(worker) = self.workers.get(i)
+                && worker.send(ToWorker::Process(Queued { part, probation, read_at }))
+            {
+                self.in_flight[i] += 1;
             }
         }
     }
 
-    /// Process everything handed over since the last step, every instance on its own thread.
-    /// Returns what each sub-batch produced, and the instances that failed a sub-batch while
-    /// `probation` (their queue still holds it; see [`run_one`](Self::run_one)).
-    pub fn step(&mut self, probation: bool) -> Result<Stepped, RunnerError> {
-        let results = each(self.pool.as_ref(), &mut self.slots, |_, slot| slot.run(probation));
-        let mut done = Vec::new();
-        let mut failed = Vec::new();
-        for (i, result) in results.into_iter().enumerate() {
-            let (d, failure) = result?;
-            done.extend(d);
-            if let Some(error) = failure {
+    /// The results ready now, without waiting.
+    pub fn ready(&mut self) -> Result<Stepped, PipelineError> {
+        let mut stepped = (Vec::new(), Vec::new());
+        while let Ok(finished) = self.results.try_recv() {
+            self.take(finished, &mut stepped)?;
+        }
+        Ok(stepped)
+    }
+
+    /// Wait for the next result, then take it with every other one ready (never returns
+    /// while nothing is in flight). Safe to cancel: nothing is taken before the first arrives.
+    pub async fn finished(&mut self) -> Result<Stepped, PipelineError> {
+        if self.in_flight() == 0 {
+            std::future::pending::<()>().await;
+        }
+        let mut stepped = (Vec::new(), Vec::new());
+        let first = self.results.recv().await;
+        self.take(first.ok_or_else(stopped)?, &mut stepped)?;
+        let (done, failed) = self.ready()?;
+        stepped.0.extend(done);
+        stepped.1.extend(failed);
+        Ok(stepped)
+    }
+
+    /// Wait until every sub-batch handed over is processed, or held by an instance that failed
+    /// it on probation.
+    pub async fn settle(&mut self) -> Result<Stepped, PipelineError> {
+        let mut stepped = (Vec::new(), Vec::new());
+        while self.in_flight.iter().zip(&self.held).any(|(&n, &held)| n > 0 && !held) {
+            let finished = self.results.recv().await.ok_or_else(stopped)?;
+            self.take(finished, &mut stepped)?;
+        }
+        Ok(stepped)
+    }
+
+    fn take(&mut self, finished: Finished, (done, failed): &mut Stepped) -> Result<(), PipelineError> {
+        match finished {
+            Finished::Done(i, d) => {
+                self.in_flight[i] = self.in_flight[i].saturating_sub(1);
+                done.push(d);
+            }
+            Finished::Failed(i, error) => {
+                self.held[i] = true;
                 failed.push((i, error));
             }
+            Finished::Error(error) => return Err(error.into()),
+            Finished::Stopped(i) => {
+                return Err(PipelineError::Task(format!("operator instance {i} stopped")));
+            }
         }
-        Ok((done, failed))
+        Ok(())
     }
 
-    /// Process what is left in instance `instance`'s queue, not on probation (after a failure
-    /// on probation was decided on).
-    pub fn run_one(&mut self, instance: usize) -> Result<Vec<Done>, RunnerError> {
-        let Some(slot) = self.slots.get_mut(instance) else { return Ok(Vec::new()) };
-        let (done, _) = slot.run(false)?;
-        Ok(done)
+    /// Let instance `instance`, holding a sub-batch it failed on probation, process it and what
+    /// queued behind it, not on probation (the failure was decided on); their results are
+    /// [`ready`](Self::ready) when this returns.
+    pub fn release(&mut self, instance: usize) {
+        if let Some(held) = self.held.get_mut(instance) {
+            *held = false;
+        }
+        one(&self.workers, instance, Slot::release);
     }
 
     /// Processing time advanced to `now_ms`, the watermark is `watermark_ms`: every instance
-    /// is told. Non-empty outputs, with their instance.
+    /// is told, after what it was sent. Non-empty outputs, with their instance.
     pub fn tick(&mut self, now_ms: i64, watermark_ms: i64) -> Result<Vec<(usize, Output)>, RunnerError> {
         self.outputs(
-            |runner| runner.tick(now_ms, watermark_ms),
-            |live| Work::Tick { now_ms, watermark_ms, live },
+            move |runner| runner.tick(now_ms, watermark_ms),
+            move |live| Work::Tick { now_ms, watermark_ms, live },
         )
     }
 
     /// The input ended: every instance emits what it holds.
     pub fn finish(&mut self, now_ms: i64) -> Result<Vec<(usize, Output)>, RunnerError> {
-        self.outputs(|runner| runner.finish(now_ms), |live| Work::Finish { now_ms, live })
+        self.outputs(move |runner| runner.finish(now_ms), move |live| Work::Finish { now_ms, live })
     }
 
     /// Every instance's output of `call`; each shadowing candidate is handed `shadow` of it.
     fn outputs(
         &mut self,
-        call: impl Fn(&mut Runner) -> Result<Output, RunnerError> + Sync,
-        shadow: impl Fn(Output) -> Work + Sync,
+        call: impl Fn(&mut Runner) -> Result<Output, RunnerError> + Send + Sync + 'static,
+        shadow: impl Fn(Output) -> Work + Send + Sync + 'static,
     ) -> Result<Vec<(usize, Output)>, RunnerError> {
-        let results = each(self.pool.as_ref(), &mut self.slots, |_, slot| {
+        let results = each(&self.workers, move |_, slot| {
             let output = call(&mut slot.runner);
             slot.count_restarts();
             if let Ok(output) = &output {
@@ -186,9 +250,9 @@ impl Instances {
     }
 
     /// The state of every instance, side by side, in one [`KeyedStates`] (instance-wide entries
-    /// once per instance): what a checkpoint holds. Only between steps.
+    /// once per instance): what a checkpoint holds. It covers every sub-batch handed over.
     pub fn snapshot(&mut self) -> Result<KeyedStates, RunnerError> {
-        let states = each(self.pool.as_ref(), &mut self.slots, |_, slot| slot.runner.snapshot());
+        let states = each(&self.workers, |_, slot| slot.runner.snapshot());
         let mut all = KeyedStates::default();
         for state in states {
             all.append(&state?);
@@ -199,7 +263,6 @@ impl Instances {
     /// Start `candidate` beside every instance, each candidate instance restored from its live
     /// instance's snapshot (any candidate shadowing before is stopped). One that groups
     /// records by another key, or cannot take the state, is not started: its tally says why.
-    /// Only between steps.
     pub fn shadow(&mut self, candidate: &Shadowed) {
         self.unshadow();
         let tally = &candidate.tally;
@@ -214,12 +277,13 @@ impl Instances {
             return;
         }
         tally.started();
-        let parallelism = self.slots.len();
-        let started = each(self.pool.as_ref(), &mut self.slots, |i, slot| {
+        let parallelism = self.workers.len();
+        let (loaded, shared) = (candidate.loaded.clone(), tally.clone());
+        let started = each(&self.workers, move |i, slot| {
             let name = format!("candidate {}", name(i, parallelism));
             let state = slot.runner.snapshot().map_err(|e| e.to_string())?;
-            let runner = Runner::new(candidate.loaded.clone(), &name, state).map_err(|e| e.to_string())?;
-            slot.shadow = Some(ShadowFeed::start(runner, name, tally.clone()).map_err(|e| e.to_string())?);
+            let runner = Runner::new(loaded.clone(), &name, state).map_err(|e| e.to_string())?;
+            slot.shadow = Some(ShadowFeed::start(runner, name, shared.clone()).map_err(|e| e.to_string())?);
             Ok::<_, String>(())
         });
         if let Some(why) = started.into_iter().find_map(Result::err) {
@@ -230,16 +294,15 @@ impl Instances {
 
     /// Stop every candidate instance.
     pub fn unshadow(&mut self) {
-        for slot in &mut self.slots {
-            slot.shadow = None;
-        }
+        each(&self.workers, |_, slot| slot.shadow = None);
     }
 
     /// Switch every instance to `next`, carrying each one's state: snapshot the old instance,
-    /// restore into a new one, all instances side by side. Every new instance is made before
-    /// any switches, so a version that cannot restore the state is never switched to (the error
-    /// says why); nor is one that groups records by another key (its state would belong to
-    /// other instances). Returns the operator replaced and each instance's pause.
+    /// restore into a new one, all instances side by side, each after what it was sent. Every
+    /// new instance is made before any switches, so a version that cannot restore the state is
+    /// never switched to (the error says why); nor is one that groups records by another key
+    /// (its state would belong to other instances). Returns the operator replaced and each
+    /// instance's pause.
     pub fn swap(&mut self, next: LoadedOperator) -> Result<(LoadedOperator, Vec<Duration>), SwapError> {
         if next.grouping() != self.loaded.grouping() {
             return Err(SwapError::Grouping {
@@ -247,27 +310,32 @@ impl Instances {
                 next: next.grouping().clone(),
             });
         }
-        let parallelism = self.slots.len();
+        let parallelism = self.workers.len();
         let (snapshot_every, on_error) = (self.snapshot_every, self.on_error);
-        let prepared = each(self.pool.as_ref(), &mut self.slots, |i, slot| {
+        let version = next.clone();
+        let prepared = each(&self.workers, move |i, slot| {
             let started = Instant::now();
             let state = slot.runner.snapshot()?;
-            let runner = Runner::new(next.clone(), &name(i, parallelism), state)?
+            let runner = Runner::new(version.clone(), &name(i, parallelism), state)?
                 .with_snapshot_every(snapshot_every)
                 .with_on_error(on_error);
             Ok::<_, RunnerError>((runner, started.elapsed()))
         });
         let prepared = prepared.into_iter().collect::<Result<Vec<_>, _>>()?;
-        let mut pauses = Vec::with_capacity(prepared.len());
-        for (slot, (runner, pause)) in self.slots.iter_mut().zip(prepared) {
+        let (runners, pauses): (Vec<_>, Vec<_>) = prepared.into_iter().unzip();
+        each_with(&self.workers, runners, |_, slot, runner| {
             slot.runner = runner;
             slot.restarts_seen = 0;
             // A candidate compared with the version replaced compares with nothing now.
             slot.shadow = None;
-            pauses.push(pause);
-        }
+        });
         Ok((std::mem::replace(&mut self.loaded, next), pauses))
     }
+}
+
+/// No instance's thread is left to send a result.
+fn stopped() -> PipelineError {
+    PipelineError::Task("every operator instance stopped".into())
 }
 
 /// The entries of `state` each of `parallelism` instances owns, by the key group of their key

@@ -4,9 +4,12 @@
 //! progress ([`watermark`]), processing-time ticks to every instance, version switches and
 //! rollbacks ([`switch`]), dead letters, metrics and shutdown.
 //!
-//! The pipeline works in steps: it takes the batches the source has ready (up to
-//! [`STEP_BATCHES`]), queues their sub-batches, lets every instance process its share side by
-//! side, then sends the outputs on. Channels between the tasks are bounded, so a slow sink slows the
+//! The pipeline takes the batches the source has ready (up to [`STEP_BATCHES`] at a time) and
+//! hands each instance its sub-batches; each instance works through its own as they come and
+//! sends each result back, which the pipeline sends on, so no instance waits for another. It
+//! waits for all of them only where every instance must be still: ticks, checkpoints, swaps,
+//! and while a new version is on probation. Channels between the tasks are bounded, and so is
+//! the work handed to the instances ([`IN_FLIGHT_BATCHES`]), so a slow sink slows the
 //! operators, which slows the source: memory stays flat.
 
 pub mod checkpointing;
@@ -33,9 +36,14 @@ pub use run::Pipeline;
 /// GetRecords loop draining 8 shards, 16 measured 0.86x), few enough to hold memory flat.
 const CHANNEL_BATCHES: usize = 16;
 
-/// Source batches one step takes at most: what the channel holds, so that a backlog is
-/// worked through in steps large enough to keep every instance busy.
+/// Source batches the pipeline takes at a time at most (each with the same watermark): what
+/// the channel holds.
 pub const STEP_BATCHES: usize = CHANNEL_BATCHES;
+
+/// Sub-batches handed to each instance and not yet collected, at most, before the pipeline
+/// takes more from the source: as many as it takes at a time, so an instance has work queued
+/// while the pipeline takes the next batches.
+pub const IN_FLIGHT_BATCHES: usize = STEP_BATCHES;
 
 /// How the pipeline runs.
 #[derive(Clone, Debug)]

@@ -15,7 +15,8 @@ use super::instances::Instances;
 use super::progress::Progress;
 use super::watermark::Watermarks;
 use super::{
-    CHANNEL_BATCHES, Checkpoints, Ending, PipelineError, PipelineOptions, guest, join, spread, switch,
+    CHANNEL_BATCHES, Checkpoints, Ending, IN_FLIGHT_BATCHES, PipelineError, PipelineOptions, guest, join,
+    spread, switch,
 };
 use crate::checkpoint::Checkpoint;
 use crate::deployment::{Change, Versions};
@@ -179,6 +180,7 @@ impl Pipeline {
             shards_ended: 0,
         };
 
+        let in_flight_limit = IN_FLIGHT_BATCHES * flow.instances.parallelism();
         let mut ticks = tokio::time::interval(options.tick_interval);
         let mut stats = tokio::time::interval(options.stats_interval);
         let mut checkpoint_ticks = tokio::time::interval(interval.unwrap_or(Duration::from_secs(3600)));
@@ -219,7 +221,10 @@ impl Pipeline {
                         let (now, before, elapsed) = metrics.since_reported();
                         options.stats_format.report(&now, &before, elapsed);
                     }
-                    event = events.recv() => match event {
+                    stepped = flow.instances.finished() => flow.collect(stepped?).await?,
+                    // Batches are taken while the instances have room: a slow operator slows the
+                    // source, and memory stays flat.
+                    event = events.recv(), if flow.instances.in_flight() < in_flight_limit => match event {
                         Some(first) => flow.step_from(first, &mut events).await?,
                         None => {
                             // The source is done: an error ends the run, the end of input finishes
@@ -231,6 +236,7 @@ impl Pipeline {
                             if let Some(task) = source_task.take() {
                                 join(task).await??;
                             }
+                            flow.settle().await?;
                             if !(options.children_read_elsewhere && flow.shards_ended > 0) {
                                 flow.finish().await?;
                             }
@@ -254,6 +260,7 @@ impl Pipeline {
                 while let Some(event) = events.recv().await {
                     flow.step_from(event, &mut events).await?;
                 }
+                flow.settle().await?;
                 if let Some(w) = &writer {
                     flow.cut(w).await?;
                 }

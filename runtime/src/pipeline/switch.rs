@@ -1,15 +1,14 @@
 //! Carrying out version decisions on the running instances (the decisions are
-//! [`crate::deployment::versions`]'): a switch to a new version between steps, every
-//! instance's state carried across, and the processing of a step while a new version is on
-//! probation, rolling every instance back when the policy says so.
+//! [`crate::deployment::versions`]'): a switch to a new version (each instance after what it was handed), every
+//! instance's state carried across, and what to do when an instance fails a sub-batch while a
+//! new version is on probation: roll every instance back when the policy says so.
 
 use std::time::Duration;
 
-use super::PipelineError;
-use super::instances::{Done, Instances, SwapError};
+use super::instances::{Instances, SwapError};
 use crate::deployment::{Verdict, Versions};
 use crate::metrics::Metrics;
-use crate::operator::LoadedOperator;
+use crate::operator::{CallError, LoadedOperator};
 
 /// Switch every instance to `next`; a version that cannot take the state is refused, logged
 /// and counted, and the current one keeps running.
@@ -36,20 +35,19 @@ pub fn switch(instances: &mut Instances, versions: &mut Versions, next: LoadedOp
     }
 }
 
-/// Process what was routed to the instances. While a new version is on probation, a
-/// sub-batch it fails is held back and counted; when the policy says so, every instance goes
-/// back to the previous version, which then processes it.
-pub fn step(
+/// Decide on the sub-batches instances failed while a new version is on probation (each
+/// holds its own): each is counted; when the policy says so, every instance goes back to the
+/// previous version. Then each instance goes on, the one it held first, not on probation.
+pub fn decide(
     instances: &mut Instances,
     versions: &mut Versions,
+    failed: Vec<(usize, CallError)>,
     metrics: &Metrics,
-) -> Result<Vec<Done>, PipelineError> {
-    let (mut done, failed) = instances.step(versions.on_probation())?;
+) {
     for (instance, error) in failed {
         failed_on_probation(instances, versions, instance, &error.to_string(), metrics);
-        done.extend(instances.run_one(instance)?);
+        instances.release(instance);
     }
-    Ok(done)
 }
 
 fn failed_on_probation(

@@ -15,12 +15,12 @@
 //!   clock for the whole term: its children, read in another term, go on with its windows.
 //! - **Idleness is decided by a read, not by a clock.** A shard that has nothing to say must
 //!   not stall the others, so an empty, caught-up read (no records, MillisBehindLatest 0)
-//!   raises its clock to the newest event time processed anywhere *in a step that ended
-//!   before that read was sent*: whatever the shard gets later was written after those
-//!   records had been read, so it is no older (for a producer that writes in event-time order
-//!   per key). A shard that is throttled, retrying, backing off or behind sends no such read,
-//!   so its clock stays. Instants are the host's own (when a step ended, when a call was sent):
-//!   no comparison of clocks across machines.
+//!   raises its clock to the newest event time processed anywhere *whose results the pipeline
+//!   had collected before that read was sent*: whatever the shard gets later was written after
+//!   those records had been read, so it is no older (for a producer that writes in event-time
+//!   order per key). A shard that is throttled, retrying, backing off or behind sends no such
+//!   read, so its clock stays. Instants are the host's own (when results were collected, when a
+//!   call was sent): no comparison of clocks across machines.
 //! - A shard this run will not read again (`--until-idle` found it caught up that long) holds
 //!   nothing back: nothing of it is left for this run.
 //!
@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use weir_contract::NO_WATERMARK;
 use weir_kinesis::HashRange;
 
-/// How long the newest event times of past steps are kept, to answer for reads sent that long
+/// How long the newest event times of past collections are kept, to answer for reads sent that long
 /// ago: far more than a GetRecords call takes (a read sent earlier than that vouches nothing).
 const HISTORY: Duration = Duration::from_secs(60);
 
@@ -68,7 +68,7 @@ pub struct Watermarks {
     restored: BTreeMap<String, i64>,
     /// The newest event time processed anywhere.
     newest: i64,
-    /// `(when a step ended, newest event time processed by then)`, both growing.
+    /// `(when results were collected, newest event time processed by then)`, both growing.
     history: VecDeque<(Instant, i64)>,
     /// The last entry dropped from `history`: a read sent at or after its instant vouches its
     /// time at least.
@@ -202,7 +202,7 @@ impl Watermarks {
         }
     }
 
-    /// The newest event time processed in steps that ended before `at`.
+    /// The newest event time of the results collected before `at`.
     fn processed_before(&self, at: Instant) -> i64 {
         let kept = self.history.partition_point(|&(ended, _)| ended < at);
         match kept.checked_sub(1).and_then(|i| self.history.get(i)) {
@@ -222,8 +222,8 @@ impl Watermarks {
         }
     }
 
-    /// A step ended at `now`: what it processed can vouch for reads sent from now on.
-    pub fn step_ended(&mut self, now: Instant) {
+    /// Results were collected at `now`: what they processed can vouch for reads sent from now on.
+    pub fn collected(&mut self, now: Instant) {
         if self.newest == NO_WATERMARK || self.history.back().is_some_and(|&(_, t)| t == self.newest) {
             return;
         }
@@ -275,36 +275,36 @@ mod tests {
         w
     }
 
-    /// A step that processed `times` (shard, event time) and ended at `at`.
-    fn step(w: &mut Watermarks, at: Instant, times: &[(&str, i64)]) {
+    /// Results of `times` (shard, event time) collected at `at`.
+    fn collect(w: &mut Watermarks, at: Instant, times: &[(&str, i64)]) {
         for (shard, time) in times {
             w.observe(shard, *time);
         }
-        w.step_ended(at);
+        w.collected(at);
     }
 
     #[test]
     fn the_slowest_shard_holds_the_watermark_and_a_shard_with_nothing_yet_holds_it_where_it_is() {
         let t0 = Instant::now();
         let mut w = started(&[("a", ALL), ("b", ALL)]);
-        step(&mut w, t0, &[("a", 100)]);
+        collect(&mut w, t0, &[("a", 100)]);
         assert_eq!(w.current(), NO_WATERMARK, "b has reported nothing yet");
-        step(&mut w, t0, &[("b", 40)]);
+        collect(&mut w, t0, &[("b", 40)]);
         assert_eq!(w.current(), 40);
-        step(&mut w, t0, &[("a", 150), ("b", 60)]);
+        collect(&mut w, t0, &[("a", 150), ("b", 60)]);
         assert_eq!(w.current(), 60);
     }
 
     #[test]
-    fn no_clock_makes_a_shard_idle_only_an_empty_caught_up_read_sent_after_a_step() {
+    fn no_clock_makes_a_shard_idle_only_an_empty_caught_up_read_sent_after_results_came() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let mut w = started(&[("a", ALL), ("b", ALL)]);
-        step(&mut w, t0, &[("a", 100), ("b", 90)]);
+        collect(&mut w, t0, &[("a", 100), ("b", 90)]);
         // b has been silent for ever: without a read it still holds.
-        step(&mut w, t0 + ms(10), &[("a", 200)]);
+        collect(&mut w, t0 + ms(10), &[("a", 200)]);
         assert_eq!(w.current(), 90);
-        // An empty read of b sent before the step that processed 200 vouches only for 100.
+        // An empty read of b sent before the results of 200 came vouches only for 100.
         w.caught_up("b", t0 + ms(5));
         assert_eq!(w.current(), 100);
         // One sent after it: b holds nothing older than 200.
@@ -312,10 +312,10 @@ mod tests {
         assert_eq!(w.current(), 200);
         // A burst: a's backlog (up to 900) processed; b's next read was sent before the burst
         // was processed, so b still holds at 200 and its burst records are not late.
-        step(&mut w, t0 + ms(20), &[("a", 900)]);
+        collect(&mut w, t0 + ms(20), &[("a", 900)]);
         w.caught_up("b", t0 + ms(19));
         assert_eq!(w.current(), 200);
-        step(&mut w, t0 + ms(30), &[("b", 850)]);
+        collect(&mut w, t0 + ms(30), &[("b", 850)]);
         assert_eq!(w.current(), 850);
     }
 
@@ -323,11 +323,11 @@ mod tests {
     fn a_read_vouches_for_what_was_processed_before_it_was_sent_or_nothing_if_that_is_forgotten() {
         let t0 = Instant::now();
         let mut w = started(&[("a", ALL), ("b", ALL)]);
-        step(&mut w, t0, &[("a", 10)]);
-        step(&mut w, t0 + Duration::from_secs(61), &[("a", 20)]);
-        step(&mut w, t0 + Duration::from_secs(122), &[("a", 30)]);
+        collect(&mut w, t0, &[("a", 10)]);
+        collect(&mut w, t0 + Duration::from_secs(61), &[("a", 20)]);
+        collect(&mut w, t0 + Duration::from_secs(122), &[("a", 30)]);
         w.caught_up("b", t0);
-        assert_eq!(w.current(), NO_WATERMARK, "sent before any step ended: nothing vouched");
+        assert_eq!(w.current(), NO_WATERMARK, "sent before any results came: nothing vouched");
         w.caught_up("b", t0 + Duration::from_secs(1));
         assert_eq!(w.current(), NO_WATERMARK, "older than what the history keeps: nothing vouched");
         w.caught_up("b", t0 + Duration::from_secs(62));
@@ -340,19 +340,19 @@ mod tests {
     fn a_split_parent_holds_until_both_children_started_and_each_child_until_it_reports() {
         let t0 = Instant::now();
         let mut w = started(&[("p", ALL), ("q", ALL)]);
-        step(&mut w, t0, &[("p", 100), ("q", 100)]);
+        collect(&mut w, t0, &[("p", 100), ("q", 100)]);
         w.ended("p");
-        // Several steps of q alone: p still holds at 100.
+        // Several collections of q alone: p still holds at 100.
         for t in [200, 300, 400] {
-            step(&mut w, t0, &[("q", t)]);
+            collect(&mut w, t0, &[("q", t)]);
             assert_eq!(w.current(), 100);
         }
         w.started("c1", &parents(&["p"]), half(false));
-        step(&mut w, t0, &[("q", 500), ("c1", 450)]);
+        collect(&mut w, t0, &[("q", 500), ("c1", 450)]);
         assert_eq!(w.current(), 100, "the upper half has not started");
         w.started("c2", &parents(&["p"]), half(true));
         assert_eq!(w.current(), 100, "c2 has reported nothing");
-        step(&mut w, t0, &[("c2", 420)]);
+        collect(&mut w, t0, &[("c2", 420)]);
         assert_eq!(w.current(), 420);
     }
 
@@ -360,14 +360,14 @@ mod tests {
     fn a_merge_holds_at_the_first_parent_until_the_child_starts() {
         let t0 = Instant::now();
         let mut w = started(&[("p1", half(false)), ("p2", half(true))]);
-        step(&mut w, t0, &[("p1", 100), ("p2", 100)]);
+        collect(&mut w, t0, &[("p1", 100), ("p2", 100)]);
         w.ended("p1");
-        step(&mut w, t0, &[("p2", 300)]);
+        collect(&mut w, t0, &[("p2", 300)]);
         assert_eq!(w.current(), 100, "p1 ended, its keys go on in the child");
         w.ended("p2");
         w.started("c", &parents(&["p1", "p2"]), ALL);
         assert_eq!(w.current(), 100);
-        step(&mut w, t0, &[("c", 350)]);
+        collect(&mut w, t0, &[("c", 350)]);
         assert_eq!(w.current(), 350);
     }
 
@@ -398,9 +398,9 @@ mod tests {
         w.restore(500, [("behind".to_string(), 200)]);
         w.started("ahead", &[], ALL);
         w.started("behind", &[], ALL);
-        step(&mut w, t0, &[("ahead", 900)]);
+        collect(&mut w, t0, &[("ahead", 900)]);
         assert_eq!(w.current(), 500, "never back");
-        step(&mut w, t0, &[("behind", 600)]);
+        collect(&mut w, t0, &[("behind", 600)]);
         assert_eq!(w.current(), 600);
         assert_eq!(w.clock("behind"), Some(600));
     }

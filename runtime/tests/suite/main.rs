@@ -15,6 +15,7 @@ mod event_time_schedules;
 mod fan_out;
 mod host;
 mod hostile;
+mod instances;
 mod kinesis;
 mod kinesis_source;
 mod languages;
