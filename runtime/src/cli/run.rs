@@ -82,7 +82,8 @@ pub struct RunArgs {
     #[arg(long, env = "WEIR_IDLE_AFTER", hide = true, value_parser = parse_duration, value_name = "DURATION")]
     pub idle_after: Option<Duration>,
 
-    /// Records per operator call, at most.
+    /// Records per operator call, at most: a source closes a batch once one instance's share
+    /// of it holds this many.
     #[arg(long, env = "WEIR_BATCH_SIZE", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub batch_size: u32,
 

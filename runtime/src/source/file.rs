@@ -34,7 +34,8 @@ pub struct FileSource {
 }
 
 impl FileSource {
-    /// Lines of `reader`, reported as shard `name`, in batches of at most `batch_size`.
+    /// Lines of `reader`, reported as shard `name`, in batches of at most `batch_size` records
+    /// per instance.
     pub fn new(
         reader: impl AsyncRead + Send + Unpin + 'static,
         name: impl Into<String>,
@@ -84,8 +85,7 @@ impl FileSource {
             let arrival = now_ms();
             let mut take = |piece: Piece<'_>| match piece {
                 Piece::Line(_, line) => {
-                    push_line(&mut batch, line, arrival);
-                    if batch.len() >= self.batch_size {
+                    if push_line(&mut batch, line, arrival) >= self.batch_size {
                         ready.push(SourceEvent::batch(batch.take()));
                     }
                 }
@@ -131,11 +131,11 @@ fn too_long(name: &str, max: usize, line_number: u64, arrival: i64) -> DeadLette
 }
 
 #[inline]
-fn push_line(batch: &mut Batcher, line: &[u8], arrival: i64) {
+/// Batch a line (its `\r` ending dropped; an empty line skipped); how many records the
+/// sub-batch it went to holds now (0: skipped).
+fn push_line(batch: &mut Batcher, line: &[u8], arrival: i64) -> usize {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if !line.is_empty() {
-        batch.push("", line, arrival, None);
-    }
+    if line.is_empty() { 0 } else { batch.push("", line, arrival, None) }
 }
 
 #[cfg(test)]
@@ -191,5 +191,29 @@ mod tests {
         assert_eq!(lines, ["one", "three"]);
         assert_eq!(dead.len(), 1);
         assert!(dead[0].starts_with("line 2 of test is longer than 50 bytes"), "{dead:?}");
+    }
+
+    #[tokio::test]
+    async fn a_batch_closes_once_one_instance_has_a_full_call_and_no_call_gets_more() {
+        // Two instances, grouped by TICKER: A and B belong to different ones.
+        let router = Router::new(weir_contract::Grouping::JsonField("TICKER".into()), 2);
+        let owner = |t: &str| crate::routing::owner(crate::routing::key_group(t.as_bytes()), 2);
+        let (a, b) = ["T0", "T1", "T2", "T3", "T4", "T5"]
+            .iter()
+            .flat_map(|x| ["T0", "T1", "T2", "T3", "T4", "T5"].map(|y| (*x, y)))
+            .find(|(x, y)| owner(x) == 0 && owner(y) == 1)
+            .unwrap();
+        let line = |t: &str| format!("{{\"TICKER\": \"{t}\"}}\n");
+        let text: String = [a, b, a, b, b, b, a].iter().map(|t| line(t)).collect();
+        let (tx, mut rx) = mpsc::channel(100);
+        FileSource::new(std::io::Cursor::new(text.into_bytes()), "test", 2).run(tx, &router).await.unwrap();
+        let mut sizes = Vec::new();
+        while let Some(event) = rx.recv().await {
+            if let SourceEvent::Batch { batch, .. } = event {
+                sizes.push(batch.parts().iter().map(weir_contract::OwnedBatch::len).collect::<Vec<_>>());
+            }
+        }
+        // a b a | b b | b a: each closed as one instance's share reached 2, the last at the end.
+        assert_eq!(sizes, [vec![2, 1], vec![0, 2], vec![1, 1]]);
     }
 }

@@ -129,29 +129,32 @@ impl KinesisSource {
                         }
                         continue;
                     }
-                    for chunk in records.chunks(self.batch_size) {
-                        batch.start(&shard);
-                        let bytes = chunk
-                            .iter()
-                            .map(|r| r.data.as_ref().len() + r.partition_key.as_deref().map_or(0, str::len))
-                            .sum();
-                        batch.reserve(chunk.len(), bytes);
-                        for record in chunk {
-                            let arrival = record
-                                .approximate_arrival_timestamp
-                                .and_then(|t| t.to_millis().ok())
-                                .unwrap_or(0);
-                            batch.push(
-                                record.partition_key.as_deref().unwrap_or_default(),
-                                record.data.as_ref(),
-                                arrival,
-                                Some(record.sequence_number.as_bytes()),
-                            );
-                        }
-                        let position = chunk.last().map(|r| r.sequence_number.clone());
-                        let batch = batch.take();
-                        if tx.send(SourceEvent::Batch { batch, read_at, position }).await.is_err() {
-                            return Ok(());
+                    // Batches of at most `batch_size` records per instance, each closed once
+                    // one instance's share is full, the last at the reply's end.
+                    batch.start(&shard);
+                    let first = records.len().min(self.batch_size * batch.parallelism());
+                    let bytes = records[..first]
+                        .iter()
+                        .map(|r| r.data.as_ref().len() + r.partition_key.as_deref().map_or(0, str::len))
+                        .sum();
+                    batch.reserve(first, bytes);
+                    for (i, record) in records.iter().enumerate() {
+                        let arrival = record
+                            .approximate_arrival_timestamp
+                            .and_then(|t| t.to_millis().ok())
+                            .unwrap_or(0);
+                        let fill = batch.push(
+                            record.partition_key.as_deref().unwrap_or_default(),
+                            record.data.as_ref(),
+                            arrival,
+                            Some(record.sequence_number.as_bytes()),
+                        );
+                        if fill >= self.batch_size || i + 1 == records.len() {
+                            let position = Some(record.sequence_number.clone());
+                            let batch = batch.take();
+                            if tx.send(SourceEvent::Batch { batch, read_at, position }).await.is_err() {
+                                return Ok(());
+                            }
                         }
                     }
                     continue;

@@ -130,14 +130,28 @@ impl Batcher {
     }
 
     /// Append a record to its owner's sub-batch, with its position in the shard if the source
-    /// gives positions.
+    /// gives positions. Returns how many records that sub-batch holds now: a source closes its
+    /// batch ([`take`](Self::take)) once one holds `--batch-size`, so every operator call gets at
+    /// most that many, and with several instances each call still gets about that many.
     #[inline]
-    pub fn push(&mut self, partition_key: &str, data: &[u8], arrival_time_ms: i64, position: Option<&[u8]>) {
+    pub fn push(
+        &mut self,
+        partition_key: &str,
+        data: &[u8],
+        arrival_time_ms: i64,
+        position: Option<&[u8]>,
+    ) -> usize {
         let part = self.part_of(partition_key.as_bytes(), data);
         part.push(partition_key, data, arrival_time_ms);
         if let Some(position) = position {
             part.push_position(position);
         }
+        part.len()
+    }
+
+    /// How many sub-batches it builds (one per instance).
+    pub fn parallelism(&self) -> usize {
+        self.parts.len()
     }
 
     /// [`push`](Self::push) of a record given as it lies in a batch's bytes: its key
