@@ -44,7 +44,7 @@ pub struct Done {
 pub type Stepped = (Vec<Done>, Vec<(usize, CallError)>);
 
 /// What an instance's thread sends back.
-pub(crate) enum Finished {
+enum Finished {
     /// Instance `.0` processed a sub-batch.
     Done(usize, Done),
     /// Instance `.0` failed a sub-batch on probation, and holds it.

@@ -10,24 +10,22 @@
 
 use std::path::PathBuf;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::AsyncRead;
 use tokio::sync::mpsc;
 use weir_contract::DeadLetter;
 
+use super::input::Input;
 use super::lines::{LineSplitter, Piece};
 use super::{Batcher, SourceError, SourceEvent};
 use crate::clock::now_ms;
 use crate::routing::Router;
-
-/// Bytes read at once.
-const READ_BUFFER_BYTES: usize = 256 << 10;
 
 /// The longest line taken as a record: 1 MiB, the largest record Kinesis takes.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
 
 /// Lines of a reader.
 pub struct FileSource {
-    reader: Box<dyn AsyncRead + Send + Unpin>,
+    input: Input,
     name: String,
     batch_size: usize,
     max_line_bytes: usize,
@@ -41,20 +39,22 @@ impl FileSource {
         name: impl Into<String>,
         batch_size: usize,
     ) -> Self {
-        Self {
-            reader: Box::new(reader),
-            name: name.into(),
-            batch_size: batch_size.max(1),
-            max_line_bytes: MAX_LINE_BYTES,
-        }
+        Self::of(Input::reader(reader), name, batch_size)
     }
 
-    /// Lines of the file at `path`.
+    fn of(input: Input, name: impl Into<String>, batch_size: usize) -> Self {
+        Self { input, name: name.into(), batch_size: batch_size.max(1), max_line_bytes: MAX_LINE_BYTES }
+    }
+
+    /// Lines of the file at `path`, read ahead on a thread of its own.
     pub async fn open(path: PathBuf, batch_size: usize) -> Result<Self, SourceError> {
+        let what = path.display().to_string();
         let file = tokio::fs::File::open(&path)
             .await
-            .map_err(|source| SourceError::Read { what: path.display().to_string(), source })?;
-        Ok(Self::new(file, path.display().to_string(), batch_size))
+            .map_err(|source| SourceError::Read { what: what.clone(), source })?;
+        let input = Input::file(file.into_std().await)
+            .map_err(|source| SourceError::Read { what: what.clone(), source })?;
+        Ok(Self::of(input, what, batch_size))
     }
 
     /// Lines of standard input.
@@ -70,18 +70,18 @@ impl FileSource {
         if tx.send(SourceEvent::root(&self.name)).await.is_err() {
             return Ok(());
         }
-        let mut buf = vec![0u8; READ_BUFFER_BYTES];
         let mut lines = LineSplitter::new(self.max_line_bytes);
         let mut batch = Batcher::new(router, self.name.clone());
         batch.reserve(self.batch_size, 0);
         // Full batches and dead letters of one read, sent once it is split.
         let mut ready: Vec<SourceEvent> = Vec::new();
         loop {
-            let n = self
-                .reader
-                .read(&mut buf)
+            let read = self
+                .input
+                .next()
                 .await
                 .map_err(|source| SourceError::Read { what: self.name.clone(), source })?;
+            let n = read.len();
             let arrival = now_ms();
             let mut take = |piece: Piece<'_>| match piece {
                 Piece::Line(_, line) => {
@@ -99,10 +99,10 @@ impl FileSource {
             if n == 0 {
                 lines.finish(&mut take);
             } else {
-                lines.feed(&buf[..n], &mut take);
+                lines.feed(read, &mut take);
             }
             // A short read: whatever is batched goes now, rather than after the next read.
-            if n < buf.len() && !batch.is_empty() {
+            if !self.input.was_full() && !batch.is_empty() {
                 ready.push(SourceEvent::batch(batch.take()));
             }
             for event in ready.drain(..) {
@@ -215,5 +215,28 @@ mod tests {
         }
         // a b a | b b | b a: each closed as one instance's share reached 2, the last at the end.
         assert_eq!(sizes, [vec![2, 1], vec![0, 2], vec![1, 1]]);
+    }
+
+    #[tokio::test]
+    async fn a_file_read_ahead_on_its_own_thread_comes_out_whole_and_in_order() {
+        // Several read buffers' worth, a line straddling each buffer's end.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lines.txt");
+        let text: String = (0..100_000).map(|i| format!("line {i:06} {}\n", "x".repeat(i % 13))).collect();
+        assert!(text.len() > 3 * super::super::input::READ_BUFFER_BYTES);
+        std::fs::write(&path, &text).unwrap();
+        let (tx, mut rx) = mpsc::channel(100);
+        let source = FileSource::open(path, 1000).await.unwrap();
+        let reading = tokio::spawn(async move { source.run(tx, &one()).await });
+        let mut lines = Vec::new();
+        while let Some(event) = rx.recv().await {
+            let SourceEvent::Batch { batch, .. } = event else { continue };
+            lines.extend(
+                batch.parts()[0].view().records().map(|r| String::from_utf8(r.data.to_vec()).unwrap()),
+            );
+        }
+        reading.await.unwrap().unwrap();
+        let expected: Vec<&str> = text.lines().collect();
+        assert_eq!(lines, expected);
     }
 }

@@ -8,6 +8,7 @@
 pub mod channel;
 pub mod file;
 pub mod generator;
+pub mod input;
 pub mod kinesis;
 pub mod lines;
 pub mod routed;
