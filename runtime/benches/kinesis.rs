@@ -183,7 +183,20 @@ fn steady_state(
     rt.block_on(produce(client, &trades, rate * secs, Some(rate as f64)));
     // Long enough for the last windows the watermark passed to be written.
     std::thread::sleep(Duration::from_secs(2));
-    let metrics = scrape(&addr);
+    // A figure only from a weir that ran throughout and wrote results (a scrape can come back
+    // empty: it is tried again).
+    let metrics = (0..50)
+        .map(|_| scrape(&addr))
+        .inspect(|m| {
+            if m.is_empty() {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+        })
+        .find(|m| !m.is_empty());
+    assert!(matches!(weir.try_wait(), Ok(None)), "weir stopped during the steady run");
+    let metrics = metrics.expect("weir's metrics endpoint did not answer");
+    let written = series(&metrics, "weir_sink_records_total").unwrap_or(0.0);
+    assert!(written > 0.0, "weir wrote no results in the steady run");
     let _ = weir.kill();
     let _ = weir.wait();
     Steady { metrics, peak_rss: watcher.stop() }
