@@ -31,7 +31,7 @@ impl Input {
         Self::Reader { reader: Box::new(reader), buf: vec![0; READ_BUFFER_BYTES], n: 0 }
     }
 
-    /// `file`, read ahead on a thread named after it.
+    /// `file`, read ahead on a thread of its own (`weir-file-reader`).
     pub fn file(file: std::fs::File) -> std::io::Result<Self> {
         let (fill, filled) = mpsc::channel(READ_AHEAD);
         let (spare, spares) = std::sync::mpsc::channel::<Vec<u8>>();

@@ -109,7 +109,7 @@ pub(super) fn each_with<I: Send + 'static, T: Send + 'static>(
     inputs: impl IntoIterator<Item = I>,
     call: impl Fn(usize, &mut Slot, I) -> T + Send + Sync + 'static,
 ) -> Vec<T> {
-    let call = std::sync::Arc::new(call);
+    let call = Arc::new(call);
     let (reply, replies) = mpsc::channel();
     for ((i, worker), input) in workers.iter().enumerate().zip(inputs) {
         let (call, reply) = (call.clone(), reply.clone());
