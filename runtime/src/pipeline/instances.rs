@@ -150,10 +150,16 @@ impl Instances {
     /// The results ready now, without waiting.
     pub fn ready(&mut self) -> Result<Stepped, PipelineError> {
         let mut stepped = (Vec::new(), Vec::new());
-        while let Ok(finished) = self.results.try_recv() {
-            self.take(finished, &mut stepped)?;
-        }
+        self.take_ready(&mut stepped)?;
         Ok(stepped)
+    }
+
+    /// Add the results ready now to `stepped`.
+    fn take_ready(&mut self, stepped: &mut Stepped) -> Result<(), PipelineError> {
+        while let Ok(finished) = self.results.try_recv() {
+            self.take(finished, stepped)?;
+        }
+        Ok(())
     }
 
     /// Wait for the next result, then take it with every other one ready (never returns
@@ -165,9 +171,7 @@ impl Instances {
         let mut stepped = (Vec::new(), Vec::new());
         let first = self.results.recv().await;
         self.take(first.ok_or_else(stopped)?, &mut stepped)?;
-        let (done, failed) = self.ready()?;
-        stepped.0.extend(done);
-        stepped.1.extend(failed);
+        self.take_ready(&mut stepped)?;
         Ok(stepped)
     }
 

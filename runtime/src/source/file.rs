@@ -223,7 +223,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lines.txt");
         let text: String = (0..100_000).map(|i| format!("line {i:06} {}\n", "x".repeat(i % 13))).collect();
-        assert!(text.len() > 3 * super::super::input::READ_BUFFER_BYTES);
+        assert!(text.len() > 3 * crate::source::input::READ_BUFFER_BYTES);
         std::fs::write(&path, &text).unwrap();
         let (tx, mut rx) = mpsc::channel(100);
         let source = FileSource::open(path, 1000).await.unwrap();
