@@ -4,11 +4,18 @@
 //! - a lease can be held once it is not finished and each of its parents is finished (or gone
 //!   from the table): a child shard waits for its parents, whoever read them;
 //! - with `L` such leases and `W` live workers, a worker takes free leases (no owner, or an
-//!   owner no longer in the group) while it holds fewer than ceil(L / W);
+//!   owner no longer in the group) while it holds fewer than ceil(L / W); while some live worker
+//!   holds fewer than floor(L / W), only such a worker takes, so that a lease given up for it
+//!   goes to it and not back;
 //! - a worker holding more than ceil(L / W) gives the extra up, but only while some live worker
-//!   holds fewer than floor(L / W): that is the hysteresis. A group where everyone holds
-//!   floor or ceil (or where no one is short) moves nothing, and an idle shard's lease stays
-//!   where it is. After a join or a loss it settles with at most ceil(L / W) + 1 per worker.
+//!   holds fewer than floor(L / W): that is the hysteresis. If the extra is not enough for
+//!   those short of floor (four leases over three workers held two, two and none: nobody is over
+//!   the ceiling of two), workers holding exactly the ceiling give up one each, as many as are
+//!   still missing beyond the free leases, chosen by name so every worker picks the same ones (the KCL steals one from
+//!   a worker at its target in the same case). A group where everyone holds floor or ceil (or
+//!   where no one is short) moves nothing, and an idle shard's lease stays where it is. After a
+//!   join or a loss it settles with every worker holding at least floor(L / W) and at most
+//!   ceil(L / W) + 1.
 //!
 //! Nobody takes a lease a live worker holds: leases move from the living only when their
 //! owner gives them up (after a final checkpoint), so a rebalance produces no duplicate.
@@ -45,18 +52,33 @@ pub fn plan(leases: &[Lease], live: &BTreeSet<String>, me: &str) -> Plan {
         }
     }
     let mine = held.get(me).copied().unwrap_or(0);
+    let free: Vec<&Lease> =
+        active.iter().copied().filter(|l| l.owner.as_ref().is_none_or(|o| !live.contains(o))).collect();
+    // How many leases the workers short of floor miss beyond the free ones, and how much of
+    // that the workers over the ceiling cover by giving their extra up.
+    let missing: usize = held.values().map(|&h| low.saturating_sub(h)).sum();
+    let short = missing.saturating_sub(free.len());
+    let extra: usize = held.values().map(|&h| h.saturating_sub(high)).sum();
     let mut plan = Plan::default();
-    if mine < high {
-        let mut free: Vec<&Lease> =
-            active.iter().copied().filter(|l| l.owner.as_ref().is_none_or(|o| !live.contains(o))).collect();
+    if mine < high && (missing == 0 || mine < low) {
+        let mut free = free;
         // Workers try different free leases first, so that they seldom race for the same one.
         free.sort_by_key(|l| xxhash_rust::xxh3::xxh3_64(format!("{me}/{}", l.shard).as_bytes()));
         plan.take = free.into_iter().take(high - mine).cloned().collect();
-    } else if mine > high && held.values().any(|&h| h < low) {
+    } else if short > 0 {
+        let give = if mine > high {
+            mine - high
+        } else if mine == high && high > low {
+            // The first `missing - extra` workers at the ceiling, by name, give one each.
+            let at_ceiling = held.iter().filter(|&(_, &h)| h == high).map(|(w, _)| *w);
+            usize::from(at_ceiling.take(short.saturating_sub(extra)).any(|w| w == me))
+        } else {
+            0
+        };
         let mut own: Vec<&Lease> =
             active.iter().copied().filter(|l| l.owner.as_deref() == Some(me)).collect();
         own.sort_by(|a, b| b.shard.cmp(&a.shard));
-        plan.shed = own.into_iter().take(mine - high).map(|l| l.shard.clone()).collect();
+        plan.shed = own.into_iter().take(give).map(|l| l.shard.clone()).collect();
     }
     plan
 }
@@ -145,6 +167,34 @@ mod tests {
     }
 
     #[test]
+    fn no_worker_is_left_idle_when_the_others_hold_the_ceiling() {
+        // 2, 2, 0 of 4 over 3: nobody is over the ceiling of 2, yet c holds nothing.
+        let before: Vec<Lease> = (0..4).map(|i| lease(i, Some(["a", "a", "b", "b"][i]))).collect();
+        let mut leases = before.clone();
+        let live = workers(&["a", "b", "c"]);
+        settle(&mut leases, &live);
+        assert_eq!(counts(&leases, &live), [1, 2, 1]);
+        let moved = before.iter().zip(&leases).filter(|(b, a)| b.owner != a.owner).count();
+        assert_eq!(moved, 1, "one lease given up, by one worker, and taken by the idle one");
+        assert_eq!(settle(&mut leases, &live), 0, "then nothing moves");
+    }
+
+    #[test]
+    fn a_worker_joining_twenty_gets_its_floor_and_only_its_share_moves() {
+        let names: Vec<String> = (0..20).map(|i| format!("w{i:02}")).collect();
+        let before: Vec<Lease> = (0..1000).map(|i| lease(i, Some(&names[i / 50]))).collect();
+        let mut leases = before.clone();
+        let live: BTreeSet<String> = names.iter().cloned().chain(["new".to_string()]).collect();
+        settle(&mut leases, &live);
+        let held = counts(&leases, &live);
+        // floor(1000 / 21) = 47, ceil = 48.
+        assert!(held.iter().all(|&h| (47..=48).contains(&h)), "{held:?}");
+        let joined = leases.iter().filter(|l| l.owner.as_deref() == Some("new")).count();
+        let moved = before.iter().zip(&leases).filter(|(b, a)| b.owner != a.owner).count();
+        assert_eq!(moved, joined, "no lease moves between the workers that were there");
+    }
+
+    #[test]
     fn the_leases_of_a_worker_that_left_are_taken_up_to_the_new_ceiling() {
         let owners = ["a", "a", "a", "b", "b", "b", "c", "c"];
         let mut leases: Vec<Lease> = (0..8).map(|i| lease(i, Some(owners[i]))).collect();
@@ -175,7 +225,7 @@ mod tests {
     }
 
     #[test]
-    fn at_scale_twenty_workers_settle_within_ceiling_plus_one() {
+    fn at_scale_twenty_workers_settle_between_floor_and_ceiling_plus_one() {
         let mut leases: Vec<Lease> = (0..1000).map(|i| lease(i, None)).collect();
         let names: Vec<String> = (0..20).map(|i| format!("w{i:02}")).collect();
         let live: BTreeSet<String> = names.iter().cloned().collect();
@@ -186,8 +236,8 @@ mod tests {
             names[5..].iter().cloned().chain(["x", "y", "z"].map(String::from)).collect();
         settle(&mut leases, &live);
         let held = counts(&leases, &live);
-        let ceiling = 1000usize.div_ceil(live.len());
-        assert!(held.iter().all(|&h| h <= ceiling + 1), "{held:?}");
+        let (floor, ceiling) = (1000 / live.len(), 1000usize.div_ceil(live.len()));
+        assert!(held.iter().all(|&h| (floor..=ceiling + 1).contains(&h)), "{held:?}");
         assert_eq!(held.iter().sum::<usize>(), 1000);
     }
 }

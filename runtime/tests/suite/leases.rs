@@ -42,8 +42,8 @@ impl LeaseGroup {
         Weir::start(cmd)
     }
 
-    /// Wait until every shard that can be read is read by one of `workers`, at most
-    /// ceil(shards / workers) + 1 each; the held counts.
+    /// Wait until every shard that can be read is read by one of `workers`, at least
+    /// floor(shards / workers) and at most ceil(shards / workers) + 1 each; the held counts.
     fn wait_balanced(&self, workers: &mut [&mut Weir], within: Duration) -> Vec<f64> {
         let deadline = Instant::now() + within;
         loop {
@@ -53,13 +53,14 @@ impl LeaseGroup {
             let readable =
                 rows.iter().filter(|r| r["state"] != "finished" && r["state"] != "waiting").count();
             let held: Vec<f64> = workers.iter_mut().map(|w| w.metric("weir_leases_held")).collect();
+            let floor = (readable / workers.len()) as f64;
             let ceiling = readable.div_ceil(workers.len()) as f64 + 1.0;
             let reading = rows.iter().filter(|r| r["state"] == "reading").count();
             if out.status.success()
                 && readable > 0
                 && reading == readable
                 && held.iter().sum::<f64>() == readable as f64
-                && held.iter().all(|&h| h <= ceiling)
+                && held.iter().all(|&h| (floor..=ceiling).contains(&h))
             {
                 return held;
             }
@@ -249,8 +250,7 @@ fn three_workers_subscribe_through_one_consumer_to_the_shards_they_hold_and_take
     }
     let mut input = producer.join().unwrap();
 
-    // The worker killed is one holding leases: four shards over three workers may leave one
-    // with none (two, two and none is balanced), and killing that one would test nothing.
+    // The worker killed is the one holding the most leases (two of the four), so the most move.
     let holder = (0..workers.len()).max_by(|&i, &j| held[i].total_cmp(&held[j])).unwrap_or(0);
     let mut killed = workers.remove(holder);
     let producer = producing(&endpoint, &trades, 1_500, wave(1));
