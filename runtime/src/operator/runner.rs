@@ -14,16 +14,18 @@ use weir_contract::{DeadLetter, KeyedStates, Output, OwnedBatch};
 
 use super::{CallError, Instance, LoadError, LoadedOperator};
 
-/// Calls between snapshots, by default: a probe measured 0.06 ms (ARCHITECTURE.md, measured facts) to snapshot 1,000 keys,
-/// about a tenth of a 1,024-record batch here (0.7 ms, BENCHMARKS.md), so once in 64 calls
-/// costs well under 1%, while the replay log stays a few MiB.
+/// Calls between snapshots, by default: a snapshot of 1,000 keys costs about as much as a tenth
+/// of a 1,024-record batch, so once in 64 calls costs a few percent at most (1.4-1.6% of the
+/// CPU samples of `weir run` on the reference workload), while the replay log stays a few MiB.
 pub const DEFAULT_SNAPSHOT_EVERY: usize = 64;
 
 /// Record bytes kept for replay after which the runner snapshots, whatever the call count: with
-/// many instances, each one's replay log would otherwise hold up to 64 full batches (about 6 MiB
-/// of trades), a bound that grows with the parallelism. (The peak while draining 8 shards did
-/// not move measurably with it: BENCHMARKS.md, memory.)
-pub const SNAPSHOT_AFTER_BYTES: usize = 1 << 20;
+/// many instances, each one's replay log would otherwise hold up to 64 full batches, a bound
+/// that grows with the parallelism. At 1 MiB a log of 1,024-trade batches (about 78 KB each)
+/// was cut every 14 calls, not 64, and the snapshots took 5-6% of `weir run`'s CPU samples
+/// with 1,000 tickers; at 4 MiB (53 calls) they take 1.4-1.6% (BENCHMARKS.md, issue 26, fourth
+/// pass), for a log of at most 4 MiB per instance instead of 1.
+pub const SNAPSHOT_AFTER_BYTES: usize = 4 << 20;
 
 /// The operator failed in a way the runner cannot work around.
 #[derive(Debug, thiserror::Error)]
