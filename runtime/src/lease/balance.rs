@@ -4,9 +4,9 @@
 //! - a lease can be held once it is not finished and each of its parents is finished (or gone
 //!   from the table): a child shard waits for its parents, whoever read them;
 //! - with `L` such leases and `W` live workers, a worker takes free leases (no owner, or an
-//!   owner no longer in the group) while it holds fewer than ceil(L / W); while some live worker
-//!   holds fewer than floor(L / W), only such a worker takes, so that a lease given up for it
-//!   goes to it and not back;
+//!   owner no longer in the group) while it holds fewer than ceil(L / W); one holding floor(L /
+//!   W) or more takes only the free leases that those holding fewer do not need, so that a
+//!   lease given up for them goes to them and not back;
 //! - a worker holding more than ceil(L / W) gives the extra up, but only while some live worker
 //!   holds fewer than floor(L / W): that is the hysteresis. If the extra is not enough for
 //!   those short of floor (four leases over three workers held two, two and none: nobody is over
@@ -59,17 +59,21 @@ pub fn plan(leases: &[Lease], live: &BTreeSet<String>, me: &str) -> Plan {
     let missing: usize = held.values().map(|&h| low.saturating_sub(h)).sum();
     let short = missing.saturating_sub(free.len());
     let extra: usize = held.values().map(|&h| h.saturating_sub(high)).sum();
+    // A worker at floor or more takes only what the short do not need, so that a lease given
+    // up for one of them does not go back.
+    let surplus = free.len().saturating_sub(missing);
+    let wanted = if mine < low { high - mine } else { high.saturating_sub(mine).min(surplus) };
     let mut plan = Plan::default();
-    if mine < high && (missing == 0 || mine < low) {
+    if wanted > 0 {
         let mut free = free;
         // Workers try different free leases first, so that they seldom race for the same one.
         free.sort_by_key(|l| xxhash_rust::xxh3::xxh3_64(format!("{me}/{}", l.shard).as_bytes()));
-        plan.take = free.into_iter().take(high - mine).cloned().collect();
+        plan.take = free.into_iter().take(wanted).cloned().collect();
     } else if short > 0 {
         let give = if mine > high {
             mine - high
         } else if mine == high && high > low {
-            // The first `missing - extra` workers at the ceiling, by name, give one each.
+            // The first `short - extra` workers at the ceiling, by name, give one each.
             let at_ceiling = held.iter().filter(|&(_, &h)| h == high).map(|(w, _)| *w);
             usize::from(at_ceiling.take(short.saturating_sub(extra)).any(|w| w == me))
         } else {
@@ -177,6 +181,11 @@ mod tests {
         let moved = before.iter().zip(&leases).filter(|(b, a)| b.owner != a.owner).count();
         assert_eq!(moved, 1, "one lease given up, by one worker, and taken by the idle one");
         assert_eq!(settle(&mut leases, &live), 0, "then nothing moves");
+        // The lease a gave up is c's: a, at floor, does not take it back.
+        let given_up: Vec<Lease> =
+            (0..4).map(|i| lease(i, [Some("a"), None, Some("b"), Some("b")][i])).collect();
+        assert_eq!(plan(&given_up, &live, "a"), Plan::default());
+        assert_eq!(plan(&given_up, &live, "c").take.len(), 1);
     }
 
     #[test]
