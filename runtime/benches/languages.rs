@@ -89,7 +89,7 @@ fn main() {
         let holding = runner_with_state(loaded.clone());
         let with_state = rss_bytes() - before;
         let swap =
-            median(swap_pauses(holding, loaded.clone(), 50).iter().map(Duration::as_secs_f64).collect());
+            median(swap_pauses(holding, loaded.clone(), 50).iter().map(|s| s.paused.as_secs_f64()).collect());
         let size = loaded.artifact().bytes.len() as f64;
         let run = whole_path_of(loaded, &lines, 1024, 1, None);
         assert_eq!(run.records as usize, records, "{language}: every trade read");

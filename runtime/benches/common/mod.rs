@@ -140,18 +140,33 @@ pub fn runner_with_state(loaded: LoadedOperator) -> Runner {
     runner
 }
 
-/// The pauses of `swaps` switches of `runner` to and fro between its operator and `other`,
-/// each what `Instances::swap` does per instance: a snapshot, then a new instance restored
-/// from it.
-pub fn swap_pauses(mut runner: Runner, other: LoadedOperator, swaps: usize) -> Vec<Duration> {
+/// One swap of [`swap_pauses`]: making the new instance and tearing the old one down, which
+/// `Instances::swap` does off the instance's thread, and the pause itself (the old instance's
+/// snapshot, the new one's restore).
+pub struct Swap {
+    pub made: Duration,
+    pub paused: Duration,
+    pub dropped: Duration,
+}
+
+/// `swaps` switches of `runner` between its operator and `other`, carrying the state, timed as
+/// `Instances::swap` does them.
+pub fn swap_pauses(mut runner: Runner, other: LoadedOperator, swaps: usize) -> Vec<Swap> {
     let mut next = other;
-    let mut pauses = Vec::with_capacity(swaps);
+    let mut timed = Vec::with_capacity(swaps);
     for _ in 0..swaps {
+        let making = Instant::now();
+        let instance = next.instantiate().expect("instance");
+        let made = making.elapsed();
         let started = Instant::now();
         let state = runner.snapshot().expect("snapshot");
-        let replacement = Runner::new(next, "instance 0", state).expect("restore");
-        pauses.push(started.elapsed());
-        next = std::mem::replace(&mut runner, replacement).loaded().clone();
+        let replacement = Runner::restored(next, instance, "instance 0", state).expect("restore");
+        let paused = started.elapsed();
+        let old = std::mem::replace(&mut runner, replacement);
+        next = old.loaded().clone();
+        let dropping = Instant::now();
+        drop(old);
+        timed.push(Swap { made, paused, dropped: dropping.elapsed() });
     }
-    pauses
+    timed
 }

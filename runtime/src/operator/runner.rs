@@ -118,8 +118,20 @@ pub struct Runner {
 impl Runner {
     /// A fresh instance of `loaded` named `name` (for messages), restored from `state` (empty
     /// for a new start).
-    pub fn new(loaded: LoadedOperator, name: &str, mut state: KeyedStates) -> Result<Self, RunnerError> {
-        let mut instance = loaded.instantiate()?;
+    pub fn new(loaded: LoadedOperator, name: &str, state: KeyedStates) -> Result<Self, RunnerError> {
+        let instance = loaded.instantiate()?;
+        Self::restored(loaded, instance, name, state)
+    }
+
+    /// [`Runner::new`] with `instance`, a fresh instance of `loaded` made beforehand (a swap
+    /// makes them before any instance pauses, so that only the snapshot and the restore happen
+    /// while an instance's records wait).
+    pub fn restored(
+        loaded: LoadedOperator,
+        mut instance: Instance,
+        name: &str,
+        mut state: KeyedStates,
+    ) -> Result<Self, RunnerError> {
         if !state.is_empty() {
             instance.restore(&mut state).map_err(|error| RunnerError::Operator {
                 origin: loaded.artifact().origin.clone(),

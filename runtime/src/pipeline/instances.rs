@@ -317,22 +317,28 @@ impl Instances {
         let parallelism = self.workers.len();
         let (snapshot_every, on_error) = (self.snapshot_every, self.on_error);
         let version = next.clone();
-        let prepared = each(&self.workers, move |i, slot| {
+        // The new instances are made here, while the instances go on with what they were sent:
+        // an instance pauses only to snapshot and restore.
+        let fresh = (0..parallelism).map(|_| next.instantiate()).collect::<Result<Vec<_>, _>>();
+        let fresh = fresh.map_err(RunnerError::from)?;
+        let prepared = each_with(&self.workers, fresh, move |i, slot, instance| {
             let started = Instant::now();
             let state = slot.runner.snapshot()?;
-            let runner = Runner::new(version.clone(), &name(i, parallelism), state)?
+            let runner = Runner::restored(version.clone(), instance, &name(i, parallelism), state)?
                 .with_snapshot_every(snapshot_every)
                 .with_on_error(on_error);
             Ok::<_, RunnerError>((runner, started.elapsed()))
         });
         let prepared = prepared.into_iter().collect::<Result<Vec<_>, _>>()?;
         let (runners, pauses): (Vec<_>, Vec<_>) = prepared.into_iter().unzip();
-        each_with(&self.workers, runners, |_, slot, runner| {
-            slot.runner = runner;
+        let replaced = each_with(&self.workers, runners, |_, slot, runner| {
             slot.restarts_seen = 0;
             // A candidate compared with the version replaced compares with nothing now.
             slot.shadow = None;
+            std::mem::replace(&mut slot.runner, runner)
         });
+        // The old instances are torn down here, not on the instances' threads.
+        drop(replaced);
         Ok((std::mem::replace(&mut self.loaded, next), pauses))
     }
 }
