@@ -31,6 +31,9 @@ pub struct Plan {
     pub take: Vec<Lease>,
     /// Shards of its own to give up.
     pub shed: Vec<String>,
+    /// It holds fewer than floor(L / W) and the free leases do not bring it there: it waits
+    /// for others to give leases up, which they decide only when they next read the table.
+    pub short: bool,
 }
 
 /// Whether `lease` may be held: not finished, and every parent finished or gone.
@@ -69,6 +72,7 @@ pub fn plan(leases: &[Lease], live: &BTreeSet<String>, me: &str) -> Plan {
         // Workers try different free leases first, so that they seldom race for the same one.
         free.sort_by_key(|l| xxhash_rust::xxh3::xxh3_64(format!("{me}/{}", l.shard).as_bytes()));
         plan.take = free.into_iter().take(wanted).cloned().collect();
+        plan.short = mine + plan.take.len() < low;
     } else if short > 0 {
         let give = if mine > high {
             mine - high
@@ -186,6 +190,11 @@ mod tests {
             (0..4).map(|i| lease(i, [Some("a"), None, Some("b"), Some("b")][i])).collect();
         assert_eq!(plan(&given_up, &live, "a"), Plan::default());
         assert_eq!(plan(&given_up, &live, "c").take.len(), 1);
+        // Before a gave it up, c is short with nothing to take: it says so (the loop then asks
+        // the others to look again).
+        let idle: Vec<Lease> = (0..4).map(|i| lease(i, Some(["a", "a", "b", "b"][i]))).collect();
+        assert!(plan(&idle, &live, "c").short);
+        assert!(!plan(&idle, &live, "a").short);
     }
 
     #[test]

@@ -110,6 +110,18 @@ async fn a_joining_worker_gets_its_share_from_the_one_holding_every_lease() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn three_workers_starting_together_over_four_leases_all_get_one() {
+    let table = table(4).await;
+    let (a, b, c) =
+        tokio::join!(Member::start(&table, "a"), Member::start(&table, "b"), Member::start(&table, "c"));
+    let members = [&a, &b, &c];
+    within(Duration::from_secs(30), || members.iter().all(|m| m.held() >= 1)).await;
+    let mut held: Vec<usize> = members.iter().map(|m| m.held()).collect();
+    held.sort();
+    assert_eq!(held, [1, 1, 2]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_silent_worker_is_expelled_after_the_failover_time_and_its_leases_taken_over() {
     let table = table(4).await;
     let a = Member::start(&table, "a").await;

@@ -1,7 +1,8 @@
 //! The worker's background rounds: renewals on a task of their own, and every `poll` a look
 //! at the group row that expels silent workers and, when the group changed (or every
-//! `rescan`), a scan of every lease that notices losses and follows the balance plan; every
-//! `discovery`, new shards listed and given rows.
+//! `rescan`), a scan of every lease that notices losses and follows the balance plan (a
+//! worker short of its share with nothing free bumps the group row, so that those who must
+//! give it a lease look again); every `discovery`, new shards listed and given rows.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -25,10 +26,25 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// How often a worker short of its share, with nothing free to take, asks the others to look
+/// at the table again (a bump of the group row: they read the leases only when it changes).
+const ASK_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What one scan found.
+enum Look {
+    /// It followed the plan.
+    Done,
+    /// Another worker took a lease this one wanted first: look again next round.
+    Again,
+    /// This worker is short of its share with nothing free to take.
+    Short,
+}
+
 /// What the loop remembers between rounds.
 struct Rounds {
     changes: Option<u64>,
     last_scan: Instant,
+    last_ask: Option<Instant>,
     last_discovery: Instant,
     /// Other workers' heartbeats, with when this worker first saw each value.
     seen: HashMap<String, (u64, Instant)>,
@@ -56,7 +72,13 @@ impl Coordinator {
         // Ends with this loop, however it ends (aborted included), as in a process that dies.
         let renewals = AbortOnDrop(tokio::spawn(self.clone().renew()));
         let now = Instant::now();
-        let mut rounds = Rounds { changes: None, last_scan: now, last_discovery: now, seen: HashMap::new() };
+        let mut rounds = Rounds {
+            changes: None,
+            last_scan: now,
+            last_ask: None,
+            last_discovery: now,
+            seen: HashMap::new(),
+        };
         while !self.stopping.load(Ordering::Acquire) {
             if let Err(e) = self.round(&mut rounds).await {
                 self.metrics.errors.inc();
@@ -143,16 +165,25 @@ impl Coordinator {
         }
         rounds.changes = Some(group.changes);
         rounds.last_scan = now;
-        if !self.scan(&live).await? {
-            // Another worker took a lease this one wanted: look again next round.
-            rounds.changes = None;
+        match self.scan(&live).await? {
+            Look::Done => {}
+            Look::Again => rounds.changes = None,
+            // The workers that must give a lease up for this one (balance.rs) decide it when
+            // they next read the table, which they do when the group row changes: after
+            // they took the last free leases, nothing may change it for minutes.
+            Look::Short => {
+                if rounds.last_ask.is_none_or(|at| now.duration_since(at) >= ASK_EVERY) {
+                    rounds.last_ask = Some(now);
+                    tracing::info!("short of its share with no lease free: asking the group to rebalance");
+                    self.table.bump().await?;
+                }
+            }
         }
         Ok(())
     }
 
-    /// Read every lease: drop those lost, then follow the plan. False when some lease it
-    /// wanted was taken by another worker first.
-    async fn scan(&self, live: &BTreeSet<String>) -> Result<bool, LeaseError> {
+    /// Read every lease: drop those lost, then follow the plan.
+    async fn scan(&self, live: &BTreeSet<String>) -> Result<Look, LeaseError> {
         let me = self.worker();
         let began = Instant::now();
         let leases = self.table.leases().await?;
@@ -196,7 +227,7 @@ impl Coordinator {
             !held.shedding.is_empty() || !held.ended.is_empty()
         };
         if settling || self.stopping.load(Ordering::Acquire) {
-            return Ok(true);
+            return Ok(Look::Done);
         }
         let plan = balance::plan(&leases, live, me);
         let mut took = false;
@@ -230,7 +261,13 @@ impl Coordinator {
             self.held_now().shedding.extend(plan.shed);
             self.replan();
         }
-        Ok(!missed)
+        Ok(if missed {
+            Look::Again
+        } else if plan.short {
+            Look::Short
+        } else {
+            Look::Done
+        })
     }
 
     /// This worker was removed from the group: everything it held may be someone else's now.
