@@ -4,7 +4,8 @@
 //! 1. **Swap pause**: one instance holding 1,000 tickers of sliding-window-max state (60 s
 //!    windows sliding by 10 s, half a minute of trades), switched between two versions 400
 //!    times; each pause is the old instance's snapshot and the new one's restore, as `weir run`
-//!    measures it (the new instance is made before the pause; a second row adds its making).
+//!    measures it (the new instance is made before the pause: a second row adds its making, a
+//!    third times the old instance's teardown, which follows the pause).
 //! 2. **Cold start**: the `weir` binary with `--operator s3://BUCKET/PREFIX` (moto), from spawn
 //!    to the first record on standard output (the echo fixture, one line on stdin), with the
 //!    compiled cache cold and warm; and for sliding-window-max, spawn to exit on a one-trade

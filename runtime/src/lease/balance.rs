@@ -9,13 +9,13 @@
 //!   lease given up for them goes to them and not back;
 //! - a worker holding more than ceil(L / W) gives the extra up, but only while some live worker
 //!   holds fewer than floor(L / W): that is the hysteresis. If the extra is not enough for
-//!   those short of floor (four leases over three workers held two, two and none: nobody is over
-//!   the ceiling of two), workers holding exactly the ceiling give up one each, as many as are
-//!   still missing beyond the free leases, chosen by name so every worker picks the same ones (the KCL steals one from
-//!   a worker at its target in the same case). A group where everyone holds floor or ceil (or
-//!   where no one is short) moves nothing, and an idle shard's lease stays where it is. After a
-//!   join or a loss it settles with every worker holding at least floor(L / W) and at most
-//!   ceil(L / W) + 1.
+//!   those short of floor (four leases over three workers held two, two and none: nobody is
+//!   over the ceiling of two), workers holding exactly the ceiling give up one each, as many as
+//!   are still missing beyond the free leases, chosen by name so every worker picks the same
+//!   ones (the KCL steals one from a worker at its target in the same case). A group where
+//!   everyone holds floor or ceil (or where no one is short) moves nothing, and an idle shard's
+//!   lease stays where it is. After a join or a loss it settles with every worker holding at
+//!   least floor(L / W) and at most ceil(L / W) + 1.
 //!
 //! Nobody takes a lease a live worker holds: leases move from the living only when their
 //! owner gives them up (after a final checkpoint), so a rebalance produces no duplicate.
@@ -60,7 +60,7 @@ pub fn plan(leases: &[Lease], live: &BTreeSet<String>, me: &str) -> Plan {
     // How many leases the workers short of floor miss beyond the free ones, and how much of
     // that the workers over the ceiling cover by giving their extra up.
     let missing: usize = held.values().map(|&h| low.saturating_sub(h)).sum();
-    let short = missing.saturating_sub(free.len());
+    let uncovered = missing.saturating_sub(free.len());
     let extra: usize = held.values().map(|&h| h.saturating_sub(high)).sum();
     // A worker at floor or more takes only what the short do not need, so that a lease given
     // up for one of them does not go back.
@@ -73,13 +73,13 @@ pub fn plan(leases: &[Lease], live: &BTreeSet<String>, me: &str) -> Plan {
         free.sort_by_key(|l| xxhash_rust::xxh3::xxh3_64(format!("{me}/{}", l.shard).as_bytes()));
         plan.take = free.into_iter().take(wanted).cloned().collect();
         plan.short = mine + plan.take.len() < low;
-    } else if short > 0 {
+    } else if uncovered > 0 {
         let give = if mine > high {
             mine - high
         } else if mine == high && high > low {
-            // The first `short - extra` workers at the ceiling, by name, give one each.
+            // The first `uncovered - extra` workers at the ceiling, by name, give one each.
             let at_ceiling = held.iter().filter(|&(_, &h)| h == high).map(|(w, _)| *w);
-            usize::from(at_ceiling.take(short.saturating_sub(extra)).any(|w| w == me))
+            usize::from(at_ceiling.take(uncovered.saturating_sub(extra)).any(|w| w == me))
         } else {
             0
         };

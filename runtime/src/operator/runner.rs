@@ -14,9 +14,9 @@ use weir_contract::{DeadLetter, KeyedStates, Output, OwnedBatch};
 
 use super::{CallError, Instance, LoadError, LoadedOperator};
 
-/// Calls between snapshots, by default: a snapshot of 1,000 keys costs about as much as a tenth
-/// of a 1,024-record batch, so once in 64 calls costs a few percent at most (1.4-1.6% of the
-/// CPU samples of `weir run` on the reference workload), while the replay log stays a few MiB.
+/// Calls between snapshots, by default: in `perf` of `weir run` on the reference workload a
+/// snapshot of 1,000 keys took about as long as one or two calls of 1,024 trades, so once in
+/// 53-64 calls is 1.4-1.6% of the CPU samples, while the replay log stays a few MiB.
 pub const DEFAULT_SNAPSHOT_EVERY: usize = 64;
 
 /// Record bytes kept for replay after which the runner snapshots, whatever the call count: with

@@ -38,12 +38,10 @@ impl Input {
         std::thread::Builder::new().name("weir-file-reader".into()).spawn(move || {
             let mut file = file;
             loop {
-                let mut buf = spares.try_recv().unwrap_or_default();
-                buf.resize(READ_BUFFER_BYTES, 0);
-                let read = fill_from(&mut file, &mut buf).map(|n| {
-                    buf.truncate(n);
-                    buf
-                });
+                // Filled up to READ_BUFFER_BYTES, or less only at the end of the file.
+                let mut buf = spares.try_recv().unwrap_or_else(|_| Vec::with_capacity(READ_BUFFER_BYTES));
+                buf.clear();
+                let read = (&mut file).take(READ_BUFFER_BYTES as u64).read_to_end(&mut buf).map(|_| buf);
                 let last = read.as_ref().map_or(true, Vec::is_empty);
                 // The source stopped reading: so does this thread.
                 if fill.blocking_send(read).is_err() || last {
@@ -83,19 +81,4 @@ impl Input {
             Self::Thread { current, .. } => current.len() == READ_BUFFER_BYTES,
         }
     }
-}
-
-/// Fill `buf` from `file` up to its end; how many bytes (less than `buf.len()` only at the
-/// end of the file).
-fn fill_from(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -28,7 +29,7 @@ impl Drop for AbortOnDrop {
 
 /// How often a worker short of its share, with nothing free to take, asks the others to look
 /// at the table again (a bump of the group row: they read the leases only when it changes).
-const ASK_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+const ASK_EVERY: Duration = Duration::from_secs(2);
 
 /// What one scan found.
 enum Look {
