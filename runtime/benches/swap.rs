@@ -4,8 +4,9 @@
 //! 1. **Swap pause**: one instance holding 1,000 tickers of sliding-window-max state (60 s
 //!    windows sliding by 10 s, half a minute of trades), switched between two versions 400
 //!    times; each pause is the old instance's snapshot and the new one's restore, as `weir run`
-//!    measures it (the new instance is made before the pause: a second row adds its making, a
-//!    third times the old instance's teardown, which follows the pause).
+//!    measures it (the new instance is made before the pause and the old one torn down after
+//!    it: rows of their own). Instances from a pool of slots, as `weir run` makes them, and
+//!    allocated on demand (`--instance-slots off`), in alternating rounds of 400 swaps.
 //! 2. **Cold start**: the `weir` binary with `--operator s3://BUCKET/PREFIX` (moto), from spawn
 //!    to the first record on standard output (the echo fixture, one line on stdin), with the
 //!    compiled cache cold and warm; and for sliding-window-max, spawn to exit on a one-trade
@@ -20,7 +21,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use weir::artifact::{Artifact, BUILT_OPERATORS_DIR};
-use weir::operator::{Limits, OperatorEngine};
+use weir::operator::{InstancePool, Limits, OperatorEngine};
 
 mod common;
 
@@ -30,28 +31,29 @@ fn main() {
         compare(&files, rounds);
         return;
     }
-    let swaps = swap_pauses(Artifact::embedded_default(), 400);
-    let mut pauses: Vec<Duration> = swaps.iter().map(|s| s.paused).collect();
-    // Before 2026-12-04 the new instance was made inside the pause.
-    let mut with_making: Vec<Duration> = swaps.iter().map(|s| s.made + s.paused).collect();
-    // ... and the old one was torn down on the instance's thread right after it.
-    let mut dropping: Vec<Duration> = swaps.iter().map(|s| s.dropped).collect();
-    println!("| measure | figure |");
+    // Rounds of each allocation alternated, as this machine's speed drifts within minutes.
+    let (mut pooled, mut on_demand) = (Vec::new(), Vec::new());
+    for _ in 0..4 {
+        on_demand.extend(swap_pauses(Artifact::embedded_default(), 400, None));
+        pooled.extend(swap_pauses(Artifact::embedded_default(), 400, Some(POOL_SLOTS)));
+    }
+    println!("| measure, 1,000 keys of window state, {} swaps each | p50 / p99 / max |", pooled.len());
     println!("| --- | --- |");
-    for (what, pauses) in [
-        ("swap pause per instance", &mut pauses),
-        ("the same with the new instance made inside the pause", &mut with_making),
-        ("tearing the old instance down", &mut dropping),
+    type Part = fn(&common::Swap) -> Duration;
+    for (what, part) in [
+        ("swap pause per instance", (|s| s.paused) as Part),
+        ("making the new instance (before the pause)", |s| s.made),
+        ("tearing the old instance down (after it)", |s| s.dropped),
     ] {
-        pauses.sort();
-        let at = |q: f64| ms(percentile(pauses, q));
-        println!(
-            "| {what}, 1,000 keys of window state, {} swaps: p50 / p99 / max | {:.3} / {:.3} / {:.3} ms |",
-            pauses.len(),
-            at(0.5),
-            at(0.99),
-            at(1.0)
-        );
+        for (allocation, swaps) in [
+            ("instances from a pool, as `weir run` makes them", &pooled),
+            ("allocated on demand", &on_demand),
+        ] {
+            let mut times: Vec<Duration> = swaps.iter().map(part).collect();
+            times.sort();
+            let at = |q: f64| ms(percentile(&times, q));
+            println!("| {what}, {allocation} | {:.3} / {:.3} / {:.3} ms |", at(0.5), at(0.99), at(1.0));
+        }
     }
     if std::env::var("AWS_ENDPOINT_URL_S3").is_err() {
         eprintln!("AWS_ENDPOINT_URL_S3 is not set: cold starts skipped (run under scripts/with-emulators)");
@@ -109,7 +111,7 @@ fn compare(files: &str, rounds: usize) {
     for _ in 0..rounds {
         for (i, f) in files.iter().enumerate() {
             let artifact = Artifact::from_file(std::path::Path::new(f)).expect("component");
-            pauses[i].extend(swap_pauses(artifact, 400).iter().map(|s| s.paused));
+            pauses[i].extend(swap_pauses(artifact, 400, Some(POOL_SLOTS)).iter().map(|s| s.paused));
         }
     }
     println!("| build | swaps | p50 | p99 | max |\n|---|---|---|---|---|");
@@ -120,9 +122,18 @@ fn compare(files: &str, rounds: usize) {
     }
 }
 
-/// `swaps` switches of an instance of `artifact` holding 1,000 tickers of state.
-fn swap_pauses(artifact: Artifact, swaps: usize) -> Vec<common::Swap> {
-    let engine = OperatorEngine::new(Limits::default(), None).expect("engine");
+/// Instance slots for one instance swapped back and forth (`weir run --parallelism 1` reserves
+/// eight).
+const POOL_SLOTS: usize = 8;
+
+/// `swaps` switches of an instance of `artifact` holding 1,000 tickers of state, its instances
+/// from a pool of `slots` (None: allocated on demand).
+fn swap_pauses(artifact: Artifact, swaps: usize, slots: Option<usize>) -> Vec<common::Swap> {
+    let engine = match slots {
+        Some(slots) => OperatorEngine::pooled(Limits::default(), None, InstancePool::with_slots(slots)),
+        None => OperatorEngine::new(Limits::default(), None),
+    }
+    .expect("engine");
     let (a, b) =
         (engine.load(artifact.clone(), &[]).expect("load"), engine.load(artifact, &[]).expect("load"));
     common::swap_pauses(common::runner_with_state(a), b, swaps)

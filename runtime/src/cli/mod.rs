@@ -351,6 +351,39 @@ pub struct HostArgs {
     /// like a trap, so one record cannot flood the sink.
     #[arg(long, env = "WEIR_MAX_OUTPUT_MIB", default_value_t = 64, value_name = "MIB")]
     pub max_output_mib: usize,
+    /// Operator instances to reserve memory for up front, so that a swap, a restart or a
+    /// shadow candidate reuses memory already mapped instead of faulting in fresh pages:
+    /// `auto` (for `weir run`, four per instance and four more), a number, or `off` (each
+    /// instance allocated on demand).
+    #[arg(long, env = "WEIR_INSTANCE_SLOTS", default_value = "auto", value_name = "auto|N|off")]
+    pub instance_slots: InstanceSlots,
+}
+
+/// How many operator instances to reserve memory for (`--instance-slots`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstanceSlots {
+    /// As many as the run needs for its parallelism; none outside `weir run`.
+    Auto,
+    /// None: every instance is allocated on demand.
+    Off,
+    /// Exactly this many.
+    Exactly(usize),
+}
+
+impl std::str::FromStr for InstanceSlots {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "off" => Ok(Self::Off),
+            n => match n.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(Self::Exactly(n)),
+                _ => Err(format!(
+                    "{s:?} is not a number of instance slots: give auto, off or a number above 0"
+                )),
+            },
+        }
+    }
 }
 
 /// Arguments of `weir check`.
@@ -414,6 +447,17 @@ mod tests {
     #[test]
     fn the_cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn instance_slots_parse_with_a_helpful_error() {
+        assert_eq!("auto".parse(), Ok(InstanceSlots::Auto));
+        assert_eq!("off".parse(), Ok(InstanceSlots::Off));
+        assert_eq!("12".parse(), Ok(InstanceSlots::Exactly(12)));
+        for bad in ["0", "-1", "many"] {
+            let error = bad.parse::<InstanceSlots>().unwrap_err();
+            assert!(error.contains("give auto, off or a number above 0"), "{error}");
+        }
     }
 
     #[test]

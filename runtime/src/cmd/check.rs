@@ -15,7 +15,7 @@ pub async fn check(args: CheckArgs) -> Result<()> {
     let trust = super::trust(&args.trust, region).await?;
     let trusted = trust.is_some();
     let (loaded, watch) =
-        super::load(&args.operator, &args.settings, &args.host, region, Duration::MAX, trust).await?;
+        super::load(&args.operator, &args.settings, &args.host, None, region, Duration::MAX, trust).await?;
     println!(
         "{}: operator {} {}, contract {}, sha256 {}; groups records by {}",
         loaded.artifact().origin,

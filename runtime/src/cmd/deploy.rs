@@ -152,7 +152,7 @@ fn signed_note(deployment: &Deployment) -> String {
 /// Check `artifact` with `settings` the way `weir run` will load it.
 fn validate(artifact: Artifact, settings: &[(String, String)], host: &HostArgs) -> Result<LoadedOperator> {
     let origin = artifact.origin.clone();
-    engine(host)?.load(artifact, settings).with_context(|| format!("{origin} was not deployed"))
+    engine(host, None)?.load(artifact, settings).with_context(|| format!("{origin} was not deployed"))
 }
 
 async fn deploy_file(

@@ -22,9 +22,9 @@ use anyhow::{Context, Result, bail};
 use weir::artifact::Artifact;
 use weir::deployment::{DiffDestination, OperatorStore, Trust, Watch};
 use weir::location::Location;
-use weir::operator::{CacheOutcome, CompiledCache, Limits, LoadedOperator, OperatorEngine};
+use weir::operator::{CacheOutcome, CompiledCache, InstancePool, Limits, LoadedOperator, OperatorEngine};
 
-use crate::cli::{HostArgs, TrustArgs};
+use crate::cli::{HostArgs, InstanceSlots, TrustArgs};
 
 /// Resolve a file or built-in operator location to its bytes.
 pub fn resolve_local_operator(location: &Location) -> Result<Artifact> {
@@ -37,8 +37,9 @@ pub fn resolve_local_operator(location: &Location) -> Result<Artifact> {
     }
 }
 
-/// The engine `host` asks for.
-pub fn engine(host: &HostArgs) -> Result<OperatorEngine> {
+/// The engine `host` asks for; for a run of `parallelism` instances, with slots for them
+/// reserved up front unless `--instance-slots` says otherwise.
+pub fn engine(host: &HostArgs, parallelism: Option<usize>) -> Result<OperatorEngine> {
     let limits = Limits {
         max_memory_bytes: host.max_memory_mib << 20,
         max_call_time: host.max_call_time.0,
@@ -49,7 +50,15 @@ pub fn engine(host: &HostArgs) -> Result<OperatorEngine> {
     } else {
         host.cache_dir.clone().or_else(CompiledCache::default_dir).map(CompiledCache::new)
     };
-    Ok(OperatorEngine::new(limits, cache)?)
+    let pool = match (host.instance_slots, parallelism) {
+        (InstanceSlots::Exactly(slots), _) => Some(InstancePool::with_slots(slots)),
+        (InstanceSlots::Auto, Some(parallelism)) => Some(InstancePool::for_parallelism(parallelism)),
+        (InstanceSlots::Auto, None) | (InstanceSlots::Off, _) => None,
+    };
+    Ok(match pool {
+        Some(pool) => OperatorEngine::pooled(limits, cache, pool)?,
+        None => OperatorEngine::new(limits, cache)?,
+    })
 }
 
 /// The trusted keys `args` name (None when there are none): read now, KMS keys from KMS.
@@ -73,18 +82,20 @@ pub async fn store(target: &str, region: Option<&str>, role: Option<&str>) -> Re
     }
 }
 
-/// The operator at `location`; for a deployment in S3 also the watch for its new versions
-/// (looking every `watch_interval`). With `trust`, the deployed entry must be signed by one of
+/// The operator at `location`, in an engine for `parallelism` instances (None: one instance at a
+/// time); for a deployment in S3 also the watch for its new versions (looking every
+/// `watch_interval`). With `trust`, the deployed entry must be signed by one of
 /// its keys, checked before the component is downloaded.
 pub async fn load(
     location: &Location,
     settings: &[(String, String)],
     host: &HostArgs,
+    parallelism: Option<usize>,
     region: Option<&str>,
     watch_interval: Duration,
     trust: Option<Trust>,
 ) -> Result<(LoadedOperator, Option<Watch>)> {
-    let engine = engine(host)?;
+    let engine = engine(host, parallelism)?;
     let (loaded, watch) = match (location, trust) {
         (Location::S3 { bucket, key }, mut trust) => {
             let store = OperatorStore::connect(bucket, key, region).await;

@@ -33,10 +33,15 @@ pub async fn run(mut args: RunArgs) -> Result<Ending> {
     let signals = Signals::listen();
     let region = args.aws.region.as_deref();
     let trust = super::trust(&args.deployment.trust, region).await?;
+    let parallelism = match args.parallelism {
+        Some(n) => usize::from(n),
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
     let (loaded, mut watch) = super::load(
         &args.operator,
         &args.settings,
         &args.host,
+        Some(parallelism),
         region,
         args.deployment.watch_interval,
         trust,
@@ -117,10 +122,6 @@ pub async fn run(mut args: RunArgs) -> Result<Ending> {
             let worker = args.leases.lease_table.as_ref().and(args.leases.worker_id.clone());
             StatsFormat::Emf(EmfFormat { dimensions, worker })
         }
-    };
-    let parallelism = match args.parallelism {
-        Some(n) => usize::from(n),
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     tracing::info!("{parallelism} operator instances; records go to the one that owns their {}", grouping);
     if args.idle_after.is_some() {

@@ -12,6 +12,7 @@ use weir_contract::{CONTRACT, Contract, Grouping};
 use super::bindings::{OperatorComponentPre, wit};
 use super::cache::{CacheOutcome, CompiledCache};
 use super::instance::{HostState, Instance};
+use super::pool::InstancePool;
 use super::{Limits, LoadError, limits::EPOCH_TICK};
 use crate::artifact::Artifact;
 
@@ -22,22 +23,58 @@ pub struct OperatorEngine {
     linker: Arc<Linker<HostState>>,
     limits: Limits,
     cache: Option<CompiledCache>,
+    pool: Option<InstancePool>,
+}
+
+/// What every engine compiles and runs with, whichever way it allocates instances.
+fn config(limits: &Limits) -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    // The CPU limit: cheaper than fuel metering, see BENCHMARKS.md.
+    config.epoch_interruption(limits.max_call_time.is_some());
+    // For profiling (BENCHMARKS.md): `perf` names the operator's functions from
+    // /tmp/perf-PID.map instead of showing bare addresses.
+    if std::env::var_os("WEIR_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
+    config
 }
 
 impl OperatorEngine {
     /// An engine enforcing `limits`, caching compiled components in `cache` (None: compile on
-    /// every load).
+    /// every load), allocating each instance on demand.
     pub fn new(limits: Limits, cache: Option<CompiledCache>) -> Result<Self, LoadError> {
-        let mut config = Config::new();
-        config.wasm_component_model(true);
-        // The CPU limit: cheaper than fuel metering, see BENCHMARKS.md.
-        config.epoch_interruption(limits.max_call_time.is_some());
-        // For profiling (BENCHMARKS.md): `perf` names the operator's functions from
-        // /tmp/perf-PID.map instead of showing bare addresses.
-        if std::env::var_os("WEIR_PERFMAP").is_some() {
-            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        let engine = Engine::new(&config(&limits)).map_err(LoadError::Engine)?;
+        Self::with_engine(engine, limits, cache, None)
+    }
+
+    /// The same, with `pool`'s instance slots reserved up front (see [`super::pool`]); where
+    /// they cannot be reserved, it warns and allocates on demand.
+    pub fn pooled(
+        limits: Limits,
+        cache: Option<CompiledCache>,
+        pool: InstancePool,
+    ) -> Result<Self, LoadError> {
+        let mut config = config(&limits);
+        config.allocation_strategy(pool.strategy(&limits));
+        match Engine::new(&config) {
+            Ok(engine) => Self::with_engine(engine, limits, cache, Some(pool)),
+            Err(error) => {
+                tracing::warn!(
+                    "cannot reserve slots for {} operator instances ({error:#}); allocating each instance on demand, which makes swaps and restarts pause longer",
+                    pool.slots()
+                );
+                Self::new(limits, cache)
+            }
         }
-        let engine = Engine::new(&config).map_err(LoadError::Engine)?;
+    }
+
+    fn with_engine(
+        engine: Engine,
+        limits: Limits,
+        cache: Option<CompiledCache>,
+        pool: Option<InstancePool>,
+    ) -> Result<Self, LoadError> {
         let mut linker = Linker::new(&engine);
         // A wasip2 guest built with Rust's std imports WASI interfaces even when it uses none;
         // they are linked to a context that grants nothing (see instance.rs).
@@ -45,7 +82,12 @@ impl OperatorEngine {
         if limits.max_call_time.is_some() {
             spawn_epoch_ticker(&engine);
         }
-        Ok(Self { engine, linker: Arc::new(linker), limits, cache })
+        Ok(Self { engine, linker: Arc::new(linker), limits, cache, pool })
+    }
+
+    /// The instance slots this engine reserved, if it pools instances.
+    pub fn pool(&self) -> Option<InstancePool> {
+        self.pool
     }
 
     /// Check and compile (or load from the cache) `artifact`, instantiate it once and call
@@ -76,6 +118,7 @@ impl OperatorEngine {
             grouping: Grouping::PartitionKey,
             cache,
             load_time,
+            pool: self.pool,
         };
         let mut probe = loaded.instantiate()?;
         let failed = |e: super::CallError| LoadError::Init { origin: origin.clone(), message: e.to_string() };
@@ -104,12 +147,22 @@ pub struct LoadedOperator {
     grouping: Grouping,
     cache: CacheOutcome,
     load_time: Duration,
+    pool: Option<InstancePool>,
 }
 
 impl LoadedOperator {
     /// A new instance, initialised with the operator's settings.
     pub fn instantiate(&self) -> Result<Instance, LoadError> {
-        Instance::new(&self.pre, self.limits, &self.settings, &self.artifact.origin)
+        Instance::new(&self.pre, self.limits, &self.settings, &self.artifact.origin).map_err(|e| {
+            match (e, self.pool) {
+                (LoadError::Instantiate { origin, error }, Some(pool))
+                    if error.is::<wasmtime::PoolConcurrencyLimitError>() =>
+                {
+                    LoadError::PoolFull { origin, slots: pool.slots(), error }
+                }
+                (e, _) => e,
+            }
+        })
     }
 
     /// The artifact it was loaded from.

@@ -4,6 +4,7 @@
 //!   pre-instantiation;
 //! - [`cache`]: compiled components on disk, keyed by digest and engine;
 //! - [`instance`]: one instance's store and its typed calls, under [`limits`];
+//! - [`pool`]: instance slots reserved up front, so that swaps and restarts reuse mapped memory;
 //! - [`runner`]: one instance of the pipeline: snapshots, and recovery after a trap (a fresh
 //!   instance from the last snapshot, the calls since replayed, the poison records isolated);
 //! - [`bindings`]: the code `bindgen!` generates from `wit/operator.wit`;
@@ -14,6 +15,7 @@ pub mod cache;
 pub mod engine;
 pub mod instance;
 pub mod limits;
+pub mod pool;
 pub mod runner;
 pub mod toolchain;
 
@@ -21,6 +23,7 @@ pub use cache::{CacheOutcome, CompiledCache};
 pub use engine::{LoadedOperator, OperatorEngine};
 pub use instance::Instance;
 pub use limits::Limits;
+pub use pool::InstancePool;
 pub use runner::{DEFAULT_SNAPSHOT_EVERY, OnOperatorError, Processed, Runner, RunnerError};
 pub use toolchain::Toolchain;
 
@@ -86,6 +89,18 @@ pub enum LoadError {
         /// The component's location.
         origin: String,
         /// Why.
+        error: wasmtime::Error,
+    },
+    /// Every instance slot the engine reserved is in use (see [`pool`]).
+    #[error(
+        "operator {origin} cannot be instantiated: the {slots} instance slots reserved for it are all in use ({error:#}); run with more slots (--instance-slots) or allocate instances on demand (--instance-slots off)"
+    )]
+    PoolFull {
+        /// The component's location.
+        origin: String,
+        /// How many instances the engine keeps slots for.
+        slots: u32,
+        /// What wasmtime ran out of.
         error: wasmtime::Error,
     },
     /// `init` refused the settings or trapped.

@@ -6,7 +6,7 @@ use crate::util;
 use util::*;
 use weir::artifact::Artifact;
 use weir::operator::{CacheOutcome, CompiledCache};
-use weir::operator::{Limits, LoadError, Runner};
+use weir::operator::{Limits, LoadError, OperatorEngine, Runner};
 use weir_operator::OwnedBatch;
 
 fn refused(artifact: Artifact) -> String {
@@ -124,9 +124,25 @@ fn batch(records: &[(&str, &str)]) -> OwnedBatch {
     b
 }
 
-/// Run the fixture over `records` in one batch and finish; returns (outputs, dead letters).
+/// Run the fixture over `records` in one batch and finish; returns (outputs, dead letters,
+/// restarts). It runs twice, with instances allocated on demand and from a pool of four slots
+/// (as `weir run` makes them: a restart makes the new instance while the old one exists), and
+/// both must give the same.
 fn run_fixture(settings: &[(&str, &str)], records: &[(&str, &str)]) -> (Vec<String>, Vec<String>, u64) {
-    let loaded = load("test_fixture", settings).unwrap();
+    let on_demand = run_fixture_in(&engine(), settings, records);
+    let pooled = run_fixture_in(&pooled_engine(4), settings, records);
+    assert_eq!(on_demand, pooled, "on demand, then pooled");
+    on_demand
+}
+
+fn run_fixture_in(
+    engine: &OperatorEngine,
+    settings: &[(&str, &str)],
+    records: &[(&str, &str)],
+) -> (Vec<String>, Vec<String>, u64) {
+    let settings: Vec<(String, String)> =
+        settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let loaded = engine.load(artifact("test_fixture"), &settings).unwrap();
     let mut op = Runner::new(loaded, "instance 0", Default::default()).unwrap();
     // Two clean batches first, so recovery has calls since the snapshot to replay.
     let mut warmup = batch(&[("a", "warm"), ("b", "warm")]);
@@ -223,4 +239,22 @@ fn an_instance_restored_from_a_snapshot_continues_where_the_old_one_was() {
     let out = second.finish(0).unwrap();
     let got: Vec<String> = out.iter().map(|(k, d)| format!("{k}:{}", String::from_utf8_lossy(d))).collect();
     assert_eq!(got, ["a:count=2", "b:count=1"]);
+}
+
+#[test]
+fn a_pooled_engine_refuses_an_instance_past_its_slots_naming_the_option_and_reuses_a_freed_slot() {
+    let engine = pooled_engine(2);
+    let loaded = engine.load(artifact("test_fixture"), &[]).unwrap();
+    let first = loaded.instantiate().unwrap();
+    let second = loaded.instantiate().unwrap();
+    let error = loaded.instantiate().err().expect("a third instance in two slots");
+    assert!(matches!(error, LoadError::PoolFull { slots: 2, .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("the 2 instance slots reserved for it are all in use"), "{message}");
+    assert!(message.contains("--instance-slots"), "{message}");
+    drop(first);
+    let mut third = loaded.instantiate().expect("the first instance's slot, freed");
+    let mut records = batch(&[("a", "1")]);
+    assert_eq!(third.process(&mut records).unwrap().len(), 1, "the reused slot runs");
+    drop(second);
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use weir::artifact::{Artifact, BUILT_OPERATORS_DIR};
 use weir::operator::CompiledCache;
-use weir::operator::{Limits, LoadError, LoadedOperator, OperatorEngine};
+use weir::operator::{InstancePool, Limits, LoadError, LoadedOperator, OperatorEngine};
 
 /// A component built by `build.rs`: `sliding_window_max`, `price_alert` or `test_fixture`.
 pub fn component(name: &str) -> PathBuf {
@@ -25,16 +25,26 @@ pub fn artifact(name: &str) -> Artifact {
     Artifact::from_file(&component(name)).expect("the build made this component")
 }
 
-/// An engine with short limits and no cache.
+/// The short limits the host tests run under.
+pub fn short_limits() -> Limits {
+    Limits {
+        max_memory_bytes: 64 << 20,
+        max_call_time: Some(Duration::from_millis(500)),
+        max_output_bytes: 1 << 20,
+    }
+}
+
+/// An engine with short limits and no cache, allocating instances on demand.
 pub fn engine() -> OperatorEngine {
-    engine_with(
-        Limits {
-            max_memory_bytes: 64 << 20,
-            max_call_time: Some(Duration::from_millis(500)),
-            max_output_bytes: 1 << 20,
-        },
-        None,
-    )
+    engine_with(short_limits(), None)
+}
+
+/// The same with `slots` instance slots reserved, as `weir run` makes it.
+pub fn pooled_engine(slots: usize) -> OperatorEngine {
+    let engine =
+        OperatorEngine::pooled(short_limits(), None, InstancePool::with_slots(slots)).expect("engine");
+    assert_eq!(engine.pool().map(|p| p.slots()), Some(slots as u32), "the slots were reserved");
+    engine
 }
 
 pub fn engine_with(limits: Limits, cache: Option<CompiledCache>) -> OperatorEngine {
