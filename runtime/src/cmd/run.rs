@@ -14,7 +14,7 @@ use weir::lease::worker::{PipelineTerms, TermSettings, default_worker_id};
 use weir::lease::{CoordinatorOptions, LeaseTable, Worker};
 use weir::location::Location;
 use weir::metrics::emf::EmfFormat;
-use weir::metrics::{Metrics, StatsFormat};
+use weir::metrics::{Metrics, SlotUsage, StatsFormat};
 use weir::objects::Objects;
 use weir::pipeline::{Checkpoints, Ending, Pipeline, PipelineOptions};
 use weir_kinesis::{ReadOptions, Stream};
@@ -48,6 +48,14 @@ pub async fn run(mut args: RunArgs) -> Result<Ending> {
     )
     .await?;
     let metrics = Arc::new(Metrics::default());
+    let slots_of = loaded.clone();
+    metrics.watch_instance_slots(move || {
+        slots_of.pool_usage().map(|u| SlotUsage {
+            slots: u64::from(u.slots),
+            in_use: u.instances,
+            resident_bytes: u.resident_bytes as u64,
+        })
+    });
     let grouping = loaded.grouping().clone();
     // Tasks beside the pipeline, by task id: a panic in any of them stops weir.
     let mut background: JoinSet<()> = JoinSet::new();

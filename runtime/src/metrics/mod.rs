@@ -16,6 +16,7 @@ pub mod series;
 pub mod server;
 pub mod shadow;
 pub mod sink;
+pub mod slots;
 
 pub use server::serve;
 
@@ -37,6 +38,8 @@ pub use lease::LeaseMetrics;
 pub use report::{Snapshot, StatsFormat};
 pub use shadow::ShadowMetrics;
 use sink::SinkCollector;
+pub use slots::SlotUsage;
+use slots::SlotsCollector;
 
 /// Buckets of [`Metrics::swap_pause`], in seconds: fine around the 2 ms goal.
 pub const SWAP_PAUSE_BUCKETS: [f64; 12] =
@@ -157,6 +160,8 @@ crate::series! {
         pub shadow: ShadowMetrics = ShadowMetrics::register(registry),
         /// The Kinesis sink's series, once one is watched.
         sink: Arc<SinkCollector> = SinkCollector::register(registry),
+        /// The operator instance slots' series, once a pooled engine is watched.
+        slots: Arc<SlotsCollector> = SlotsCollector::register(registry),
         /// Every version refused, whatever the reason, for the summaries.
         all_versions_refused: Counter = Counter::default(),
         /// The shards seen, for the totals.
@@ -237,7 +242,12 @@ impl Metrics {
         }
     }
 
-    /// Export the counters of the Kinesis sink too.
+    /// Export what the operator instance slots hold, read by `read` at each scrape.
+    pub fn watch_instance_slots(&self, read: impl Fn() -> Option<SlotUsage> + Send + Sync + 'static) {
+        self.slots.watch(read);
+    }
+
+    /// Export the Kinesis sink's counters (the first sink watched; later ones are ignored).
     pub fn watch_sink(&self, stats: Arc<WriterStats>) {
         self.sink.watch(stats);
     }

@@ -12,7 +12,7 @@ use weir_contract::{CONTRACT, Contract, Grouping};
 use super::bindings::{OperatorComponentPre, wit};
 use super::cache::{CacheOutcome, CompiledCache};
 use super::instance::{HostState, Instance};
-use super::pool::InstancePool;
+use super::pool::{InstancePool, PoolUsage};
 use super::{Limits, LoadError, limits::EPOCH_TICK};
 use crate::artifact::Artifact;
 
@@ -163,6 +163,11 @@ impl LoadedOperator {
                 (e, _) => e,
             }
         })
+    }
+
+    /// What the engine's instance slots hold now, if it pools instances.
+    pub fn pool_usage(&self) -> Option<PoolUsage> {
+        self.pool?.usage(self.pre.engine())
     }
 
     /// The artifact it was loaded from.

@@ -23,7 +23,7 @@ pub use cache::{CacheOutcome, CompiledCache};
 pub use engine::{LoadedOperator, OperatorEngine};
 pub use instance::Instance;
 pub use limits::Limits;
-pub use pool::InstancePool;
+pub use pool::{InstancePool, PoolUsage};
 pub use runner::{DEFAULT_SNAPSHOT_EVERY, OnOperatorError, Processed, Runner, RunnerError};
 pub use toolchain::Toolchain;
 

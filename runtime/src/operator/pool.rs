@@ -10,7 +10,7 @@
 //! per process; where that reservation fails (a small address-space limit), the engine falls back
 //! to on-demand allocation and says so.
 
-use wasmtime::{InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::Limits;
 use super::limits::{MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES};
@@ -75,6 +75,31 @@ impl InstancePool {
             .max_memory_size(limits.max_memory_bytes.min(4 << 30))
             .linear_memory_keep_resident(KEEP_RESIDENT);
         InstanceAllocationStrategy::Pooling(pool)
+    }
+}
+
+/// What a pool's slots hold at one moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Slots reserved.
+    pub slots: u32,
+    /// Operator instances in them.
+    pub instances: u64,
+    /// Bytes of linear memory and tables the empty slots keep resident.
+    pub resident_bytes: usize,
+}
+
+impl InstancePool {
+    /// What `engine`'s slots hold now (None if it does not pool instances).
+    pub(super) fn usage(&self, engine: &Engine) -> Option<PoolUsage> {
+        let metrics = engine.pooling_allocator_metrics()?;
+        Some(PoolUsage {
+            slots: self.slots,
+            instances: metrics.component_instances(),
+            resident_bytes: metrics
+                .unused_memory_bytes_resident()
+                .saturating_add(metrics.unused_table_bytes_resident()),
+        })
     }
 }
 

@@ -84,6 +84,10 @@ fn a_new_version_takes_over_mid_stream_with_every_window_intact() {
         Some(3.0),
         "each of the three instances paused once:\n{metrics}"
     );
+    // The replaced instances' slots are free again and keep their memory for the next swap.
+    let slots = weir.wait_for_metric("weir_instance_slots_in_use", |n| n == 3.0, WITHIN);
+    assert_eq!(value(&slots, "weir_instance_slots"), Some(16.0), "four per instance and four more");
+    assert!(value(&slots, "weir_instance_slots_resident_bytes").is_some_and(|b| b > 0.0), "{slots}");
     weir.write(&input[half..]);
     assert_eq!(weir.metric(SWAPS), 1.0);
     assert_eq!(weir.metric(ROLLBACKS), 0.0);
