@@ -72,8 +72,8 @@ impl Simulated {
     }
 }
 
-/// Seconds until every shard is held by a live member (not one of `dead`) and nobody holds
-/// more than the ceiling + 1.
+/// Seconds until every shard is held by a live member (not one of `dead`), each holding at
+/// least the floor of an even share and at most its ceiling + 1 (the suite's `wait_balanced`).
 async fn converged(observer: &LeaseTable, shards: usize, since: Instant, dead: &[String]) -> f64 {
     loop {
         let (group, leases) = (observer.group().await.unwrap(), observer.leases().await.unwrap());
@@ -86,13 +86,15 @@ async fn converged(observer: &LeaseTable, shards: usize, since: Instant, dead: &
                 None => orphans += 1,
             }
         }
-        let ceiling = shards.div_ceil(held.len().max(1)) + 1;
-        if orphans == 0 && held.values().all(|&h| h <= ceiling) {
+        let members = held.len().max(1);
+        let (floor, ceiling) = (shards / members, shards.div_ceil(members) + 1);
+        if orphans == 0 && held.values().all(|&h| (floor..=ceiling).contains(&h)) {
             return since.elapsed().as_secs_f64();
         }
         let most = held.values().max().copied().unwrap_or(0);
+        let least = held.values().min().copied().unwrap_or(0);
         eprintln!(
-            "{:>6.1} s: {orphans} shards not held, the most any worker holds {most}",
+            "{:>6.1} s: {orphans} shards not held, the most any worker holds {most}, the least {least}",
             since.elapsed().as_secs_f64()
         );
         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -32,6 +32,7 @@ impl Drop for AbortOnDrop {
 const ASK_EVERY: Duration = Duration::from_secs(2);
 
 /// What one scan found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Look {
     /// It followed the plan.
     Done,
@@ -46,6 +47,9 @@ struct Rounds {
     changes: Option<u64>,
     last_scan: Instant,
     last_ask: Option<Instant>,
+    /// The last scan found this worker short: it scans again once it may ask again, whether
+    /// or not the group row changed, until it is no longer short.
+    short: bool,
     last_discovery: Instant,
     /// Other workers' heartbeats, with when this worker first saw each value.
     seen: HashMap<String, (u64, Instant)>,
@@ -77,6 +81,7 @@ impl Coordinator {
             changes: None,
             last_scan: now,
             last_ask: None,
+            short: false,
             last_discovery: now,
             seen: HashMap::new(),
         };
@@ -160,25 +165,29 @@ impl Coordinator {
             rounds.last_discovery = now;
             self.discover().await?;
         }
-        if rounds.changes == Some(group.changes) && now.duration_since(rounds.last_scan) < self.options.rescan
+        let may_ask = rounds.last_ask.is_none_or(|at| now.duration_since(at) >= ASK_EVERY);
+        if rounds.changes == Some(group.changes)
+            && now.duration_since(rounds.last_scan) < self.options.rescan
+            && !(rounds.short && may_ask)
         {
             return Ok(());
         }
         rounds.changes = Some(group.changes);
         rounds.last_scan = now;
-        match self.scan(&live).await? {
-            Look::Done => {}
+        let look = self.scan(&live).await?;
+        rounds.short = look == Look::Short;
+        match look {
+            Look::Done | Look::Short => {}
             Look::Again => rounds.changes = None,
-            // The workers that must give a lease up for this one (balance.rs) decide it when
-            // they next read the table, which they do when the group row changes: after
-            // they took the last free leases, nothing may change it for minutes.
-            Look::Short => {
-                if rounds.last_ask.is_none_or(|at| now.duration_since(at) >= ASK_EVERY) {
-                    rounds.last_ask = Some(now);
-                    tracing::info!("short of its share with no lease free: asking the group to rebalance");
-                    self.table.bump().await?;
-                }
-            }
+        }
+        // The workers that must give a lease up for this one (balance.rs) decide it when they
+        // next read the table, which they do when the group row changes: after they took the
+        // last free leases, nothing may change it for minutes. Asked at most every ASK_EVERY;
+        // a short worker not allowed to ask yet scans again when it is (above).
+        if rounds.short && may_ask {
+            rounds.last_ask = Some(now);
+            tracing::info!("short of its share with no lease free: asking the group to rebalance");
+            self.table.bump().await?;
         }
         Ok(())
     }
