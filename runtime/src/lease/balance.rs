@@ -4,9 +4,10 @@
 //! - a lease can be held once it is not finished and each of its parents is finished (or gone
 //!   from the table): a child shard waits for its parents, whoever read them;
 //! - with `L` such leases and `W` live workers, a worker takes free leases (no owner, or an
-//!   owner no longer in the group) while it holds fewer than ceil(L / W); one holding floor(L /
-//!   W) or more takes only the free leases that those holding fewer do not need, so that a
-//!   lease given up for them goes to them and not back;
+//!   owner no longer in the group) up to floor(L / W), and up to ceil(L / W) only from the
+//!   free leases that those holding fewer than floor do not need (so that three joiners of a
+//!   group do not leave the last of them short, and a lease given up for them goes to them and
+//!   not back);
 //! - a worker holding more than ceil(L / W) gives the extra up, but only while some live worker
 //!   holds fewer than floor(L / W): that is the hysteresis. If the extra is not enough for
 //!   those short of floor (four leases over three workers held two, two and none: nobody is
@@ -62,10 +63,15 @@ pub fn plan(leases: &[Lease], live: &BTreeSet<String>, me: &str) -> Plan {
     let missing: usize = held.values().map(|&h| low.saturating_sub(h)).sum();
     let uncovered = missing.saturating_sub(free.len());
     let extra: usize = held.values().map(|&h| h.saturating_sub(high)).sum();
-    // A worker at floor or more takes only what the short do not need, so that a lease given
+    // A worker short of floor takes what it misses, and one more only from what the short
+    // do not need; a worker at floor or more takes only from that too, so that a lease given
     // up for one of them does not go back.
     let surplus = free.len().saturating_sub(missing);
-    let wanted = if mine < low { high - mine } else { high.saturating_sub(mine).min(surplus) };
+    let wanted = if mine < low {
+        low - mine + (high - low).min(surplus)
+    } else {
+        high.saturating_sub(mine).min(surplus)
+    };
     let mut plan = Plan::default();
     if wanted > 0 {
         let mut free = free;
@@ -195,6 +201,32 @@ mod tests {
         let idle: Vec<Lease> = (0..4).map(|i| lease(i, Some(["a", "a", "b", "b"][i]))).collect();
         assert!(plan(&idle, &live, "c").short);
         assert!(!plan(&idle, &live, "a").short);
+    }
+
+    #[test]
+    fn joiners_taking_in_turn_each_reach_floor_without_leaving_the_last_short() {
+        // 40 over six: three workers at 7 (the ceiling) after giving their extra up, 19 free,
+        // three joiners (floor 6). Taking up to the ceiling, the first two took 7 each and
+        // left the third 5, short until someone at the ceiling gave one up.
+        let owners = |i: usize| match i {
+            0..7 => Some("w5"),
+            7..14 => Some("w6"),
+            14..21 => Some("w7"),
+            _ => None,
+        };
+        let mut leases: Vec<Lease> = (0..40).map(|i| lease(i, owners(i))).collect();
+        let live = workers(&["j0", "j1", "j2", "w5", "w6", "w7"]);
+        for joiner in ["j0", "j1", "j2"] {
+            let plan = plan(&leases, &live, joiner);
+            assert!(!plan.short, "{joiner} reaches floor from the free leases");
+            for taken in &plan.take {
+                leases
+                    .iter_mut()
+                    .filter(|l| l.shard == taken.shard)
+                    .for_each(|l| l.owner = Some(joiner.into()));
+            }
+        }
+        assert_eq!(counts(&leases, &live), [7, 6, 6, 7, 7, 7]);
     }
 
     #[test]
