@@ -48,9 +48,9 @@ pub async fn run(mut args: RunArgs) -> Result<Ending> {
     )
     .await?;
     let metrics = Arc::new(Metrics::default());
-    let slots_of = loaded.clone();
+    let pool_usage = loaded.pool_usage();
     metrics.watch_instance_slots(move || {
-        slots_of.pool_usage().map(|u| SlotUsage {
+        pool_usage().map(|u| SlotUsage {
             slots: u64::from(u.slots),
             in_use: u.instances,
             resident_bytes: u.resident_bytes as u64,

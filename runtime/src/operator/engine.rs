@@ -165,9 +165,11 @@ impl LoadedOperator {
         })
     }
 
-    /// What the engine's instance slots hold now, if it pools instances.
-    pub fn pool_usage(&self) -> Option<PoolUsage> {
-        self.pool?.usage(self.pre.engine())
+    /// What the engine's instance slots hold, read when called (None if it does not pool
+    /// instances). It keeps the engine, not this operator: a version swapped out is dropped.
+    pub fn pool_usage(&self) -> impl Fn() -> Option<PoolUsage> + Send + Sync + 'static {
+        let (pool, engine) = (self.pool, self.pre.engine().clone());
+        move || pool?.usage(&engine)
     }
 
     /// The artifact it was loaded from.
