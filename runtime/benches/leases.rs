@@ -124,6 +124,12 @@ async fn main() {
     }
     let n_shards = env("WEIR_BENCH_SHARDS", 1000) as usize;
     let n_workers = env("WEIR_BENCH_WORKERS", 20) as usize;
+    if n_workers < 6 {
+        eprintln!(
+            "WEIR_BENCH_WORKERS={n_workers}: the bench stops five workers and needs at least one left to hold the shards (6 or more)"
+        );
+        return;
+    }
     let quiet = Duration::from_secs(env("WEIR_BENCH_QUIET_SECS", 60));
     let name = format!("weir-bench-leases-{}", std::process::id());
     let table = LeaseTable::connect(&name, None).await;
