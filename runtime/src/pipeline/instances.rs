@@ -11,6 +11,7 @@
 //! results they produced are waiting ([`Instances::ready`]) when it returns.
 
 mod slot;
+mod teardown;
 mod worker;
 
 use std::time::{Duration, Instant};
@@ -26,6 +27,7 @@ use crate::operator::{CallError, LoadedOperator, OnOperatorError, Processed, Run
 use crate::routing::{self, Router};
 use crate::source::Routed;
 use slot::{Queued, Slot};
+use teardown::Teardown;
 use worker::{ToWorker, Worker, each, each_with, one};
 
 /// What processing one sub-batch produced.
@@ -67,6 +69,8 @@ pub struct Instances {
     held: Vec<bool>,
     snapshot_every: usize,
     on_error: OnOperatorError,
+    /// Where replaced instances are dropped, started at the first swap.
+    teardown: Option<Teardown>,
 }
 
 /// How instance `i` of `parallelism` is named in messages.
@@ -106,6 +110,7 @@ impl Instances {
             held: vec![false; parallelism],
             snapshot_every,
             on_error,
+            teardown: None,
         })
     }
 
@@ -337,8 +342,9 @@ impl Instances {
             slot.shadow = None;
             std::mem::replace(&mut slot.runner, runner)
         });
-        // The old instances are torn down here, not on the instances' threads.
-        drop(replaced);
+        // The old instances are torn down on a thread of their own, not on the instances'
+        // threads (after their pause) nor on the pipeline's (before the next batch is routed).
+        self.teardown.get_or_insert_with(Teardown::start).drop_later(replaced);
         Ok((std::mem::replace(&mut self.loaded, next), pauses))
     }
 }
