@@ -4,9 +4,9 @@
 //! A swap, a restart or a shadow candidate makes new instances while the stream flows. Made on
 //! demand, each new instance maps fresh linear memory, and restoring 1,000 keys of window state
 //! into it faults in every page it writes while the instance is paused. From a pool, a new
-//! instance reuses a slot whose memory is mapped and, up to [`KEEP_RESIDENT`], already resident
-//! (zeroed with `memset` when the previous instance was dropped): the swap bench's pause fell by
-//! a quarter to a half at the median (BENCHMARKS.md). The slots are virtual memory reserved once
+//! instance reuses a slot whose memory is mapped, the pages written in its first
+//! [`KEEP_RESIDENT`] bytes reset in place when the previous instance was dropped: the swap
+//! bench's pause fell by a quarter to a half at the median (BENCHMARKS.md). The slots are virtual memory reserved once
 //! per process; where that reservation fails (a small address-space limit), the engine falls back
 //! to on-demand allocation and says so.
 
@@ -15,10 +15,12 @@ use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 use super::Limits;
 use super::limits::{MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES};
 
-/// Bytes of each slot's linear memory kept resident when its instance is dropped. A
-/// sliding-window-max instance with 1,000 keys of state uses about 2 MiB, a Python or
-/// JavaScript one 7 to 12 MiB; the heap starts after the guest's stack and data, so a
-/// smaller figure covers none of it (1 MiB bought nothing in the swap bench).
+/// Bytes at the start of each slot's linear memory reset in place (zeroed, or copied back from
+/// the component's image) when its instance is dropped, rather than decommitted, so that the
+/// next instance finds them mapped. wasmtime resets only the pages that were written, so what
+/// stays resident is far less (after the swap bench, 16 KiB for the Rust sliding-window-max,
+/// 104-136 KiB for the Python and JavaScript ones, by wasmtime's count). 8 MiB gave the
+/// shortest pause of 0, 1 and 8 MiB in the swap bench (one run each, BENCHMARKS.md).
 pub const KEEP_RESIDENT: usize = 8 << 20;
 
 /// Elements a table slot holds. wasmtime's default is 20,000, and a component whose table

@@ -1,6 +1,6 @@
 //! Replaced operator instances dropped on a thread of their own. An instance from the pool of
-//! slots ([`crate::operator::pool`]) zeroes the memory it used when dropped, so that the next
-//! one finds it resident: 0.06 ms for the Rust sliding-window-max, 1.3-1.4 ms for the Python
+//! slots ([`crate::operator::pool`]) resets the memory it wrote when dropped, so that the next
+//! one finds it mapped: 0.06 ms for the Rust sliding-window-max, 1.3-1.4 ms for the Python
 //! or JavaScript one (swap bench), which the pipeline's thread would otherwise spend on each
 //! replaced instance instead of routing records.
 
