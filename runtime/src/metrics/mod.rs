@@ -124,8 +124,11 @@ crate::series! {
         /// Records behind the watermark that missed windows already emitted (missed=all: late,
         /// counted in none; some: partly late, counted in the open ones).
         late_records: Family<MissedLabel, Counter> = Family::default() => "weir_late_records",
-        /// Source batches processed (split among the instances by key).
+        /// Source batches handed to the instances (split among them by key).
         pub batches: Counter = Counter::default() => "weir_batches",
+        /// Sub-batches handed to the instances whose results the pipeline has not taken yet
+        /// (a source waits while this is at its limit).
+        pub in_flight: Gauge = Gauge::default() => "weir_sub_batches_in_flight",
         /// Shards being read.
         pub shards_reading: Gauge = Gauge::default() => "weir_shards_reading",
         /// Shards read to their end after a split or merge.

@@ -111,6 +111,8 @@ impl Flow {
         if routed == 0 {
             return Ok(());
         }
+        // Before the batches count: whoever sees them counted sees them in flight.
+        self.metrics.in_flight.set(self.instances.in_flight() as i64);
         self.metrics.batches.inc_by(routed as u64);
         let stepped = if probation { self.instances.settle().await? } else { self.instances.ready()? };
         self.collect(stepped).await
@@ -121,12 +123,14 @@ impl Flow {
     /// written, outputs sent on.
     pub async fn collect(&mut self, (done, failed): Stepped) -> Result<(), PipelineError> {
         self.take(done).await?;
-        if failed.is_empty() {
-            return Ok(());
+        if !failed.is_empty() {
+            guest(|| switch::decide(&mut self.instances, &mut self.versions, failed, &self.metrics));
+            let (done, _) = self.instances.ready()?;
+            self.take(done).await?;
         }
-        guest(|| switch::decide(&mut self.instances, &mut self.versions, failed, &self.metrics));
-        let (done, _) = self.instances.ready()?;
-        self.take(done).await
+        // After the results were taken (and the watermark knows what they processed).
+        self.metrics.in_flight.set(self.instances.in_flight() as i64);
+        Ok(())
     }
 
     /// Wait for every result of what was handed over, and take them.

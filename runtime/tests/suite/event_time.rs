@@ -113,8 +113,10 @@ impl Script {
         }
         self.send(SourceEvent::batch(batch)).await;
         self.batches += 1;
+        // Handed over, then its results taken: a read sent from now on vouches for them (the
+        // instances run on after a hand-over, so counting it is not enough).
         let deadline = Instant::now() + Duration::from_secs(30);
-        while self.metrics.batches.get() < self.batches {
+        while self.metrics.batches.get() < self.batches || self.metrics.in_flight.get() > 0 {
             assert!(Instant::now() < deadline, "the pipeline did not process batch {}", self.batches);
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
