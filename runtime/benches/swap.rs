@@ -134,6 +134,8 @@ fn swap_pauses(artifact: Artifact, swaps: usize, slots: Option<usize>) -> Vec<co
         None => OperatorEngine::new(Limits::default(), None),
     }
     .expect("engine");
+    // A pool that could not be reserved falls back to on demand: its rows would be mislabelled.
+    assert_eq!(engine.pool().is_some(), slots.is_some(), "the instance slots were reserved");
     let (a, b) =
         (engine.load(artifact.clone(), &[]).expect("load"), engine.load(artifact, &[]).expect("load"));
     common::swap_pauses(common::runner_with_state(a), b, swaps)

@@ -352,7 +352,7 @@ pub struct HostArgs {
     #[arg(long, env = "WEIR_MAX_OUTPUT_MIB", default_value_t = 64, value_name = "MIB")]
     pub max_output_mib: usize,
     /// Operator instances to reserve memory for up front, so that a swap, a restart or a
-    /// shadow candidate reuses memory already mapped instead of faulting in fresh pages:
+    /// shadow candidate reuses memory already mapped instead of mapping fresh memory:
     /// `auto` (for `weir run`, four per instance and four more), a number, or `off` (each
     /// instance allocated on demand).
     #[arg(long, env = "WEIR_INSTANCE_SLOTS", default_value = "auto", value_name = "auto|N|off")]

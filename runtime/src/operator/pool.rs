@@ -6,9 +6,9 @@
 //! into it faults in every page it writes while the instance is paused. From a pool, a new
 //! instance reuses a slot whose memory is mapped, the pages written in its first
 //! [`KEEP_RESIDENT`] bytes reset in place when the previous instance was dropped: the swap
-//! bench's pause fell by a quarter to a half at the median (BENCHMARKS.md). The slots are virtual memory reserved once
-//! per process; where that reservation fails (a small address-space limit), the engine falls back
-//! to on-demand allocation and says so.
+//! bench's pause fell by a quarter to a half at the median (BENCHMARKS.md). The slots are
+//! virtual memory reserved once per process; where that reservation fails (a small
+//! address-space limit), the engine falls back to on-demand allocation and says so.
 
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -56,7 +56,8 @@ impl InstancePool {
     }
 
     /// The allocation strategy for `limits`. Every slot can hold a component of as many core
-    /// instances, memories and tables as [`Limits`] allows one instance; in all, a slot has
+    /// instances, memories and tables as one instance may have ([`MAX_CORE_INSTANCES`],
+    /// [`MAX_MEMORIES`], [`MAX_TABLES`]); in all, a slot has
     /// room for the most any component seen needs (componentize-py's: 40 core instances,
     /// one memory, two tables) with a margin, so that a pool holding only Python instances is
     /// not exhausted before its slots are.
@@ -78,20 +79,7 @@ impl InstancePool {
             .linear_memory_keep_resident(KEEP_RESIDENT);
         InstanceAllocationStrategy::Pooling(pool)
     }
-}
 
-/// What a pool's slots hold at one moment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PoolUsage {
-    /// Slots reserved.
-    pub slots: u32,
-    /// Operator instances in them.
-    pub instances: u64,
-    /// Bytes of linear memory and tables the empty slots keep resident.
-    pub resident_bytes: usize,
-}
-
-impl InstancePool {
     /// What `engine`'s slots hold now (None if it does not pool instances).
     pub(super) fn usage(&self, engine: &Engine) -> Option<PoolUsage> {
         let metrics = engine.pooling_allocator_metrics()?;
@@ -103,6 +91,17 @@ impl InstancePool {
                 .saturating_add(metrics.unused_table_bytes_resident()),
         })
     }
+}
+
+/// What a pool's slots hold at one moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Slots reserved.
+    pub slots: u32,
+    /// Operator instances in them.
+    pub instances: u64,
+    /// Bytes of linear memory and tables the empty slots keep resident.
+    pub resident_bytes: usize,
 }
 
 #[cfg(test)]

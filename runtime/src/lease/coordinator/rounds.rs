@@ -176,9 +176,8 @@ impl Coordinator {
         rounds.last_scan = now;
         let look = self.scan(&live).await?;
         rounds.short = look == Look::Short;
-        match look {
-            Look::Done | Look::Short => {}
-            Look::Again => rounds.changes = None,
+        if look == Look::Again {
+            rounds.changes = None;
         }
         // The workers that must give a lease up for this one (balance.rs) decide it when they
         // next read the table, which they do when the group row changes: after they took the

@@ -12,8 +12,8 @@ type Garbage = Box<dyn Send>;
 
 /// A thread that drops what it is sent, in order; dropping the `Teardown` waits for it.
 pub struct Teardown {
-    sender: Option<Sender<Garbage>>,
-    thread: Option<JoinHandle<()>>,
+    /// Where to send, and the thread to wait for; None where no thread could be started.
+    thread: Option<(Sender<Garbage>, JoinHandle<()>)>,
 }
 
 impl Teardown {
@@ -24,19 +24,19 @@ impl Teardown {
             .name("weir-teardown".into())
             .spawn(move || receiver.into_iter().for_each(drop));
         match spawned {
-            Ok(thread) => Self { sender: Some(sender), thread: Some(thread) },
+            Ok(thread) => Self { thread: Some((sender, thread)) },
             Err(error) => {
                 tracing::warn!(
                     "cannot start a thread to tear replaced instances down ({error}): dropping them in place"
                 );
-                Self { sender: None, thread: None }
+                Self { thread: None }
             }
         }
     }
 
     /// Drop `value` on the teardown thread (in place if there is none, or it ended).
     pub fn drop_later<T: Send + 'static>(&self, value: T) {
-        if let Some(sender) = &self.sender {
+        if let Some((sender, _)) = &self.thread {
             // A send fails only when the thread has ended (a panic in a drop): the value comes
             // back and is dropped here.
             let _ = sender.send(Box::new(value));
@@ -46,8 +46,9 @@ impl Teardown {
 
 impl Drop for Teardown {
     fn drop(&mut self) {
-        self.sender = None;
-        if let Some(thread) = self.thread.take() {
+        if let Some((sender, thread)) = self.thread.take() {
+            // Its loop ends once the sender is gone and everything sent is dropped.
+            drop(sender);
             let _ = thread.join();
         }
     }
