@@ -103,6 +103,31 @@ class Packed {
   }
 }
 
+/** 32-bit lengths appended to a typed array that grows by doubling. Handed to the host as it
+ * is: componentize-js copies a typed array into the guest's memory whole, where a plain array
+ * would be lowered element by element, each checked, in interpreted JavaScript. */
+class Lengths {
+  constructor(from = []) {
+    this.array = new Uint32Array(Math.max(64, from.length));
+    this.array.set(from);
+    this.length = from.length;
+  }
+
+  push(value) {
+    if (this.length === this.array.length) {
+      const grown = new Uint32Array(this.array.length * 2);
+      grown.set(this.array);
+      this.array = grown;
+    }
+    this.array[this.length++] = value;
+  }
+
+  /** The lengths pushed so far (a view, not a copy). */
+  view() {
+    return this.array.subarray(0, this.length);
+  }
+}
+
 /** Pairs `(key, value)` out of packed bytes and two length lists. */
 function* unpack(bytes, keyLens, valueLens) {
   let at = 0;
@@ -119,8 +144,8 @@ function* unpack(bytes, keyLens, valueLens) {
 export class Output {
   constructor() {
     this.packed = new Packed();
-    this.keyLens = [];
-    this.dataLens = [];
+    this.keyLengths = new Lengths();
+    this.dataLengths = new Lengths();
     /** `[index, reason]` of each input record refused. */
     this.rejected = [];
     /** The latest event time reported with `observeEventTime` (undefined: none). */
@@ -129,8 +154,8 @@ export class Output {
 
   /** Emit a record with this partition key and data (a string is written as UTF-8). */
   emit(partitionKey, data) {
-    this.keyLens.push(this.packed.append(partitionKey));
-    this.dataLens.push(this.packed.append(data));
+    this.keyLengths.push(this.packed.append(partitionKey));
+    this.dataLengths.push(this.packed.append(data));
   }
 
   /** Refuse input record `index` of the current batch: the host sends it to the dead-letter
@@ -156,7 +181,17 @@ export class Output {
   }
 
   get length() {
-    return this.keyLens.length;
+    return this.keyLengths.length;
+  }
+
+  /** The length in bytes of each record's partition key (a Uint32Array). */
+  get keyLens() {
+    return this.keyLengths.view();
+  }
+
+  /** The length in bytes of each record's data (a Uint32Array). */
+  get dataLens() {
+    return this.dataLengths.view();
   }
 
   /** The keys and data back to back, as the contract carries them. */
@@ -188,18 +223,28 @@ export class KeyedStates {
     }
     this.packed = new Packed();
     this.packed.append(bytes);
-    this.keyLens = [...keyLens];
-    this.stateLens = [...stateLens];
+    this.keyLengths = new Lengths(keyLens);
+    this.stateLengths = new Lengths(stateLens);
   }
 
   /** Add the state of one key. */
   push(key, state) {
-    this.keyLens.push(this.packed.append(key));
-    this.stateLens.push(this.packed.append(state));
+    this.keyLengths.push(this.packed.append(key));
+    this.stateLengths.push(this.packed.append(state));
   }
 
   get length() {
-    return this.keyLens.length;
+    return this.keyLengths.length;
+  }
+
+  /** The length in bytes of each entry's key (a Uint32Array). */
+  get keyLens() {
+    return this.keyLengths.view();
+  }
+
+  /** The length in bytes of each entry's state (a Uint32Array). */
+  get stateLens() {
+    return this.stateLengths.view();
   }
 
   /** `[key, state]` of each entry, in order. */

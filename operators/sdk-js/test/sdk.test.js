@@ -86,6 +86,15 @@ test("a batch is one string where every byte is ASCII, and none otherwise", () =
   assert.equal(new Batch("s", 0, 0, new Uint8Array([0x61, 0x80]), [0], [2], [0n]).ascii(), undefined, "not UTF-8");
 });
 
+test("an output's lengths grow past their first array and keep every value", () => {
+  const out = new Output();
+  for (let i = 0; i < 200; i++) out.emit("k".repeat(i % 3), "d".repeat(i));
+  assert.equal(out.length, 200);
+  assert.deepStrictEqual([...out.keyLens], Array.from({ length: 200 }, (_, i) => i % 3));
+  assert.deepStrictEqual([...out.dataLens], Array.from({ length: 200 }, (_, i) => i));
+  assert.deepEqual(out.records()[199], ["k", new TextEncoder().encode("d".repeat(199))]);
+});
+
 test("an output packs what is emitted, growing past its first buffer, and reads it back", () => {
   const out = new Output();
   out.emit("ä", new Uint8Array([0, 1]));
@@ -93,8 +102,10 @@ test("an output packs what is emitted, growing past its first buffer, and reads 
   out.reject(3, "bad");
   out.observeEventTime(7);
   out.observeEventTime(5);
-  assert.deepEqual(out.keyLens, [2, 1]);
-  assert.deepEqual(out.dataLens, [2, 5000]);
+  // Typed arrays: componentize-js copies one into the guest's memory whole, a plain array
+  // element by element.
+  assert.deepStrictEqual(out.keyLens, Uint32Array.of(2, 1));
+  assert.deepStrictEqual(out.dataLens, Uint32Array.of(2, 5000));
   const records = out.records();
   assert.deepEqual(records.map(([k, d]) => [k, d.length]), [["ä", 2], ["k", 5000]]);
   assert.deepEqual(out.rejected, [[3, "bad"]]);
@@ -176,7 +187,7 @@ test("the exported object speaks the contract's types: BigInt times, errors as s
     shardId: "s", nowMs: 5n, watermarkMs: 2n ** 63n, bytes: bytes("A{}"),
     keyLens: Uint32Array.of(1), dataLens: Uint32Array.of(2), arrivalTimesMs: BigInt64Array.of(1n),
   });
-  assert.deepEqual([out.keyLens, out.dataLens, out.rejected, out.eventTimeMs], [[], [], [], undefined]);
+  assert.deepEqual([out.keyLens, out.dataLens, out.rejected, out.eventTimeMs], [new Uint32Array(), new Uint32Array(), [], undefined]);
   const seen = [];
   const probe = exportOperator(class extends Operator {
     tick(nowMs, watermarkMs) {
@@ -189,5 +200,5 @@ test("the exported object speaks the contract's types: BigInt times, errors as s
   const end = op.finish(9n);
   assert.equal(text.decode(end.bytes), "A1");
   const state = op.snapshot();
-  assert.deepEqual([state.keyLens, state.stateLens], [[1], [2]]);
+  assert.deepStrictEqual([state.keyLens, state.stateLens], [Uint32Array.of(1), Uint32Array.of(2)]);
 });
