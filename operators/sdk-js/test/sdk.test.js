@@ -166,6 +166,13 @@ test("state round-trips, and what cannot be read is named", () => {
   ]);
 });
 
+test("state refuses numbers JSON cannot hold, wherever they are, and keeps nulls", () => {
+  for (const bad of [NaN, [1, Infinity], { panes: [[0, -Infinity]] }, [null, { n: NaN }]]) {
+    assert.throws(() => codec.encode(1, bad), (e) => e instanceof OperatorError && /state cannot hold (NaN|-?Infinity)/.test(e.message));
+  }
+  assert.deepEqual(codec.decode(1, codec.encode(1, [null, { n: null }, "null"])), [null, { n: null }, "null"]);
+});
+
 test("keyed states keep instance-wide entries and sort by key", () => {
   const state = new KeyedStates();
   state.push("b", bytes("2"));
