@@ -4,8 +4,8 @@
 //! 1. **Swap pause**: one instance holding 1,000 tickers of sliding-window-max state (60 s
 //!    windows sliding by 10 s, half a minute of trades), switched between two versions 400
 //!    times; each pause is the old instance's snapshot and the new one's restore, as `weir run`
-//!    measures it (the new instance is made before the pause and the old one torn down after
-//!    it: rows of their own). Instances from a pool of slots, as `weir run` makes them, and
+//!    measures it (timed apart in rows of their own, as are the making of the new instance
+//!    before the pause and the old one's teardown after it). Instances from a pool of slots, as `weir run` makes them, and
 //!    allocated on demand (`--instance-slots off`), in alternating rounds of 400 swaps.
 //! 2. **Cold start**: the `weir` binary with `--operator s3://BUCKET/PREFIX` (moto), from spawn
 //!    to the first record on standard output (the echo fixture, one line on stdin), with the
@@ -42,6 +42,8 @@ fn main() {
     type Part = fn(&common::Swap) -> Duration;
     for (what, part) in [
         ("swap pause per instance", (|s| s.paused) as Part),
+        ("of which the old instance's snapshot", |s| s.snapshotted),
+        ("of which the new instance's restore", |s| s.paused - s.snapshotted),
         ("making the new instance (before the pause)", |s| s.made),
         ("tearing the old instance down (after it)", |s| s.dropped),
     ] {
@@ -111,7 +113,11 @@ fn compare(files: &str, rounds: usize) {
     for _ in 0..rounds {
         for (i, f) in files.iter().enumerate() {
             let artifact = Artifact::from_file(std::path::Path::new(f)).expect("component");
-            pauses[i].extend(swap_pauses(artifact, 400, Some(POOL_SLOTS)).iter().map(|s| s.paused));
+            pauses[i].extend(
+                swap_pauses(artifact, common::env("WEIR_BENCH_SWAPS", 400), Some(POOL_SLOTS))
+                    .iter()
+                    .map(|s| s.paused),
+            );
         }
     }
     println!("| build | swaps | p50 | p99 | max |\n|---|---|---|---|---|");

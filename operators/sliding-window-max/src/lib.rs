@@ -34,6 +34,7 @@ mod result;
 pub mod scan;
 pub mod snapshot;
 pub mod trade;
+mod varint;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -375,7 +376,10 @@ impl Operator for SlidingWindowMax {
             // watermark passed it, so the key is closed through the later of the two. Stored per
             // key, this stays right when keys of instances with different watermarks merge.
             let closed_through = key.last_fired_end.max(self.watermark);
-            out.push_with(&key.ticker, |buf| snapshot::encode_key(closed_through, key.panes.iter(), buf))?;
+            out.push_with(&key.ticker, |buf| {
+                snapshot::encode_key(closed_through, key.panes.iter(), buf);
+                Ok::<_, Error>(())
+            })?;
         }
         Ok(())
     }

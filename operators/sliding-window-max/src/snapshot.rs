@@ -6,12 +6,14 @@
 //! - ticker entry: `(closed_through, [(start, max, count), ...])`, where every window of the key
 //!   ending at or before `closed_through` has been emitted.
 //!
-//! Format 1 was a hand-written little-endian layout; format 2 is this one.
+//! Format 1 was a hand-written little-endian layout; format 2 is this one. A ticker's entry,
+//! the bulk of a snapshot, is written and read by hand ([`crate::varint`]), byte for byte what
+//! postcard writes and reads for it: the snapshot and the restore are a swap's whole pause.
 
-use serde::Serialize;
 use weir_operator::{Error, codec};
 
 use crate::panes::Pane;
+use crate::varint::{self, ReadError, Reader};
 
 const FORMAT: u8 = 2;
 
@@ -20,20 +22,20 @@ pub fn encode_instance(max_event_time: i64, watermark: i64, buf: &mut Vec<u8>) -
     codec::encode_into(FORMAT, &(max_event_time, watermark), buf)
 }
 
-/// Append a ticker's state to `buf`, the panes serialised straight from the iterator.
-pub fn encode_key<'a, I>(closed_through: i64, panes: I, buf: &mut Vec<u8>) -> Result<(), Error>
+/// Append a ticker's state to `buf`: the format byte, then `closed_through` and the panes as
+/// postcard writes `(i64, [(i64, f64, u64)])`.
+pub fn encode_key<'a, I>(closed_through: i64, panes: I, buf: &mut Vec<u8>)
 where
-    I: ExactSizeIterator<Item = &'a Pane> + Clone,
+    I: ExactSizeIterator<Item = &'a Pane>,
 {
-    codec::encode_into(FORMAT, &(closed_through, PaneSeq(panes)), buf)
-}
-
-/// Panes serialised as a sequence of `(start, max, count)` without collecting them first.
-struct PaneSeq<I>(I);
-
-impl<'a, I: ExactSizeIterator<Item = &'a Pane> + Clone> Serialize for PaneSeq<I> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.clone().map(|p| (p.start, p.max, p.count)))
+    buf.reserve(1 + 10 + 5 + panes.len() * (10 + 8 + 10));
+    buf.push(FORMAT);
+    varint::put_signed(buf, closed_through);
+    varint::put(buf, panes.len() as u64);
+    for pane in panes {
+        varint::put_signed(buf, pane.start);
+        buf.extend_from_slice(&pane.max.to_le_bytes());
+        varint::put(buf, pane.count);
     }
 }
 
@@ -46,10 +48,27 @@ pub fn decode_instance(bytes: &[u8]) -> Result<(i64, i64), Error> {
 /// sum fits (state from elsewhere, damaged or crafted, is refused rather than trusted: the
 /// fuzz target `restore` found counts that overflowed the window's total).
 pub fn decode_key(bytes: &[u8]) -> Result<(i64, Vec<Pane>), Error> {
-    let (closed_through, PaneVec(panes)): (i64, PaneVec) = codec::decode(FORMAT, bytes)?;
+    let body = match bytes.split_first() {
+        None => return Err(Error::new("state is empty (no format byte)")),
+        Some((&FORMAT, body)) => body,
+        Some((&found, _)) => {
+            return Err(Error::new(format!(
+                "state format {found} is not known to this version (it reads format {FORMAT})"
+            )));
+        }
+    };
+    let unreadable = |e: ReadError| Error::new(format!("state cannot be read: {e}"));
+    let mut r = Reader::new(body);
+    let closed_through = r.signed().map_err(unreadable)?;
+    let len = r.varint().map_err(unreadable)?;
+    // A length from the bytes is not trusted for the allocation: each pane takes 10 bytes at least.
+    let mut panes = Vec::with_capacity((len as usize).min(r.rest().len() / 10));
     let mut total: u64 = 0;
     let mut previous: Option<i64> = None;
-    for &Pane { start, max, count, .. } in &panes {
+    for _ in 0..len {
+        let start = r.signed().map_err(unreadable)?;
+        let max = r.f64().map_err(unreadable)?;
+        let count = r.varint().map_err(unreadable)?;
         if previous.is_some_and(|p| p >= start) {
             return Err(Error::new(format!("panes are out of order at start {start}")));
         }
@@ -61,33 +80,12 @@ pub fn decode_key(bytes: &[u8]) -> Result<(i64, Vec<Pane>), Error> {
         total =
             total.checked_add(count).ok_or_else(|| Error::new("the panes' trade counts add up past 2^64"))?;
         previous = Some(start);
+        panes.push(Pane::new(start, max, count));
+    }
+    if !r.rest().is_empty() {
+        return Err(Error::new(format!("{} unexpected bytes after the state", r.rest().len())));
     }
     Ok((closed_through, panes))
-}
-
-/// Panes read from their `(start, max, count)` sequence straight into the `Vec` a key keeps:
-/// one allocation per key (a restore reads every key while the swap waits).
-struct PaneVec(Vec<Pane>);
-
-impl<'de> serde::Deserialize<'de> for PaneVec {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visit;
-        impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = PaneVec;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a sequence of (start, max, count)")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<PaneVec, A::Error> {
-                // A length from the bytes is not trusted for the allocation: capped.
-                let mut panes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
-                while let Some((start, max, count)) = seq.next_element::<(i64, f64, u64)>()? {
-                    panes.push(Pane::new(start, max, count));
-                }
-                Ok(PaneVec(panes))
-            }
-        }
-        d.deserialize_seq(Visit)
-    }
 }
 
 #[cfg(test)]
@@ -98,7 +96,7 @@ mod tests {
     fn round_trip_and_corruption() {
         let panes = [Pane::new(10, 1.5, 3), Pane::new(20, -2.0, 1)];
         let mut bytes = Vec::new();
-        encode_key(5, panes.iter(), &mut bytes).unwrap();
+        encode_key(5, panes.iter(), &mut bytes);
         assert_eq!(decode_key(&bytes).unwrap(), (5, panes.to_vec()));
         let mut instance = Vec::new();
         encode_instance(7, 6, &mut instance).unwrap();
@@ -113,7 +111,7 @@ mod tests {
     fn panes_no_instance_could_have_written_are_refused() {
         let refused = |panes: &[Pane]| {
             let mut bytes = Vec::new();
-            encode_key(5, panes.iter(), &mut bytes).unwrap();
+            encode_key(5, panes.iter(), &mut bytes);
             decode_key(&bytes).unwrap_err().message().to_string()
         };
         let huge = [Pane::new(10, 1.0, u64::MAX), Pane::new(20, 1.0, 2)];

@@ -145,6 +145,8 @@ pub fn runner_with_state(loaded: LoadedOperator) -> Runner {
 /// snapshot, the new one's restore).
 pub struct Swap {
     pub made: Duration,
+    /// The part of the pause the old instance's snapshot took (the rest is the restore).
+    pub snapshotted: Duration,
     pub paused: Duration,
     pub dropped: Duration,
 }
@@ -160,13 +162,14 @@ pub fn swap_pauses(mut runner: Runner, other: LoadedOperator, swaps: usize) -> V
         let made = making.elapsed();
         let started = Instant::now();
         let state = runner.snapshot().expect("snapshot");
+        let snapshotted = started.elapsed();
         let replacement = Runner::restored(next, instance, "instance 0", state).expect("restore");
         let paused = started.elapsed();
         let old = std::mem::replace(&mut runner, replacement);
         next = old.loaded().clone();
         let dropping = Instant::now();
         drop(old);
-        timed.push(Swap { made, paused, dropped: dropping.elapsed() });
+        timed.push(Swap { made, snapshotted, paused, dropped: dropping.elapsed() });
     }
     timed
 }
