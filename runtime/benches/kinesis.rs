@@ -14,7 +14,8 @@
 //! `scripts/with-emulators cargo bench --profile dev -p weir --bench kinesis`
 //! (`WEIR_BENCH_RECORDS`, default 200,000; `WEIR_BENCH_ROUNDS`, default 3;
 //! `WEIR_BENCH_LATENCY_SECS`, default 20; `WEIR_BENCH_PARALLELISM`, default the available cores,
-//! as `weir run`; `WEIR_BENCH_ONLY=drain` or `steady` for one part alone).
+//! as `weir run`; `WEIR_BENCH_ONLY=drain` or `steady` for one part alone; `WEIR_BENCH_SINK=discard`
+//! drops weir's results in the drain instead of writing them to a second stream).
 //! Prints a Markdown table.
 
 mod common;

@@ -9,7 +9,7 @@ use aws_sdk_kinesis::Client;
 use weir::metrics::Metrics;
 use weir::operator::LoadedOperator;
 use weir::pipeline::{Pipeline, PipelineOptions};
-use weir::sink::{DeadLetterWriter, KinesisSink, Outgoing, Sink};
+use weir::sink::{DeadLetterWriter, FileSink, KinesisSink, Outgoing, Sink};
 use weir::source::{KinesisSource, Source};
 use weir_kinesis::{FanOut, Kinesis, ReadOptions, StartPosition, Stream};
 use weir_operator::Output;
@@ -121,20 +121,25 @@ pub async fn weir_drain(
     )
     .await
     .expect("source");
-    let sink = KinesisSink::connect(kinesis(client).await, Stream(out)).await.expect("sink");
+    // WEIR_BENCH_SINK=discard: results dropped rather than written to a second stream, to tell
+    // reading from writing apart on a machine whose cores the emulator shares.
+    let sink = if std::env::var("WEIR_BENCH_SINK").is_ok_and(|v| v == "discard") {
+        Sink::File(FileSink::new(tokio::io::sink(), "discarded results"))
+    } else {
+        Sink::Kinesis(KinesisSink::connect(kinesis(client).await, Stream(out)).await.expect("sink"))
+    };
     let dead_letters = DeadLetterWriter::new(Box::new(std::io::sink()), "dead letters");
-    let pipeline =
-        Pipeline::new(Source::Kinesis(Box::new(source)), loaded, Sink::Kinesis(sink), dead_letters)
-            .metrics(metrics.clone())
-            .options(PipelineOptions {
-                // As `weir run` does: one instance per available core (WEIR_BENCH_PARALLELISM).
-                parallelism: super::env(
-                    "WEIR_BENCH_PARALLELISM",
-                    std::thread::available_parallelism().map_or(1, |n| n.get()),
-                ),
-                stats_interval: Duration::from_secs(3600),
-                ..PipelineOptions::default()
-            });
+    let pipeline = Pipeline::new(Source::Kinesis(Box::new(source)), loaded, sink, dead_letters)
+        .metrics(metrics.clone())
+        .options(PipelineOptions {
+            // As `weir run` does: one instance per available core (WEIR_BENCH_PARALLELISM).
+            parallelism: super::env(
+                "WEIR_BENCH_PARALLELISM",
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ),
+            stats_interval: Duration::from_secs(3600),
+            ..PipelineOptions::default()
+        });
     let run = tokio::spawn(pipeline.run(std::future::pending()));
     while metrics.snapshot().records_in < records {
         assert!(started.elapsed() < Duration::from_secs(600), "weir stalled");
