@@ -55,16 +55,22 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
 /// The value [`encode`] wrote with format `format`. Another format byte, truncated bytes or
 /// bytes left over are errors that say which.
 pub fn decode<'a, T: Deserialize<'a>>(format: u8, bytes: &'a [u8]) -> Result<T, Error> {
+    match postcard::take_from_bytes(payload(format, bytes)?) {
+        Ok((value, [])) => Ok(value),
+        Ok((_, rest)) => Err(Error::new(format!("{} unexpected bytes after the state", rest.len()))),
+        Err(e) => Err(Error::new(format!("state cannot be read: {e}"))),
+    }
+}
+
+/// The bytes after the format byte, if that byte is `format` (an error that says which byte it
+/// is, otherwise): for an operator that reads some of its state by hand behind the same byte.
+pub fn payload(format: u8, bytes: &[u8]) -> Result<&[u8], Error> {
     match bytes.split_first() {
         None => Err(Error::new("state is empty (no format byte)")),
-        Some((&found, _)) if found != format => Err(Error::new(format!(
+        Some((&found, body)) if found == format => Ok(body),
+        Some((&found, _)) => Err(Error::new(format!(
             "state format {found} is not known to this version (it reads format {format})"
         ))),
-        Some((_, body)) => match postcard::take_from_bytes(body) {
-            Ok((value, [])) => Ok(value),
-            Ok((_, rest)) => Err(Error::new(format!("{} unexpected bytes after the state", rest.len()))),
-            Err(e) => Err(Error::new(format!("state cannot be read: {e}"))),
-        },
     }
 }
 

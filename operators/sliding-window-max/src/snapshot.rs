@@ -48,15 +48,7 @@ pub fn decode_instance(bytes: &[u8]) -> Result<(i64, i64), Error> {
 /// sum fits (state from elsewhere, damaged or crafted, is refused rather than trusted: the
 /// fuzz target `restore` found counts that overflowed the window's total).
 pub fn decode_key(bytes: &[u8]) -> Result<(i64, Vec<Pane>), Error> {
-    let body = match bytes.split_first() {
-        None => return Err(Error::new("state is empty (no format byte)")),
-        Some((&FORMAT, body)) => body,
-        Some((&found, _)) => {
-            return Err(Error::new(format!(
-                "state format {found} is not known to this version (it reads format {FORMAT})"
-            )));
-        }
-    };
+    let body = codec::payload(FORMAT, bytes)?;
     let unreadable = |e: ReadError| Error::new(format!("state cannot be read: {e}"));
     let mut r = Reader::new(body);
     let closed_through = r.signed().map_err(unreadable)?;
@@ -102,9 +94,60 @@ mod tests {
         encode_instance(7, 6, &mut instance).unwrap();
         assert_eq!(decode_instance(&instance).unwrap(), (7, 6));
         assert!(decode_key(&bytes[..bytes.len() - 1]).unwrap_err().message().contains("cannot be read"));
+        let longer = [&bytes[..], &[0]].concat();
+        assert!(decode_key(&longer).unwrap_err().message().contains("1 unexpected bytes after the state"));
         let mut v1 = bytes.clone();
         v1[0] = 1;
         assert!(decode_key(&v1).unwrap_err().message().contains("format 1 is not known"));
+    }
+
+    /// Panes as postcard writes them, through the SDK's codec (format 2 before it was written
+    /// by hand).
+    fn postcard_bytes(closed_through: i64, panes: &[Pane]) -> Vec<u8> {
+        let tuples: Vec<(i64, f64, u64)> = panes.iter().map(|p| (p.start, p.max, p.count)).collect();
+        codec::encode(FORMAT, &(closed_through, tuples)).unwrap()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_key_is_written_and_read_as_postcard_writes_and_reads_it(
+            closed_through: i64,
+            raw in proptest::collection::vec((-1i64 << 50..1 << 50, -1e9f64..1e9, 1u64..1 << 40), 0..12),
+        ) {
+            let mut panes: Vec<Pane> = raw.iter().map(|&(s, m, c)| Pane::new(s, m, c)).collect();
+            panes.sort_by_key(|p| p.start);
+            panes.dedup_by_key(|p| p.start);
+            let mut ours = Vec::new();
+            encode_key(closed_through, panes.iter(), &mut ours);
+            let theirs = postcard_bytes(closed_through, &panes);
+            proptest::prop_assert_eq!(&ours, &theirs);
+            proptest::prop_assert_eq!(decode_key(&theirs).unwrap(), (closed_through, panes));
+        }
+
+        #[test]
+        fn damaged_bytes_are_refused_where_postcard_refuses_them(
+            closed_through: i64,
+            start in -1i64 << 50..1 << 50,
+            cut in 0usize..40,
+            flip in 0usize..40,
+        ) {
+            let panes = [Pane::new(start, 1.5, 3), Pane::new(start + 10, 2.5, 1 << 20)];
+            let mut bytes = postcard_bytes(closed_through, &panes);
+            let at = flip % bytes.len();
+            bytes[at] ^= 0x80;
+            bytes.truncate(cut.max(1).min(bytes.len()));
+            type Postcard = (i64, Vec<(i64, f64, u64)>);
+            if let Ok((closed, tuples)) = codec::decode::<Postcard>(FORMAT, &bytes) {
+                // What postcard reads, ours reads the same, or refuses for what it checks beyond.
+                if let Ok((ours_closed, ours)) = decode_key(&bytes) {
+                    proptest::prop_assert_eq!(ours_closed, closed);
+                    let ours: Vec<_> = ours.iter().map(|p| (p.start, p.max, p.count)).collect();
+                    proptest::prop_assert_eq!(ours, tuples);
+                }
+            } else {
+                proptest::prop_assert!(decode_key(&bytes).is_err());
+            }
+        }
     }
 
     #[test]
