@@ -50,6 +50,15 @@ use result::{WindowText, timestamp};
 /// "No time yet": below every real time.
 const NEVER: i64 = i64::MIN;
 
+/// What every trade of one batch is judged against: the time trades of processing-time
+/// windows get, and the host's processing time (0: none given).
+#[derive(Clone, Copy)]
+struct Moment {
+    now: i64,
+    processing: bool,
+    host_now: i64,
+}
+
 /// A trade's ticker: the id of a key seen before, or a new one.
 enum Ticker<'a> {
     Known(u32),
@@ -204,6 +213,98 @@ impl SlidingWindowMax {
         )))
     }
 
+    /// One trade of a batch (its record's `index`), read by the scanner or by serde_json: added,
+    /// or refused with the reason. The scanner's values come as plain arguments: in wasm, the
+    /// `Result` of a `Trade` (its ticker a `Cow`) was built and moved through memory for every
+    /// record (BENCHMARKS.md, issue 26).
+    #[inline(always)]
+    fn trade(
+        &mut self,
+        index: u32,
+        ticker: &[u8],
+        time_ms: Option<i64>,
+        price: f64,
+        at: Moment,
+        out: &mut Output,
+    ) {
+        // A ticker is looked up by its bytes, and becomes text only when it is a new key.
+        let ticker = match self.index.get(ticker) {
+            Some(id) => Ticker::Known(id),
+            None => match std::str::from_utf8(ticker) {
+                Ok(t) => Ticker::New(t),
+                // The parser gives UTF-8 only; refused rather than trusted all the same.
+                Err(e) => {
+                    out.reject(index, format!("field {:?} is not UTF-8: {e}", self.config.ticker_field));
+                    return;
+                }
+            },
+        };
+        let time = if at.processing {
+            at.now
+        } else {
+            match time_ms {
+                Some(t) => t,
+                None => {
+                    out.reject(index, format!("missing field {:?}", self.config.event_time_field));
+                    return;
+                }
+            }
+        };
+        // JSON has no NaN or infinities (serde_json refuses 1e999 as out of range), but a
+        // price must be a number of 0 or more whatever the parser lets through.
+        if price.is_nan() || price < 0.0 {
+            out.reject(
+                index,
+                format!(
+                    "field {:?}: {} is not a price (a number, 0 or more)",
+                    self.config.price_field, price
+                ),
+            );
+            return;
+        }
+        // Processing time 0 means the caller gave none (a test harness): nothing to compare.
+        if !at.processing && at.host_now > 0 && time > at.host_now.saturating_add(self.config.max_ahead_ms) {
+            out.reject(
+                index,
+                format!(
+                    "event time {} is ahead of processing time {} by more than max-ahead ({} ms): a clock or data error",
+                    timestamp(time),
+                    timestamp(at.host_now),
+                    self.config.max_ahead_ms
+                ),
+            );
+            return;
+        }
+        match self.add(ticker, time, price) {
+            Ok(None) => {}
+            Ok(Some(partly)) => out.report_partly_late(index, partly),
+            Err(late) => {
+                out.reject_late(index, late);
+                return;
+            }
+        }
+        if !at.processing {
+            out.observe_event_time(time);
+            self.max_event_time = self.max_event_time.max(time);
+        }
+    }
+
+    /// A record the scanner does not read: serde_json's path, out of line (it is rare).
+    #[inline(never)]
+    fn trade_read_by_serde(
+        &mut self,
+        parser: &trade::TradeParser,
+        index: u32,
+        data: &[u8],
+        at: Moment,
+        out: &mut Output,
+    ) {
+        match parser.parse_with_serde(data) {
+            Ok(t) => self.trade(index, &t.ticker, t.time_ms, t.price, at, out),
+            Err(reason) => out.reject(index, reason),
+        }
+    }
+
     /// The operator's event-time watermark for the host's: `out-of-orderness` behind it.
     fn event_watermark(&self, host_watermark_ms: i64) -> i64 {
         host_watermark_ms.saturating_sub(self.config.out_of_orderness_ms)
@@ -272,79 +373,11 @@ impl Operator for SlidingWindowMax {
             self.advance_watermark(self.event_watermark(batch.watermark_ms()), out);
         }
         let now = batch.now_ms().max(self.watermark);
+        let at = Moment { now, processing, host_now: batch.now_ms() };
         for record in batch.records() {
-            let parsed = match parser.parse(record.data) {
-                Ok(t) => t,
-                Err(reason) => {
-                    out.reject(record.index, reason);
-                    continue;
-                }
-            };
-            // A ticker is looked up by its bytes, and becomes text only when it is a new key.
-            let ticker = match self.index.get(&parsed.ticker) {
-                Some(id) => Ticker::Known(id),
-                None => match std::str::from_utf8(&parsed.ticker) {
-                    Ok(t) => Ticker::New(t),
-                    // The parser gives UTF-8 only; refused rather than trusted all the same.
-                    Err(e) => {
-                        out.reject(
-                            record.index,
-                            format!("field {:?} is not UTF-8: {e}", self.config.ticker_field),
-                        );
-                        continue;
-                    }
-                },
-            };
-            let time = if processing {
-                now
-            } else {
-                match parsed.time_ms {
-                    Some(t) => t,
-                    None => {
-                        out.reject(record.index, format!("missing field {:?}", self.config.event_time_field));
-                        continue;
-                    }
-                }
-            };
-            // JSON has no NaN or infinities (serde_json refuses 1e999 as out of range), but a
-            // price must be a number of 0 or more whatever the parser lets through.
-            if parsed.price.is_nan() || parsed.price < 0.0 {
-                out.reject(
-                    record.index,
-                    format!(
-                        "field {:?}: {} is not a price (a number, 0 or more)",
-                        self.config.price_field, parsed.price
-                    ),
-                );
-                continue;
-            }
-            // Processing time 0 means the caller gave none (a test harness): nothing to compare.
-            if !processing
-                && batch.now_ms() > 0
-                && time > batch.now_ms().saturating_add(self.config.max_ahead_ms)
-            {
-                out.reject(
-                    record.index,
-                    format!(
-                        "event time {} is ahead of processing time {} by more than max-ahead ({} ms): a clock or data error",
-                        timestamp(time),
-                        timestamp(batch.now_ms()),
-                        self.config.max_ahead_ms
-                    ),
-                );
-                continue;
-            }
-            match self.add(ticker, time, parsed.price) {
-                Ok(None) => {}
-                Ok(Some(partly)) => out.report_partly_late(record.index, partly),
-                Err(late) => {
-                    out.reject_late(record.index, late);
-                    continue;
-                }
-            }
-            if !processing {
-                out.observe_event_time(time);
-                self.max_event_time = self.max_event_time.max(time);
+            match parser.scan(record.data) {
+                Some((time, ticker, price)) => self.trade(record.index, ticker, Some(time), price, at, out),
+                None => self.trade_read_by_serde(&parser, record.index, record.data, at, out),
             }
         }
         if processing {

@@ -41,16 +41,21 @@ impl TradeParser {
     /// ([`crate::scan`]); everything else, and every refusal, is serde_json's.
     #[inline(always)]
     pub fn parse<'a>(&self, data: &'a [u8]) -> Result<Trade<'a>, String> {
-        if let Some(scanned) = self.scanner.trade(data)
-            && let Ok(time_ms) = self.times.parse_bytes(scanned.time)
-        {
-            return Ok(Trade {
-                time_ms: Some(time_ms),
-                ticker: Cow::Borrowed(scanned.ticker),
-                price: scanned.price,
-            });
+        if let Some((time_ms, ticker, price)) = self.scan(data) {
+            return Ok(Trade { time_ms: Some(time_ms), ticker: Cow::Borrowed(ticker), price });
         }
         self.parse_with_serde(data)
+    }
+
+    /// The scanner's path alone: event time, ticker and price of a record shaped like the
+    /// reference trades, or None for any other (which [`parse_with_serde`](Self::parse_with_serde)
+    /// reads or refuses). Plain values rather than a [`Trade`]: in wasm, the `Result` of a
+    /// `Trade` was built and moved through the stack in memory on every record.
+    #[inline(always)]
+    pub fn scan<'a>(&self, data: &'a [u8]) -> Option<(i64, &'a [u8], f64)> {
+        let scanned = self.scanner.trade(data)?;
+        let time_ms = self.times.parse_bytes(scanned.time).ok()?;
+        Some((time_ms, scanned.ticker, scanned.price))
     }
 
     /// [`parse`](Self::parse) through serde_json only.
