@@ -18,7 +18,7 @@ pub mod grouping;
 pub mod output;
 pub mod state;
 
-pub use batch::{Batch, OwnedBatch, Record};
+pub use batch::{Batch, Data, OwnedBatch, Record};
 pub use dead_letter::DeadLetter;
 pub use error::Error;
 pub use grouping::Grouping;

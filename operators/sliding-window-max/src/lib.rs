@@ -374,10 +374,10 @@ impl Operator for SlidingWindowMax {
         }
         let now = batch.now_ms().max(self.watermark);
         let at = Moment { now, processing, host_now: batch.now_ms() };
-        for record in batch.records() {
-            match parser.scan(record.data) {
-                Some((time, ticker, price)) => self.trade(record.index, ticker, Some(time), price, at, out),
-                None => self.trade_read_by_serde(&parser, record.index, record.data, at, out),
+        for (index, data) in batch.data() {
+            match parser.scan(data) {
+                Some((time, ticker, price)) => self.trade(index, ticker, Some(time), price, at, out),
+                None => self.trade_read_by_serde(&parser, index, data, at, out),
             }
         }
         if processing {
