@@ -14,6 +14,12 @@ const OPERATORS: &[&str] = &["sliding-window-max", "rekey", "price-alert", "test
 
 fn main() {
     println!("cargo:rerun-if-env-changed=WEIR_OPERATORS_DIR");
+    // The folders watched below are this clone's, but the target folder may be shared with
+    // another clone (`.ci/run` reuses one): cargo keeps one run of this script for both, and
+    // after the other clone ran it, this one's changes went unseen while the other's folders
+    // stood (the operators embedded stale). Cargo is started from a clone's root (every script
+    // `cd`s there), so a change of PWD is a change of clone: run again.
+    println!("cargo:rerun-if-env-changed=PWD");
     if let Ok(dir) = env::var("WEIR_OPERATORS_DIR") {
         println!("cargo:rustc-env=WEIR_OPERATORS_DIR={dir}");
         return;
