@@ -119,43 +119,66 @@ impl<'a> Batch<'a> {
 
     /// The records, in order.
     pub fn records(&self) -> Records<'a> {
-        Records { batch: *self, index: 0, at: 0 }
+        Records(Walk::new(*self))
     }
 
     /// Each record's index and data, in order: [`records`](Self::records) for an operator that
     /// reads only the data, which skips making each record's partition key a `str` (in wasm a
     /// call per record) and the rest of a [`Record`].
     pub fn data(&self) -> Data<'a> {
-        Data { batch: *self, index: 0, at: 0 }
+        Data(Walk::new(*self))
+    }
+}
+
+/// Where each record of a batch stands, in order: what [`Records`] and [`Data`] both walk.
+#[derive(Debug)]
+struct Walk<'a> {
+    batch: Batch<'a>,
+    index: usize,
+    at: usize,
+}
+
+impl<'a> Walk<'a> {
+    fn new(batch: Batch<'a>) -> Self {
+        Self { batch, index: 0, at: 0 }
+    }
+
+    /// The next record's index, partition key and data.
+    #[inline(always)]
+    fn next(&mut self) -> Option<(usize, &'a [u8], &'a [u8])> {
+        let b = &self.batch;
+        let key_end = self.at + *b.key_lens.get(self.index)? as usize;
+        let end = key_end + *b.data_lens.get(self.index)? as usize;
+        // Batch::new checked every length, so no fallback below is ever taken.
+        let key = b.bytes.get(self.at..key_end).unwrap_or_default();
+        let data = b.bytes.get(key_end..end).unwrap_or_default();
+        let index = self.index;
+        self.index += 1;
+        self.at = end;
+        Some((index, key, data))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.batch.len() - self.index;
+        (n, Some(n))
     }
 }
 
 /// Iterator over the index and data of each record of a [`Batch`].
 #[derive(Debug)]
-pub struct Data<'a> {
-    batch: Batch<'a>,
-    index: usize,
-    at: usize,
-}
+pub struct Data<'a>(Walk<'a>);
 
 impl<'a> Iterator for Data<'a> {
     type Item = (u32, &'a [u8]);
 
     #[inline]
     fn next(&mut self) -> Option<(u32, &'a [u8])> {
-        let b = &self.batch;
-        let start = self.at + *b.key_lens.get(self.index)? as usize;
-        let end = start + *b.data_lens.get(self.index)? as usize;
-        let index = self.index as u32;
-        self.index += 1;
-        self.at = end;
-        // Batch::new checked every length, so the fallback is never taken.
-        Some((index, b.bytes.get(start..end).unwrap_or_default()))
+        let (index, _, data) = self.0.next()?;
+        Some((index as u32, data))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.batch.len() - self.index;
-        (n, Some(n))
+        self.0.size_hint()
     }
 }
 
@@ -163,37 +186,26 @@ impl ExactSizeIterator for Data<'_> {}
 
 /// Iterator over the records of a [`Batch`].
 #[derive(Debug)]
-pub struct Records<'a> {
-    batch: Batch<'a>,
-    index: usize,
-    at: usize,
-}
+pub struct Records<'a>(Walk<'a>);
 
 impl<'a> Iterator for Records<'a> {
     type Item = Record<'a>;
 
     #[inline]
     fn next(&mut self) -> Option<Record<'a>> {
-        let b = &self.batch;
-        let key_end = self.at + *b.key_lens.get(self.index)? as usize;
-        let end = key_end + *b.data_lens.get(self.index)? as usize;
-        // Batch::new checked every length and key, so no fallback below is ever taken.
-        let key = b.bytes.get(self.at..key_end).unwrap_or_default();
-        let record = Record {
-            index: self.index as u32,
+        let (index, key, data) = self.0.next()?;
+        let b = &self.0.batch;
+        Some(Record {
+            index: index as u32,
             partition_key: std::str::from_utf8(key).unwrap_or_default(),
-            data: b.bytes.get(key_end..end).unwrap_or_default(),
-            arrival_time_ms: b.arrival_times_ms.get(self.index).copied().unwrap_or_default(),
+            data,
+            arrival_time_ms: b.arrival_times_ms.get(index).copied().unwrap_or_default(),
             shard_id: b.shard_id,
-        };
-        self.index += 1;
-        self.at = end;
-        Some(record)
+        })
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.batch.len() - self.index;
-        (n, Some(n))
+        self.0.size_hint()
     }
 }
 

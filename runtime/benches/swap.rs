@@ -5,8 +5,9 @@
 //!    windows sliding by 10 s, half a minute of trades), switched between two versions 400
 //!    times; each pause is the old instance's snapshot and the new one's restore, as `weir run`
 //!    measures it (timed apart in rows of their own, as are the making of the new instance
-//!    before the pause and the old one's teardown after it). Instances from a pool of slots, as `weir run` makes them, and
-//!    allocated on demand (`--instance-slots off`), in alternating rounds of 400 swaps.
+//!    before the pause and the old one's teardown after it). Instances from a pool of slots, as
+//!    `weir run` makes them, and allocated on demand (`--instance-slots off`), in alternating
+//!    rounds of 400 swaps.
 //! 2. **Cold start**: the `weir` binary with `--operator s3://BUCKET/PREFIX` (moto), from spawn
 //!    to the first record on standard output (the echo fixture, one line on stdin), with the
 //!    compiled cache cold and warm; and for sliding-window-max, spawn to exit on a one-trade
@@ -14,7 +15,8 @@
 //!
 //! `scripts/with-emulators cargo bench --profile dev -p weir --bench swap` (`WEIR_BENCH_ROUNDS`,
 //! default 20 starts per case). Prints a Markdown table. `WEIR_BENCH_COMPARE=a.wasm,b.wasm`
-//! compares the swap pause of builds of sliding-window-max instead (rounds of 400 swaps).
+//! compares the swap pause of builds of sliding-window-max instead (rounds of `WEIR_BENCH_SWAPS`
+//! swaps, default 400).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};

@@ -19,8 +19,8 @@
 //! Layout: [`config`] (settings), [`trade`] (reading a record, with the fast path in
 //! [`scan`] and event times in [`event_time`]), `keys` (tickers to key ids by their bytes),
 //! [`panes`] (one key's windows), `result` (the result record, written by hand),
-//! [`snapshot`] (the keyed state format); this file holds the keys, the watermark and the
-//! timers that fire windows in order.
+//! [`snapshot`] (the keyed state format, a key's entry read and written by `varint`); this file
+//! holds the keys, the watermark and the timers that fire windows in order.
 //!
 //! The record path is written for wasm as much as for native code: no `memcmp`, UTF-8 check or
 //! `fmax` per trade (calls in wasm), few loops (each turn checks the CPU deadline), and the hot

@@ -49,10 +49,10 @@ pub fn put(buf: &mut Vec<u8>, value: u64) {
         // Nine or ten bytes: the first eight all continue; the top 8 bits follow in one or two.
         buf.extend_from_slice(&(spread(value) | CONTINUATION).to_le_bytes());
         let high = value >> 56;
-        buf.extend_from_slice(&[high as u8 | 0x80, (high >> 7) as u8]);
-        buf.truncate(at + if high < 0x80 { 9 } else { 10 });
         if high < 0x80 {
-            buf[at + 8] = high as u8;
+            buf.push(high as u8);
+        } else {
+            buf.extend_from_slice(&[high as u8 | 0x80, (high >> 7) as u8]);
         }
     }
 }

@@ -108,7 +108,10 @@ pub async fn weir_drain(
     loaded: LoadedOperator,
     fan_out: Option<FanOut>,
 ) -> f64 {
-    let out = create(client, "bench-out", 1).await;
+    // WEIR_BENCH_SINK=discard: results dropped rather than written to a second stream, to tell
+    // reading from writing apart on a machine whose cores the emulator shares.
+    let discard = std::env::var("WEIR_BENCH_SINK").is_ok_and(|v| v == "discard");
+    let out = if discard { None } else { Some(create(client, "bench-out", 1).await) };
     let started = Instant::now();
     let metrics = Arc::new(Metrics::default());
     let options = source_options(StartPosition::TrimHorizon, Some(Duration::from_millis(500)), fan_out);
@@ -121,12 +124,11 @@ pub async fn weir_drain(
     )
     .await
     .expect("source");
-    // WEIR_BENCH_SINK=discard: results dropped rather than written to a second stream, to tell
-    // reading from writing apart on a machine whose cores the emulator shares.
-    let sink = if std::env::var("WEIR_BENCH_SINK").is_ok_and(|v| v == "discard") {
-        Sink::File(FileSink::new(tokio::io::sink(), "discarded results"))
-    } else {
-        Sink::Kinesis(KinesisSink::connect(kinesis(client).await, Stream(out)).await.expect("sink"))
+    let sink = match out {
+        None => Sink::File(FileSink::new(tokio::io::sink(), "discarded results")),
+        Some(out) => {
+            Sink::Kinesis(KinesisSink::connect(kinesis(client).await, Stream(out)).await.expect("sink"))
+        }
     };
     let dead_letters = DeadLetterWriter::new(Box::new(std::io::sink()), "dead letters");
     let pipeline = Pipeline::new(Source::Kinesis(Box::new(source)), loaded, sink, dead_letters)
