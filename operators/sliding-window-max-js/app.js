@@ -183,7 +183,8 @@ class Timers {
   }
 
   // No destructuring here or in the callers: in componentize-js's interpreter an array
-  // pattern runs the iterator protocol, which made this heap a third of the operator's time.
+  // pattern runs the iterator protocol: here and in `fireUntil` it was more than a quarter of
+  // the operator's time (3.22-3.34 against 2.29-2.45 CPU-s without, 200,000 trades).
   static less(a, b) {
     return a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
   }
