@@ -25,6 +25,17 @@ fn bytes_below(v: u64, n: u8) -> u64 {
     v.wrapping_sub(ONES * u64::from(n)) & !v & HIGHS
 }
 
+/// Eight bytes of text read as decimal digits: each byte's value as a digit (`b - b'0'`, by
+/// xor, so meaningful only for digits), and the high bit of every byte that is not a digit.
+/// Exact for every byte (no byte borrows from the next), so the first byte that is not a digit
+/// is `not_digits.trailing_zeros() / 8`, and so is each one after it.
+#[inline(always)]
+pub fn digits(word: u64) -> (u64, u64) {
+    let values = word ^ (ONES * u64::from(b'0'));
+    let not_digits = ((values | HIGHS).wrapping_sub(ONES * 10) | values) & HIGHS;
+    (values, not_digits)
+}
+
 /// Eight bytes as a little-endian word.
 #[inline(always)]
 fn word(bytes: &[u8]) -> Option<u64> {
@@ -98,6 +109,28 @@ impl<'a> Cursor<'a> {
     #[inline(always)]
     pub fn rest(&self) -> &'a [u8] {
         self.data.get(self.at..).unwrap_or_default()
+    }
+
+    /// The eight bytes at the cursor as a little-endian word, zero past the end of the text,
+    /// and how many of them are the text's (at most 8). Near the end it loads the text's last
+    /// eight bytes and shifts, rather than copying byte by byte.
+    #[inline(always)]
+    pub fn peek_word(&self) -> (u64, usize) {
+        if let Some(w) = self.data.get(self.at..).and_then(word) {
+            return (w, 8);
+        }
+        let n = self.data.len().saturating_sub(self.at);
+        if n == 0 {
+            return (0, 0);
+        }
+        match self.data.len().checked_sub(8).and_then(|from| word(&self.data[from..])) {
+            Some(last) => (last >> ((8 - n) * 8), n),
+            None => {
+                let mut w = [0u8; 8];
+                w[..n].copy_from_slice(&self.data[self.at..]);
+                (u64::from_le_bytes(w), n)
+            }
+        }
     }
 
     /// Move `n` bytes on.

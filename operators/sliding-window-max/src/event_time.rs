@@ -9,12 +9,34 @@ use std::fmt;
 use jiff::Timestamp;
 use jiff::civil::Time;
 use jiff::fmt::temporal::{Pieces, PiecesOffset};
+use weir_json::digits;
 
 /// Parses event times, remembering the last minute seen.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct EventTimes {
-    /// `YYYY-MM-DDTHH:MM` of the last event time that took the slow path, and its epoch ms.
-    minute: Cell<Option<([u8; 16], i64)>>,
+    /// `YYYY-MM-DDTHH:MM` of the last event time that took the slow path, as two little-endian
+    /// words, and its epoch ms ([`NO_MINUTE`]: none yet). Plain words rather than an
+    /// `Option` of an array: in wasm, reading that out of its `Cell` copied it through the
+    /// guest's stack for every trade, a tenth of `process`'s time (BENCHMARKS.md, issue 26).
+    minute: [Cell<u64>; 2],
+    minute_ms: Cell<i64>,
+}
+
+/// `minute_ms` when no minute is remembered.
+const NO_MINUTE: i64 = i64::MIN;
+
+impl Default for EventTimes {
+    fn default() -> Self {
+        Self { minute: [Cell::new(0), Cell::new(0)], minute_ms: Cell::new(NO_MINUTE) }
+    }
+}
+
+/// The first 16 bytes of `b` as two little-endian words.
+#[inline(always)]
+fn prefix_words(b: &[u8]) -> Option<[u64; 2]> {
+    let (lo, rest) = b.split_first_chunk::<8>()?;
+    let hi = rest.first_chunk::<8>()?;
+    Some([u64::from_le_bytes(*lo), u64::from_le_bytes(*hi)])
 }
 
 impl EventTimes {
@@ -27,10 +49,12 @@ impl EventTimes {
     /// one needs no check (its prefix was), anything else is checked, then parsed.
     #[inline(always)]
     pub fn parse_bytes(&self, b: &[u8]) -> Result<i64, String> {
-        if let Some(((prefix, rest), (cached, minute_ms))) =
-            b.split_first_chunk::<16>().zip(self.minute.get())
-            && *prefix == cached
-            && let Some(offset) = seconds_and_fraction(rest)
+        let minute_ms = self.minute_ms.get();
+        if let Some([lo, hi]) = prefix_words(b)
+            && lo == self.minute[0].get()
+            && hi == self.minute[1].get()
+            && minute_ms != NO_MINUTE
+            && let Some(offset) = in_minute(b)
         {
             return Ok(minute_ms + offset);
         }
@@ -38,14 +62,60 @@ impl EventTimes {
         let ms = parse_time(text)?;
         // Remember this minute when the text has the plain layout and the time is after 1970
         // (so that adding the seconds rounds as jiff does).
-        if let Some((prefix, rest)) = b.split_first_chunk::<16>()
-            && let Some(offset) = seconds_and_fraction(rest)
+        if let Some([lo, hi]) = prefix_words(b)
+            && let Some(offset) = in_minute(b)
             && ms - offset >= 0
         {
-            self.minute.set(Some((*prefix, ms - offset)));
+            self.minute[0].set(lo);
+            self.minute[1].set(hi);
+            self.minute_ms.set(ms - offset);
         }
         Ok(ms)
     }
+}
+
+/// The ms into the minute of a time whose first 16 bytes are `YYYY-MM-DDTHH:MM` (not checked
+/// here): what [`seconds_and_fraction`] makes of the rest, read from one word when the rest
+/// has at most eight bytes (`:SS.fffZ`), with no loop over the fraction's digits.
+#[inline(always)]
+fn in_minute(b: &[u8]) -> Option<i64> {
+    let rest = b.get(16..)?;
+    let n = rest.len();
+    let Some(last) = b.last_chunk::<8>().filter(|_| (3..=8).contains(&n)) else {
+        return seconds_and_fraction(rest);
+    };
+    // The rest in the word's low bytes, zeros above it.
+    let word = u64::from_le_bytes(*last) >> ((8 - n) * 8);
+    let byte = |i: usize| (word >> (i * 8)) as u8;
+    let (values, not_digits) = digits(word);
+    let digit = |i: usize| i64::from(byte(i) ^ b'0');
+    // `:SS`, the two digits checked by their bits.
+    if byte(0) != b':' || not_digits & 0x0080_8000 != 0 {
+        return None;
+    }
+    let seconds = digit(1) * 10 + digit(2);
+    if seconds > 59 {
+        return None;
+    }
+    // A `Z` after the seconds is dropped (the seconds' digits were checked, so it is after
+    // them); then nothing, or `.` and 1 to 4 digits.
+    let n = if byte(n - 1) == b'Z' { n - 1 } else { n };
+    let millis = match n {
+        3 => 0,
+        5..=8 if byte(3) == b'.' => {
+            // The fraction's bytes, 4 to n - 1, must be digits; its first three count (the
+            // bytes past it are masked off).
+            let fraction = (u64::MAX >> ((8 - n) * 8)) & !0xffff_ffff;
+            if not_digits & fraction != 0 {
+                return None;
+            }
+            let kept = values & fraction;
+            let d = |i: usize| i64::from((kept >> (i * 8)) as u8);
+            d(4) * 100 + d(5) * 10 + d(6)
+        }
+        _ => return None,
+    };
+    Some(seconds * 1000 + millis)
 }
 
 /// `:SS`, then optionally `.` and 1 to 9 digits, then optionally `Z`: the ms into the minute.
@@ -139,6 +209,32 @@ mod tests {
                 assert_eq!(times.parse(text), parse_time(text), "{text}");
             }
         }
-        assert!(times.minute.get().is_some(), "the cache was used");
+        assert_ne!(times.minute_ms.get(), NO_MINUTE, "the cache was used");
+    }
+
+    #[test]
+    fn the_seconds_read_from_one_word_are_what_the_byte_loop_reads() {
+        for (rest, ms) in [
+            (":00", Some(0)),
+            (":07.123", Some(7123)),
+            (":07.1Z", Some(7100)),
+            (":59.9876Z", Some(59987)),
+            (":00Z", Some(0)),
+            (":0Z", None),
+            (":00.Z", None),
+            (":60.000", None),
+            (":07.12a", None),
+        ] {
+            assert_eq!(seconds_and_fraction(rest.as_bytes()), ms, "{rest}");
+            assert_eq!(in_minute(format!("2026-11-25T10:00{rest}").as_bytes()), ms, "{rest}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_word_at_a_time_seconds_agree_with_the_byte_loop(rest in ":?[0-9]{0,3}[.x]?[0-9xZ]{0,6}Z?[:0-9.Z+x]{0,2}") {
+            let text = format!("2026-11-25T10:00{rest}");
+            proptest::prop_assert_eq!(in_minute(text.as_bytes()), seconds_and_fraction(rest.as_bytes()), "{}", rest);
+        }
     }
 }

@@ -10,7 +10,7 @@
 
 use std::cell::RefCell;
 
-use weir_json::{Cursor, Literal, QuotedName};
+use weir_json::{Cursor, Literal, QuotedName, digits};
 
 use crate::config::Fields;
 
@@ -204,13 +204,106 @@ impl Scanner {
 
 /// A number written `-?(0|[1-9][0-9]*)(\.[0-9]+)?` with at most 18 digits in all: its value as
 /// serde_json computes it (the digits as an integer, converted to f64, divided by the power of
-/// ten of the fraction's length: one correctly rounded operation).
+/// ten of the fraction's length: one correctly rounded operation). One that fits in a word (a
+/// price such as `463.86`) is read a word at a time ([`short_number`]); a longer one by the
+/// byte loop ([`long_number`]), which defines what is taken.
 #[inline(always)]
 fn number(c: &mut Cursor<'_>) -> Option<f64> {
     let negative = c.peek() == Some(b'-');
     if negative {
         c.advance(1);
     }
+    let (significand, fraction) = match short_number(c.peek_word()) {
+        Short::Number { significand, fraction, len } => {
+            c.advance(len);
+            (significand, fraction)
+        }
+        Short::Refused => return None,
+        Short::Longer => long_number(c)?,
+    };
+    let value = match fraction {
+        // serde_json reads an integer as u64, or as i64 when negative (then converts it,
+        // which rounds symmetrically), except "-0", which it reads as -0.0.
+        None if negative => -(significand as f64),
+        None => significand as f64,
+        Some(k) => {
+            let v = significand as f64 / POW10[k as usize];
+            if negative { -v } else { v }
+        }
+    };
+    Some(value)
+}
+
+/// What [`short_number`] made of a word.
+#[derive(Debug, PartialEq)]
+enum Short {
+    /// A number of `len` bytes, its digits as an integer and the fraction's length.
+    Number { significand: u64, fraction: Option<u32>, len: usize },
+    /// Not a number the fast path takes ([`long_number`] would say the same).
+    Refused,
+    /// It may go on past the word: for [`long_number`].
+    Longer,
+}
+
+/// The low `n` bytes of a word (n <= 8).
+#[inline(always)]
+fn low_bytes(n: usize) -> u64 {
+    if n >= 8 { u64::MAX } else { (1u64 << (n * 8)) - 1 }
+}
+
+/// The number at the start of `word` (eight bytes of text, `len` of them the text's, see
+/// `Cursor::peek_word`), without a loop: the digits found by masks, the `.` taken out, the
+/// digits converted to an integer by three multiplications. The same judgement as
+/// [`long_number`]'s wherever the number ends within the word.
+#[inline(always)]
+fn short_number((word, len): (u64, usize)) -> Short {
+    // Bytes past the text read as zero bytes: not digits, and not a `.` either.
+    let (x, ends) = digits(word);
+    let int = (ends.trailing_zeros() / 8) as usize;
+    if int == 8 {
+        return Short::Longer;
+    }
+    // A leading zero before another digit is invalid JSON (serde_json says so).
+    if int == 0 || (int > 1 && x & 0xff == 0) {
+        return Short::Refused;
+    }
+    let byte_at = |i: usize| if i < len { (word >> (i * 8)) as u8 } else { 0 };
+    let (packed, fraction, end) = if byte_at(int) == b'.' {
+        if int + 1 >= 8 {
+            return Short::Longer;
+        }
+        // The text after the `.`, the bytes shifted in from above 0xff: not digits.
+        let shift = (int + 1) * 8;
+        let (after, after_ends) = digits((word >> shift) | (u64::MAX << (64 - shift)));
+        let f = (after_ends.trailing_zeros() / 8) as usize;
+        if int + 1 + f >= 8 {
+            return Short::Longer;
+        }
+        if f == 0 {
+            return Short::Refused;
+        }
+        let packed = (x & low_bytes(int)) | ((after & low_bytes(f)) << (int * 8));
+        (packed, Some(f as u32), int + 1 + f)
+    } else {
+        (x & low_bytes(int), None, int)
+    };
+    // What may follow a number here; the end of the text too.
+    if end < len && !matches!(byte_at(end), b',' | b'}' | b' ' | b'\t' | b'\n' | b'\r') {
+        return Short::Refused;
+    }
+    // At most seven digits, the first in the lowest byte: move them to the top so that the
+    // word reads as eight digits with leading zeros, then add pairs, fours and eights.
+    let n = end - usize::from(fraction.is_some());
+    let v = packed << ((8 - n) * 8);
+    let v = (v * 10).wrapping_add(v >> 8) & 0x00ff_00ff_00ff_00ff;
+    let v = (v * 100).wrapping_add(v >> 16) & 0x0000_ffff_0000_ffff;
+    let v = (v * 10_000).wrapping_add(v >> 32) & 0xffff_ffff;
+    Short::Number { significand: v, fraction, len: end }
+}
+
+/// The byte loop for a number that does not fit in a word: its digits as an integer and the
+/// fraction's length, the cursor moved past it.
+fn long_number(c: &mut Cursor<'_>) -> Option<(u64, Option<u32>)> {
     let text = c.rest();
     let (mut digits, mut significand, mut fraction) = (0u32, 0u64, None::<u32>);
     let mut len = 0;
@@ -239,17 +332,7 @@ fn number(c: &mut Cursor<'_>) -> Option<f64> {
         return None;
     }
     c.advance(len);
-    let value = match fraction {
-        // serde_json reads an integer as u64, or as i64 when negative (then converts it,
-        // which rounds symmetrically), except "-0", which it reads as -0.0.
-        None if negative => -(significand as f64),
-        None => significand as f64,
-        Some(k) => {
-            let v = significand as f64 / POW10[k as usize];
-            if negative { -v } else { v }
-        }
-    };
-    Some(value)
+    Some((significand, fraction))
 }
 
 #[cfg(test)]
@@ -274,6 +357,70 @@ mod tests {
         let long =
             br#"{"EVENT_TIME":"2026-11-25T10:00:00.123456789Z","TICKER":"ABCDEFGHIJKLMNOPQRS","PRICE":1}"#;
         assert_eq!(scan(long).map(|s| s.ticker), Some(&b"ABCDEFGHIJKLMNOPQRS"[..]));
+    }
+
+    /// What the word-at-a-time path makes of the number at `at` in `data`, as the byte loop
+    /// would say it: `None` when it leaves the number to the loop.
+    fn short_at(data: &[u8], at: usize) -> Option<Option<(u64, Option<u32>, usize)>> {
+        let mut c = Cursor::new(data);
+        c.advance(at);
+        match short_number(c.peek_word()) {
+            Short::Number { significand, fraction, len } => Some(Some((significand, fraction, len))),
+            Short::Refused => Some(None),
+            Short::Longer => None,
+        }
+    }
+
+    fn long_at(data: &[u8], at: usize) -> Option<(u64, Option<u32>, usize)> {
+        let mut c = Cursor::new(data);
+        c.advance(at);
+        let (significand, fraction) = long_number(&mut c)?;
+        Some((significand, fraction, c.position() - at))
+    }
+
+    #[test]
+    fn a_short_number_is_read_a_word_at_a_time_as_the_byte_loop_reads_it() {
+        for (text, expected) in [
+            ("463.86}", Some((46386, Some(2), 6))),
+            ("42.17", Some((4217, Some(2), 5))),
+            ("7,", Some((7, None, 1))),
+            ("0", Some((0, None, 1))),
+            ("0.5 ", Some((5, Some(1), 3))),
+            ("1234567}", Some((1234567, None, 7))),
+            ("123456.7", Some((1234567, Some(1), 8))),
+            ("1234.5678}", Some((12345678, Some(4), 9))),
+            ("12345678.9", Some((123456789, Some(1), 10))),
+            ("01", None),
+            ("1.", None),
+            (".5", None),
+            ("1e5", None),
+            ("1.2.3", None),
+            ("", None),
+        ] {
+            assert_eq!(long_at(text.as_bytes(), 0), expected, "{text:?}");
+            // Alone, and where the word is loaded from the end of a longer text.
+            for data in [text.to_string(), format!("{{\"PRICE\": {text}")] {
+                let at = data.len() - text.len();
+                if let Some(short) = short_at(data.as_bytes(), at) {
+                    assert_eq!(short, expected, "{data:?}");
+                }
+            }
+        }
+        assert_eq!(short_at(b"463.86}", 0), Some(Some((46386, Some(2), 6))), "the fast path took it");
+        assert_eq!(short_at(b"12345678", 0), None, "eight digits may go on");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_word_at_a_time_number_agrees_with_the_byte_loop(
+            text in "[-0-9.,} eE\n\r\t\"x]{0,12}",
+            prefix in 0usize..10,
+        ) {
+            let data = format!("{}{text}", "{".repeat(prefix));
+            if let Some(short) = short_at(data.as_bytes(), prefix) {
+                proptest::prop_assert_eq!(short, long_at(data.as_bytes(), prefix), "{:?}", data);
+            }
+        }
     }
 
     #[test]
