@@ -37,6 +37,11 @@ fn config(limits: &Limits) -> Config {
     if std::env::var_os("WEIR_PERFMAP").is_some() {
         config.profiler(wasmtime::ProfilingStrategy::PerfMap);
     }
+    // For profiling by source line (BENCHMARKS.md): wasmtime writes the operator's DWARF (a
+    // guest built with debug info) into the compiled code, native addresses to source lines.
+    if std::env::var_os("WEIR_DEBUG_INFO").is_some() {
+        config.debug_info(true);
+    }
     config
 }
 
