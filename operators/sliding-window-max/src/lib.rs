@@ -59,6 +59,15 @@ struct Moment {
     host_now: i64,
 }
 
+/// A pane remembered by [`SlidingWindowMax::pane_of`]: `[start, end)` and the end of the first
+/// window containing it (none at first: an empty range).
+#[derive(Clone, Copy, Debug, Default)]
+struct LastPane {
+    start: i64,
+    end: i64,
+    first_end: i64,
+}
+
 /// A trade's ticker: the id of a key seen before, or a new one.
 enum Ticker<'a> {
     Known(u32),
@@ -86,6 +95,9 @@ pub struct SlidingWindowMax {
     /// Reads trades; shared so a batch can use it while the state changes.
     parser: Rc<trade::TradeParser>,
     pane_ms: i64,
+    /// The last pane a trade fell in: its start and end, and the end of the first window
+    /// containing it (see [`Self::pane_of`]).
+    last_pane: LastPane,
     keys: Vec<Key>,
     /// Ticker bytes to index in `keys`.
     index: KeyIndex,
@@ -102,6 +114,7 @@ impl SlidingWindowMax {
     pub fn new(config: Config) -> Self {
         Self {
             pane_ms: config.pane_ms(),
+            last_pane: LastPane::default(),
             parser: Rc::new(trade::TradeParser::new(config.fields())),
             config,
             keys: Vec::new(),
@@ -164,19 +177,41 @@ impl SlidingWindowMax {
         // A window containing `time` ends after it: at or after `closed`, none is closed (the
         // usual case, kept to one comparison).
         let partly = if time < closed { self.lateness(time, closed)? } else { None };
-        let pane = time.div_euclid(self.pane_ms) * self.pane_ms;
-        let candidate = self.first_end_containing(pane, closed);
+        let (pane, first) = self.pane_of(time);
         let id = match ticker {
             Ticker::Known(id) => id,
             Ticker::New(ticker) => self.key_id(ticker),
         };
         let key = &mut self.keys[id as usize];
         key.panes.add(pane, price);
-        if candidate < key.timer {
-            key.timer = candidate;
-            self.timers.push(Reverse((candidate, id)));
+        // The window to fire for the trade is the first containing its pane that ends after
+        // `closed`: at or after `first`, so only a key whose timer is later needs it worked out.
+        if first < key.timer {
+            let (w, s) = (self.config.window_ms, self.config.slide_ms);
+            let candidate =
+                if closed == NEVER { first } else { first.max((closed - w).div_euclid(s) * s + s + w) };
+            if candidate < key.timer {
+                key.timer = candidate;
+                self.timers.push(Reverse((candidate, id)));
+            }
         }
         Ok(partly)
+    }
+
+    /// The start of the pane `time` falls in, and the end of the first window containing that
+    /// pane ([`Self::first_end_containing`] with no window closed). The last pane is remembered:
+    /// consecutive trades nearly always share one, and each of these is an `i64` division (in
+    /// wasm, with the engine's own checks around it).
+    #[inline(always)]
+    fn pane_of(&mut self, time: i64) -> (i64, i64) {
+        let last = self.last_pane;
+        if time >= last.start && time < last.end {
+            return (last.start, last.first_end);
+        }
+        let start = time.div_euclid(self.pane_ms) * self.pane_ms;
+        let first_end = self.first_end_containing(start, NEVER);
+        self.last_pane = LastPane { start, end: start.saturating_add(self.pane_ms), first_end };
+        (start, first_end)
     }
 
     /// For a trade at `time` behind `closed` (the end of its ticker's last closed window):
