@@ -208,6 +208,42 @@ impl<'a> Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    /// [`string`](Self::string) for a string of `len` bytes (at most [`Literal::MAX`]), which a
+    /// record of a known layout holds: when the byte after them closes it and none of them is
+    /// a quote, a backslash or a control byte, its words are checked with no loop (in wasm,
+    /// each turn of `string`'s checks the CPU deadline). `None` otherwise, the cursor left
+    /// where it was for `string` to read what is there.
+    #[inline(always)]
+    pub fn string_of(&mut self, len: usize) -> Option<RawString<'a>> {
+        let start = self.at + 1;
+        if len > Literal::MAX || self.peek() != Some(b'"') || self.data.get(start + len) != Some(&b'"') {
+            return None;
+        }
+        let body = &self.data[start..start + len];
+        // Words covering the body: from its start, from 8 on, and one ending at its end
+        // (overlapping the others); a body shorter than a word is read from the text with
+        // the bytes after it taken as plain letters.
+        let words = if len >= 8 {
+            let end = word(&body[len - 8..])?;
+            [word(body)?, if len > 16 { word(&body[8..])? } else { end }, end]
+        } else {
+            let keep = (1u64 << (len * 8)) - 1;
+            let v = self.data.get(start..).and_then(word)?;
+            let v = (v & keep) | ((ONES * u64::from(b'a')) & !keep);
+            [v; 3]
+        };
+        let (mut special, mut high) = (0, 0);
+        for v in words {
+            special |= bytes_equal(v, b'"') | bytes_equal(v, b'\\') | bytes_below(v, 0x20);
+            high |= v & HIGHS;
+        }
+        if special != 0 {
+            return None;
+        }
+        self.at = start + len + 1;
+        Some(RawString { raw: body, escaped: false, control: false, ascii: high == 0 })
+    }
+
     /// Move past the string at the cursor, looking only for its end: its bytes between the
     /// quotes and whether it holds an escape. Cheaper than [`string`](Self::string), for
     /// strings that are skipped or only compared.
@@ -385,6 +421,48 @@ mod tests {
                 assert!(!s.escaped && !s.control && s.ascii);
             }
         }
+    }
+
+    #[test]
+    fn a_string_of_a_known_length_is_read_as_string_reads_it() {
+        // Bodies of every length up to past the limit, plain or with one byte changed to each
+        // kind `string` reports, read with every length expected, and with text after them
+        // or none (a body near the end of the text has less than a word after it).
+        let mut plain = 0;
+        for len in 0..=Literal::MAX + 2 {
+            for changed in std::iter::once(None).chain((0..len).map(Some)) {
+                for byte in [b'"', b'\\', 0x01, 0xc3] {
+                    for tail in [&b""[..], b", \"TICKER\": \"AMZN\"}", "\u{e9}\"\\\u{1}".as_bytes()] {
+                        let mut text = vec![b'"'];
+                        text.extend((0..len).map(|i| b'A' + (i % 26) as u8));
+                        if let Some(at) = changed {
+                            text[1 + at] = byte;
+                        }
+                        text.push(b'"');
+                        text.extend_from_slice(tail);
+                        for expected in 0..=Literal::MAX + 2 {
+                            let mut c = Cursor::new(&text);
+                            match c.string_of(expected) {
+                                Some(s) => {
+                                    assert_eq!(Some((s, c.at)), string(&text), "{text:?} {expected}");
+                                    plain += 1;
+                                }
+                                None => assert_eq!(c.at, 0, "left where it was"),
+                            }
+                        }
+                        let mut c = Cursor::new(&text);
+                        // Read with no loop: a body of plain or non-ASCII bytes with the
+                        // length expected, up to the limit, and a word's worth of text from its
+                        // start (a short body at the very end of the text is not).
+                        let fast = (changed.is_none() || byte == 0xc3)
+                            && len <= Literal::MAX
+                            && text.len() > len.max(8);
+                        assert_eq!(c.string_of(len).is_some(), fast, "{text:?}");
+                    }
+                }
+            }
+        }
+        assert!(plain > 0);
     }
 
     #[test]
