@@ -36,12 +36,47 @@ pub fn digits(word: u64) -> (u64, u64) {
     (values, not_digits)
 }
 
+/// The high bit of the lowest byte of `v` that would end or change a JSON string's bytes (a
+/// quote, a backslash, a control byte) is set; none is set if there is none.
+#[inline(always)]
+fn string_specials(v: u64) -> u64 {
+    bytes_equal(v, b'"') | bytes_equal(v, b'\\') | bytes_below(v, 0x20)
+}
+
 /// Eight bytes as a little-endian word.
 #[inline(always)]
 fn word(bytes: &[u8]) -> Option<u64> {
     let mut w = [0u8; 8];
     w.copy_from_slice(bytes.get(..8)?);
     Some(u64::from_le_bytes(w))
+}
+
+/// The eight bytes of `bytes` from `at` as a little-endian word, zero past its end, and how
+/// many of them are the slice's (at most 8). Near the end it loads the slice's last eight bytes
+/// and shifts, rather than copying byte by byte.
+#[inline(always)]
+pub fn word_at(bytes: &[u8], at: usize) -> (u64, usize) {
+    if let Some(w) = bytes.get(at..).and_then(word) {
+        return (w, 8);
+    }
+    let n = bytes.len().saturating_sub(at);
+    if n == 0 {
+        return (0, 0);
+    }
+    match bytes.len().checked_sub(8).and_then(|from| word(&bytes[from..])) {
+        Some(last) => (last >> ((8 - n) * 8), n),
+        None => {
+            let mut w = [0u8; 8];
+            w[..n].copy_from_slice(&bytes[at..]);
+            (u64::from_le_bytes(w), n)
+        }
+    }
+}
+
+/// A mask of the low `n` bytes of a word (every byte from 8 on).
+#[inline(always)]
+pub fn low_bytes(n: usize) -> u64 {
+    if n >= 8 { u64::MAX } else { (1u64 << (n * 8)) - 1 }
 }
 
 /// A position in JSON text.
@@ -111,26 +146,11 @@ impl<'a> Cursor<'a> {
         self.data.get(self.at..).unwrap_or_default()
     }
 
-    /// The eight bytes at the cursor as a little-endian word, zero past the end of the text,
-    /// and how many of them are the text's (at most 8). Near the end it loads the text's last
-    /// eight bytes and shifts, rather than copying byte by byte.
+    /// The eight bytes at the cursor ([`word_at`]): zero past the end of the text, and how many
+    /// of them are the text's.
     #[inline(always)]
     pub fn peek_word(&self) -> (u64, usize) {
-        if let Some(w) = self.data.get(self.at..).and_then(word) {
-            return (w, 8);
-        }
-        let n = self.data.len().saturating_sub(self.at);
-        if n == 0 {
-            return (0, 0);
-        }
-        match self.data.len().checked_sub(8).and_then(|from| word(&self.data[from..])) {
-            Some(last) => (last >> ((8 - n) * 8), n),
-            None => {
-                let mut w = [0u8; 8];
-                w[..n].copy_from_slice(&self.data[self.at..]);
-                (u64::from_le_bytes(w), n)
-            }
-        }
+        word_at(self.data, self.at)
     }
 
     /// Move `n` bytes on.
@@ -155,15 +175,11 @@ impl<'a> Cursor<'a> {
     /// (what ends a record: `}`, `}\n`).
     #[inline(always)]
     pub fn ends_with(&self, literal: &Literal) -> bool {
+        // The rest of the text as a word, zero above it, is the literal's zero-padded bytes.
         let len = literal.len();
-        if len > 8 || self.data.len().checked_sub(self.at) != Some(len) {
-            return false;
-        }
-        match self.data.len().checked_sub(8).and_then(|from| word(&self.data[from..])) {
-            // The last eight bytes, whose top `len` bytes are the literal's.
-            Some(last) => len == 0 || Some(last >> ((8 - len) * 8)) == word(&literal.bytes),
-            None => self.rest() == literal.text(),
-        }
+        len <= 8
+            && self.data.len().checked_sub(self.at) == Some(len)
+            && Some(self.peek_word().0) == word(&literal.bytes)
     }
 
     /// Move past the string at the cursor (which must start with its quote), escapes
@@ -177,7 +193,7 @@ impl<'a> Cursor<'a> {
         loop {
             // A word at a time while the text has eight bytes left.
             while let Some(v) = data.get(at..).and_then(word) {
-                let special = bytes_equal(v, b'"') | bytes_equal(v, b'\\') | bytes_below(v, 0x20);
+                let special = string_specials(v);
                 if special == 0 {
                     high |= v & HIGHS;
                     at += 8;
@@ -208,7 +224,10 @@ impl<'a> Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    /// [`string`](Self::string) for a string of `len` bytes (at most [`Literal::MAX`]), which a
+    /// The longest string [`string_of`](Self::string_of) reads: three words.
+    pub const STRING_OF_MAX: usize = 24;
+
+    /// [`string`](Self::string) for a string of `len` bytes (at most [`Self::STRING_OF_MAX`]), which a
     /// record of a known layout holds: when the byte after them closes it and none of them is
     /// a quote, a backslash or a control byte, its words are checked with no loop (in wasm,
     /// each turn of `string`'s checks the CPU deadline). `None` otherwise, the cursor left
@@ -216,7 +235,8 @@ impl<'a> Cursor<'a> {
     #[inline(always)]
     pub fn string_of(&mut self, len: usize) -> Option<RawString<'a>> {
         let start = self.at + 1;
-        if len > Literal::MAX || self.peek() != Some(b'"') || self.data.get(start + len) != Some(&b'"') {
+        if len > Self::STRING_OF_MAX || self.peek() != Some(b'"') || self.data.get(start + len) != Some(&b'"')
+        {
             return None;
         }
         let body = &self.data[start..start + len];
@@ -227,14 +247,14 @@ impl<'a> Cursor<'a> {
             let end = word(&body[len - 8..])?;
             [word(body)?, if len > 16 { word(&body[8..])? } else { end }, end]
         } else {
-            let keep = (1u64 << (len * 8)) - 1;
+            let keep = low_bytes(len);
             let v = self.data.get(start..).and_then(word)?;
             let v = (v & keep) | ((ONES * u64::from(b'a')) & !keep);
             [v; 3]
         };
         let (mut special, mut high) = (0, 0);
         for v in words {
-            special |= bytes_equal(v, b'"') | bytes_equal(v, b'\\') | bytes_below(v, 0x20);
+            special |= string_specials(v);
             high |= v & HIGHS;
         }
         if special != 0 {
@@ -339,8 +359,7 @@ impl Literal {
     /// closure: LLVM left the closure a call in wasm).
     #[inline(always)]
     fn word_matches(&self, text: &[u8], i: usize) -> bool {
-        let keep = self.len().saturating_sub(i * 8).min(8);
-        let mask = if keep == 8 { u64::MAX } else { (1u64 << (keep * 8)) - 1 };
+        let mask = low_bytes(self.len().saturating_sub(i * 8));
         let own = self.bytes.get(i * 8..).and_then(word).unwrap_or(0);
         text.get(i * 8..).and_then(word).is_some_and(|w| w & mask == own)
     }
@@ -429,7 +448,7 @@ mod tests {
         // kind `string` reports, read with every length expected, and with text after them
         // or none (a body near the end of the text has less than a word after it).
         let mut plain = 0;
-        for len in 0..=Literal::MAX + 2 {
+        for len in 0..=Cursor::STRING_OF_MAX + 2 {
             for changed in std::iter::once(None).chain((0..len).map(Some)) {
                 for byte in [b'"', b'\\', 0x01, 0xc3] {
                     for tail in [&b""[..], b", \"TICKER\": \"AMZN\"}", "\u{e9}\"\\\u{1}".as_bytes()] {
@@ -440,7 +459,7 @@ mod tests {
                         }
                         text.push(b'"');
                         text.extend_from_slice(tail);
-                        for expected in 0..=Literal::MAX + 2 {
+                        for expected in 0..=Cursor::STRING_OF_MAX + 2 {
                             let mut c = Cursor::new(&text);
                             match c.string_of(expected) {
                                 Some(s) => {
@@ -455,7 +474,7 @@ mod tests {
                         // length expected, up to the limit, and a word's worth of text from its
                         // start (a short body at the very end of the text is not).
                         let fast = (changed.is_none() || byte == 0xc3)
-                            && len <= Literal::MAX
+                            && len <= Cursor::STRING_OF_MAX
                             && text.len() > len.max(8);
                         assert_eq!(c.string_of(len).is_some(), fast, "{text:?}");
                     }

@@ -133,6 +133,15 @@ impl Config {
         Ok(config)
     }
 
+    /// The end of the first window ending after `t` (windows end at multiples of the slide,
+    /// offset by the window): the earliest window containing a pane starting at `t`, or the
+    /// first one not closed by a window ending at `t`.
+    #[inline(always)]
+    pub fn first_end_after(&self, t: i64) -> i64 {
+        let (w, s) = (self.window_ms, self.slide_ms);
+        (t - w).div_euclid(s) * s + s + w
+    }
+
     /// The pane length: the largest length that divides both window and slide, so that every
     /// window is a whole number of panes and a trade updates exactly one pane.
     pub fn pane_ms(&self) -> i64 {

@@ -9,7 +9,7 @@ use std::fmt;
 use jiff::Timestamp;
 use jiff::civil::Time;
 use jiff::fmt::temporal::{Pieces, PiecesOffset};
-use weir_json::digits;
+use weir_json::{digits, low_bytes};
 
 /// Parses event times, remembering the last minute seen.
 #[derive(Debug)]
@@ -88,12 +88,12 @@ fn in_minute(b: &[u8]) -> Option<i64> {
     let word = u64::from_le_bytes(*last) >> ((8 - n) * 8);
     let byte = |i: usize| (word >> (i * 8)) as u8;
     let (values, not_digits) = digits(word);
-    let digit = |i: usize| i64::from(byte(i) ^ b'0');
+    let digit = |values: u64, i: usize| i64::from((values >> (i * 8)) as u8);
     // `:SS`, the two digits checked by their bits.
     if byte(0) != b':' || not_digits & 0x0080_8000 != 0 {
         return None;
     }
-    let seconds = digit(1) * 10 + digit(2);
+    let seconds = digit(values, 1) * 10 + digit(values, 2);
     if seconds > 59 {
         return None;
     }
@@ -105,13 +105,12 @@ fn in_minute(b: &[u8]) -> Option<i64> {
         5..=8 if byte(3) == b'.' => {
             // The fraction's bytes, 4 to n - 1, must be digits; its first three count (the
             // bytes past it are masked off).
-            let fraction = (u64::MAX >> ((8 - n) * 8)) & !0xffff_ffff;
+            let fraction = low_bytes(n) & !low_bytes(4);
             if not_digits & fraction != 0 {
                 return None;
             }
             let kept = values & fraction;
-            let d = |i: usize| i64::from((kept >> (i * 8)) as u8);
-            d(4) * 100 + d(5) * 10 + d(6)
+            digit(kept, 4) * 100 + digit(kept, 5) * 10 + digit(kept, 6)
         }
         _ => return None,
     };

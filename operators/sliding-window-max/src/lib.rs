@@ -59,6 +59,13 @@ struct Moment {
     host_now: i64,
 }
 
+/// `first_end`, a window's end, or the end of the first window after `closed` (the end of the
+/// last window closed; NEVER: none) if that is later.
+#[inline(always)]
+fn not_closed(config: &Config, first_end: i64, closed: i64) -> i64 {
+    if closed == NEVER { first_end } else { first_end.max(config.first_end_after(closed)) }
+}
+
 /// A pane remembered by [`SlidingWindowMax::pane_of`]: `[start, end)` and the end of the first
 /// window containing it (none at first: an empty range).
 #[derive(Clone, Copy, Debug, Default)]
@@ -139,10 +146,7 @@ impl SlidingWindowMax {
     /// End of the first window after the one ending at `after` (or the first window at all)
     /// that contains the pane starting at `pane`.
     fn first_end_containing(&self, pane: i64, after: i64) -> i64 {
-        let (w, s) = (self.config.window_ms, self.config.slide_ms);
-        // The earliest window containing the pane starts just above pane - window.
-        let first = (pane - w).div_euclid(s) * s + s + w;
-        if after == NEVER { first } else { first.max((after - w).div_euclid(s) * s + s + w) }
+        not_closed(&self.config, self.config.first_end_after(pane), after)
     }
 
     fn key_id(&mut self, ticker: &str) -> u32 {
@@ -187,9 +191,7 @@ impl SlidingWindowMax {
         // The window to fire for the trade is the first containing its pane that ends after
         // `closed`: at or after `first`, so only a key whose timer is later needs it worked out.
         if first < key.timer {
-            let (w, s) = (self.config.window_ms, self.config.slide_ms);
-            let candidate =
-                if closed == NEVER { first } else { first.max((closed - w).div_euclid(s) * s + s + w) };
+            let candidate = not_closed(&self.config, first, closed);
             if candidate < key.timer {
                 key.timer = candidate;
                 self.timers.push(Reverse((candidate, id)));
@@ -199,7 +201,7 @@ impl SlidingWindowMax {
     }
 
     /// The start of the pane `time` falls in, and the end of the first window containing that
-    /// pane ([`Self::first_end_containing`] with no window closed). The last pane is remembered:
+    /// pane ([`Config::first_end_after`] its start). The last pane is remembered:
     /// consecutive trades nearly always share one, and each of these is an `i64` division (in
     /// wasm, with the engine's own checks around it).
     #[inline(always)]
@@ -209,7 +211,7 @@ impl SlidingWindowMax {
             return (last.start, last.first_end);
         }
         let start = time.div_euclid(self.pane_ms) * self.pane_ms;
-        let first_end = self.first_end_containing(start, NEVER);
+        let first_end = self.config.first_end_after(start);
         self.last_pane = LastPane { start, end: start.saturating_add(self.pane_ms), first_end };
         (start, first_end)
     }
@@ -219,7 +221,7 @@ impl SlidingWindowMax {
     /// (partly late), `Ok(None)` if none.
     fn lateness(&self, time: i64, closed: i64) -> Result<Option<String>, String> {
         let (w, s) = (self.config.window_ms, self.config.slide_ms);
-        let first_end = (time - w).div_euclid(s) * s + s + w;
+        let first_end = self.config.first_end_after(time);
         let last_end = time.div_euclid(s) * s + w;
         if last_end <= closed {
             return Err(format!(
@@ -377,10 +379,7 @@ impl SlidingWindowMax {
             // the first window containing the next pane.
             key.timer = match key.panes.first_from(end + s - w) {
                 None => i64::MAX,
-                Some(pane) => {
-                    let first = (pane - w).div_euclid(s) * s + s + w;
-                    first.max(end + s)
-                }
+                Some(pane) => self.config.first_end_after(pane).max(end + s),
             };
             if key.timer != i64::MAX {
                 self.timers.push(Reverse((key.timer, id)));

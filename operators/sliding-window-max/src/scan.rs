@@ -10,7 +10,7 @@
 
 use std::cell::RefCell;
 
-use weir_json::{Cursor, Literal, QuotedName, digits};
+use weir_json::{Cursor, Literal, QuotedName, digits, low_bytes};
 
 use crate::config::Fields;
 
@@ -259,12 +259,6 @@ enum Short {
     Longer,
 }
 
-/// The low `n` bytes of a word (n <= 8).
-#[inline(always)]
-fn low_bytes(n: usize) -> u64 {
-    if n >= 8 { u64::MAX } else { (1u64 << (n * 8)) - 1 }
-}
-
 /// The number at the start of `word` (eight bytes of text, `len` of them the text's, see
 /// `Cursor::peek_word`), without a loop: the digits found by masks, the `.` taken out, the
 /// digits converted to an integer by three multiplications. The same judgement as
@@ -281,7 +275,7 @@ fn short_number((word, len): (u64, usize)) -> Short {
     if int == 0 || (int > 1 && x & 0xff == 0) {
         return Short::Refused;
     }
-    let byte_at = |i: usize| if i < len { (word >> (i * 8)) as u8 } else { 0 };
+    let byte_at = |i: usize| (word >> (i * 8)) as u8;
     let (packed, fraction, end) = if byte_at(int) == b'.' {
         if int + 1 >= 8 {
             return Short::Longer;

@@ -5,6 +5,8 @@
 //! CPU-deadline check per byte, and postcard's varint reader, a loop behind a call, was the
 //! largest part of a restore (BENCHMARKS.md, issue 26).
 
+use weir_json::{low_bytes, word_at};
+
 /// The high bit of every byte: in a varint, set on each byte but the last.
 const CONTINUATION: u64 = 0x8080_8080_8080_8080;
 
@@ -28,12 +30,6 @@ fn gather(word: u64) -> u64 {
     (x & 0x0000_0000_0fff_ffff) | ((x & 0x0fff_ffff_0000_0000) >> 4)
 }
 
-/// A mask of the low `bytes` bytes (0 to 8).
-#[inline(always)]
-fn low_bytes(bytes: u32) -> u64 {
-    if bytes >= 8 { u64::MAX } else { (1u64 << (8 * bytes)) - 1 }
-}
-
 /// Append `value` as a varint to `buf`.
 #[inline(always)]
 pub fn put(buf: &mut Vec<u8>, value: u64) {
@@ -43,7 +39,7 @@ pub fn put(buf: &mut Vec<u8>, value: u64) {
     if value >> 56 == 0 {
         // One byte per 7 bits, at least one.
         let len = (64 - (value | 1).leading_zeros()).div_ceil(7);
-        buf.extend_from_slice(&(spread(value) | (CONTINUATION & low_bytes(len - 1))).to_le_bytes());
+        buf.extend_from_slice(&(spread(value) | (CONTINUATION & low_bytes(len as usize - 1))).to_le_bytes());
         buf.truncate(at + len as usize);
     } else {
         // Nine or ten bytes: the first eight all continue; the top 8 bits follow in one or two.
@@ -97,34 +93,11 @@ impl<'a> Reader<'a> {
         self.bytes.get(self.at..).unwrap_or_default()
     }
 
-    /// The eight bytes from the read position, as a little-endian word, and how many of them
-    /// are the slice's (fewer near its end: the word then holds zeros above them, which end a
-    /// varint as the slice's end does).
-    #[inline(always)]
-    fn word(&self) -> (u64, usize) {
-        let left = self.bytes.len().saturating_sub(self.at);
-        if left == 0 {
-            return (0, 0);
-        }
-        if let Some(b) = self.bytes.get(self.at..).and_then(|b| b.first_chunk::<8>()) {
-            (u64::from_le_bytes(*b), 8)
-        } else if let Some(b) = self.bytes.last_chunk::<8>() {
-            // The slice's last eight bytes, shifted down to the read position.
-            (u64::from_le_bytes(*b) >> (8 * (8 - left)), left)
-        } else {
-            // A slice shorter than eight bytes: byte by byte (a restore reads none so short).
-            let mut word = 0u64;
-            for (i, &b) in self.rest().iter().enumerate() {
-                word |= u64::from(b) << (8 * i);
-            }
-            (word, left)
-        }
-    }
-
     /// The next varint.
     #[inline(always)]
     pub fn varint(&mut self) -> Result<u64, ReadError> {
-        let (word, available) = self.word();
+        // Zeros past the slice's end end a varint as the end does.
+        let (word, available) = word_at(self.bytes, self.at);
         // The first byte without a continuation bit ends the varint.
         let ends = !word & CONTINUATION;
         if ends != 0 {
@@ -133,7 +106,7 @@ impl<'a> Reader<'a> {
                 return Err(ReadError::Truncated);
             }
             self.at += len;
-            return Ok(gather(word & low_bytes(len as u32)));
+            return Ok(gather(word & low_bytes(len)));
         }
         if available < 8 {
             return Err(ReadError::Truncated);
