@@ -17,7 +17,7 @@
 //!   shards, beside what a step of the whole path costs.
 //!
 //! `cargo bench --profile dev -p weir --bench throughput` (records: `WEIR_BENCH_RECORDS`,
-//! default 10,000,000; `WEIR_BENCH_ONLY=native`, `whole`, `ceiling`, `routing` or `watermark` runs only
+//! default 10,000,000; `WEIR_BENCH_ONLY=native`, `whole`, `ceiling`, `routing`, `source` or `watermark` runs only
 //! that, for profiling; `WEIR_BENCH_COMPARE=a.wasm,b.wasm` compares builds of
 //! sliding-window-max, operator alone, against the native crate as it is now).
 //! Prints a Markdown table for BENCHMARKS.md.
@@ -232,6 +232,36 @@ fn routing(w: &Workload, size: usize) -> f64 {
     (two.as_secs_f64() - one.as_secs_f64()).max(0.0) * 1e9 / w.records.len() as f64
 }
 
+/// CPU nanoseconds per record of the file source alone, one instance: JSON lines in memory
+/// split into lines and put into batches of `size`, each batch sent down a channel and dropped.
+/// The lines are read four times over, so that the process's CPU clock (10 ms ticks) counts a
+/// few hundred ms.
+fn file_source(w: &Workload, size: usize) -> f64 {
+    use weir::source::{FileSource, Source, SourceEvent};
+    const TIMES: usize = 4;
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let lines: std::sync::Arc<[u8]> = w.lines.as_slice().into();
+    let cpu0 = common::cpu_time();
+    let records = rt.block_on(async move {
+        let mut records = 0;
+        for _ in 0..TIMES {
+            let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+            let source = Source::File(FileSource::new(std::io::Cursor::new(lines.clone()), "bench", size));
+            let router = Router::new(Grouping::JsonField("TICKER".into()), 1);
+            let reading = tokio::spawn(source.run(tx, router));
+            while let Some(event) = rx.recv().await {
+                if let SourceEvent::Batch { batch, .. } = event {
+                    records += batch.len();
+                }
+            }
+            reading.await.expect("source task").expect("source");
+        }
+        records
+    });
+    assert_eq!(records, TIMES * w.records.len(), "every line became a record");
+    (common::cpu_time() - cpu0).as_secs_f64() * 1e9 / records as f64
+}
+
 /// Nanoseconds of the watermark's work per step with `shards` shards being read: a full step's
 /// batches (each from the next shard in turn) folded in, one caught-up read, the collection of
 /// their results recorded and the watermark computed.
@@ -351,6 +381,12 @@ fn main() {
     if std::env::var("WEIR_BENCH_ONLY").as_deref() == Ok("routing") {
         let w = workload("1,000 tickers", Tickers::Synthetic(1000), n);
         println!("routing, 1,000 tickers, batch 1024: {:.0} ns per record", routing(&w, 1024));
+        return;
+    }
+    if std::env::var("WEIR_BENCH_ONLY").as_deref() == Ok("source") {
+        let w = workload("1,000 tickers", Tickers::Synthetic(1000), n);
+        let ns = median((0..rounds).map(|_| file_source(&w, 1024)).collect());
+        println!("file source alone, 1,000 tickers, batch 1024: {ns:.1} CPU-ns per record");
         return;
     }
     if std::env::var("WEIR_BENCH_ONLY").as_deref() == Ok("ceiling") {
