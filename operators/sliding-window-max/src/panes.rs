@@ -11,8 +11,12 @@
 //! empty (each pane moves across once). A trade that lands in a pane that has already entered
 //! (possible only for a trade behind the watermark that still belongs to an open window) fixes
 //! the aggregates in place.
+//!
+//! The newest pane is kept apart (`open`) until a window needs it or a newer pane opens, so
+//! that a trade in it, nearly every trade, touches this struct and not the deque's buffer
+//! elsewhere in memory: one dependent cache miss fewer per trade.
 
-use std::collections::VecDeque;
+use std::collections::{VecDeque, vec_deque};
 
 /// The larger of two prices. Prices are never NaN (refused before they reach a pane, and in
 /// restored state), so a comparison does what `f64::max` does without its NaN handling, which
@@ -48,7 +52,11 @@ pub struct Aggregate {
 /// One key's panes and the aggregator over those that entered.
 #[derive(Clone, Debug)]
 pub struct Panes {
+    /// The panes before `open`, in order of start.
     panes: VecDeque<Pane>,
+    /// The newest pane, if kept apart: it starts after every pane in `panes` and at or after
+    /// `entered_end`, so it has not entered.
+    open: Option<Pane>,
     /// `panes[..entered]` are in the aggregator.
     entered: usize,
     /// `panes[..split]` are the front stack, `panes[split..entered]` the back stack.
@@ -69,6 +77,7 @@ impl Panes {
     pub fn new() -> Self {
         Self {
             panes: VecDeque::new(),
+            open: None,
             entered: 0,
             split: 0,
             back_max: f64::NEG_INFINITY,
@@ -92,17 +101,53 @@ impl Panes {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.panes.is_empty()
+        self.panes.is_empty() && self.open.is_none()
     }
 
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = &Pane> + Clone {
-        self.panes.iter()
+    /// The panes in order of start.
+    pub fn iter(&self) -> Iter<'_> {
+        Iter { older: self.panes.iter(), open: self.open.as_ref() }
     }
 
     /// Add a trade at `pane_start` with `price`.
     #[inline(always)]
     pub fn add(&mut self, pane_start: i64, price: f64) {
-        // In-order input lands in the last pane or a new one after it.
+        if let Some(open) = &mut self.open
+            && open.start == pane_start
+        {
+            open.max = max(open.max, price);
+            open.count += 1;
+        } else {
+            self.add_elsewhere(pane_start, price);
+        }
+    }
+
+    /// A trade outside the open pane: it opens a newer pane (in-order input), or lands in an
+    /// older one.
+    #[inline]
+    fn add_elsewhere(&mut self, pane_start: i64, price: f64) {
+        let newest = self.open.as_ref().or(self.panes.back()).map(|p| p.start);
+        if newest.is_none_or(|newest| pane_start > newest) && pane_start >= self.entered_end {
+            self.close_open();
+            self.open = Some(Pane::new(pane_start, price, 1));
+        } else if self.open.is_none() && newest == Some(pane_start) && self.entered < self.panes.len() {
+            // The newest pane, not entered, was closed by a window or a restore: open it again.
+            self.open = self.panes.pop_back();
+            self.add(pane_start, price);
+        } else {
+            self.add_older(pane_start, price);
+        }
+    }
+
+    /// The open pane, if any, joins the others (it stays the newest).
+    fn close_open(&mut self) {
+        if let Some(open) = self.open.take() {
+            self.panes.push_back(open);
+        }
+    }
+
+    /// Add a trade at `pane_start`, which is not after every pane, to `panes`.
+    fn add_older(&mut self, pane_start: i64, price: f64) {
         let mut i = self.panes.len();
         while i > 0 && self.panes[i - 1].start > pane_start {
             i -= 1;
@@ -185,6 +230,9 @@ impl Panes {
     /// The aggregate of the window `[end - window_ms, end)`; panes before it are dropped. Windows
     /// must be asked for in increasing order of `end`.
     pub fn fire(&mut self, end: i64, window_ms: i64) -> Aggregate {
+        if self.open.is_some_and(|open| open.start < end) {
+            self.close_open();
+        }
         self.enter_until(end);
         self.entered_end = end;
         self.drop_before(end - window_ms);
@@ -194,9 +242,31 @@ impl Panes {
 
     /// The first pane starting at or after `start`.
     pub fn first_from(&self, start: i64) -> Option<i64> {
-        self.panes.iter().map(|p| p.start).find(|&s| s >= start)
+        self.iter().map(|p| p.start).find(|&s| s >= start)
     }
 }
+
+/// A key's panes in order of start ([`Panes::iter`]).
+#[derive(Clone, Debug)]
+pub struct Iter<'a> {
+    older: vec_deque::Iter<'a, Pane>,
+    open: Option<&'a Pane>,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = &'a Pane;
+
+    fn next(&mut self) -> Option<&'a Pane> {
+        self.older.next().or_else(|| self.open.take())
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.older.len() + usize::from(self.open.is_some());
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
 
 #[cfg(test)]
 mod tests {
@@ -235,5 +305,83 @@ mod tests {
         assert_eq!(p.fire(8, 4), brute(&trades, 4, 8));
         assert_eq!(p.fire(12, 4), brute(&trades, 8, 12));
         assert!(p.is_empty());
+    }
+
+    /// What a key's panes may be asked to do, as the operator asks it (pane = 1, window = 4,
+    /// slide = 1): a trade in a pane of a window not yet fired, the next window fired, or the
+    /// panes snapshotted and restored.
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// A trade `back` panes before the newest pane seen plus 2 (so in order or ahead,
+        /// mostly), kept inside the windows not yet fired.
+        Add {
+            back: i64,
+            price: u8,
+        },
+        /// Fire the window ending `ahead` panes after the last fired.
+        Fire {
+            ahead: i64,
+        },
+        Restore,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            6 => (0i64..6, any::<u8>()).prop_map(|(back, price)| Op::Add { back, price }),
+            2 => (1i64..3).prop_map(|ahead| Op::Fire { ahead }),
+            1 => Just(Op::Restore),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_window_and_every_pane_kept_match_brute_force(ops in proptest::collection::vec(op(), 1..120)) {
+            const W: i64 = 4;
+            let mut p = Panes::new();
+            let mut trades: Vec<(i64, f64)> = Vec::new();
+            let (mut newest, mut fired) = (0i64, i64::MIN);
+            for op in ops {
+                match op {
+                    Op::Add { back, price } => {
+                        // The first window not fired ends at `fired + 1`: its first pane is the
+                        // earliest a trade may land in.
+                        let earliest = if fired == i64::MIN { i64::MIN } else { fired + 1 - W };
+                        let start = (newest + 2 - back).max(earliest);
+                        newest = newest.max(start);
+                        p.add(start, f64::from(price));
+                        trades.push((start, f64::from(price)));
+                    }
+                    Op::Fire { ahead } => {
+                        let end = if fired == i64::MIN { W } else { fired + ahead };
+                        proptest::prop_assert_eq!(p.fire(end, W), brute(&trades, end - W, end), "window ending {}", end);
+                        fired = end;
+                    }
+                    Op::Restore => {
+                        p = Panes::restore(p.iter().copied().collect(), fired);
+                    }
+                }
+                // The panes kept: every pane with a trade from the start of the last window
+                // fired on (older ones are dropped), in order, each with its trades' max and
+                // count.
+                let from = if fired == i64::MIN { i64::MIN } else { fired - W };
+                let mut expected: Vec<(i64, f64, u64)> = Vec::new();
+                let mut sorted: Vec<(i64, f64)> = trades.iter().copied().filter(|(s, _)| *s >= from).collect();
+                sorted.sort_by_key(|(s, _)| *s);
+                for (s, price) in sorted {
+                    match expected.last_mut() {
+                        Some(last) if last.0 == s => {
+                            last.1 = last.1.max(price);
+                            last.2 += 1;
+                        }
+                        _ => expected.push((s, price, 1)),
+                    }
+                }
+                let kept: Vec<(i64, f64, u64)> = p.iter().map(|pane| (pane.start, pane.max, pane.count)).collect();
+                proptest::prop_assert_eq!(p.iter().len(), kept.len());
+                proptest::prop_assert_eq!(p.is_empty(), kept.is_empty());
+                proptest::prop_assert_eq!(kept, expected);
+            }
+        }
     }
 }
