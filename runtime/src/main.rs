@@ -24,7 +24,10 @@ fn main() -> ExitCode {
         Command::Keygen(args) => cmd::keygen::keygen(&args).map(|()| ExitCode::SUCCESS),
         Command::New(args) => cmd::new::new(args).map(|()| ExitCode::SUCCESS),
         // Input ended, or stopped by a signal with everything written: both are success.
-        Command::Run(args) => block_on(async { cmd::run::run(*args).await.map(|_| ()) }),
+        Command::Run(args) => weir::pipeline::runtime(cmd::run::parallelism(args.parallelism))
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(cmd::run::run(*args)))
+            .map(|_| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -97,7 +97,8 @@ pub fn whole_path_of(
     parallelism: usize,
     checkpoints: Option<Checkpoints>,
 ) -> WholePath {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    // The runtime weir run makes for this many instances.
+    let rt = weir::pipeline::runtime(parallelism).expect("runtime");
     let source = Source::File(FileSource::new(std::io::Cursor::new(lines.to_vec()), "bench", batch));
     let sink = Sink::File(FileSink::new(tokio::io::sink(), "sink"));
     let dead = DeadLetterWriter::new(Box::new(std::io::sink()), "dead");

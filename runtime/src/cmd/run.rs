@@ -23,6 +23,11 @@ use super::signals::Signals;
 use super::wiring::{KinesisClient, TermOutputsFromArgs, consumer, dead_letters, read_options, sink, source};
 use crate::cli::{MetricsFormat, RunArgs};
 
+/// Operator instances for `--parallelism` (default: the machine's available cores).
+pub fn parallelism(arg: Option<u16>) -> usize {
+    arg.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), usize::from)
+}
+
 /// `weir run`. Returns how the run ended.
 pub async fn run(mut args: RunArgs) -> Result<Ending> {
     // A lease group's member is named once: in the lease table and in its metrics.
@@ -33,10 +38,7 @@ pub async fn run(mut args: RunArgs) -> Result<Ending> {
     let signals = Signals::listen();
     let region = args.aws.region.as_deref();
     let trust = super::trust(&args.deployment.trust, region).await?;
-    let parallelism = match args.parallelism {
-        Some(n) => usize::from(n),
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
+    let parallelism = parallelism(args.parallelism);
     let (loaded, mut watch) = super::load(
         &args.operator,
         &args.settings,

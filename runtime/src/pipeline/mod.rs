@@ -17,6 +17,7 @@ pub mod flow;
 pub mod instances;
 pub mod progress;
 mod run;
+mod runtime;
 pub mod shadow;
 pub mod spread;
 pub mod switch;
@@ -30,6 +31,7 @@ use crate::operator::{DEFAULT_SNAPSHOT_EVERY, OnOperatorError, RunnerError};
 use crate::sink::{SinkError, WriteDeadline};
 use crate::source::SourceError;
 pub use run::Pipeline;
+pub use runtime::runtime;
 
 /// Batches in flight between source and operators, and outputs between operators and sink:
 /// enough that shard readers keep reading while the operators work (4 measured 0.75x of a bare
