@@ -24,10 +24,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => cmd::keygen::keygen(&args).map(|()| ExitCode::SUCCESS),
         Command::New(args) => cmd::new::new(args).map(|()| ExitCode::SUCCESS),
         // Input ended, or stopped by a signal with everything written: both are success.
-        Command::Run(args) => weir::pipeline::runtime(cmd::run::parallelism(args.parallelism))
-            .map_err(anyhow::Error::from)
-            .and_then(|rt| rt.block_on(cmd::run::run(*args)))
-            .map(|_| ExitCode::SUCCESS),
+        Command::Run(args) => cmd::run::run_blocking(*args).map(|_| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

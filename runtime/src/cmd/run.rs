@@ -23,8 +23,16 @@ use super::signals::Signals;
 use super::wiring::{KinesisClient, TermOutputsFromArgs, consumer, dead_letters, read_options, sink, source};
 use crate::cli::{MetricsFormat, RunArgs};
 
+/// `weir run` on a runtime of its own, sized for its operator instances
+/// ([`weir::pipeline::runtime`]). Returns how the run ended.
+pub fn run_blocking(args: RunArgs) -> Result<Ending> {
+    let runtime =
+        weir::pipeline::runtime(parallelism(args.parallelism)).context("cannot start the async runtime")?;
+    runtime.block_on(run(args))
+}
+
 /// Operator instances for `--parallelism` (default: the machine's available cores).
-pub fn parallelism(arg: Option<u16>) -> usize {
+fn parallelism(arg: Option<u16>) -> usize {
     arg.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), usize::from)
 }
 
