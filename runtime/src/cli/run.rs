@@ -72,7 +72,9 @@ pub struct RunArgs {
 
     /// Operator instances, each on its own thread. Every record goes to the instance that
     /// owns its grouping key (for sliding-window-max the TICKER field; see `weir check`),
-    /// whatever shard or partition key it came with. Default: the machine's available cores.
+    /// whatever shard or partition key it came with. Reading and writing run on one more
+    /// thread per core the instances leave free, at least one (TOKIO_WORKER_THREADS sets it).
+    /// Default: the machine's available cores.
     #[arg(long, env = "WEIR_PARALLELISM", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=4096))]
     pub parallelism: Option<u16>,
 

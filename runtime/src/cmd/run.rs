@@ -37,7 +37,7 @@ fn parallelism(arg: Option<u16>) -> usize {
 }
 
 /// `weir run`. Returns how the run ended.
-pub async fn run(mut args: RunArgs) -> Result<Ending> {
+async fn run(mut args: RunArgs) -> Result<Ending> {
     // A lease group's member is named once: in the lease table and in its metrics.
     if args.leases.lease_table.is_some() && args.leases.worker_id.is_none() {
         args.leases.worker_id = Some(default_worker_id());

@@ -3,8 +3,8 @@
 /// A multi-threaded tokio runtime for a pipeline of `instances` operator instances. Each
 /// instance has a thread of its own, busy while records flow, so the runtime gets one worker
 /// per core the instances leave free, at least one: more workers than free cores only take
-/// turns with the instances (on two cores, one worker rather than two used 3.5-5% less CPU for
-/// the same wall-clock, BENCHMARKS.md). `TOKIO_WORKER_THREADS`, if set, decides instead.
+/// turns with the instances (on two cores, one worker rather than two used 3-17% less CPU for
+/// the same or a shorter wall-clock, BENCHMARKS.md). `TOKIO_WORKER_THREADS`, if set, decides instead.
 pub fn runtime(instances: usize) -> std::io::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
